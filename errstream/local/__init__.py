@@ -1,0 +1,1 @@
+"""Local infrastructure without Docker: a real Kafka broker and embedded ClickHouse."""

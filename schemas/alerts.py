@@ -1,0 +1,31 @@
+"""Alert events published to the ``alerts`` topic.
+
+Consumers must be able to deduplicate: ``dedup_key`` is stable for "the same
+condition" (kind + scope), and detectors respect a cooldown per key.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+AlertKind = Literal["new_issue", "regression", "threshold", "spike", "error_chain"]
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+class AlertEvent(BaseModel):
+    alert_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    kind: AlertKind
+    severity: Severity
+    dedup_key: str = Field(max_length=400)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    service: str
+    fingerprint: str | None = None
+    title: str = Field(max_length=400)
+    message: str = Field(default="", max_length=4_000)
+    trigger_event_id: uuid.UUID | None = None
+    trigger_event_time: datetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,65 @@
+"""A record on ``errors.dlq``: input the worker refused, with the reason.
+
+Bad input must never crash a worker nor disappear; the dead-letter record keeps
+the original bytes (as text when they decode, base64 otherwise) next to a
+reason a human can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+MAX_DLQ_PAYLOAD = 64_000
+
+
+class ValidationProblem(BaseModel):
+    loc: str
+    msg: str
+
+
+class DeadLetter(BaseModel):
+    reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+    detail: str = Field(max_length=4_000)
+    problems: list[ValidationProblem] = Field(default_factory=list)
+    source_topic: str
+    source_partition: int | None = None
+    source_offset: int | None = None
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    payload_size: int
+    payload_truncated: bool = False
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    payload: str
+
+    @classmethod
+    def for_payload(
+        cls,
+        raw: bytes,
+        *,
+        reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"],
+        detail: str,
+        source_topic: str,
+        problems: list[ValidationProblem] | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> DeadLetter:
+        cut = raw[:MAX_DLQ_PAYLOAD]
+        try:
+            text, encoding = cut.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(cut).decode("ascii"), "base64"
+        return cls(
+            reason=reason,
+            detail=detail[:4_000],
+            problems=problems or [],
+            source_topic=source_topic,
+            source_partition=partition,
+            source_offset=offset,
+            payload_size=len(raw),
+            payload_truncated=len(raw) > MAX_DLQ_PAYLOAD,
+            payload_encoding=encoding,  # type: ignore[arg-type]
+            payload=text,
+        )

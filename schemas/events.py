@@ -1,0 +1,160 @@
+"""The error event: what services publish to the ``errors`` topic.
+
+The shape follows Sentry's event payload closely (exception chain with stack
+frames, breadcrumbs, user, tags, trace context) so that the HTTP gateway can
+translate Sentry SDK events without loss, but it is flatter and typed.
+
+Ordering conventions (the same as Sentry's, so translations are 1:1):
+
+* ``exceptions`` runs from the root cause to the exception that was finally
+  raised: for ``raise B from A`` it is ``[A, B]``.
+* ``stacktrace`` frames run from the outermost call to the frame that raised.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from schemas.limits import (
+    MAX_BREADCRUMBS,
+    MAX_CHAIN,
+    MAX_CONTEXT_LINE,
+    MAX_FINGERPRINT_PARTS,
+    MAX_FRAMES,
+    MAX_MESSAGE,
+    MAX_PATH,
+    MAX_SHORT,
+    MAX_TAGS,
+)
+
+Level = Literal["debug", "info", "warning", "error", "critical"]
+LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error", "critical")
+_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+
+ShortStr = Field(min_length=1, max_length=MAX_SHORT)
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC: every timestamp in errstream is UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False, frozen=False)
+
+
+class StackFrame(_Model):
+    filename: str | None = Field(default=None, max_length=MAX_PATH)
+    abs_path: str | None = Field(default=None, max_length=MAX_PATH)
+    module: str | None = Field(default=None, max_length=MAX_SHORT)
+    function: str | None = Field(default=None, max_length=MAX_SHORT)
+    lineno: int | None = Field(default=None, ge=0)
+    colno: int | None = Field(default=None, ge=0)
+    in_app: bool | None = None
+    context_line: str | None = Field(default=None, max_length=MAX_CONTEXT_LINE)
+
+
+class Mechanism(_Model):
+    type: str = Field(default="generic", max_length=MAX_SHORT)
+    handled: bool | None = None
+
+
+class ExceptionInfo(_Model):
+    type: str = Field(min_length=1, max_length=MAX_SHORT)
+    value: str = Field(default="", max_length=MAX_MESSAGE)
+    module: str | None = Field(default=None, max_length=MAX_SHORT)
+    mechanism: Mechanism | None = None
+    stacktrace: list[StackFrame] = Field(default_factory=list, max_length=MAX_FRAMES)
+
+
+class User(_Model):
+    id: str | None = Field(default=None, max_length=MAX_SHORT)
+    email: str | None = Field(default=None, max_length=MAX_SHORT)
+    username: str | None = Field(default=None, max_length=MAX_SHORT)
+    ip_address: str | None = Field(default=None, max_length=64)
+
+
+class RequestInfo(_Model):
+    method: str | None = Field(default=None, max_length=16)
+    url: str | None = Field(default=None, max_length=MAX_PATH)
+    query_string: str | None = Field(default=None, max_length=MAX_PATH)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+
+class Breadcrumb(_Model):
+    timestamp: datetime | None = None
+    type: str | None = Field(default=None, max_length=MAX_SHORT)
+    category: str | None = Field(default=None, max_length=MAX_SHORT)
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE)
+    level: str | None = Field(default=None, max_length=16)
+    data: dict[str, Any] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_utc(cls, v: datetime | None) -> datetime | None:
+        return _utc(v) if v else v
+
+
+class ErrorEvent(_Model):
+    """One error occurrence, as published by a service."""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    service: str = Field(min_length=1, max_length=MAX_SHORT, pattern=r"^[A-Za-z0-9_.:\-/]+$")
+    environment: str = Field(default="production", min_length=1, max_length=MAX_SHORT)
+    release: str | None = Field(default=None, max_length=MAX_SHORT)
+    level: Level = "error"
+    platform: str = Field(default="python", max_length=32)
+    server_name: str | None = Field(default=None, max_length=MAX_SHORT)
+    logger: str | None = Field(default=None, max_length=MAX_SHORT)
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE)
+    exceptions: list[ExceptionInfo] = Field(default_factory=list, max_length=MAX_CHAIN)
+    user: User | None = None
+    request: RequestInfo | None = None
+    tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_TAGS)
+    context: dict[str, Any] = Field(default_factory=dict, max_length=MAX_TAGS)
+    breadcrumbs: list[Breadcrumb] = Field(default_factory=list, max_length=MAX_BREADCRUMBS)
+    trace_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16,32}$")
+    span_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{8,16}$")
+    parent_span_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{8,16}$")
+    correlation_id: str | None = Field(default=None, max_length=MAX_SHORT)
+    fingerprint: list[str] | None = Field(default=None, min_length=1, max_length=MAX_FINGERPRINT_PARTS)
+    sdk: str | None = Field(default=None, max_length=MAX_SHORT)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_utc(cls, v: datetime) -> datetime:
+        return _utc(v)
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _level_alias(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            low = v.lower()
+            return _LEVEL_ALIASES.get(low, low)
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_sizes(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, val in v.items():
+            if not key or len(key) > MAX_SHORT:
+                raise ValueError(f"tag key {key[:40]!r} must have 1..{MAX_SHORT} characters")
+            if len(val) > MAX_SHORT:
+                raise ValueError(f"tag {key!r} value is longer than {MAX_SHORT} characters")
+        return v
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint_parts(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None:
+            for part in v:
+                if not part or len(part) > MAX_SHORT:
+                    raise ValueError(f"fingerprint parts must have 1..{MAX_SHORT} characters")
+        return v
