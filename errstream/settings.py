@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     sink_dedup_lookback: int = 100_000
 
     # --- local launcher ----------------------------------------------------
-    home: Path = Path(".errstream")
+    home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data
+    cache_dir: Path = Path.home() / ".cache" / "errstream"  # Kafka jars resolved by Maven
     kafka_version: str = "4.1.1"
     local_kafka_port: int = 9092
     local_clickhouse_port: int = 8123

@@ -1,0 +1,146 @@
+"""The ``errstream`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from errstream.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="errstream: error tracking on Kafka, faust and ClickHouse.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, without Docker.", no_args_is_help=True)
+schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+app.add_typer(schema_app, name="schema")
+console = Console()
+
+
+def _local(settings: Settings) -> tuple[object, object]:
+    from errstream.local.clickhouse import LocalClickHouse
+    from errstream.local.kafka import LocalKafka
+
+    kafka = LocalKafka(
+        state_dir=settings.home, cache_dir=settings.cache_dir, version=settings.kafka_version,
+        port=settings.local_kafka_port, partitions=settings.topic_partitions,
+    )
+    clickhouse = LocalClickHouse(state_dir=settings.home, port=settings.local_clickhouse_port)
+    return kafka, clickhouse
+
+
+@local_app.command("up")
+def local_up() -> None:
+    """Start Kafka (resolving its jars with Maven on first use) and embedded ClickHouse."""
+    from errstream.local.kafka import KafkaSetupError
+
+    settings = get_settings()
+    kafka, clickhouse = _local(settings)
+    try:
+        console.print(f"kafka      {kafka.up()}")  # type: ignore[attr-defined]
+        console.print(f"clickhouse {clickhouse.up()}")  # type: ignore[attr-defined]
+    except (KafkaSetupError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@local_app.command("down")
+def local_down() -> None:
+    """Stop what `local up` started."""
+    kafka, clickhouse = _local(get_settings())
+    for name, svc in (("clickhouse", clickhouse), ("kafka", kafka)):
+        console.print(f"{name:<10} {'stopped' if svc.down() else 'was not running'}")  # type: ignore[attr-defined]
+
+
+@local_app.command("status")
+def local_status() -> None:
+    """Say what runs where."""
+    kafka, clickhouse = _local(get_settings())
+    for name, svc in (("kafka", kafka), ("clickhouse", clickhouse)):
+        console.print(f"{name:<10} {svc.status() or 'not running'}")  # type: ignore[attr-defined]
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the ClickHouse schema (idempotent)."""
+    from sinks.migrate import migrate as run
+
+    applied = run(get_settings())
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@app.command()
+def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "warn") -> None:
+    """Run a stream-processor worker (scale out by starting more; they share one consumer group)."""
+    from stream_processors.runner import run_worker
+
+    run_worker(get_settings(), loglevel=loglevel)
+
+
+def _run_until_signal(coro_factory: object) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await coro_factory(stop)  # type: ignore[operator]
+
+    asyncio.run(main())
+
+
+@app.command()
+def sink() -> None:
+    """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
+    from sinks.clickhouse_sink import ClickHouseSink
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _run_until_signal(lambda stop: ClickHouseSink(get_settings()).run(stop))
+
+
+@app.command()
+def send(
+    file: Annotated[Path | None, typer.Argument(help="JSON file: one event, a list, or JSON lines; - for stdin")] = None,
+    synthetic: Annotated[int, typer.Option(help="publish N synthetic events instead")] = 0,
+    service: Annotated[str | None, typer.Option(help="service for synthetic events")] = None,
+) -> None:
+    """Publish events to the `errors` topic (smoke tests)."""
+    from producers.send import send_events
+
+    n = asyncio.run(send_events(get_settings(), file, synthetic, service))
+    console.print(f"published {n} event(s) to {get_settings().topic_errors}")
+
+
+@app.command()
+def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) -> None:
+    """Start everything locally, publish a realistic mix of errors and show what landed in ClickHouse."""
+    from errstream.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), events, console))
+
+
+@schema_app.command("export")
+def schema_export(directory: Path) -> None:
+    """Write JSON Schema files for non-Python producers."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        console.print(str(path))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Topic creation shared by the worker, the sink and the tests.
+
+Topics are created explicitly with the configured partition count: relying on
+broker auto-creation gives the wrong partition count for faust's changelogs and
+makes the first consumer wait for metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from errstream.settings import Settings
+
+
+def pipeline_topics(settings: Settings) -> list[str]:
+    return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts]
+
+
+async def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 60.0) -> None:
+    names = names or pipeline_topics(settings)
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=int(timeout * 1000))
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await admin.start()
+            break
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1) for n in missing]
+                )
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

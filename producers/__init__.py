@@ -1,0 +1,1 @@
+"""Producers: what services use to publish error events to Kafka."""

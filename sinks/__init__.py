@@ -1,0 +1,1 @@
+"""Sinks: processed events into ClickHouse, alerts to their destinations."""

@@ -1,0 +1,61 @@
+"""Versioned, idempotent schema migrations.
+
+Each file in ``sinks/migrations`` is applied once, in name order, and recorded
+in ``{db}.schema_migrations``; statements use ``IF NOT EXISTS`` so that a run
+interrupted half-way can simply be repeated. The same SQL runs on a ClickHouse
+server and on embedded chDB.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from clickhouse_connect.driver.client import Client
+
+from errstream.settings import Settings
+from sinks.clickhouse_client import connect
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("sinks") / "migrations"
+    return sorted((p.name, p.read_text()) for p in folder.iterdir() if p.name.endswith(".sql"))
+
+
+def split_statements(sql: str) -> list[str]:
+    lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def render(sql: str, settings: Settings) -> str:
+    return sql.format(
+        db=settings.clickhouse_database,
+        ttl_days=settings.events_ttl_days,
+        counts_ttl_days=max(settings.events_ttl_days, 400),
+    )
+
+
+def migrate(settings: Settings, client: Client | None = None) -> list[str]:
+    """Apply pending migrations; return the names applied now."""
+    db = settings.clickhouse_database
+    if not _IDENT.match(db):
+        raise ValueError(f"invalid database name {db!r}")
+    client = client or connect(settings)
+    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    client.command(
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY name"
+    )
+    done = {row[0] for row in client.query(f"SELECT name FROM {db}.schema_migrations").result_rows}
+    applied = []
+    for name, sql in migration_files():
+        if name in done:
+            continue
+        for statement in split_statements(render(sql, settings)):
+            client.command(statement)
+        client.insert(f"{db}.schema_migrations", [[name]], column_names=["name"])
+        applied.append(name)
+    return applied

@@ -1,0 +1,79 @@
+-- Raw (sampled) events. ORDER BY follows the analysts' usual filters: a service,
+-- then an issue, then time; ReplacingMergeTree on that key makes a replayed event
+-- (same id, same timestamp) collapse into one row. Daily partitions let the TTL
+-- drop whole parts instead of rewriting them.
+CREATE TABLE IF NOT EXISTS {db}.error_events
+(
+    event_id       UUID,
+    timestamp      DateTime64(3, 'UTC'),
+    received_at    DateTime64(3, 'UTC'),
+    service        LowCardinality(String),
+    environment    LowCardinality(String),
+    release        LowCardinality(String),
+    level          Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
+    fingerprint    FixedString(32),
+    exception_type LowCardinality(String),
+    title          String,
+    culprit        String,
+    message        String,
+    logger         LowCardinality(String),
+    platform       LowCardinality(String),
+    server_name    LowCardinality(String),
+    user_id        String,
+    user_hash      UInt64,
+    tags           Map(LowCardinality(String), String),
+    trace_id       String,
+    span_id        String,
+    correlation_id String,
+    request_method LowCardinality(String),
+    request_url    String,
+    in_app_frames  Array(String),
+    exceptions     String CODEC(ZSTD(3)),
+    breadcrumbs    String CODEC(ZSTD(3)),
+    context        String CODEC(ZSTD(3)),
+    sample_rate    Float32
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toDate(timestamp)
+ORDER BY (service, fingerprint, timestamp, event_id)
+TTL toDateTime(timestamp) + INTERVAL {ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000, ttl_only_drop_parts = 1;
+
+-- One row per processed event (stored or not) arrives here, pre-aggregated per
+-- sink batch; the Null engine keeps nothing, the views below keep the aggregates.
+CREATE TABLE IF NOT EXISTS {db}.error_occurrences_in
+(
+    minute      DateTime('UTC'),
+    service     LowCardinality(String),
+    environment LowCardinality(String),
+    fingerprint FixedString(32),
+    level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
+    events      UInt64,
+    stored      UInt64,
+    user_hashes Array(UInt64)
+)
+ENGINE = Null;
+
+-- True per-minute counts (sampling and rate limits never reduce them).
+CREATE TABLE IF NOT EXISTS {db}.error_counts_1m
+(
+    minute      DateTime('UTC'),
+    service     LowCardinality(String),
+    environment LowCardinality(String),
+    fingerprint FixedString(32),
+    level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
+    events      SimpleAggregateFunction(sum, UInt64),
+    stored      SimpleAggregateFunction(sum, UInt64),
+    users       AggregateFunction(uniq, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(minute)
+ORDER BY (service, fingerprint, level, environment, minute)
+TTL minute + INTERVAL {counts_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.error_counts_1m_mv TO {db}.error_counts_1m AS
+SELECT minute, service, environment, fingerprint, level,
+       sum(events) AS events, sum(stored) AS stored, uniqArrayState(user_hashes) AS users
+FROM {db}.error_occurrences_in
+GROUP BY minute, service, environment, fingerprint, level;

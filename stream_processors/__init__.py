@@ -1,0 +1,1 @@
+"""Stream processors: validation, grouping and detection on the ``errors`` topic."""

@@ -1,0 +1,12 @@
+"""Counters operators scrape: nothing the worker decides about an event goes uncounted."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+EVENTS = Counter(
+    "errstream_worker_events",
+    "Events seen by the worker, by outcome",
+    ["outcome"],  # accepted, rejected, sampled_out, rate_limited
+)
+REJECTED = Counter("errstream_worker_rejected", "Events sent to the dead-letter topic, by reason", ["reason"])

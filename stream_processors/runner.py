@@ -1,0 +1,20 @@
+"""Start a faust worker for the errstream app from our own command line."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from errstream.kafka_admin import ensure_topics
+from errstream.settings import Settings
+from stream_processors.app import create_app
+
+
+def run_worker(settings: Settings, loglevel: str = "warn") -> None:
+    asyncio.run(ensure_topics(settings))
+    app = create_app(settings)
+    # faust.Worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
