@@ -1,0 +1,106 @@
+"""`errstream demo`: the whole pipeline on this machine, with a summary of what landed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+from rich.table import Table
+
+from errstream.kafka_admin import ensure_topics
+from errstream.local.clickhouse import LocalClickHouse
+from errstream.local.kafka import LocalKafka
+from errstream.settings import Settings
+from producers.publisher import ErrorPublisher
+from producers.synthetic import synthetic_event
+from sinks.clickhouse_client import connect
+from sinks.migrate import migrate
+
+MALFORMED = [b"{not json", b'{"service": "", "message": "no service"}', b'{"service": "billing", "level": "loud"}']
+
+
+def _start(command: str, settings: Settings) -> subprocess.Popen[bytes]:
+    log = open(settings.home / f"demo-{command}.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "errstream.cli", command], stdout=log, stderr=subprocess.STDOUT,
+                            env=dict(os.environ))
+
+
+async def _publish(settings: Settings, count: int) -> None:
+    rng = random.Random()
+    start = datetime.now(UTC) - timedelta(minutes=30)
+    services = ["billing", "checkout", "auth"]
+    async with ErrorPublisher(settings) as pub:
+        await pub.publish_many(
+            synthetic_event(rng, services[i % 3], timestamp=start + timedelta(seconds=1800 * i / count))
+            for i in range(count)
+        )
+        await pub.publish_many_raw(MALFORMED)
+
+
+def run_demo(settings: Settings, count: int, console: Console) -> int:
+    t0 = time.monotonic()
+    kafka = LocalKafka(state_dir=settings.home, cache_dir=settings.cache_dir, version=settings.kafka_version,
+                       port=settings.local_kafka_port, partitions=settings.topic_partitions)
+    ch_local = LocalClickHouse(state_dir=settings.home, port=settings.local_clickhouse_port)
+    if settings.kafka_bootstrap == kafka.bootstrap:
+        console.print(f"kafka      {kafka.up()}")
+    if settings.clickhouse_url.rstrip("/") == ch_local.url:
+        console.print(f"clickhouse {ch_local.up()}")
+    client = connect(settings)
+    migrate(settings, client)
+    asyncio.run(ensure_topics(settings))
+    db = settings.clickhouse_database
+
+    def total() -> int:
+        return int(client.query(f"SELECT sum(events) FROM {db}.error_counts_1m").result_rows[0][0] or 0)
+
+    before = total()
+    procs = [_start("worker", settings), _start("sink", settings)]
+    try:
+        console.print(f"publishing {count} events from 3 services (+{len(MALFORMED)} malformed payloads)…")
+        asyncio.run(_publish(settings, count))
+        deadline = time.monotonic() + 180
+        while total() < before + count:
+            if time.monotonic() > deadline:
+                console.print(f"[red]only {total() - before} of {count} events arrived; see {settings.home}/demo-*.log")
+                return 1
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+
+    by_service = Table(title=f"error_counts_1m by service (database {db}, all runs)")
+    for col in ("service", "events", "raw events stored", "issues", "users"):
+        by_service.add_column(col, justify="right" if col != "service" else "left")
+    for row in client.query(
+        f"SELECT service, sum(events), sum(stored), uniqExact(fingerprint), uniqMerge(users) "
+        f"FROM {db}.error_counts_1m GROUP BY service ORDER BY service"
+    ).result_rows:
+        by_service.add_row(*(str(v) for v in row))
+    top = Table(title="top issues")
+    for col in ("events", "service", "title", "culprit"):
+        top.add_column(col)
+    for row in client.query(
+        f"SELECT c.n, c.service, e.title, e.culprit FROM "
+        f"(SELECT service, fingerprint, sum(events) AS n FROM {db}.error_counts_1m GROUP BY service, fingerprint) c "
+        f"LEFT JOIN (SELECT fingerprint, any(title) AS title, any(culprit) AS culprit FROM {db}.error_events "
+        f"GROUP BY fingerprint) e ON c.fingerprint = e.fingerprint ORDER BY c.n DESC LIMIT 8"
+    ).result_rows:
+        top.add_row(str(row[0]), row[1], row[2][:60], row[3][:50])
+    console.print(by_service)
+    console.print(top)
+    console.print(
+        f"{count} events published, {total() - before} counted; {len(MALFORMED)} malformed payloads went to "
+        f"{settings.topic_dlq}. Done in {time.monotonic() - t0:.1f}s. "
+        f"Query it: curl '{settings.clickhouse_url}/?query=SELECT+count()+FROM+{db}.error_events'. "
+        "Stop with `errstream local down`."
+    )
+    return 0

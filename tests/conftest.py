@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from errstream.kafka_admin import ensure_topics
+from errstream.settings import Settings
+from sinks.clickhouse_client import connect
+from tests.pipeline import Service
+from tests.servers import clickhouse_server, kafka_server
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with kafka_server(tmp_path_factory.mktemp("kafka")) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with clickhouse_server(tmp_path_factory.mktemp("clickhouse")) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
+    """Settings isolated per test: own topics, consumer groups and database on the shared servers."""
+    run = uuid.uuid4().hex[:10]
+    s = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=clickhouse_url,
+        clickhouse_database=f"errstream_t{run}",
+        topic_errors=f"t{run}.errors",
+        topic_dlq=f"t{run}.errors.dlq",
+        topic_alerts=f"t{run}.alerts",
+        topic_processed=f"t{run}.processed",
+        app_id=f"t{run}-errstream",
+        sink_group=f"t{run}-sink",
+        sink_batch_seconds=0.5,
+    )
+    asyncio.run(ensure_topics(s))
+    return s
+
+
+@pytest.fixture
+def ch(settings: Settings) -> Iterator[Client]:
+    client = connect(settings)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    client.close()
+
+
+@pytest.fixture
+def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]:
+    """The real `errstream worker` and `errstream sink` processes, started for this test."""
+    running = {
+        "worker": Service("worker", settings, tmp_path).start(),
+        "sink": Service("sink", settings, tmp_path).start(),
+    }
+    yield running
+    for svc in running.values():
+        svc.stop()

@@ -1,0 +1,68 @@
+"""Which Kafka and ClickHouse the tests use.
+
+Order, per the project's rule: an explicit URL from the environment, then
+testcontainers when a Docker engine answers, else the local launchers (a real
+Kafka broker from Maven jars and the embedded ClickHouse endpoint).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from errstream.local.clickhouse import LocalClickHouse
+from errstream.local.kafka import LocalKafka
+from errstream.local.process import free_port
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def kafka_server(state_dir: Path) -> Iterator[str]:
+    if url := os.environ.get("ERRSTREAM_KAFKA_BOOTSTRAP"):
+        yield url
+        return
+    if docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer(os.environ.get("ERRSTREAM_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.7.1")).with_kraft() as kc:
+            yield kc.get_bootstrap_server()
+        return
+    cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
+    kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=free_port(), partitions=4)
+    kafka.up()
+    try:
+        yield kafka.bootstrap
+    finally:
+        kafka.down()
+
+
+@contextlib.contextmanager
+def clickhouse_server(state_dir: Path) -> Iterator[str]:
+    if url := os.environ.get("ERRSTREAM_CLICKHOUSE_URL"):
+        yield url
+        return
+    if docker_available():
+        from testcontainers.clickhouse import ClickHouseContainer
+
+        image = os.environ.get("ERRSTREAM_TEST_CLICKHOUSE_IMAGE", "clickhouse/clickhouse-server:25.8")
+        with ClickHouseContainer(image).with_exposed_ports(8123) as ch:
+            host, port = ch.get_container_host_ip(), ch.get_exposed_port(8123)
+            yield f"http://{ch.username}:{ch.password}@{host}:{port}"
+        return
+    ch_local = LocalClickHouse(state_dir=state_dir, port=free_port())
+    ch_local.up()
+    try:
+        yield ch_local.url
+    finally:
+        ch_local.down()
