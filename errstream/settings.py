@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     topic_dlq: str = "errors.dlq"
     topic_alerts: str = "alerts"
     topic_processed: str = "errstream-processed-events"
+    topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
     topic_partitions: int = 4
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
