@@ -1,21 +1,22 @@
 """Kafka → ClickHouse with explicit commits (the Arroyo pattern, not faust).
 
 At-least-once consumption plus idempotent storage gives exact counts even when
-the sink is killed with SIGKILL:
+the sink is killed with SIGKILL or its consumer group is reset and replayed:
 
 1. Records are buffered per partition; a batch is cut by size or age.
-2. Before inserting offsets ``[a, b]`` of a partition, the sink commits offset
-   ``a`` with the metadata ``plan:b`` — a write-ahead note of the batch's
-   boundaries.
+2. Before inserting offsets ``[a, b]`` of a partition, the sink records the
+   boundaries in ClickHouse ``sink_batches`` — a write-ahead batch log.
 3. It inserts with ``insert_deduplication_token = group/topic/partition/a-b``.
-4. It commits ``b + 1``.
+4. It commits ``b + 1`` to Kafka.
 
-After a crash between 3 and 4 the next owner of the partition reads the plan,
-rebuilds exactly ``[a, b]``, and ClickHouse discards the repeated blocks by
-token. Duplicates created upstream (a worker that re-processed a batch) have
-other offsets, so the sink also skips event ids already seen within the last
-``sink_dedup_lookback`` offsets of the partition — a window it re-reads from
-Kafka (headers only) when a partition is assigned.
+Whoever replays those offsets later (the same sink after a crash between 3 and
+4, another sink after a rebalance, or a deliberate offset reset) loads the log
+when the partition is assigned, cuts exactly the same batches, and ClickHouse
+discards the repeated blocks by token (within the tables'
+``non_replicated_deduplication_window``). Duplicates created upstream (a worker
+that re-processed a batch) have other offsets, so the sink also skips event ids
+already seen within the last ``sink_dedup_lookback`` offsets of the partition —
+a window it re-reads from Kafka (headers only) when a partition is assigned.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
@@ -48,7 +48,6 @@ log = logging.getLogger("errstream.sink")
 ROWS = Counter("errstream_sink_rows", "Rows written to ClickHouse", ["table"])
 SKIPPED = Counter("errstream_sink_skipped", "Records not written, by reason", ["reason"])
 
-PLAN_PREFIX = "plan:"
 
 
 @dataclass
@@ -56,9 +55,20 @@ class PartitionBuffer:
     first: int | None = None
     last: int | None = None
     records: list[dict[str, Any]] = field(default_factory=list)
-    planned_end: int | None = None  # from a previous owner's write-ahead plan
+    plans: deque[tuple[int, int]] = field(default_factory=deque)  # recorded (first, last) still to replay
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
     started: float = 0.0
+
+    @property
+    def planned_end(self) -> int | None:
+        return self.plans[0][1] if self.plans else None
+
+    def next_buffer(self) -> PartitionBuffer:
+        """An empty buffer that keeps the dedup window and the plans still ahead."""
+        plans = deque(self.plans)
+        if plans and self.last is not None and self.last >= plans[0][1]:
+            plans.popleft()
+        return PartitionBuffer(seen=self.seen, plans=plans)
 
     def remember(self, event_id: str, offset: int, lookback: int) -> bool:
         """True when the id is new within the lookback window of offsets."""
@@ -73,6 +83,7 @@ class PartitionBuffer:
         return True
 
     def ready_for_plan(self) -> bool:
+        """A replayed batch may only be flushed whole, with its recorded boundaries."""
         return self.planned_end is None or (self.last is not None and self.last >= self.planned_end)
 
 
@@ -95,7 +106,6 @@ class ClickHouseSink:
         self.group = settings.sink_group
         self.buffers: dict[TopicPartition, PartitionBuffer] = {}
         self.consumer: AIOKafkaConsumer | None = None
-        self.admin: AIOKafkaAdminClient | None = None
         self.producer: AIOKafkaProducer | None = None
         self.stats = {"batches": 0, "events": 0, "stored": 0, "duplicates": 0, "invalid": 0}
 
@@ -106,8 +116,6 @@ class ClickHouseSink:
         await asyncio.to_thread(migrate, self.settings, self.client)
         await ensure_topics(self.settings)
         kw = self.settings.kafka_client_kwargs()
-        self.admin = AIOKafkaAdminClient(**kw)
-        await self.admin.start()
         self.producer = AIOKafkaProducer(**kw, acks="all")
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
@@ -129,9 +137,8 @@ class ClickHouseSink:
             except Exception:
                 log.exception("final flush failed; the batch will be replayed")
             await self.consumer.stop()
-        for c in (self.producer, self.admin):
-            if c is not None:
-                await c.close() if isinstance(c, AIOKafkaAdminClient) else await c.stop()
+        if self.producer is not None:
+            await self.producer.stop()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         await self.start()
@@ -151,17 +158,27 @@ class ClickHouseSink:
             self.buffers.pop(tp, None)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        assert self.admin is not None
-        committed = await self.admin.list_consumer_group_offsets(self.group, partitions=list(assigned))
+        assert self.consumer is not None
         for tp in assigned:
             buf = PartitionBuffer()
-            meta = committed.get(tp)
-            if meta is not None and meta.offset >= 0:
-                if meta.metadata and meta.metadata.startswith(PLAN_PREFIX):
-                    buf.planned_end = int(meta.metadata[len(PLAN_PREFIX):])
-                    log.info("%s resumes a planned batch ending at %d", tp, buf.planned_end)
-                await self._seed_seen(tp, buf, meta.offset)
+            committed = await self.consumer.committed(tp)
+            start = committed if committed is not None and committed >= 0 else 0
+            buf.plans = deque(await asyncio.to_thread(self._load_plans, tp, start))
+            if buf.plans:
+                log.info("%s replays %d recorded batch(es) from offset %d", tp, len(buf.plans), start)
+            if start > 0:
+                await self._seed_seen(tp, buf, start)
             self.buffers[tp] = buf
+
+    def _load_plans(self, tp: TopicPartition, start: int) -> list[tuple[int, int]]:
+        assert self.client is not None
+        rows = self.client.query(
+            f"SELECT first_offset, last_offset FROM {self.settings.clickhouse_database}.sink_batches FINAL "
+            "WHERE consumer_group = {g:String} AND topic = {t:String} AND partition = {p:UInt32} "
+            "AND last_offset >= {o:UInt64} ORDER BY first_offset",
+            parameters={"g": self.group, "t": tp.topic, "p": tp.partition, "o": start},
+        ).result_rows
+        return [(int(a), int(b)) for a, b in rows]
 
     async def _seed_seen(self, tp: TopicPartition, buf: PartitionBuffer, committed: int) -> None:
         lookback = self.settings.sink_dedup_lookback
@@ -193,12 +210,17 @@ class ClickHouseSink:
         batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
         lookback = self.settings.sink_dedup_lookback
         for tp, msgs in batches.items():
-            buf = self.buffers.setdefault(tp, PartitionBuffer())
+            buf = self.buffers.get(tp)
+            if buf is None:
+                # aiokafka can hand out records before on_partitions_assigned has finished loading the
+                # batch log; buffering them now could cut batches the log does not know. Read them again.
+                self.consumer.seek(tp, msgs[0].offset)
+                continue
             for m in msgs:
                 if buf.planned_end is not None and buf.last is not None and buf.last >= buf.planned_end:
-                    # The replayed plan is complete: flush it alone before taking newer records.
+                    # A recorded batch is complete: flush exactly it before taking newer records.
                     await self.flush(force=True, only={tp})
-                    buf = self.buffers.setdefault(tp, PartitionBuffer())
+                    buf = self.buffers[tp]
                 if buf.first is None:
                     buf.first, buf.started = m.offset, time.monotonic()
                 buf.last = m.offset
@@ -246,30 +268,41 @@ class ClickHouseSink:
         }
         if not ready:
             return
-        plans = {
-            tp: OffsetAndMetadata(b.first, f"{PLAN_PREFIX}{b.last}")
+        new_plans = [
+            [self.group, tp.topic, tp.partition, b.first, b.last]
             for tp, b in ready.items() if b.planned_end is None
-        }
-        try:
-            if plans:
-                await self.consumer.commit(plans)
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # Without a recorded plan an insert could not be deduplicated on replay: do not insert.
-            log.warning("could not record batch plan (%s); dropping buffers to be replayed", exc)
-            for tp in ready:
-                self.buffers[tp] = PartitionBuffer(seen=self.buffers[tp].seen)
-            return
+        ]
+        if new_plans:
+            await self._retrying(lambda: self._record_plans(new_plans))
         for tp, b in ready.items():
             assert b.first is not None and b.last is not None
-            await self._insert(tp, b.first, b.last, b.records)
+            first, last = (b.plans[0] if b.plans else (b.first, b.last))
+            await self._insert(tp, first, last, b.records)
         ends = {tp: OffsetAndMetadata(b.last + 1, "") for tp, b in ready.items()}  # type: ignore[operator]
         try:
             await self.consumer.commit(ends)
         except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            log.warning("commit after insert failed (%s); the plan makes the replay idempotent", exc)
+            log.warning("commit after insert failed (%s); the batch log makes the replay idempotent", exc)
         for tp, b in ready.items():
-            self.buffers[tp] = PartitionBuffer(seen=b.seen)
+            self.buffers[tp] = b.next_buffer()
         self.stats["batches"] += 1
+
+    def _record_plans(self, rows: list[list[Any]]) -> None:
+        assert self.client is not None
+        self.client.insert(
+            f"{self.settings.clickhouse_database}.sink_batches", rows,
+            column_names=["consumer_group", "topic", "partition", "first_offset", "last_offset"],
+        )
+
+    async def _retrying(self, fn: Any) -> None:
+        """ClickHouse being down must stall the sink, never skip data: retry with backoff."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(initial=0.2, max=10), stop=stop_never,
+            retry=retry_if_exception_type(Exception), reraise=True,
+            before_sleep=lambda rs: log.warning("ClickHouse write failed, retrying: %s", rs.outcome.exception()),
+        ):
+            with attempt:
+                await asyncio.to_thread(fn)
 
     async def _insert(self, tp: TopicPartition, first: int, last: int, records: list[dict[str, Any]]) -> None:
         if not records:
@@ -293,13 +326,7 @@ class ClickHouseSink:
                           "deduplicate_blocks_in_dependent_materialized_views": 1},
             )
 
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.2, max=10), stop=stop_never,
-            retry=retry_if_exception_type(Exception), reraise=True,
-            before_sleep=lambda rs: log.warning("ClickHouse insert failed, retrying: %s", rs.outcome.exception()),
-        ):
-            with attempt:
-                await asyncio.to_thread(write)
+        await self._retrying(write)
         ROWS.labels("error_events").inc(len(events))
         self.stats["events"] += len(records)
         self.stats["stored"] += len(events)
