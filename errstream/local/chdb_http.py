@@ -88,9 +88,12 @@ def _decode_body(body: bytes, encoding: str | None) -> bytes:
         return zlib.decompress(body)
     # Clients stream one compressed frame per data block: decode every concatenated frame.
     if enc == "zstd":
-        import zstandard
+        try:
+            from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+        except ImportError:
+            from backports import zstd  # type: ignore[no-redef]  # what clickhouse-connect itself uses
 
-        return _concatenated_frames(body, lambda: zstandard.ZstdDecompressor().decompressobj())
+        return bytes(zstd.decompress(body))  # decodes every concatenated frame
     if enc == "lz4":
         import lz4.frame
 
@@ -277,7 +280,10 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
                 settings=settings,
                 params=qparams,
             )
-        except ClickHouseError as err:
+        except Exception as exc:  # the client must get a ClickHouse-shaped error, never a bare 500
+            err = exc if isinstance(exc, ClickHouseError) else ClickHouseError(
+                f"Code: 1000. DB::Exception: {type(exc).__name__}: {exc}. (POCO_EXCEPTION)"
+            )
             text = str(err)
             return PlainTextResponse(
                 text + "\n",
