@@ -54,3 +54,10 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(tmp_path: Path) -> Non
     assert after.count("not running") == 2
     assert not port_open("127.0.0.1", kafka_port) and not port_open("127.0.0.1", ch_port)
     assert _processes_under(home) == []
+
+
+def test_cluster_ids_never_look_like_command_line_options() -> None:
+    from errstream.local.kafka import new_cluster_id
+
+    ids = [new_cluster_id() for _ in range(5_000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -97,6 +97,18 @@ def resolve_kafka_jars(version: str, cache_dir: Path) -> Path:
     return lib
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: URL-safe base64 of a random UUID that does not start with '-'.
+
+    Kafka's own ``Uuid.randomUuid`` skips such ids; a leading '-' would also be
+    read as an option by the storage tool's argument parser.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 @dataclass
 class LocalKafka:
     state_dir: Path
@@ -166,9 +178,9 @@ class LocalKafka:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         cfg = self._write_config()
         if not (self.data_dir / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             fmt = subprocess.run(
-                self._java(lib, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(cfg)),
+                self._java(lib, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(cfg)),
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
