@@ -36,22 +36,23 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"\b\d{4}[-/.]\d{2}[-/.]\d{2}\b", "<date>"),
         (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<time>"),
         (r"\b0[xX][0-9a-fA-F]+\b", "<addr>"),
+        (r"\b(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}\b", "<mac>"),
+        (r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){5,7}(?::|[0-9a-fA-F]{1,4})(?![\w:])", "<ip>"),
+        (r"(?<![\w.])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){0,6}(?![\w:])", "<ip>"),
         # host names (three or more DNS labels) and host:port endpoints vary per request like IPs do
         (r"(?<![\w./-])(?=[\w.-]*[a-zA-Z])[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+){2,}(?![\w/-])", "<host>"),
         (r"(?<![\w./-])[a-zA-Z][\w-]*(?=:\d+\b)", "<host>"),
-        (r"\b(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}\b", "<mac>"),
-        (r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}(?::|[0-9a-fA-F]{1,4})(?![\w:])", "<ip>"),
-        (r"(?<![\w.])(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}:?){0,6}(?![\w:])", "<ip>"),
         (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}\b", "<ip>"),
         # paths: absolute, Windows drive or ./relative, at least one separator
         (r"(?:(?<=[\s=:\"'(\[,])|^)(?:[A-Za-z]:)?(?:[/\\][^\s/\\:,;\"'()\[\]]+)+[/\\]?", "<path>"),
         # hex ids: 8+ hex digits mixing letters and digits (commit shas, request ids)
         (rf"\b(?:(?={_HEX}*\d)(?={_HEX}*[a-fA-F]){_HEX}{{8,}}|(?<![.\w])0\d{{7,}})\b", "<hex>"),
         # identifiers mixing letters and digits (node-17, dn731, Thunderbird_A8): the digits make them data
-        (r"\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*\b", "<id>"),
+        (r"(?<![\w.])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*\b", "<id>"),
         # who: the word after "user" names one (session opened for user cyrus)
         (r"(?<=\buser )[\w.-]+", "<user>"),
-        # the value in key=value pairs is data, unless it is a flag or an enum constant (state=ACTIVE)
+        # the value in key=value pairs is data whatever its type (rhost=<ip> and rhost=<host> agree),
+        # unless it is a flag or an enum constant (state=ACTIVE)
         (r"(?<=\w=)(?!(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)[\s,;)\]]|"
          r"(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)$)[^\s,;=()\[\]]+", "<val>"),
         # numbers, also inside tokens: retry 3/5, blk_-1608, user-42, 1.5s
