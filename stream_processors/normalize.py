@@ -18,15 +18,27 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from stream_processors import sensitive
+
 _HEX = r"[0-9a-fA-F]"
 
 # (pattern, placeholder), applied in order. Every pattern is compiled once at import.
 _RULES: list[tuple[re.Pattern[str], str]] = [
+    # secrets first, with the scrubber's own placeholders, so scrubbing never changes a key
+    (sensitive.SECRET_ASSIGNMENT, sensitive.SECRET_REPLACEMENT),
+    (sensitive.EMAIL, sensitive.PLACEHOLDER_EMAIL),
+    (sensitive.AUTH_SCHEME, sensitive.PLACEHOLDER_TOKEN),
+    (sensitive.API_KEY, sensitive.PLACEHOLDER_TOKEN),
+    # a card number is a long number: scrubbed (<card>) or not, Luhn-valid or not, it is <num>
+    (sensitive.CARD_CANDIDATE, "<num>"),
+    (re.compile(re.escape(sensitive.PLACEHOLDER_CARD)), "<num>"),
+    # IPv4 here too, because the scrubber may replace addresses with <ip> (ERRSTREAM_SCRUB_IP_ADDRESSES)
+    (sensitive.IPV4, sensitive.PLACEHOLDER_IP),
+] + [
     (re.compile(p), r) for p, r in [
         # quoted literals: what a program quotes is data ('user_id', "acme corp")
         (r"'[^'\s]{0,200}'|\"[^\"\s]{0,200}\"", "<str>"),
         (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+", "<url>"),
-        (r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", "<email>"),
         (rf"\b{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b", "<uuid>"),
         # ISO 8601 and syslog/common-log timestamps, with optional fractions and zones
         (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),

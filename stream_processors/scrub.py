@@ -1,0 +1,156 @@
+"""PII and secret scrubbing, applied to an event before anything is stored or forwarded.
+
+Two mechanisms, as in Sentry's server-side data scrubbing:
+
+* by key name: the value of any tag, context entry, request header, query
+  parameter or breadcrumb data entry whose key looks sensitive (password,
+  secret, token, authorization, cookie, …) becomes ``[Filtered]``;
+* by value: inside free text (messages, exception values, breadcrumb messages,
+  tag and context values, URLs) e-mail addresses, Luhn-valid card numbers,
+  bearer/basic credentials, API-key-shaped strings and ``password=…``
+  assignments are replaced by typed placeholders (``<email>``, ``<card>``,
+  ``<token>``, ``<secret>``). The placeholders are the ones message
+  parameterisation produces, so scrubbing never changes a fingerprint.
+
+Optionally (configuration) IP addresses and user ids are replaced by a keyed
+hash: still distinct per user, so "users affected" keeps working, but not
+reversible without the key. ``user.email`` is always hashed that way.
+
+Source lines of stack frames (``context_line``) are code from the service's
+repository, not runtime data, and are left alone: scanning 20+ of them per
+event would cost more than the rest of scrubbing together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.events import ErrorEvent
+from stream_processors import sensitive
+
+FILTERED = "[Filtered]"
+DEFAULT_SENSITIVE_KEYS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "secret", "token", "apikey", "api_key", "accesskey", "access_key",
+    "privatekey", "private_key", "auth", "credential", "cookie", "session", "csrf", "xsrf", "signature",
+    "cardnumber", "creditcard", "cvv", "ssn",
+)
+_KEY_SEPARATORS = str.maketrans("", "", "-_ .")
+
+
+@dataclass(frozen=True)
+class ScrubConfig:
+    hash_ip_addresses: bool = False
+    hash_user_ids: bool = False
+    hash_key: str = ""  # keys the user/IP hashes; set it per deployment so hashes cannot be looked up
+    sensitive_keys: tuple[str, ...] = DEFAULT_SENSITIVE_KEYS
+    _key_words: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        words = tuple(sorted({k.lower().translate(_KEY_SEPARATORS) for k in self.sensitive_keys if k}))
+        object.__setattr__(self, "_key_words", words)
+
+    def is_sensitive_key(self, key: str) -> bool:
+        norm = key.lower().translate(_KEY_SEPARATORS)
+        return any(word in norm for word in self._key_words)
+
+
+def _card_or_digits(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = text.replace(" ", "").replace("-", "")
+    return sensitive.PLACEHOLDER_CARD if sensitive.luhn_valid(digits) else text
+
+
+def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
+    """Secrets and personal data inside one string replaced by typed placeholders."""
+    if not text:
+        return text
+    if "=" in text or ":" in text:
+        text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
+    if "@" in text:
+        text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
+    text = sensitive.AUTH_SCHEME.sub(sensitive.PLACEHOLDER_TOKEN, text)
+    text = sensitive.API_KEY.sub(sensitive.PLACEHOLDER_TOKEN, text)
+    text = sensitive.CARD_CANDIDATE.sub(_card_or_digits, text)
+    if ip_addresses:
+        text = sensitive.IPV4.sub(sensitive.PLACEHOLDER_IP, text)
+    return text
+
+
+_QUERY_PARAM = re.compile(r"([?&;]|^)([^=&;#]+)=([^&;#]*)")
+
+
+class Scrubber:
+    """Scrubs events in place; one instance per worker, configuration fixed at start."""
+
+    def __init__(self, config: ScrubConfig | None = None) -> None:
+        self.config = config or ScrubConfig()
+        self._ips = self.config.hash_ip_addresses
+
+    def hash_value(self, kind: str, value: str) -> str:
+        h = hashlib.blake2b(value.encode(), digest_size=8, key=self.config.hash_key.encode()[:64])
+        return f"{kind}:{h.hexdigest()}"
+
+    def text(self, value: str) -> str:
+        return scrub_text(value, ip_addresses=self._ips)
+
+    def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {k: FILTERED if self.config.is_sensitive_key(str(k)) else self._value(v) for k, v in data.items()}
+
+    def _value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return self._mapping(value)
+        if isinstance(value, list):
+            return [self._value(v) for v in value]
+        return value
+
+    def _query(self, query: str) -> str:
+        def repl(m: re.Match[str]) -> str:
+            value = FILTERED if self.config.is_sensitive_key(m.group(2)) else m.group(3)
+            return f"{m.group(1)}{m.group(2)}={value}"
+
+        return self.text(_QUERY_PARAM.sub(repl, query))
+
+    def _url(self, url: str) -> str:
+        base, sep, query = url.partition("?")
+        return self.text(base) + (sep + self._query(query) if sep else "")
+
+    def _strings(self, values: Iterable[Any]) -> None:
+        for obj, attr in values:
+            current = getattr(obj, attr)
+            if current:
+                setattr(obj, attr, self.text(current))
+
+    def scrub(self, event: ErrorEvent) -> ErrorEvent:
+        """The same event object, scrubbed (the caller owns it; copying would double the cost)."""
+        self._strings([(event, "message"), *((exc, "value") for exc in event.exceptions),
+                       *((b, "message") for b in event.breadcrumbs)])
+        if event.tags:
+            event.tags = self._mapping(event.tags)
+        if event.context:
+            event.context = self._mapping(event.context)
+        for crumb in event.breadcrumbs:
+            if crumb.data:
+                crumb.data = self._mapping(crumb.data)
+        if event.request is not None:
+            req = event.request
+            if req.headers:
+                req.headers = self._mapping(req.headers)
+            if req.url:
+                req.url = self._url(req.url)
+            if req.query_string:
+                req.query_string = self._query(req.query_string)
+        if event.user is not None:
+            user = event.user
+            if user.email:
+                user.email = self.hash_value("email", user.email)
+            if self.config.hash_user_ids and user.id:
+                user.id = self.hash_value("id", user.id)
+            if self._ips and user.ip_address:
+                user.ip_address = self.hash_value("ip", user.ip_address)
+        return event
