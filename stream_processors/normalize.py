@@ -43,8 +43,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         # ISO 8601 and syslog/common-log timestamps, with optional fractions and zones
         (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),
         (r"\b\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?", "<ts>"),
-        (r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)?,? ?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-         r" +\d{1,2},? (?:\d{4} )?\d{2}:\d{2}:\d{2}(?: \d{4})?", "<ts>"),
+        ((r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)?,? ?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+          r" +\d{1,2},? (?:\d{4} )?\d{2}:\d{2}:\d{2}(?: \d{4})?"), "<ts>"),
         (r"\b\d{4}[-/.]\d{2}[-/.]\d{2}\b", "<date>"),
         (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<time>"),
         (r"\b0[xX][0-9a-fA-F]+\b", "<addr>"),
@@ -65,8 +65,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"(?<=\buser )[\w.-]+", "<user>"),
         # the value in key=value pairs is data whatever its type (rhost=<ip> and rhost=<host> agree),
         # unless it is a flag or an enum constant (state=ACTIVE)
-        (r"(?<=\w=)(?!(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)[\s,;)\]]|"
-         r"(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)$)[^\s,;=()\[\]]+", "<val>"),
+        ((r"(?<=\w=)(?!(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)[\s,;)\]]|"
+          r"(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)$)[^\s,;=()\[\]]+"), "<val>"),
         # numbers, also inside tokens: retry 3/5, blk_-1608, user-42, 1.5s
         (r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|\d+(?:\.\d+)?", "<num>"),
     ]

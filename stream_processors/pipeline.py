@@ -27,7 +27,7 @@ from stream_processors.fingerprint import group_event
 from stream_processors.metrics import EVENTS, RATE_LIMITED, REJECTED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
 from stream_processors.sampling import SamplingPolicy, keep
-from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, ScrubConfig, Scrubber
+from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, Scrubber, ScrubConfig
 
 SAMPLED_OUT = "sampled_out"
 
@@ -120,7 +120,7 @@ class EventProcessor:
         try:
             self.scrubber.scrub(event)
             grouping = group_event(event)
-        except Exception as exc:  # a bug in scrubbing/grouping must not kill the worker nor lose the event
+        except Exception as exc:  # noqa: BLE001 - a bug in scrubbing/grouping must not kill the worker nor lose the event
             return self._reject(raw, "processing_error", f"{type(exc).__name__}: {exc}", None, partition, offset)
         sample_rate, drop_reason = self._storage(event, grouping.fingerprint)
         return Outcome(

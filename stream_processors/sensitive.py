@@ -30,7 +30,9 @@ API_KEY = re.compile(
 # "password=hunter2", "api_key: abc", "token=…" inside free text: the value goes, the key stays
 SENSITIVE_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth)"
 SECRET_ASSIGNMENT = re.compile(
-    rf"(?i)(\b[\w.-]*{SENSITIVE_WORDS}[\w.-]*\s*[=:]\s*)(?!<secret>)(?:\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
+    rf"(?i)(\b[\w.-]*{SENSITIVE_WORDS}[\w.-]*\s*[=:]\s*)"
+    r"(?!<secret>|\[Filtered\]|(?:bearer|basic)\s)"  # already scrubbed, or an auth scheme (AUTH_SCHEME's job)
+    r"(?:\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
 )
 # 13–19 digits, optionally grouped by single spaces or dashes: candidates, confirmed by Luhn.
 CARD_CANDIDATE = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
