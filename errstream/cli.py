@@ -126,6 +126,25 @@ def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) 
     raise typer.Exit(run_demo(get_settings(), events, console))
 
 
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("core")
+def bench_core(
+    events: Annotated[int, typer.Option(help="events to process")] = 50_000,
+    profile: Annotated[bool, typer.Option(help="print cProfile's top functions")] = False,
+) -> None:
+    """Events/s on one core for validate + scrub + fingerprint + sample (20-frame stacks)."""
+    from stream_processors.bench_core import run
+
+    result, pinned, profile_text = run(events, profile=profile)
+    console.print(f"{pinned}{'; under cProfile (slower)' if profile else ''}")
+    console.print(result.report(), highlight=False)
+    if profile_text:
+        console.print(profile_text, highlight=False, markup=False)
+
+
 @schema_app.command("export")
 def schema_export(directory: Path) -> None:
     """Write JSON Schema files for non-Python producers."""

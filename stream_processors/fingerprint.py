@@ -83,11 +83,15 @@ def frame_key(frame: StackFrame) -> str:
 
 def collapse_recursion(keys: list[str], max_period: int = MAX_RECURSION_PERIOD) -> list[str]:
     """Drop a block of frames whenever it repeats the block just before it (periods 1..max_period)."""
+    if len(set(keys)) == len(keys):
+        return keys  # no frame repeats: no recursion (the common case)
     out: list[str] = []
     for key in keys:
         out.append(key)
         for period in range(1, max_period + 1):
-            while len(out) >= 2 * period and out[-period:] == out[-2 * period:-period]:
+            # cheap test first: a repeated block ends with the same frame `period` places back
+            while (len(out) >= 2 * period and out[-1] == out[-1 - period]
+                   and out[-period:] == out[-2 * period:-period]):
                 del out[-period:]
     return out
 

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from schemas.events import ErrorEvent
@@ -58,24 +59,40 @@ class ScrubConfig:
         return any(word in norm for word in self._key_words)
 
 
+def _key_checker(config: ScrubConfig) -> Callable[[str], bool]:
+    """``config.is_sensitive_key`` memoised: the same few dozen key names come back in every event."""
+    return lru_cache(maxsize=4_096)(config.is_sensitive_key)
+
+
 def _card_or_digits(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = text.replace(" ", "").replace("-", "")
     return sensitive.PLACEHOLDER_CARD if sensitive.luhn_valid(digits) else text
 
 
+# One scan that says whether any pattern could match; most strings (tag values, paths,
+# "GET /api/items/7") have none of these and are returned untouched after it.
+_HINT = re.compile(r"[@=:]|\d{4}|(?i:bearer|basic)|[sprk]k_|sk-|gh[pousr]_|xox|A[KS]IA|AIza|eyJ")
+_IPV4_HINT = re.compile(r"\d\.\d")
+
+
 def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
-    """Secrets and personal data inside one string replaced by typed placeholders."""
+    """Secrets and personal data inside one string replaced by typed placeholders.
+
+    Returns the very same object when there was nothing to replace, so callers
+    can skip work with an identity check.
+    """
     if not text:
         return text
-    if "=" in text or ":" in text:
-        text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
-    if "@" in text:
-        text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
-    text = sensitive.AUTH_SCHEME.sub(sensitive.PLACEHOLDER_TOKEN, text)
-    text = sensitive.API_KEY.sub(sensitive.PLACEHOLDER_TOKEN, text)
-    text = sensitive.CARD_CANDIDATE.sub(_card_or_digits, text)
-    if ip_addresses:
+    if _HINT.search(text):
+        if "=" in text or ":" in text:
+            text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
+        if "@" in text:
+            text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
+        text = sensitive.AUTH_SCHEME.sub(sensitive.PLACEHOLDER_TOKEN, text)
+        text = sensitive.API_KEY.sub(sensitive.PLACEHOLDER_TOKEN, text)
+        text = sensitive.CARD_CANDIDATE.sub(_card_or_digits, text)
+    if ip_addresses and _IPV4_HINT.search(text):
         text = sensitive.IPV4.sub(sensitive.PLACEHOLDER_IP, text)
     return text
 
@@ -89,6 +106,7 @@ class Scrubber:
     def __init__(self, config: ScrubConfig | None = None) -> None:
         self.config = config or ScrubConfig()
         self._ips = self.config.hash_ip_addresses
+        self._sensitive = _key_checker(self.config)
 
     def hash_value(self, kind: str, value: str) -> str:
         h = hashlib.blake2b(value.encode(), digest_size=8, key=self.config.hash_key.encode()[:64])
@@ -98,7 +116,15 @@ class Scrubber:
         return scrub_text(value, ip_addresses=self._ips)
 
     def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
-        return {k: FILTERED if self.config.is_sensitive_key(str(k)) else self._value(v) for k, v in data.items()}
+        """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed."""
+        out: dict[str, Any] | None = None
+        for i, (key, value) in enumerate(data.items()):
+            new = FILTERED if self._sensitive(str(key)) else self._value(value)
+            if new is not value and out is None:
+                out = dict(list(data.items())[:i])
+            if out is not None:
+                out[key] = new
+        return data if out is None else out
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -106,12 +132,13 @@ class Scrubber:
         if isinstance(value, dict):
             return self._mapping(value)
         if isinstance(value, list):
-            return [self._value(v) for v in value]
+            new = [self._value(v) for v in value]
+            return value if all(a is b for a, b in zip(new, value, strict=True)) else new
         return value
 
     def _query(self, query: str) -> str:
         def repl(m: re.Match[str]) -> str:
-            value = FILTERED if self.config.is_sensitive_key(m.group(2)) else m.group(3)
+            value = FILTERED if self._sensitive(m.group(2)) else m.group(3)
             return f"{m.group(1)}{m.group(2)}={value}"
 
         return self.text(_QUERY_PARAM.sub(repl, query))
@@ -120,31 +147,29 @@ class Scrubber:
         base, sep, query = url.partition("?")
         return self.text(base) + (sep + self._query(query) if sep else "")
 
-    def _strings(self, values: Iterable[Any]) -> None:
-        for obj, attr in values:
-            current = getattr(obj, attr)
-            if current:
-                setattr(obj, attr, self.text(current))
+    def _field(self, obj: Any, name: str, scrub: Callable[[Any], Any]) -> None:
+        """Scrub one attribute; assign only on change (assignment goes through pydantic and costs)."""
+        current = getattr(obj, name)
+        if current:
+            new = scrub(current)
+            if new is not current:
+                setattr(obj, name, new)
 
     def scrub(self, event: ErrorEvent) -> ErrorEvent:
         """The same event object, scrubbed (the caller owns it; copying would double the cost)."""
-        self._strings([(event, "message"), *((exc, "value") for exc in event.exceptions),
-                       *((b, "message") for b in event.breadcrumbs)])
-        if event.tags:
-            event.tags = self._mapping(event.tags)
-        if event.context:
-            event.context = self._mapping(event.context)
+        text, mapping = self.text, self._mapping
+        self._field(event, "message", text)
+        for exc in event.exceptions:
+            self._field(exc, "value", text)
         for crumb in event.breadcrumbs:
-            if crumb.data:
-                crumb.data = self._mapping(crumb.data)
+            self._field(crumb, "message", text)
+            self._field(crumb, "data", mapping)
+        self._field(event, "tags", mapping)
+        self._field(event, "context", mapping)
         if event.request is not None:
-            req = event.request
-            if req.headers:
-                req.headers = self._mapping(req.headers)
-            if req.url:
-                req.url = self._url(req.url)
-            if req.query_string:
-                req.query_string = self._query(req.query_string)
+            self._field(event.request, "headers", mapping)
+            self._field(event.request, "url", self._url)
+            self._field(event.request, "query_string", self._query)
         if event.user is not None:
             user = event.user
             if user.email:

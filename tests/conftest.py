@@ -14,6 +14,8 @@ from sinks.clickhouse_client import connect
 from tests.pipeline import Service
 from tests.servers import clickhouse_server, kafka_server
 
+STORE_EVERYTHING_ENV = {"ERRSTREAM_SAMPLE_RATES": '{"debug": 1.0, "info": 1.0, "warning": 1.0}'}
+
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -58,9 +60,13 @@ def ch(settings: Settings) -> Iterator[Client]:
 
 @pytest.fixture
 def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]:
-    """The real `errstream worker` and `errstream sink` processes, started for this test."""
+    """The real `errstream worker` and `errstream sink` processes, started for this test.
+
+    Sampling is off here (every level at rate 1.0): these tests check delivery and
+    expect every raw event stored; tests/test_sampling_e2e.py covers sampling.
+    """
     running = {
-        "worker": Service("worker", settings, tmp_path).start(),
+        "worker": Service("worker", settings, tmp_path, extra_env=STORE_EVERYTHING_ENV).start(),
         "sink": Service("sink", settings, tmp_path).start(),
     }
     yield running
