@@ -113,8 +113,8 @@ class BenchResult:
             f"events            {self.events:,} (stacks of {self.stack_frames} frames)",
             f"throughput (wall) {self.events / self.wall_s:,.0f} events/s",
             f"throughput (CPU)  {self.events / self.cpu_s:,.0f} events/s per core",
-            f"latency per event p50 {q[499]:.1f} us  p90 {q[899]:.1f} us  p99 {q[989]:.1f} us  "
-            f"p99.9 {q[998]:.1f} us  max {lat[-1]:.1f} us",
+            (f"latency per event p50 {q[499]:.1f} us  p90 {q[899]:.1f} us  p99 {q[989]:.1f} us  "
+             f"p99.9 {q[998]:.1f} us  max {lat[-1]:.1f} us"),
             f"peak RSS          {self.peak_rss_mb:,.1f} MB",
             f"outcomes          {self.counts}",
         ]

@@ -19,7 +19,7 @@ from producers.capture import event_from_exception
 from producers.publisher import ErrorPublisher
 from schemas.events import ErrorEvent
 from stream_processors.pipeline import EventProcessor
-from tests.pipeline import Service, wait_for
+from tests.pipeline import Service, running_services, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +34,8 @@ LEVEL_RATES = {"info": 0.1, "debug": 0.01, "warning": 0.5, "error": 1.0}
 @pytest.fixture
 def sampled_services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]:
     """Worker with sampling configured through ERRSTREAM_* variables, and the sink."""
-    running = {
-        "worker": Service("worker", settings, tmp_path, extra_env=SAMPLING_ENV).start(),
-        "sink": Service("sink", settings, tmp_path).start(),
-    }
-    yield running
-    for svc in running.values():
-        svc.stop()
+    with running_services(settings, tmp_path, SAMPLING_ENV) as running:
+        yield running
 
 
 def _charge(amount: int) -> None:
