@@ -18,6 +18,7 @@ import resource
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,24 +29,15 @@ from stream_processors.pipeline import EventProcessor
 STACK_DEPTH = 20
 
 
-def _descend(depth: int, fail: int, rng: random.Random) -> None:
-    """Recurse through a few distinct functions so stacks are deep but not one repeated frame."""
-    if depth <= 0:
-        _fail(fail, rng)
-    step = (_descend_a, _descend_b, _descend_c)[depth % 3]
-    step(depth - 1, fail, rng)
-
-
-def _descend_a(depth: int, fail: int, rng: random.Random) -> None:
-    _descend(depth, fail, rng)
-
-
-def _descend_b(depth: int, fail: int, rng: random.Random) -> None:
-    _descend(depth, fail, rng)
-
-
-def _descend_c(depth: int, fail: int, rng: random.Random) -> None:
-    _descend(depth, fail, rng)
+def _call_chain(depth: int) -> list[Callable[[int, random.Random], None]]:
+    """``depth`` distinct functions, each calling the next, like a web stack (handler → service → repo …)."""
+    source = "\n".join(
+        f"def layer_{i}(fail, rng):\n    return {'_fail' if i == depth - 1 else f'layer_{i + 1}'}(fail, rng)\n"
+        for i in range(depth)
+    )
+    namespace: dict[str, object] = {"_fail": _fail, "__name__": "shop.layers"}
+    exec(compile(source, "/srv/shop/app/layers.py", "exec"), namespace)  # noqa: S102 - generated bench code
+    return [namespace[f"layer_{i}"] for i in range(depth)]  # type: ignore[misc]
 
 
 def _fail(fail: int, rng: random.Random) -> None:
@@ -72,12 +64,12 @@ def make_events(count: int, *, seed: int = 11, start: datetime | None = None) ->
     rng = random.Random(seed)
     start = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     levels = ("error", "error", "warning", "critical", "info")
+    layers = _call_chain(STACK_DEPTH - 3)  # + make_events, _fail and the raiser = STACK_DEPTH frames
     out: list[bytes] = []
     for i in range(count):
         fail = i % len(_FAILURES)
         try:
-            # frames: make_events, 2 per level, _descend at 0, _fail, the raiser
-            _descend((STACK_DEPTH - 4) // 2, fail, rng)
+            layers[0](fail, rng)
         except Exception as exc:  # noqa: BLE001 - every failure is the event we want
             event: ErrorEvent = event_from_exception(
                 exc, service=("billing", "checkout", "auth")[i % 3], level=levels[i % len(levels)],

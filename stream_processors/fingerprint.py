@@ -24,6 +24,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.events import ErrorEvent, ExceptionInfo, StackFrame
 from stream_processors.normalize import message_key
@@ -71,14 +72,24 @@ def _module_from_path(path: str) -> str:
 
 
 def frame_module(frame: StackFrame) -> str:
-    if frame.module:
-        return _clean_name(frame.module)
-    path = frame.filename or frame.abs_path
-    return _module_from_path(path) if path else "?"
+    return _module_name(frame.module, frame.filename or frame.abs_path)
 
 
 def frame_key(frame: StackFrame) -> str:
-    return f"{frame_module(frame)}.{_clean_name(frame.function) if frame.function else '?'}"
+    return _frame_key(frame.module, frame.function, frame.filename or frame.abs_path)
+
+
+@lru_cache(maxsize=16_384)
+def _module_name(module: str | None, path: str | None) -> str:
+    if module:
+        return _clean_name(module)
+    return _module_from_path(path) if path else "?"
+
+
+@lru_cache(maxsize=65_536)
+def _frame_key(module: str | None, function: str | None, path: str | None) -> str:
+    """Memoised: the same frames recur in every event of a group, and there are 20+ per event."""
+    return f"{_module_name(module, path)}.{_clean_name(function) if function else '?'}"
 
 
 def collapse_recursion(keys: list[str], max_period: int = MAX_RECURSION_PERIOD) -> list[str]:

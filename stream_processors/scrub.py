@@ -59,9 +59,9 @@ class ScrubConfig:
         return any(word in norm for word in self._key_words)
 
 
-def _key_checker(config: ScrubConfig) -> Callable[[str], bool]:
+def _key_checker(config: ScrubConfig) -> Callable[[Any], bool]:
     """``config.is_sensitive_key`` memoised: the same few dozen key names come back in every event."""
-    return lru_cache(maxsize=4_096)(config.is_sensitive_key)
+    return lru_cache(maxsize=4_096)(lambda key: config.is_sensitive_key(str(key)))
 
 
 def _card_or_digits(match: re.Match[str]) -> str:
@@ -70,10 +70,16 @@ def _card_or_digits(match: re.Match[str]) -> str:
     return sensitive.PLACEHOLDER_CARD if sensitive.luhn_valid(digits) else text
 
 
-# One scan that says whether any pattern could match; most strings (tag values, paths,
-# "GET /api/items/7") have none of these and are returned untouched after it.
-_HINT = re.compile(r"[@=:]|\d{4}|(?i:bearer|basic)|[sprk]k_|sk-|gh[pousr]_|xox|A[KS]IA|AIza|eyJ")
+# Cheap searches that say whether a pattern could match at all: most strings (tag values,
+# "GET /api/items/7", "connect to 10.0.3.7:5432 refused") need none of the replacements.
+_SECRET_HINT = re.compile(r"(?i:pass|pwd|secret|token|key|auth)")
+_AUTH_HINT = re.compile(r"(?i:bearer |basic )")
+_API_KEY_HINT = re.compile(r"[sprk]k_|sk-|gh[pousr]_|xox|A[KS]IA|AIza|eyJ")
+_CARD_HINT = re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d")
 _IPV4_HINT = re.compile(r"\d\.\d")
+# their union, so a clean string costs one scan
+_ANY_HINT = re.compile("|".join(f"(?:{h.pattern})" for h in (_SECRET_HINT, _AUTH_HINT, _API_KEY_HINT, _CARD_HINT))
+                       + "|@")
 
 
 def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
@@ -82,15 +88,19 @@ def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
     Returns the very same object when there was nothing to replace, so callers
     can skip work with an identity check.
     """
-    if not text:
+    if len(text) < 5:  # shorter than "pwd=x", the shortest thing any pattern replaces
         return text
-    if _HINT.search(text):
-        if "=" in text or ":" in text:
-            text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
-        if "@" in text:
-            text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
+    if not _ANY_HINT.search(text):
+        return sensitive.IPV4.sub(sensitive.PLACEHOLDER_IP, text) if ip_addresses else text
+    if ("=" in text or ":" in text) and _SECRET_HINT.search(text):
+        text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
+    if "@" in text:
+        text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
+    if _AUTH_HINT.search(text):
         text = sensitive.AUTH_SCHEME.sub(sensitive.PLACEHOLDER_TOKEN, text)
+    if _API_KEY_HINT.search(text):
         text = sensitive.API_KEY.sub(sensitive.PLACEHOLDER_TOKEN, text)
+    if _CARD_HINT.search(text):
         text = sensitive.CARD_CANDIDATE.sub(_card_or_digits, text)
     if ip_addresses and _IPV4_HINT.search(text):
         text = sensitive.IPV4.sub(sensitive.PLACEHOLDER_IP, text)
@@ -117,18 +127,13 @@ class Scrubber:
 
     def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
         """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed."""
-        out: dict[str, Any] | None = None
-        for i, (key, value) in enumerate(data.items()):
-            new = FILTERED if self._sensitive(str(key)) else self._value(value)
-            if new is not value and out is None:
-                out = dict(list(data.items())[:i])
-            if out is not None:
-                out[key] = new
-        return data if out is None else out
+        sensitive_key, value_of = self._sensitive, self._value
+        out = {k: FILTERED if sensitive_key(k) else value_of(v) for k, v in data.items()}
+        return out if any(out[k] is not v for k, v in data.items()) else data
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self.text(value)
+            return scrub_text(value, ip_addresses=self._ips)
         if isinstance(value, dict):
             return self._mapping(value)
         if isinstance(value, list):
