@@ -4,12 +4,15 @@ It runs ``EventProcessor.process`` — the exact per-event code of the worker,
 without Kafka — on pre-serialised events whose stacks are 20 frames deep and
 come from real raised exceptions, and prints events/s (wall clock and CPU
 time: on a shared machine CPU time is the steadier figure), per-event latency
-percentiles and peak memory. ``--profile`` adds cProfile's top functions.
+percentiles, the CPU cost of each step timed separately (plus the output
+serialisation the worker does next, which the headline figure excludes) and
+peak memory. ``--profile`` adds cProfile's top functions.
 """
 
 from __future__ import annotations
 
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -17,6 +20,7 @@ import random
 import resource
 import statistics
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +28,12 @@ from datetime import UTC, datetime, timedelta
 
 from producers.capture import event_from_exception
 from schemas.events import Breadcrumb, ErrorEvent, RequestInfo, User
+from schemas.processed import ProcessedEvent
+from stream_processors.fingerprint import group_event
 from stream_processors.pipeline import EventProcessor
+from stream_processors.rate_limit import RateLimiter
+from stream_processors.sampling import SamplingPolicy, keep
+from stream_processors.scrub import Scrubber
 
 STACK_DEPTH = 20
 
@@ -95,19 +104,24 @@ class BenchResult:
     cpu_s: float
     latencies_us: list[float]
     peak_rss_mb: float
+    processing_peak_mb: float
     stack_frames: int
     counts: dict[str, int]
+    stages_us: dict[str, float]
 
     def report(self) -> str:
         lat = sorted(self.latencies_us)
         q = statistics.quantiles(lat, n=1000)
+        stages = "  ".join(f"{name} {us:.1f}" for name, us in self.stages_us.items())
         lines = [
             f"events            {self.events:,} (stacks of {self.stack_frames} frames)",
             f"throughput (wall) {self.events / self.wall_s:,.0f} events/s",
             f"throughput (CPU)  {self.events / self.cpu_s:,.0f} events/s per core",
             (f"latency per event p50 {q[499]:.1f} us  p90 {q[899]:.1f} us  p99 {q[989]:.1f} us  "
              f"p99.9 {q[998]:.1f} us  max {lat[-1]:.1f} us"),
-            f"peak RSS          {self.peak_rss_mb:,.1f} MB",
+            f"CPU us per event  {stages} (each step alone, GC paused)",
+            (f"memory            peak RSS {self.peak_rss_mb:,.1f} MB (inputs included); "
+             f"peak allocated while processing {self.processing_peak_mb:,.2f} MB"),
             f"outcomes          {self.counts}",
         ]
         return "\n".join(lines)
@@ -120,6 +134,52 @@ def _pin_to_one_core() -> str:
         return f"pinned to CPU {cpu}"
     except (AttributeError, OSError):
         return "not pinned (no sched_setaffinity)"
+
+
+def stage_costs(payloads: list[bytes], chunk: int = 100) -> dict[str, float]:
+    """CPU µs per event of each step, timed separately on chunks (the worker's serialisation included).
+
+    The garbage collector is paused while a chunk is timed, so its cost (which
+    depends on how many events a chunk keeps alive) is not charged to one step.
+    """
+    scrubber, policy, limiter = Scrubber(), SamplingPolicy(), RateLimiter()
+    totals = dict.fromkeys(("validate", "scrub", "fingerprint", "sample+limit", "serialise"), 0.0)
+    clock = time.process_time
+    for i in range(0, len(payloads), chunk):
+        part = payloads[i:i + chunk]
+        gc.collect()
+        gc.disable()
+        t0 = clock()
+        events = [ErrorEvent.model_validate_json(raw) for raw in part]
+        t1 = clock()
+        for event in events:
+            scrubber.scrub(event)
+        t2 = clock()
+        groupings = [group_event(event) for event in events]
+        t3 = clock()
+        for event, g in zip(events, groupings, strict=True):
+            if keep(event.event_id, policy.rate(event.service, event.level)):
+                limiter.admit(g.fingerprint, event.timestamp)
+        t4 = clock()
+        for event, g in zip(events, groupings, strict=True):
+            ProcessedEvent(event=event, fingerprint=g.fingerprint, title=g.title, culprit=g.culprit,
+                           exception_type=g.exception_type, received_at=event.timestamp).model_dump_json()
+        t5 = clock()
+        gc.enable()
+        for name, cost in zip(totals, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+            totals[name] += cost
+    return {name: cost / len(payloads) * 1e6 for name, cost in totals.items()}
+
+
+def _processing_peak_mb(payloads: list[bytes]) -> float:
+    """Peak Python allocation while processing (tracemalloc; slow, so on a separate short pass)."""
+    processor = EventProcessor()
+    tracemalloc.start()
+    for raw in payloads:
+        processor.process(raw)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak / 2**20
 
 
 def run(count: int = 50_000, *, profile: bool = False, top: int = 15) -> tuple[BenchResult, str, str]:
@@ -149,5 +209,7 @@ def run(count: int = 50_000, *, profile: bool = False, top: int = 15) -> tuple[B
         pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(top)
         profile_text = buf.getvalue()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = BenchResult(count, wall, cpu, latencies, peak, frames, dict(processor.counts))
+    stages = stage_costs(payloads[:10_000])
+    result = BenchResult(count, wall, cpu, latencies, peak, _processing_peak_mb(payloads[:5_000]), frames,
+                         dict(processor.counts), stages)
     return result, pinned, profile_text

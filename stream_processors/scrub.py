@@ -70,16 +70,14 @@ def _card_or_digits(match: re.Match[str]) -> str:
     return sensitive.PLACEHOLDER_CARD if sensitive.luhn_valid(digits) else text
 
 
-# Cheap searches that say whether a pattern could match at all: most strings (tag values,
+# Cheap tests that say whether a pattern could match at all: most strings (tag values,
 # "GET /api/items/7", "connect to 10.0.3.7:5432 refused") need none of the replacements.
-_SECRET_HINT = re.compile(r"(?i:pass|pwd|secret|token|key|auth)")
-_AUTH_HINT = re.compile(r"(?i:bearer |basic )")
+# Substring tests run in C at a few tens of ns; one regex alternation of all the hints costs
+# ~2 µs per string in sre, which tries every branch at every position.
+_SECRET_WORDS = ("pass", "pwd", "secret", "token", "key", "auth")
 _API_KEY_HINT = re.compile(r"[sprk]k_|sk-|gh[pousr]_|xox|A[KS]IA|AIza|eyJ")
-_CARD_HINT = re.compile(r"\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d[ -]?\d")
+_CARD_HINT = re.compile(r"(?:\d[ -]?){12}\d")
 _IPV4_HINT = re.compile(r"\d\.\d")
-# their union, so a clean string costs one scan
-_ANY_HINT = re.compile("|".join(f"(?:{h.pattern})" for h in (_SECRET_HINT, _AUTH_HINT, _API_KEY_HINT, _CARD_HINT))
-                       + "|@")
 
 
 def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
@@ -90,15 +88,14 @@ def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
     """
     if len(text) < 5:  # shorter than "pwd=x", the shortest thing any pattern replaces
         return text
-    if not _ANY_HINT.search(text):
-        return sensitive.IPV4.sub(sensitive.PLACEHOLDER_IP, text) if ip_addresses else text
-    if ("=" in text or ":" in text) and _SECRET_HINT.search(text):
+    low = text.lower()
+    if ("=" in text or ":" in text) and any(word in low for word in _SECRET_WORDS):
         text = sensitive.SECRET_ASSIGNMENT.sub(sensitive.SECRET_REPLACEMENT, text)
     if "@" in text:
         text = sensitive.EMAIL.sub(sensitive.PLACEHOLDER_EMAIL, text)
-    if _AUTH_HINT.search(text):
+    if "bearer " in low or "basic " in low:
         text = sensitive.AUTH_SCHEME.sub(sensitive.PLACEHOLDER_TOKEN, text)
-    if _API_KEY_HINT.search(text):
+    if ("_" in text or "-" in text or "eyj" in low or "ai" in low) and _API_KEY_HINT.search(text):
         text = sensitive.API_KEY.sub(sensitive.PLACEHOLDER_TOKEN, text)
     if _CARD_HINT.search(text):
         text = sensitive.CARD_CANDIDATE.sub(_card_or_digits, text)
@@ -127,9 +124,14 @@ class Scrubber:
 
     def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
         """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed."""
-        sensitive_key, value_of = self._sensitive, self._value
-        out = {k: FILTERED if sensitive_key(k) else value_of(v) for k, v in data.items()}
-        return out if any(out[k] is not v for k, v in data.items()) else data
+        out: dict[str, Any] | None = None
+        for key, value in data.items():
+            new = FILTERED if self._sensitive(key) else self._value(value)
+            if new is not value:
+                if out is None:
+                    out = dict(data)
+                out[key] = new
+        return data if out is None else out
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):

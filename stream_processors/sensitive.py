@@ -30,7 +30,9 @@ API_KEY = re.compile(
 # "password=hunter2", "api_key: abc", "token=…" inside free text: the value goes, the key stays
 SENSITIVE_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth)"
 SECRET_ASSIGNMENT = re.compile(
-    rf"(?i)(\b[\w.-]*{SENSITIVE_WORDS}[\w.-]*\s*[=:]\s*)"
+    # the match starts at the word, not at the start of the key ("client_secret" from "secret"):
+    # a leading [\w.-]* would backtrack quadratically over every word of the text
+    rf"(?i)({SENSITIVE_WORDS}[\w.-]*\s*[=:]\s*)"
     r"(?!<secret>|\[Filtered\]|(?:bearer|basic)\s)"  # already scrubbed, or an auth scheme (AUTH_SCHEME's job)
     r"(?:\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
 )
