@@ -104,6 +104,8 @@ def scrub_text(text: str, *, ip_addresses: bool = False) -> str:
     return text
 
 
+_MEMO_MAX_LEN = 256  # memoised strings are at most this long: the memo stays under ~5 MB
+
 _QUERY_PARAM = re.compile(r"([?&;]|^)([^=&;#]+)=([^&;#]*)")
 
 
@@ -114,13 +116,20 @@ class Scrubber:
         self.config = config or ScrubConfig()
         self._ips = self.config.hash_ip_addresses
         self._sensitive = _key_checker(self.config)
+        ips = self._ips
+        self._memo: Callable[[str], str] = lru_cache(maxsize=16_384)(lambda v: scrub_text(v, ip_addresses=ips))
 
     def hash_value(self, kind: str, value: str) -> str:
         h = hashlib.blake2b(value.encode(), digest_size=8, key=self.config.hash_key.encode()[:64])
         return f"{kind}:{h.hexdigest()}"
 
     def text(self, value: str) -> str:
-        return scrub_text(value, ip_addresses=self._ips)
+        """``scrub_text`` with this configuration; short strings are memoised, since header values,
+        tag values and breadcrumb messages repeat from event to event."""
+        if len(value) > _MEMO_MAX_LEN:
+            return scrub_text(value, ip_addresses=self._ips)
+        scrubbed = self._memo(value)
+        return value if scrubbed == value else scrubbed
 
     def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
         """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed."""
@@ -135,7 +144,7 @@ class Scrubber:
 
     def _value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return scrub_text(value, ip_addresses=self._ips)
+            return self.text(value)
         if isinstance(value, dict):
             return self._mapping(value)
         if isinstance(value, list):
