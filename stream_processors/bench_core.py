@@ -182,34 +182,46 @@ def _processing_peak_mb(payloads: list[bytes]) -> float:
     return peak / 2**20
 
 
-def run(count: int = 50_000, *, profile: bool = False, top: int = 15) -> tuple[BenchResult, str, str]:
-    """(result, pinning note, profile text or '')."""
-    pinned = _pin_to_one_core()
-    payloads = make_events(count)
-    frames = len(ErrorEvent.model_validate_json(payloads[0]).exceptions[-1].stacktrace)
+def _timed_pass(payloads: list[bytes]) -> tuple[float, float, list[float], dict[str, int]]:
+    """(wall s, CPU s, per-event latencies in µs, outcome counts) of one pass with a fresh processor."""
     processor = EventProcessor()
-    for raw in payloads[:1_000]:  # warm caches and imports, then start clean
-        EventProcessor().process(raw)
     latencies: list[float] = []
     perf = time.perf_counter_ns
     process = processor.process
-    profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for raw in payloads:
         t = perf()
         process(raw)
         latencies.append((perf() - t) / 1_000)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return time.perf_counter() - wall0, time.process_time() - cpu0, latencies, dict(processor.counts)
+
+
+def run(count: int = 50_000, *, passes: int = 3, profile: bool = False,
+        top: int = 15) -> tuple[BenchResult, str, str]:
+    """(result of the fastest pass by CPU time, pinning note, profile text or '').
+
+    Several passes because the machine is shared: the fastest one is the least
+    disturbed by other processes, not an optimistic outlier of our own code.
+    """
+    pinned = _pin_to_one_core()
+    payloads = make_events(count)
+    frames = len(ErrorEvent.model_validate_json(payloads[0]).exceptions[-1].stacktrace)
+    for raw in payloads[:1_000]:  # warm caches and imports
+        EventProcessor().process(raw)
     profile_text = ""
-    if profiler:
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        best = _timed_pass(payloads)
         profiler.disable()
         buf = io.StringIO()
         pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(top)
         profile_text = buf.getvalue()
+    else:
+        best = min((_timed_pass(payloads) for _ in range(max(passes, 1))), key=lambda r: r[1])
+    wall, cpu, latencies, counts = best
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     stages = stage_costs(payloads[:10_000])
     result = BenchResult(count, wall, cpu, latencies, peak, _processing_peak_mb(payloads[:5_000]), frames,
-                         dict(processor.counts), stages)
+                         counts, stages)
     return result, pinned, profile_text
