@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,6 +31,7 @@ from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, Scrubber, ScrubConfig
 
 SAMPLED_OUT = "sampled_out"
+_OUTCOME_COUNTERS: dict[str, Any] = {}
 
 
 @dataclass
@@ -63,7 +65,10 @@ class EventProcessor:
 
     def _count(self, outcome: str) -> None:
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
-        EVENTS.labels(outcome).inc()
+        counter = _OUTCOME_COUNTERS.get(outcome)
+        if counter is None:  # labels() takes a lock and a dict lookup: bind each outcome once
+            counter = _OUTCOME_COUNTERS[outcome] = EVENTS.labels(outcome)
+        counter.inc()
 
     def _reject(self, raw: bytes, reason: str, detail: str, problems: list[ValidationProblem] | None,
                 partition: int | None, offset: int | None) -> Outcome:
