@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.settings import Settings
 from producers.capture import event_from_exception
 from producers.publisher import ErrorPublisher
-from schemas.events import ErrorEvent
+from schemas.events import ErrorEvent, Level
 from stream_processors.pipeline import EventProcessor
 from tests.pipeline import Service, running_services, wait_for
 
@@ -28,6 +28,7 @@ SAMPLING_ENV = {
     "ERRSTREAM_SERVICE_SAMPLE_RATES": json.dumps({"auth": {"warning": 1.0}}),
     "ERRSTREAM_RATE_LIMIT_PER_FINGERPRINT": "25",
 }
+LOG_LEVELS: tuple[Level, ...] = ("info", "info", "info", "debug", "warning", "warning")
 LEVEL_RATES = {"info": 0.1, "debug": 0.01, "warning": 0.5, "error": 1.0}
 
 
@@ -50,7 +51,7 @@ def _traffic(start: datetime) -> list[ErrorEvent]:
         return uuid.UUID(int=rng.getrandbits(128), version=4)
 
     for i in range(600):  # log-style events over 5 minutes, 10 loggers, three levels
-        level = ("info", "info", "info", "debug", "warning", "warning")[i % 6]
+        level = LOG_LEVELS[i % len(LOG_LEVELS)]
         events.append(ErrorEvent(
             service="billing", level=level, logger=f"billing.job{i % 10}", event_id=eid(),
             message=f"job {rng.randint(1, 9999)} took {rng.randint(100, 999)} ms",
@@ -103,8 +104,8 @@ def test_counts_are_exact_while_sampling_and_rate_limits_drop_raw_events(
         diagnostics=lambda: sampled_services["worker"].output()[-3000:] + sampled_services["sink"].output()[-3000:],
     )
     assert total == len(events)  # every published event counted exactly once
-    by_level = dict(ch.query(f"SELECT toString(level), sum(events) FROM {db}.error_counts_1m GROUP BY level")
-                    .result_rows)
+    rows = ch.query(f"SELECT toString(level), sum(events) FROM {db}.error_counts_1m GROUP BY level").result_rows
+    by_level = {level: int(n) for level, n in rows}
     assert by_level == dict(Counter(e.level for e in events))
 
     stored_rows = ch.query(f"SELECT toString(level), service, sample_rate FROM {db}.error_events FINAL").result_rows
