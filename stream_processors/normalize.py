@@ -38,7 +38,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(p), r) for p, r in [
         # quoted literals: what a program quotes is data ('user_id', "acme corp")
         (r"'[^'\s]{0,200}'|\"[^\"\s]{0,200}\"", "<str>"),
-        (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+", "<url>"),
+        (r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}+://[^\s\"'<>]+", "<url>"),
         (rf"\b{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b", "<uuid>"),
         # ISO 8601 and syslog/common-log timestamps, with optional fractions and zones
         (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),
@@ -60,7 +60,7 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         # hex ids: 8+ hex digits mixing letters and digits (commit shas, request ids)
         (rf"\b(?:(?={_HEX}*\d)(?={_HEX}*[a-fA-F]){_HEX}{{8,}}|(?<![.\w])0\d{{7,}})\b", "<hex>"),
         # identifiers mixing letters and digits (node-17, dn731, Thunderbird_A8): the digits make them data
-        (r"(?<![\w.])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*\b", "<id>"),
+        (r"(?<![\w.-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*\b", "<id>"),
         # who: the word after "user" names one (session opened for user cyrus)
         (r"(?<=\buser )[\w.-]+", "<user>"),
         # the value in key=value pairs is data whatever its type (rhost=<ip> and rhost=<host> agree),

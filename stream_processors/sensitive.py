@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import re
 
-EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+# Every pattern starts at the beginning of a token (a lookbehind) or at a literal, and bounds what it
+# scans, so a hostile 8 KB message costs milliseconds, not seconds: a pattern that may start at every
+# character and scan to the end of the token is quadratic (tests/test_normalize.py::test_hostile_*).
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # "Bearer <anything>" and "Basic <base64>" in headers or messages
 AUTH_SCHEME = re.compile(r"(?i)(?<=\bbearer )(?!<token>)[\w~+/.=-]+|(?<=\bbasic )(?!<token>)[A-Za-z0-9+/=]{8,}")
 # Keys with well-known prefixes (Stripe, GitHub, Slack, AWS, OpenAI-style, Google) and JWTs.
@@ -32,9 +35,9 @@ SENSITIVE_WORDS = r"(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|acces
 SECRET_ASSIGNMENT = re.compile(
     # the match starts at the word, not at the start of the key ("client_secret" from "secret"):
     # a leading [\w.-]* would backtrack quadratically over every word of the text
-    rf"(?i)({SENSITIVE_WORDS}[\w.-]*\s*[=:]\s*)"
+    rf"(?i)({SENSITIVE_WORDS}[\w.-]{{0,40}}\s*[=:]\s*)"
     r"(?!<secret>|\[Filtered\]|(?:bearer|basic)\s)"  # already scrubbed, or an auth scheme (AUTH_SCHEME's job)
-    r"(?:\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
+    r"(?:\"[^\"]{0,200}\"|'[^']{0,200}'|[^\s&,;]+)"
 )
 # 13–19 digits, optionally grouped by single spaces or dashes: candidates, confirmed by Luhn.
 CARD_CANDIDATE = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
