@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
+from errstream.settings import Settings
 from producers.synthetic import synthetic_event
 from schemas.events import ErrorEvent
 from stream_processors.pipeline import EventProcessor
@@ -119,3 +120,20 @@ def test_processor_output_is_scrubbed_and_counts_rejections() -> None:
     assert orjson.loads(forwarded)["event"]["message"] == "refund to <email> failed"
     assert processor.process(b"{nope").dead_letter is not None
     assert processor.counts == {"accepted": 1, "rejected": 1}
+
+
+def test_worker_configuration_from_errstream_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ERRSTREAM_SAMPLE_RATES", '{"info": 0.25}')
+    monkeypatch.setenv("ERRSTREAM_SERVICE_SAMPLE_RATES", '{"billing": {"debug": 1.0}}')
+    monkeypatch.setenv("ERRSTREAM_RATE_LIMIT_PER_FINGERPRINT", "7")
+    monkeypatch.setenv("ERRSTREAM_RATE_LIMIT_GLOBAL", "0")
+    monkeypatch.setenv("ERRSTREAM_SCRUB_USER_IDS", "true")
+    monkeypatch.setenv("ERRSTREAM_SCRUB_SENSITIVE_KEYS", '["iban"]')
+    processor = EventProcessor.from_settings(Settings())
+    assert processor.sampling.rate("auth", "info") == 0.25 and processor.sampling.rate("auth", "warning") == 0.5
+    assert processor.sampling.rate("billing", "debug") == 1.0
+    assert (processor.rate_limiter.per_fingerprint, processor.rate_limiter.global_limit) == (7, 0)
+    assert processor.scrubber.config.hash_user_ids and processor.scrubber.config.is_sensitive_key("IBAN")
+    monkeypatch.setenv("ERRSTREAM_SAMPLE_RATES", '{"info": 2}')
+    with pytest.raises(ValueError, match="level info"):
+        EventProcessor.from_settings(Settings())
