@@ -126,6 +126,26 @@ def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) 
     raise typer.Exit(run_demo(get_settings(), events, console))
 
 
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("core")
+def bench_core(
+    events: Annotated[int, typer.Option(help="events to process")] = 50_000,
+    passes: Annotated[int, typer.Option(help="passes over the events; the fastest is reported")] = 3,
+    profile: Annotated[bool, typer.Option(help="one pass under cProfile, with its top functions")] = False,
+) -> None:
+    """Events/s on one core for validate + scrub + fingerprint + sample (20-frame stacks)."""
+    from stream_processors.bench_core import run
+
+    result, pinned, profile_text = run(events, passes=passes, profile=profile)
+    console.print(f"{pinned}; {'one pass under cProfile (slower)' if profile else f'fastest of {passes} passes'}")
+    console.print(result.report(), highlight=False)
+    if profile_text:
+        console.print(profile_text, highlight=False, markup=False)
+
+
 @schema_app.command("export")
 def schema_export(directory: Path) -> None:
     """Write JSON Schema files for non-Python producers."""

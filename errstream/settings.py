@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     sink_dedup_lookback: int = 100_000
+
+    # --- grouping, scrubbing, sampling (worker) ---------------------------
+    # JSON-valued: ERRSTREAM_SAMPLE_RATES='{"info": 0.2}' (merged over the defaults
+    # critical 1.0, error 1.0, warning 0.5, info 0.1, debug 0.01);
+    # ERRSTREAM_SERVICE_SAMPLE_RATES='{"billing": {"warning": 1.0}}'
+    sample_rates: dict[str, float] = Field(default_factory=dict)
+    service_sample_rates: dict[str, dict[str, float]] = Field(default_factory=dict)
+    rate_limit_per_fingerprint: int = Field(default=100, ge=0)  # stored events / fingerprint / minute; 0 = off
+    rate_limit_global: int = Field(default=10_000, ge=0)  # stored events / minute / worker; 0 = off
+    scrub_ip_addresses: bool = False  # hash user.ip_address, mask IPv4 addresses in text
+    scrub_user_ids: bool = False  # hash user.id (distinct-user counts keep working)
+    scrub_hash_key: SecretStr = SecretStr("")  # key of those hashes; set one per deployment
+    scrub_sensitive_keys: list[str] = Field(default_factory=list)  # extra key names to filter
 
     # --- local launcher ----------------------------------------------------
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data

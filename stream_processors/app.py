@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> faust.App:
     errors_topic = app.topic(settings.topic_errors, value_serializer="raw", key_serializer="raw")
     processed_topic = app.topic(settings.topic_processed, value_serializer="raw", key_serializer="raw")
     dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
-    processor = EventProcessor(source_topic=settings.topic_errors)
+    processor = EventProcessor.from_settings(settings)
     app.conf.errstream_processor = processor  # type: ignore[attr-defined]
 
     @app.agent(errors_topic, name="process-errors")

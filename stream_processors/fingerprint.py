@@ -1,16 +1,42 @@
 """Grouping key, title and culprit of an event.
 
-The fingerprint must be stable across processes, releases and Python versions,
-so it is a BLAKE2b digest of explicit components, never ``hash()``; it uses
-module and function names of in-app frames, never line numbers or paths.
+One issue per real bug, stable across releases:
+
+* With a stack: the type of the root cause (the innermost exception of the
+  chain) and the module + function of its in-app frames — never line numbers,
+  absolute paths or memory addresses, which change with every deploy. When no
+  frame is in-app (a bug surfacing inside a library), all frames are used.
+  Recursion collapses: ``f f f f`` and ``f f`` are one frame, ``a b a b a b``
+  is ``a b``, so the depth a recursion reached does not split a group.
+* Without a usable stack: logger + level + the *parameterised* message, so
+  ``timeout after 3012 ms`` and ``timeout after 2987 ms`` group together, and
+  the key is the same before and after scrubbing (see ``sensitive.py``).
+* An explicit ``fingerprint`` on the event wins; ``{{ default }}`` in it
+  expands to the computed key, as in Sentry.
+
+The digest is BLAKE2b over explicit, separated components (never ``hash()``,
+which is salted per process), so every worker agrees forever.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from schemas.events import ErrorEvent, ExceptionInfo, StackFrame
+from stream_processors.normalize import message_key
+
+MAX_TITLE = 400
+MAX_RECURSION_PERIOD = 4  # cycles of up to 4 frames (a → b → c → d → a …) collapse
+_SEP = "\x1f"
+_DEFAULT_PLACEHOLDER = re.compile(r"^\{\{\s*default\s*\}\}$")
+# things in frame names that differ per process or deploy
+_ADDRESS = re.compile(r"\s*(?:at )?0x[0-9a-fA-F]+")
+_JVM_LAMBDA = re.compile(r"\$\$Lambda\$\d+/\S*")
+_SOURCE_SUFFIX = re.compile(r"\.(?:py[cwo]?|js|mjs|ts|rb|java|kt|go)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,40 +47,109 @@ class Grouping:
     exception_type: str
 
 
-def digest(parts: list[str]) -> str:
-    return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
+def digest(parts: Sequence[str]) -> str:
+    return hashlib.blake2b(_SEP.join(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
-def _frame_key(frame: StackFrame) -> str:
-    return f"{frame.module or frame.filename or '?'}.{frame.function or '?'}"
+def _clean_name(name: str) -> str:
+    if "0x" in name:
+        name = _ADDRESS.sub("", name)
+    if "$$Lambda$" in name:
+        name = _JVM_LAMBDA.sub("$$Lambda", name)
+    return name
+
+
+def _module_from_path(path: str) -> str:
+    """A deploy-independent stand-in for a module: the part after site-packages, else the file name."""
+    path = path.replace("\\", "/")
+    for marker in ("/site-packages/", "/dist-packages/", "/node_modules/"):
+        if marker in path:
+            path = path.rsplit(marker, 1)[1]
+            break
+    else:
+        path = path.rsplit("/", 1)[-1]
+    return _SOURCE_SUFFIX.sub("", path)
+
+
+def frame_module(frame: StackFrame) -> str:
+    return _module_name(frame.module, frame.filename or frame.abs_path)
+
+
+def frame_key(frame: StackFrame) -> str:
+    return _frame_key(frame.module, frame.function, frame.filename or frame.abs_path)
+
+
+@lru_cache(maxsize=16_384)
+def _module_name(module: str | None, path: str | None) -> str:
+    if module:
+        return _clean_name(module)
+    return _module_from_path(path) if path else "?"
+
+
+@lru_cache(maxsize=65_536)
+def _frame_key(module: str | None, function: str | None, path: str | None) -> str:
+    """Memoised: the same frames recur in every event of a group, and there are 20+ per event."""
+    return f"{_module_name(module, path)}.{_clean_name(function) if function else '?'}"
+
+
+def collapse_recursion(keys: list[str], max_period: int = MAX_RECURSION_PERIOD) -> list[str]:
+    """Drop a block of frames whenever it repeats the block just before it (periods 1..max_period)."""
+    if len(set(keys)) == len(keys):
+        return keys  # no frame repeats: no recursion (the common case)
+    out: list[str] = []
+    for key in keys:
+        out.append(key)
+        for period in range(1, max_period + 1):
+            # cheap test first: a repeated block ends with the same frame `period` places back
+            while (len(out) >= 2 * period and out[-1] == out[-1 - period]
+                   and out[-period:] == out[-2 * period:-period]):
+                del out[-period:]
+    return out
+
+
+def _usable(frames: list[StackFrame]) -> bool:
+    return any(f.function or f.module or f.filename or f.abs_path for f in frames)
 
 
 def _grouping_frames(exc: ExceptionInfo) -> list[StackFrame]:
     in_app = [f for f in exc.stacktrace if f.in_app]
-    return in_app or list(exc.stacktrace)
+    return in_app or exc.stacktrace
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().split("\n", 1)[0]
+    return line[:MAX_TITLE]
+
+
+def _exception_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
+    root = event.exceptions[0]  # root cause first (schemas.events)
+    # a root cause created but never raised has no frames: take the nearest exception that has a stack
+    with_stack = next((e for e in event.exceptions if _usable(e.stacktrace)), None)
+    title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
+    if with_stack is None:
+        parts = ["exception-nostack", root.type, message_key(root.value)]
+        return parts, title, event.logger or "", root.type
+    frames = _grouping_frames(with_stack)
+    keys = collapse_recursion([frame_key(f) for f in frames])
+    culprit_frame = frames[-1]
+    culprit = f"{frame_module(culprit_frame)} in {_clean_name(culprit_frame.function or '?')}"
+    return ["exception", root.type, *keys], title, culprit, root.type
+
+
+def _message_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
+    message = event.message or ""
+    title = _first_line(message) if message.strip() else "<no message>"
+    parts = ["message", event.logger or "", event.level, message_key(message)]
+    return parts, title, event.logger or "", ""
 
 
 def group_event(event: ErrorEvent) -> Grouping:
     if event.exceptions:
-        exc = event.exceptions[0]  # root cause: the innermost exception of the chain
-        top = event.exceptions[-1]
-        frames = _grouping_frames(exc)
-        parts = ["exception", exc.type, *(_frame_key(f) for f in frames)]
-        if not frames:
-            parts += ["message", exc.value]
-        culprit_frame = frames[-1] if frames else None
-        culprit = (
-            f"{culprit_frame.module or culprit_frame.filename} in {culprit_frame.function}"
-            if culprit_frame
-            else ""
-        )
-        title = f"{top.type}: {top.value}" if top.value else top.type
-        fp_type = exc.type
+        parts, title, culprit, exception_type = _exception_grouping(event)
     else:
-        parts = ["message", event.logger or "", event.level, event.message or ""]
-        title = (event.message or "<no message>").splitlines()[0] if event.message else "<no message>"
-        culprit = event.logger or ""
-        fp_type = ""
+        parts, title, culprit, exception_type = _message_grouping(event)
+    fingerprint = digest(parts)
     if event.fingerprint:
-        parts = ["custom", *event.fingerprint]
-    return Grouping(digest(parts), title[:400], culprit[:400], fp_type)
+        custom = [fingerprint if _DEFAULT_PLACEHOLDER.match(p.strip()) else p for p in event.fingerprint]
+        fingerprint = digest(["custom", *custom])
+    return Grouping(fingerprint, title[:MAX_TITLE], culprit[:MAX_TITLE], exception_type)

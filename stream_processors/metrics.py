@@ -10,3 +10,6 @@ EVENTS = Counter(
     ["outcome"],  # accepted, rejected, sampled_out, rate_limited
 )
 REJECTED = Counter("errstream_worker_rejected", "Events sent to the dead-letter topic, by reason", ["reason"])
+RATE_LIMITED = Counter(
+    "errstream_worker_rate_limited", "Valid events counted but not stored because of a rate limit", ["scope"]
+)  # scope: fingerprint, global

@@ -11,8 +11,10 @@ from clickhouse_connect.driver.client import Client
 from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
 from sinks.clickhouse_client import connect
-from tests.pipeline import Service
+from tests.pipeline import Service, running_services
 from tests.servers import clickhouse_server, kafka_server
+
+STORE_EVERYTHING_ENV = {"ERRSTREAM_SAMPLE_RATES": '{"debug": 1.0, "info": 1.0, "warning": 1.0}'}
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +60,10 @@ def ch(settings: Settings) -> Iterator[Client]:
 
 @pytest.fixture
 def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]:
-    """The real `errstream worker` and `errstream sink` processes, started for this test."""
-    running = {
-        "worker": Service("worker", settings, tmp_path).start(),
-        "sink": Service("sink", settings, tmp_path).start(),
-    }
-    yield running
-    for svc in running.values():
-        svc.stop()
+    """The real `errstream worker` and `errstream sink` processes, started for this test.
+
+    Sampling is off here (every level at rate 1.0): these tests check delivery and
+    expect every raw event stored; tests/test_sampling_e2e.py covers sampling.
+    """
+    with running_services(settings, tmp_path, STORE_EVERYTHING_ENV) as running:
+        yield running

@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,3 +82,18 @@ def wait_for(fn: Callable[[], T], ok: Callable[[T], bool], timeout: float, what:
         time.sleep(0.5)
         last = fn()
     return last
+
+
+@contextmanager
+def running_services(settings: Settings, log_dir: Path,
+                     worker_env: dict[str, str] | None = None) -> Iterator[dict[str, Service]]:
+    """The real `errstream worker` (with ``worker_env`` on top of ``settings``) and `errstream sink`."""
+    running = {
+        "worker": Service("worker", settings, log_dir, extra_env=worker_env).start(),
+        "sink": Service("sink", settings, log_dir).start(),
+    }
+    try:
+        yield running
+    finally:
+        for svc in running.values():
+            svc.stop()
