@@ -15,7 +15,14 @@ from errstream.settings import Settings
 
 
 def connect(settings: Settings, *, database: str | None = None, **extra: Any) -> Client:
+    """A client safe to share between threads.
+
+    Our statements carry no session state (no SET, no temporary tables), and a
+    session id would make clickhouse-connect refuse concurrent queries — the sink
+    loads its batch log from the rebalance callback while a flush inserts.
+    """
     kw = settings.clickhouse_client_kwargs()
+    kw.setdefault("autogenerate_session_id", False)
     if database is not None:
         kw["database"] = database
     return clickhouse_connect.get_client(**kw, **extra)

@@ -163,7 +163,13 @@ class ClickHouseSink:
             buf = PartitionBuffer()
             committed = await self.consumer.committed(tp)
             start = committed if committed is not None and committed >= 0 else 0
-            buf.plans = deque(await asyncio.to_thread(self._load_plans, tp, start))
+            plans: list[tuple[int, int]] = []
+
+            def load(tp: TopicPartition = tp, start: int = start) -> None:
+                plans[:] = self._load_plans(tp, start)
+
+            await self._retrying(load)
+            buf.plans = deque(plans)
             if buf.plans:
                 log.info("%s replays %d recorded batch(es) from offset %d", tp, len(buf.plans), start)
             if start > 0:

@@ -11,11 +11,8 @@ from clickhouse_connect.driver.client import Client
 from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
 from sinks.clickhouse_client import connect
-from tests.pipeline import Service, running_services
+from tests.pipeline import STORE_EVERYTHING_ENV, Service, running_services
 from tests.servers import clickhouse_server, kafka_server
-
-STORE_EVERYTHING_ENV = {"ERRSTREAM_SAMPLE_RATES": '{"debug": 1.0, "info": 1.0, "warning": 1.0}'}
-
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

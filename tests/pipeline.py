@@ -16,6 +16,14 @@ from errstream.settings import Settings
 
 T = TypeVar("T")
 
+# Delivery tests count stored rows too: every level at rate 1.0 and no rate limits, so nothing is
+# sampled out or limited (test_sampling_e2e.py covers those).
+STORE_EVERYTHING_ENV = {
+    "ERRSTREAM_SAMPLE_RATES": '{"debug": 1.0, "info": 1.0, "warning": 1.0}',
+    "ERRSTREAM_RATE_LIMIT_PER_FINGERPRINT": "0",
+    "ERRSTREAM_RATE_LIMIT_GLOBAL": "0",
+}
+
 
 def settings_env(settings: Settings) -> dict[str, str]:
     env = {

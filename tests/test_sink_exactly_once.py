@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.settings import Settings
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
-from tests.pipeline import Service, wait_for
+from tests.pipeline import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,20 +43,15 @@ def _totals(ch: Client, settings: Settings) -> tuple[int, int]:
     return int(counted or 0), int(stored or 0)
 
 
-async def _group_offsets(settings: Settings, reset_to: int | None = None) -> tuple[int, int]:
-    """(committed, end) offsets of the sink's group summed over partitions; optionally reset them."""
-    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=settings.sink_group,
-                                enable_auto_commit=False)
+async def _group_offsets(settings: Settings, reset_to: int | None = None, group: str | None = None,
+                         topic: str | None = None) -> tuple[int, int]:
+    """(committed, end) offsets of a group (default: the sink's) summed over partitions; optionally reset them."""
+    group = group or settings.sink_group
+    topic = topic or settings.topic_processed
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(settings.topic_processed, p)
-                 for p in sorted(consumer.partitions_for_topic(settings.topic_processed) or [])]
-        if not parts:
-            await consumer.stop()
-            consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=settings.sink_group,
-                                        enable_auto_commit=False)
-            await consumer.start()
-            parts = [TopicPartition(settings.topic_processed, p) for p in range(settings.topic_partitions)]
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
         consumer.assign(parts)
         if reset_to is not None:
             await consumer.commit({tp: OffsetAndMetadata(reset_to, "") for tp in parts})
@@ -71,7 +66,7 @@ def test_re_running_the_sink_over_the_same_offsets_changes_no_count(
     settings: Settings, ch: Client, tmp_path: Path
 ) -> None:
     _publish(settings, 2_000, seed=3)
-    worker = Service("worker", settings, tmp_path).start()
+    worker = Service("worker", settings, tmp_path, STORE_EVERYTHING_ENV).start()
     sink = Service("sink", settings, tmp_path).start()
     try:
         wait_for(lambda: _totals(ch, settings), lambda t: t[0] >= 2_000, 120, "first pass",
@@ -97,7 +92,7 @@ def test_sigkilled_sink_and_worker_lose_nothing_and_double_nothing(
 ) -> None:
     # Small batches so that kills land between insert and commit often.
     settings = settings.model_copy(update={"sink_batch_rows": 200, "sink_batch_seconds": 0.2})
-    worker = Service("worker", settings, tmp_path).start()
+    worker = Service("worker", settings, tmp_path, STORE_EVERYTHING_ENV).start()
     sink = Service("sink", settings, tmp_path).start()
     rng = random.Random(11)
     total = 0
@@ -109,10 +104,15 @@ def test_sigkilled_sink_and_worker_lose_nothing_and_double_nothing(
             sink.kill()
             if round_no == 2:
                 worker.kill()  # its uncommitted input is processed again: duplicates reach the sink
-                worker = Service("worker", settings, tmp_path).start()
+                worker = Service("worker", settings, tmp_path, STORE_EVERYTHING_ENV).start()
             sink = Service("sink", settings, tmp_path).start()
+        def lag() -> str:
+            worker_lag = asyncio.run(_group_offsets(settings, group=settings.app_id, topic=settings.topic_errors))
+            return f"worker (committed, end) {worker_lag}; sink {asyncio.run(_group_offsets(settings))}\n" + (
+                worker.output()[-2000:] + sink.output()[-3000:])
+
         counted = wait_for(lambda: _totals(ch, settings), lambda t: t[0] >= total, 180, f"{total} events",
-                           diagnostics=lambda: sink.output()[-3000:])
+                           diagnostics=lag)
         wait_for(lambda: asyncio.run(_group_offsets(settings)), lambda o: o[0] == o[1], 60, "sink caught up")
         time.sleep(1)
         db = settings.clickhouse_database
