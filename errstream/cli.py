@@ -119,6 +119,17 @@ def send(
 
 
 @app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="default ERRSTREAM_GATEWAY_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default ERRSTREAM_GATEWAY_PORT")] = None,
+) -> None:
+    """HTTP ingestion gateway: our JSON events and Sentry envelopes/store → the `errors` topic."""
+    from producers.gateway.app import serve
+
+    serve(get_settings(), host, port)
+
+
+@app.command()
 def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) -> None:
     """Start everything locally, publish a realistic mix of errors and show what landed in ClickHouse."""
     from errstream.demo import run_demo
