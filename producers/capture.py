@@ -81,7 +81,7 @@ def _safe_str(exc: BaseException) -> str:
     try:
         return str(exc)
     except Exception:  # a broken __str__ must not lose the event
-        return f"<unprintable {type(exc).__qualname__}>"
+        return f"<unprintable {type(exc).__name__}>"
 
 
 def snapshot_exception(exc: BaseException) -> list[RawException]:
