@@ -107,7 +107,9 @@ def _path_facts(co_filename: str) -> tuple[str, str, bool]:
     return os.path.basename(co_filename), abs_path[:MAX_PATH], is_in_app(abs_path, None)
 
 
+@lru_cache(maxsize=16384)
 def frame_dict(raw: RawFrame) -> dict[str, Any]:
+    """Cached: the same failing lines recur, so their frames are built once (callers must not mutate them)."""
     filename, abs_path, in_app = _path_facts(raw.co_filename)
     line = linecache.getline(raw.co_filename, raw.lineno).strip() if raw.lineno else ""
     return {

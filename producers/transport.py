@@ -9,12 +9,13 @@ Why this shape:
 * Memory is bounded twice: the queue has ``maxlen`` and drops its OLDEST entry
   when full (the newest errors are the ones someone is looking at), and at most
   ``max_in_flight`` records sit in aiokafka's buffers. Every drop is counted.
-* aiokafka batches per partition (``linger_ms``) and compresses batches (lz4).
+* Events go out as lz4-compressed record batches (``send_batch``), rotating over partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -84,6 +85,7 @@ class KafkaTransport:
         self._lock = threading.Lock()
         self._max_in_flight = max_in_flight
         self._in_flight = 0
+        self._next_partition = 0
         self._producer_kwargs = {
             **settings.kafka_client_kwargs(),
             "linger_ms": linger_ms,
@@ -194,12 +196,25 @@ class KafkaTransport:
                 await producer.stop()
 
     async def _send_some(self, producer: AIOKafkaProducer) -> None:
+        """Build up to a few hundred events into record batches and hand them to aiokafka.
+
+        ``send_batch`` costs about a quarter of per-message ``send`` (no per-record
+        partitioner, future and accumulator bookkeeping). Events carry no ordering
+        need (the worker repartitions by fingerprint), so batches rotate over partitions.
+        """
+        try:
+            partitions = sorted(await producer.partitions_for(self.topic))
+        except Exception:
+            log.debug("errstream: no metadata for %s", self.topic, exc_info=True)
+            await asyncio.sleep(0.5)
+            return
         budget = min(500, self._max_in_flight - self._in_flight)
+        batch, count = producer.create_batch(), 0
         while budget and self._queue:
             try:
                 item = self._queue.popleft()
             except IndexError:
-                return
+                break
             budget -= 1
             try:
                 key, value = self._build(item)
@@ -207,18 +222,31 @@ class KafkaTransport:
                 self.stats.build_errors += 1
                 log.debug("errstream: could not build an event", exc_info=True)
                 continue
-            self._in_flight += 1
-            try:
-                fut = await producer.send(self.topic, value, key=key)
-            except Exception:
-                self._in_flight -= 1
-                self.stats.failed += 1
-                continue
-            fut.add_done_callback(self._delivered)
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await self._ship(producer, batch, count, partitions)
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    self.stats.failed += 1  # larger than a whole batch
+                    continue
+            count += 1
+        if count:
+            await self._ship(producer, batch, count, partitions)
 
-    def _delivered(self, fut: asyncio.Future[Any]) -> None:
-        self._in_flight -= 1
+    async def _ship(self, producer: AIOKafkaProducer, batch: Any, count: int, partitions: list[int]) -> None:
+        batch.close()
+        self._next_partition = (self._next_partition + 1) % len(partitions)
+        self._in_flight += count
+        try:
+            fut = await producer.send_batch(batch, self.topic, partition=partitions[self._next_partition])
+        except Exception:
+            self._in_flight -= count
+            self.stats.failed += count
+            return
+        fut.add_done_callback(functools.partial(self._delivered, count))
+
+    def _delivered(self, count: int, fut: asyncio.Future[Any]) -> None:
+        self._in_flight -= count
         if fut.cancelled() or fut.exception() is not None:
-            self.stats.failed += 1
+            self.stats.failed += count
         else:
-            self.stats.sent += 1
+            self.stats.sent += count
