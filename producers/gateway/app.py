@@ -1,4 +1,4 @@
-"""The gateway's Starlette application.
+"""The gateway's ASGI application: a plain-ASGI hot path for ingestion, Starlette for the rest.
 
 Endpoints:
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+from collections.abc import MutableMapping
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +32,7 @@ from starlette.routing import Route
 from errstream.settings import Settings
 from producers.gateway.body import decode_body, legacy_store_body, read_limited
 from producers.gateway.errors import Rejected
+from producers.gateway.incoming import Incoming, Receive, Send, send_json
 from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
 from producers.gateway.sentry import EVENT_ITEM_TYPES, convert_sentry_event, loads_or_reject, parse_envelope
 from producers.publisher import ErrorPublisher
@@ -59,14 +62,14 @@ class Gateway:
         self.metrics = Metrics()
 
     # --- shared steps ----------------------------------------------------------------------
-    async def _body(self, request: Request) -> bytes:
-        raw = await read_limited(request.stream(), request.headers.get("content-length"),
+    async def _body(self, request: Incoming) -> bytes:
+        raw = await read_limited(request.chunks(), request.headers.get("content-length"),
                                  self.settings.gateway_max_body_bytes)
         return decode_body(raw, request.headers.get("content-encoding"), self.settings.gateway_max_decompressed_bytes)
 
     @staticmethod
-    def _sentry_key(request: Request) -> str | None:
-        return sentry_auth_key(request.headers.get("x-sentry-auth")) or request.query_params.get("sentry_key")
+    def _sentry_key(request: Incoming) -> str | None:
+        return sentry_auth_key(request.headers.get("x-sentry-auth")) or request.query("sentry_key")
 
     async def _publish(self, events: list[ErrorEvent]) -> None:
         try:
@@ -74,19 +77,14 @@ class Gateway:
                 publisher = self.publisher
                 assert publisher is not None, "the app's lifespan starts the publisher"
                 await asyncio.gather(*(
-                    publisher.publish_raw(e.model_dump_json().encode(), key=e.event_id.hex.encode()) for e in events
+                    publisher.publish_coalesced(e.model_dump_json().encode(), key=e.event_id.hex.encode()) for e in events
                 ))
         except Exception as exc:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
                            {"Retry-After": "5"}) from None
 
-    @staticmethod
-    def _client_ip(request: Request) -> str | None:
-        return request.client.host if request.client else None
-
     # --- endpoints -------------------------------------------------------------------------
-    async def envelope(self, request: Request) -> Response:
-        project_id = request.path_params["project_id"]
+    async def envelope(self, request: Incoming, project_id: str) -> tuple[int, Any]:
         key = self._sentry_key(request)
         # Authenticate before reading when we can; browser SDKs only put the DSN in the envelope header.
         project = self.projects.authenticate(key, project_id) if key else None
@@ -101,27 +99,26 @@ class Gateway:
             if len(payload) > MAX_EVENT_BYTES:
                 raise Rejected(413, "event_too_large", f"event of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
             events.append(convert_sentry_event(loads_or_reject(payload, "event item"), service=project.service,
-                                               client_ip=self._client_ip(request)))
+                                               client_ip=request.client_ip))
         project.admit(len(events))
         await self._publish(events)
         self.metrics.accepted.labels("envelope").inc(len(events))
         event_id = header.get("event_id") or (events[0].event_id.hex if events else None)
-        return JSONResponse({"id": event_id} if event_id else {})
+        return 200, ({"id": event_id} if event_id else {})
 
-    async def store(self, request: Request) -> Response:
-        project_id = request.path_params["project_id"]
+    async def store(self, request: Incoming, project_id: str) -> tuple[int, Any]:
         project = self.projects.authenticate(self._sentry_key(request), project_id)
         body = legacy_store_body(await self._body(request), self.settings.gateway_max_decompressed_bytes)
         if len(body) > MAX_EVENT_BYTES:
             raise Rejected(413, "event_too_large", f"event of {len(body)} bytes exceeds {MAX_EVENT_BYTES}")
         event = convert_sentry_event(loads_or_reject(body, "event"), service=project.service,
-                                     client_ip=self._client_ip(request))
+                                     client_ip=request.client_ip)
         project.admit(1)
         await self._publish([event])
         self.metrics.accepted.labels("store").inc()
-        return JSONResponse({"id": event.event_id.hex})
+        return 200, {"id": event.event_id.hex}
 
-    async def events(self, request: Request) -> Response:
+    async def events(self, request: Incoming, _: str) -> tuple[int, Any]:
         project = self.projects.authenticate(_own_key(request))
         doc = loads_or_reject(await self._body(request), "body")
         docs = doc if isinstance(doc, list) else [doc]
@@ -129,34 +126,28 @@ class Gateway:
         project.admit(len(events))
         await self._publish(events)
         self.metrics.accepted.labels("events").inc(len(events))
-        return JSONResponse({"accepted": len(events), "ids": [e.event_id.hex for e in events]})
+        return 200, {"accepted": len(events), "ids": [e.event_id.hex for e in events]}
 
-    async def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def metrics_text(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    def guarded(self, handler: Any) -> Any:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Rejected as r:
-                self.metrics.rejected.labels(r.reason).inc()
-                return JSONResponse({"detail": r.detail}, status_code=r.status, headers=r.headers)
-            except Exception:
-                log.exception("gateway: unexpected error")
-                self.metrics.rejected.labels("internal_error").inc()
-                return JSONResponse({"detail": "internal error; see the gateway's log"}, status_code=500)
-
-        return endpoint
+    async def handle(self, route: str, project_id: str, scope: MutableMapping[str, Any], receive: Receive,
+                     send: Send) -> None:
+        request = Incoming.of(scope, receive)
+        try:
+            status, doc = await getattr(self, route)(request, project_id)
+            await send_json(send, status, doc)
+        except Rejected as r:
+            self.metrics.rejected.labels(r.reason).inc()
+            await send_json(send, r.status, {"detail": r.detail}, r.headers)
+        except Exception:
+            log.exception("gateway: unexpected error")
+            self.metrics.rejected.labels("internal_error").inc()
+            await send_json(send, 500, {"detail": "internal error; see the gateway's log"})
 
 
-def _own_key(request: Request) -> str | None:
+def _own_key(request: Incoming) -> str | None:
     auth = request.headers.get("authorization", "")
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
     return request.headers.get("x-errstream-key") or bearer or sentry_auth_key(
-        request.headers.get("x-sentry-auth")) or request.query_params.get("sentry_key")
+        request.headers.get("x-sentry-auth")) or request.query("sentry_key")
 
 
 def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
@@ -171,7 +162,28 @@ def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
         raise Rejected(400, "invalid_event", f"event #{index} is invalid (nothing was published): {problems}") from None
 
 
-def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> Starlette:
+_INGEST_ROUTE = re.compile(r"^/api/(?:(?P<project>[^/]+)/(?P<kind>envelope|store)/?|v1/(?P<own>events)/?)$")
+
+
+class GatewayApp:
+    """ASGI entry: POSTs to the ingestion routes go straight to ``Gateway``; the rest to Starlette."""
+
+    def __init__(self, gateway: Gateway, rest: Starlette) -> None:
+        self.gateway = gateway
+        self.rest = rest
+        self.state = rest.state
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _INGEST_ROUTE.match(scope["path"])
+            if match:
+                route = match["own"] or match["kind"]
+                await self.gateway.handle(route, match["project"] or "", scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
+def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> GatewayApp:
     gw = Gateway(settings, publisher)
 
     @contextlib.asynccontextmanager
@@ -180,18 +192,15 @@ def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> S
         async with gw.publisher:
             yield
 
-    app = Starlette(
-        routes=[
-            Route("/api/{project_id}/envelope/", gw.guarded(gw.envelope), methods=["POST"]),
-            Route("/api/{project_id}/store/", gw.guarded(gw.store), methods=["POST"]),
-            Route("/api/v1/events", gw.guarded(gw.events), methods=["POST"]),
-            Route("/healthz", gw.healthz, methods=["GET"]),
-            Route("/metrics", gw.metrics_text, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.gateway = gw
-    return app
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_text(request: Request) -> Response:
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    rest = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_text)], lifespan=lifespan)
+    rest.state.gateway = gw
+    return GatewayApp(gw, rest)
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
