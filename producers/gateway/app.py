@@ -72,13 +72,16 @@ class Gateway:
         return sentry_auth_key(request.headers.get("x-sentry-auth")) or request.query("sentry_key")
 
     async def _publish(self, events: list[ErrorEvent]) -> None:
+        publisher = self.publisher
+        assert publisher is not None, "the app's lifespan starts the publisher"
         try:
             async with asyncio.timeout(self.settings.gateway_publish_timeout):
-                publisher = self.publisher
-                assert publisher is not None, "the app's lifespan starts the publisher"
-                await asyncio.gather(*(
-                    publisher.publish_coalesced(e.model_dump_json().encode(), key=e.event_id.hex.encode()) for e in events
-                ))
+                if len(events) == 1:  # the usual envelope: skip gather's task per event
+                    e = events[0]
+                    await publisher.publish_coalesced(e.model_dump_json().encode(), key=e.event_id.hex.encode())
+                else:
+                    await asyncio.gather(*(publisher.publish_coalesced(e.model_dump_json().encode(),
+                                                                       key=e.event_id.hex.encode()) for e in events))
         except Exception as exc:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
                            {"Retry-After": "5"}) from None
