@@ -89,7 +89,8 @@ class ErrorPublisher:
                     if not fut.done():
                         fut.set_exception(exc)
                 continue
-            batch, members = self._producer.create_batch(), []
+            batch = self._producer.create_batch()
+            members: list[asyncio.Future[None]] = []
             for key, payload, fut in pending:
                 if batch.append(key=key, value=payload, timestamp=None) is None:
                     await self._ship(batch, members, partitions)

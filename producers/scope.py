@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+_otel_trace: Any
 try:  # optional: pick up the active OpenTelemetry span
     from opentelemetry import trace as _otel_trace
 except ImportError:  # pragma: no cover - depends on the environment
@@ -43,7 +44,7 @@ class Scope:
     breadcrumbs: Breadcrumbs | None = field(default=None, compare=False)
 
 
-_scope: ContextVar[Scope] = ContextVar("errstream_scope", default=Scope())
+_scope: ContextVar[Scope] = ContextVar("errstream_scope", default=Scope())  # noqa: B039 - Scope is immutable
 
 
 def current_scope() -> Scope:

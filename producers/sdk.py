@@ -235,26 +235,37 @@ _NO_OVERRIDES = Overrides(None, None, None, None)
 
 # --- the process-wide default client ----------------------------------------------------------
 _client: Client | None = None
+_hooks_installed = False
 
 
 def init(service: str, **options: Any) -> Client | None:
     """Create the default client (replacing an earlier one) and flush it at interpreter exit.
 
-    ``install_hooks=True`` (default) also reports uncaught exceptions of the main
-    thread, other threads and — for loops created later with ``asyncio.run`` —
-    see ``producers.integrations.hooks``.
+    Besides ``Client``'s options: ``install_hooks=True`` reports uncaught exceptions
+    of the main thread and other threads (``producers.integrations.hooks``);
+    ``capture_logging=True`` adds an ``ErrstreamHandler`` to the root logger (ERROR
+    records become events, INFO and above breadcrumbs), as Sentry's SDK does.
     """
     global _client
     install_hooks = options.pop("install_hooks", True)
+    capture_logging = options.pop("capture_logging", True)
     try:
         if _client is not None:
             _client.close()
         _client = Client(service, **options)
         atexit.register(_client.close)
-        if install_hooks:
+        global _hooks_installed
+        if install_hooks and not _hooks_installed:
             from producers.integrations.hooks import install_excepthooks
 
-            install_excepthooks(_client)
+            install_excepthooks()  # follows get_client(): installed once, whatever init() comes later
+            _hooks_installed = True
+        if capture_logging:
+            from producers.integrations.logging_handler import ErrstreamHandler
+
+            root = logging.getLogger()
+            if not any(isinstance(h, ErrstreamHandler) for h in root.handlers):
+                root.addHandler(ErrstreamHandler())  # follows get_client(), so a later init() needs no new one
         return _client
     except Exception:
         log.warning("errstream.init failed; errors will not be reported", exc_info=True)

@@ -18,8 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import MutableMapping
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest

@@ -38,7 +38,7 @@ from schemas.limits import (
 )
 from stream_processors.fingerprint import group_event
 
-_LEVEL_MAP = {"fatal": "critical", "warn": "warning", "log": "info", **{lvl: lvl for lvl in LEVELS}}
+_LEVEL_MAP: dict[str, str] = {"fatal": "critical", "warn": "warning", "log": "info", **{lvl: lvl for lvl in LEVELS}}
 EVENT_ITEM_TYPES = frozenset({"event"})
 
 
@@ -88,6 +88,10 @@ def _values(value: Any) -> list[Any]:
     if isinstance(value, dict):
         value = value.get("values")
     return value if isinstance(value, list) else []
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any, limit: int) -> str | None:
@@ -157,7 +161,7 @@ def _message(data: dict[str, Any]) -> str | None:
 
 
 def _breadcrumb(b: dict[str, Any]) -> dict[str, Any]:
-    data = b.get("data") if isinstance(b.get("data"), dict) else {}
+    data = _obj(b.get("data"))
     return {
         "timestamp": b.get("timestamp"),
         "type": _str(b.get("type"), MAX_SHORT),
@@ -220,12 +224,12 @@ def _fields(data: dict[str, Any], service: str, client_ip: str | None, *, saniti
     used only when that fast attempt did not validate."""
     tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in list(_pairs(data.get("tags")))[:MAX_TAGS]
             if k}
-    contexts = data.get("contexts") if isinstance(data.get("contexts"), dict) else {}
-    trace = contexts.get("trace") if isinstance(contexts.get("trace"), dict) else {}
+    contexts = _obj(data.get("contexts"))
+    trace = _obj(contexts.get("trace"))
     context: dict[str, Any] = {k: v for k, v in contexts.items() if k != "trace"}
     if isinstance(data.get("extra"), dict) and data["extra"]:
         context["extra"] = data["extra"]
-    sdk = data.get("sdk") if isinstance(data.get("sdk"), dict) else {}
+    sdk = _obj(data.get("sdk"))
     level = data.get("level")
     exceptions = [e for e in _values(data.get("exception")) if isinstance(e, dict)][-MAX_CHAIN:]
     crumbs = [b for b in _values(data.get("breadcrumbs")) if isinstance(b, dict)][-MAX_BREADCRUMBS:]

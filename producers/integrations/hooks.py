@@ -13,22 +13,25 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from producers.sdk import Client
+from producers.sdk import Client, get_client
 
 
-def install_excepthooks(client: Client, *, flush_timeout: float = 2.0) -> None:
+def install_excepthooks(client: Client | None = None, *, flush_timeout: float = 2.0) -> None:
+    """``client=None``: report to whatever ``errstream.get_client()`` is at the time of the error."""
     previous_sys = sys.excepthook
     previous_thread = threading.excepthook
 
     def sys_hook(tp: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        if not isinstance(value, KeyboardInterrupt):
-            client.capture_exception(value, level="critical", handled=False, mechanism="excepthook")
-            client.flush(flush_timeout)
+        target = client or get_client()
+        if target is not None and not isinstance(value, KeyboardInterrupt):
+            target.capture_exception(value, level="critical", handled=False, mechanism="excepthook")
+            target.flush(flush_timeout)
         previous_sys(tp, value, tb)
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_value is not None and not isinstance(args.exc_value, SystemExit):
-            client.capture_exception(args.exc_value, handled=False, mechanism="threading",
+        target = client or get_client()
+        if target is not None and args.exc_value is not None and not isinstance(args.exc_value, SystemExit):
+            target.capture_exception(args.exc_value, handled=False, mechanism="threading",
                                      extra={"thread": getattr(args.thread, "name", None)})
         previous_thread(args)
 
