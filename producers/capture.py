@@ -64,12 +64,13 @@ class RawException(NamedTuple):
 
 def _raw_frames(tb: TracebackType | None) -> list[RawFrame]:
     frames: list[RawFrame] = []
+    append = frames.append
     while tb is not None:
-        frame = tb.tb_frame
-        code = frame.f_code
-        name = frame.f_globals.get("__name__")
-        frames.append(RawFrame(code.co_filename, name if isinstance(name, str) else None, code.co_qualname,
-                               tb.tb_lineno or 0))
+        code = tb.tb_frame.f_code
+        name = tb.tb_frame.f_globals.get("__name__")
+        # tuple.__new__ rather than RawFrame(...): half the cost, the same tuple.
+        append(tuple.__new__(RawFrame, (code.co_filename, name if isinstance(name, str) else None,
+                                        code.co_qualname, tb.tb_lineno or 0)))
         tb = tb.tb_next
     if len(frames) > MAX_FRAMES:  # keep both ends: where it started and where it raised
         half = MAX_FRAMES // 2
