@@ -20,14 +20,17 @@ from schemas.events import ErrorEvent
 
 
 class ErrorPublisher:
-    def __init__(self, settings: Settings, *, linger_ms: int = 5, compression: str | None = "lz4") -> None:
+    def __init__(self, settings: Settings, *, linger_ms: int = 5, compression: str | None = "lz4",
+                 ack_timeout: float = 30.0) -> None:
         self.settings = settings
+        self.ack_timeout = ack_timeout  # publish_coalesced callers get TimeoutError after this
         self._producer = AIOKafkaProducer(
             **settings.kafka_client_kwargs(),
             linger_ms=linger_ms,
             compression_type=compression,
             acks="all",
             enable_idempotence=True,
+            request_timeout_ms=int(ack_timeout * 1000),
         )
         self._pending: list[tuple[bytes | None, bytes, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -80,8 +83,11 @@ class ErrorPublisher:
 
     async def _flush_pending(self) -> None:
         await asyncio.sleep(0)  # let the requests already in the loop join this batch
+        loop = asyncio.get_running_loop()
         while self._pending:
             pending, self._pending = self._pending, []
+            # One timer per gathered group, not an asyncio.timeout per caller (that was 20 µs a request).
+            loop.call_later(self.ack_timeout, _expire, [fut for *_, fut in pending])
             try:
                 partitions = sorted(await self._producer.partitions_for(self.settings.topic_errors))
             except Exception as exc:
@@ -127,3 +133,9 @@ class ErrorPublisher:
                     fut.set_result(None)
 
         acked.add_done_callback(release)
+
+
+def _expire(futures: list[asyncio.Future[None]]) -> None:
+    for fut in futures:
+        if not fut.done():
+            fut.set_exception(TimeoutError("no acknowledgement from Kafka in time"))
