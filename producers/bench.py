@@ -283,6 +283,6 @@ def _cpu_seconds(pid: int) -> float:
 
 def _up(base: str) -> bool:
     try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        return bool(httpx.get(f"{base}/healthz", timeout=1).json().get("kafka"))
     except httpx.HTTPError:
         return False

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 
 from errstream.settings import Settings
@@ -21,8 +22,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_gateway(settings: Settings) -> Iterator[str]:
-    """Yields the base URL, e.g. ``http://127.0.0.1:40123``; stops the server on exit."""
+def running_gateway(settings: Settings, wait_for_kafka: bool = True) -> Iterator[str]:
+    """Yields the base URL, e.g. ``http://127.0.0.1:40123``, once it can accept events; stops it on exit."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="on"))
@@ -33,8 +34,13 @@ def running_gateway(settings: Settings) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("gateway did not start")
         time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    while wait_for_kafka and not httpx.get(f"{url}/healthz").json()["kafka"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("gateway did not connect to Kafka")
+        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(15)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import gzip
 import uuid
 import zlib
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from errstream.settings import GatewayProject, Settings
-from tests.gateway_server import running_gateway
+from tests.gateway_server import free_port, running_gateway
 from tests.kafka_helpers import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -149,3 +150,16 @@ def test_rate_limit_answers_429_with_retry_after(gateway: httpx.Client) -> None:
     assert limited.headers["Retry-After"] == "1"
     assert limited.headers["X-Sentry-Rate-Limits"] == "1::project"
     assert "over its limit of 1 events/s" in limited.json()["detail"]
+
+
+def test_gateway_answers_503_while_kafka_is_unreachable(settings: Settings) -> None:
+    down = settings.model_copy(update={
+        "kafka_bootstrap": f"127.0.0.1:{free_port()}",
+        "gateway_projects": {"7": GatewayProject(public_key="key7")},
+    })
+    with running_gateway(down, wait_for_kafka=False) as url, httpx.Client(base_url=url, timeout=20) as http:
+        started = time.monotonic()
+        r = http.post("/api/7/store/", content=orjson.dumps(sentry_event()), headers=AUTH)
+        assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+        assert "Kafka" in r.json()["detail"] and time.monotonic() - started < 2
+        assert http.get("/healthz").json() == {"status": "ok", "kafka": False}

@@ -59,7 +59,7 @@ class Gateway:
     def __init__(self, settings: Settings, publisher: ErrorPublisher | None = None) -> None:
         self.settings = settings
         self.projects = Projects(settings.gateway_projects)
-        self.publisher = publisher  # made in the lifespan: aiokafka needs the server's running loop
+        self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
         self.metrics = Metrics()
 
     # --- shared steps ----------------------------------------------------------------------
@@ -74,7 +74,8 @@ class Gateway:
 
     async def _publish(self, events: list[ErrorEvent]) -> None:
         publisher = self.publisher
-        assert publisher is not None, "the app's lifespan starts the publisher"
+        if publisher is None:
+            raise Rejected(503, "broker_unavailable", "Kafka is not reachable yet; retry later", {"Retry-After": "5"})
         try:  # the publisher fails the call after settings.gateway_publish_timeout
             if len(events) == 1:  # the usual envelope: skip gather's task per event
                 e = events[0]
@@ -85,6 +86,24 @@ class Gateway:
         except Exception as exc:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
                            {"Retry-After": "5"}) from None
+
+    async def connect(self) -> None:
+        """Start the publisher, retrying with backoff: the gateway serves (503) while Kafka is down at start."""
+        delay = 0.5
+        while True:
+            publisher = ErrorPublisher(self.settings, ack_timeout=self.settings.gateway_publish_timeout)
+            try:
+                await publisher.__aenter__()
+            except Exception as exc:
+                log.warning("gateway: Kafka %s unreachable (%s); retrying in %.1f s",
+                            self.settings.kafka_bootstrap, exc, delay)
+                with contextlib.suppress(Exception):
+                    await publisher.__aexit__(None, None, None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.publisher = publisher
+            return
 
     # --- endpoints -------------------------------------------------------------------------
     async def envelope(self, request: Incoming, project_id: str) -> tuple[int, Any]:
@@ -191,12 +210,21 @@ def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> G
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        gw.publisher = gw.publisher or ErrorPublisher(settings, ack_timeout=settings.gateway_publish_timeout)
-        async with gw.publisher:
+        if gw.publisher is not None:  # injected (tests, benchmarks)
+            async with gw.publisher:
+                yield
+            return
+        connecting = asyncio.create_task(gw.connect())
+        try:
             yield
+        finally:
+            connecting.cancel()
+            if gw.publisher is not None:
+                await gw.publisher.__aexit__(None, None, None)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """Alive always; ``kafka`` says whether events can be accepted (else they get 503)."""
+        return JSONResponse({"status": "ok", "kafka": gw.publisher is not None})
 
     async def metrics_text(request: Request) -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
