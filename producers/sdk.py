@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import random
 import socket
 import sys
-import random
 import time
 from collections import deque
 from collections.abc import Mapping

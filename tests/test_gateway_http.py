@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import time
 import gzip
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
