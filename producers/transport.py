@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -38,6 +39,18 @@ _KAFKA_LOGGERS = ("aiokafka", "aiokafka.conn", "aiokafka.cluster", "aiokafka.pro
 def _not_from_sender(record: logging.LogRecord) -> bool:
     """aiokafka logs every failed connection at ERROR: during an outage that would flood the app's logs."""
     return record.threadName != SENDER_THREAD
+
+
+_live_transports: weakref.WeakSet[KafkaTransport] = weakref.WeakSet()
+
+
+def _restart_after_fork() -> None:
+    for transport in list(_live_transports):
+        transport._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # once per process, not once per client
+    os.register_at_fork(after_in_child=_restart_after_fork)
 
 
 def _quiet_kafka_client_logs() -> None:
@@ -100,8 +113,7 @@ class KafkaTransport:
         self._thread: threading.Thread | None = None
         _quiet_kafka_client_logs()
         self._start_thread()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork)
+        _live_transports.add(self)
 
     # --- the application's side ----------------------------------------------------------
     def submit(self, item: Any) -> None:
