@@ -238,4 +238,4 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     import uvicorn
 
     uvicorn.run(create_app(settings), host=host or settings.gateway_host, port=port or settings.gateway_port,
-                log_level="warning", access_log=False)
+                log_level="warning", access_log=False, server_header=False, date_header=False)

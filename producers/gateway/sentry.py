@@ -234,7 +234,9 @@ def _fields(data: dict[str, Any], service: str, client_ip: str | None, *, saniti
     exceptions = [e for e in _values(data.get("exception")) if isinstance(e, dict)][-MAX_CHAIN:]
     crumbs = [b for b in _values(data.get("breadcrumbs")) if isinstance(b, dict)][-MAX_BREADCRUMBS:]
     fields: dict[str, Any] = {
-        "event_id": _event_id(data.get("event_id")),
+        # Fast path: pydantic parses the UUID itself; the sanitising pass replaces an invalid one.
+        "event_id": _event_id(data.get("event_id")) if sanitise or not isinstance(data.get("event_id"), str)
+        else data["event_id"],
         "service": service,
         "environment": _str(data.get("environment"), MAX_SHORT) or "production",
         "release": _str(data.get("release"), MAX_SHORT),
