@@ -39,11 +39,13 @@ from producers.capture import RawException, cut, exception_dicts, snapshot_excep
 from producers.scope import Scope, breadcrumb, current_scope, otel_ids
 from producers.scope import set_context, set_correlation_id, set_tag, set_trace, set_user  # noqa: F401 - facade
 from producers.transport import KafkaTransport
+from schemas.events import ErrorEvent
 from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS
 
 log = logging.getLogger("errstream.sdk")
 SDK_NAME = "errstream.python/0.1.0"
-_LEVELS = {"debug", "info", "warning", "error", "critical"}
+_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning", "error": "error",
+           "critical": "critical", "fatal": "critical"}
 
 
 class Pending(NamedTuple):
@@ -97,6 +99,8 @@ class Client:
         shutdown_timeout: float = 2.0,
         transport_options: Mapping[str, Any] | None = None,
     ) -> None:
+        # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
+        ErrorEvent(service=service, environment=environment, release=release)
         self.service = service
         self.environment = environment
         self.release = release
@@ -199,7 +203,7 @@ class Client:
             "service": self.service,
             "environment": self.environment,
             "release": self.release,
-            "level": p.level if p.level in _LEVELS else "error",
+            "level": _LEVELS.get(p.level, "error"),
             "platform": "python",
             "server_name": cut(self.server_name, MAX_SHORT),
             "logger": cut(p.logger, MAX_SHORT),
