@@ -139,8 +139,11 @@ def test_refusals_are_4xx_with_reasons_and_counted(gateway: httpx.Client, settin
     assert r.status_code == 400
     assert r.json()["detail"].startswith("event #1 is invalid (nothing was published): level:")
 
+    r = gateway.post("/api/v1/events", json=[{"message": "x"}] * 1001, headers={"X-Errstream-Key": "key7"})
+    assert r.status_code == 413 and r.json()["detail"] == "a batch of 1001 events exceeds 1000"
+
     m = metrics(gateway)
-    for reason, n in [("missing_key", 1), ("unknown_key", 1), ("wrong_project", 1), ("body_too_large", 1),
+    for reason, n in [("batch_too_large", 1), ("missing_key", 1), ("unknown_key", 1), ("wrong_project", 1), ("body_too_large", 1),
                       ("decompressed_too_large", 1), ("bad_compression", 1), ("unsupported_encoding", 1),
                       ("invalid_json", 2), ("invalid_event", 1)]:
         assert m[f"errstream_gateway_requests_rejected_total[{reason}]"] == n, reason
@@ -155,6 +158,8 @@ def test_rate_limit_answers_429_with_retry_after(gateway: httpx.Client) -> None:
     assert limited.headers["Retry-After"] == "1"
     assert limited.headers["X-Sentry-Rate-Limits"] == "1::project"
     assert "over its limit of 1 events/s" in limited.json()["detail"]
+    r = gateway.post("/api/v1/events", json=[{"message": "x"}] * 3, headers={"X-Errstream-Key": "key8"})
+    assert r.status_code == 429 and "exceed project 8's burst of 2" in r.json()["detail"]
 
 
 def test_gateway_answers_503_while_kafka_is_unreachable(settings: Settings) -> None:

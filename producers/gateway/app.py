@@ -39,6 +39,13 @@ from schemas.events import ErrorEvent
 from schemas.limits import MAX_EVENT_BYTES
 
 log = logging.getLogger("errstream.gateway")
+MAX_BATCH_EVENTS = 1_000  # per POST /api/v1/events
+# Envelope item types Sentry SDKs send besides events; anything else is counted as "other" (bounded labels).
+KNOWN_ITEM_TYPES = frozenset({
+    "session", "sessions", "transaction", "client_report", "attachment", "profile", "profile_chunk", "check_in",
+    "replay_event", "replay_recording", "user_report", "feedback", "statsd", "metric_meta", "span", "log",
+    "otel_log",
+})
 
 
 class Metrics:
@@ -116,7 +123,7 @@ class Gateway:
         for item_header, payload in items:
             kind = item_header["type"]
             if kind not in EVENT_ITEM_TYPES:
-                self.metrics.ignored.labels(kind[:40]).inc()
+                self.metrics.ignored.labels(kind if kind in KNOWN_ITEM_TYPES else "other").inc()
                 continue
             if len(payload) > MAX_EVENT_BYTES:
                 raise Rejected(413, "event_too_large", f"event of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
@@ -144,6 +151,8 @@ class Gateway:
         project = self.projects.authenticate(_own_key(request))
         doc = loads_or_reject(await self._body(request), "body")
         docs = doc if isinstance(doc, list) else [doc]
+        if len(docs) > MAX_BATCH_EVENTS:
+            raise Rejected(413, "batch_too_large", f"a batch of {len(docs)} events exceeds {MAX_BATCH_EVENTS}")
         events = [_own_event(i, d, project) for i, d in enumerate(docs)]
         project.admit(len(events))
         await self._publish(events)

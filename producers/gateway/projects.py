@@ -46,6 +46,9 @@ class Project:
     def admit(self, events: int) -> None:
         if self.bucket is None or events == 0:
             return
+        if events > self.bucket.burst:  # could never pass: say so instead of asking to retry
+            raise Rejected(429, "rate_limited", f"{events} events in one request exceed project {self.id}'s burst "
+                           f"of {self.bucket.burst:g}; send smaller batches", {"Retry-After": "1"})
         wait = self.bucket.take(events)
         if wait:
             retry = max(1, math.ceil(wait))
