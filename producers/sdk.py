@@ -36,8 +36,17 @@ import orjson
 
 from errstream.settings import Settings, get_settings
 from producers.capture import RawException, cut, exception_dicts, snapshot_exception
-from producers.scope import Scope, breadcrumb, current_scope, otel_ids
-from producers.scope import set_context, set_correlation_id, set_tag, set_trace, set_user  # noqa: F401 - facade
+from producers.scope import (  # noqa: F401 - facade
+    Scope,
+    breadcrumb,
+    current_scope,
+    otel_ids,
+    set_context,
+    set_correlation_id,
+    set_tag,
+    set_trace,
+    set_user,
+)
 from producers.transport import KafkaTransport
 from schemas.events import ErrorEvent
 from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS

@@ -15,6 +15,7 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -174,10 +175,8 @@ class KafkaTransport:
         except Exception as exc:
             self.stats.connect_failures += 1
             log.debug("errstream: broker unreachable (%s)", exc)
-            try:
+            with contextlib.suppress(Exception):
                 await producer.stop()
-            except Exception:
-                pass
             return None
         self.stats.connected = True
         return producer

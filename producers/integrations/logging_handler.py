@@ -29,6 +29,7 @@ class ErrstreamHandler(logging.Handler):
         self._client = client
         self.event_level = event_level
         self.breadcrumb_level = breadcrumb_level
+        self.errors = 0  # records that could not be reported (e.g. a bad format string)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -49,4 +50,4 @@ class ErrstreamHandler(logging.Handler):
             if record.levelno >= self.breadcrumb_level:
                 client.add_breadcrumb(message, category=record.name, level=level, type="log")
         except Exception:  # a logging handler must never raise into the app
-            pass
+            self.errors += 1
