@@ -119,6 +119,33 @@ def send(
 
 
 @app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="default ERRSTREAM_GATEWAY_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default ERRSTREAM_GATEWAY_PORT")] = None,
+) -> None:
+    """HTTP ingestion gateway: our JSON events and Sentry envelopes/store → the `errors` topic."""
+    from producers.gateway.app import serve
+
+    serve(get_settings(), host, port)
+
+
+@app.command("bench-sdk")
+def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
+    """SDK benchmark: caller-thread cost of capture_exception (p50/p99 µs) and send throughput (needs a broker)."""
+    from producers.bench import bench_sdk
+
+    bench_sdk(get_settings(), events, rate, out=console.print)
+
+
+@app.command("bench-gateway")
+def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str = "auto") -> None:
+    """Gateway benchmark: Sentry envelopes/s on one worker process (driver: wrk if installed, else httpx)."""
+    from producers.bench import bench_gateway
+
+    bench_gateway(get_settings(), seconds, connections, driver, out=console.print)
+
+
+@app.command()
 def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) -> None:
     """Start everything locally, publish a realistic mix of errors and show what landed in ClickHouse."""
     from errstream.demo import run_demo

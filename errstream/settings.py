@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewayProject(BaseModel):
+    """One project that may send to the gateway, identified by its DSN public key."""
+
+    public_key: str
+    service: str | None = None  # service name of its events; defaults to "project-<id>"
+    rate_limit: float | None = None  # events per second (token bucket); None = unlimited
+    burst: int | None = None  # bucket size; defaults to max(rate_limit, 1)
 
 
 class Settings(BaseSettings):
@@ -73,6 +82,15 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     local_kafka_port: int = 9092
     local_clickhouse_port: int = 8123
+
+    # --- HTTP ingestion gateway (producers/gateway) ---------------------------
+    # JSON map project id → {"public_key", "service", "rate_limit" (events/s), "burst"}; see docs/ingestion.md
+    gateway_projects: dict[str, GatewayProject] = {}
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_max_body_bytes: int = 5_000_000  # as sent (compressed); larger → 413
+    gateway_max_decompressed_bytes: int = 20_000_000  # after gzip/deflate/br; larger → 413
+    gateway_publish_timeout: float = 10.0  # broker unreachable longer than this → 503
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Security options in the form aiokafka's clients take them."""

@@ -1,0 +1,1 @@
+"""HTTP ingestion gateway: our JSON schema and Sentry's ingestion protocol → the ``errors`` topic."""

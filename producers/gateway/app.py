@@ -1,0 +1,250 @@
+"""The gateway's ASGI application: a plain-ASGI hot path for ingestion, Starlette for the rest.
+
+Endpoints:
+
+* ``POST /api/{project_id}/envelope/`` — Sentry envelopes (what current SDKs send).
+* ``POST /api/{project_id}/store/`` — Sentry's legacy single-event endpoint.
+* ``POST /api/v1/events`` — our own schema: one ``ErrorEvent`` object or a list (all or nothing).
+* ``GET /healthz``, ``GET /metrics`` (Prometheus text).
+
+Every refusal is a 4xx/5xx with ``{"detail": ...}`` and is counted by reason;
+accepted events are published to ``errors`` through one long-lived
+``ErrorPublisher`` and acknowledged by the broker before the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from errstream.settings import Settings
+from producers.gateway.body import decode_body, legacy_store_body, read_limited
+from producers.gateway.errors import Rejected
+from producers.gateway.incoming import Incoming, Receive, Send, send_json
+from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
+from producers.gateway.sentry import EVENT_ITEM_TYPES, convert_sentry_event, loads_or_reject, parse_envelope
+from producers.publisher import ErrorPublisher
+from schemas.events import ErrorEvent
+from schemas.limits import MAX_EVENT_BYTES
+
+log = logging.getLogger("errstream.gateway")
+MAX_BATCH_EVENTS = 1_000  # per POST /api/v1/events
+# Envelope item types Sentry SDKs send besides events; anything else is counted as "other" (bounded labels).
+KNOWN_ITEM_TYPES = frozenset({
+    "session", "sessions", "transaction", "client_report", "attachment", "profile", "profile_chunk", "check_in",
+    "replay_event", "replay_recording", "user_report", "feedback", "statsd", "metric_meta", "span", "log",
+    "otel_log",
+})
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter("errstream_gateway_events_accepted", "Events published to the errors topic",
+                                ["endpoint"], registry=self.registry)
+        self.rejected = Counter("errstream_gateway_requests_rejected", "Requests refused, by reason",
+                                ["reason"], registry=self.registry)
+        self.ignored = Counter("errstream_gateway_envelope_items_ignored",
+                               "Envelope items accepted but not stored (sessions, transactions, ...)",
+                               ["type"], registry=self.registry)
+        # Children resolved once: .labels() is a lock and a dict lookup on every request otherwise.
+        self.accepted_by = {name: self.accepted.labels(name) for name in ("envelope", "store", "events")}
+
+
+class Gateway:
+    def __init__(self, settings: Settings, publisher: ErrorPublisher | None = None) -> None:
+        self.settings = settings
+        self.projects = Projects(settings.gateway_projects)
+        self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
+        self.metrics = Metrics()
+
+    # --- shared steps ----------------------------------------------------------------------
+    async def _body(self, request: Incoming) -> bytes:
+        raw = await read_limited(request.chunks(), request.headers.get("content-length"),
+                                 self.settings.gateway_max_body_bytes)
+        return decode_body(raw, request.headers.get("content-encoding"), self.settings.gateway_max_decompressed_bytes)
+
+    @staticmethod
+    def _sentry_key(request: Incoming) -> str | None:
+        return sentry_auth_key(request.headers.get("x-sentry-auth")) or request.query("sentry_key")
+
+    async def _publish(self, events: list[ErrorEvent]) -> None:
+        publisher = self.publisher
+        if publisher is None:
+            raise Rejected(503, "broker_unavailable", "Kafka is not reachable yet; retry later", {"Retry-After": "5"})
+        try:  # the publisher fails the call after settings.gateway_publish_timeout
+            if len(events) == 1:  # the usual envelope: skip gather's task per event
+                e = events[0]
+                await publisher.publish_coalesced(e.model_dump_json().encode(), key=e.event_id.hex.encode())
+            else:
+                await asyncio.gather(*(publisher.publish_coalesced(e.model_dump_json().encode(),
+                                                                   key=e.event_id.hex.encode()) for e in events))
+        except Exception as exc:
+            raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
+                           {"Retry-After": "5"}) from None
+
+    async def connect(self) -> None:
+        """Start the publisher, retrying with backoff: the gateway serves (503) while Kafka is down at start."""
+        delay = 0.5
+        while True:
+            publisher = ErrorPublisher(self.settings, ack_timeout=self.settings.gateway_publish_timeout)
+            try:
+                await publisher.__aenter__()
+            except Exception as exc:
+                log.warning("gateway: Kafka %s unreachable (%s); retrying in %.1f s",
+                            self.settings.kafka_bootstrap, exc, delay)
+                with contextlib.suppress(Exception):
+                    await publisher.__aexit__(None, None, None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.publisher = publisher
+            return
+
+    # --- endpoints -------------------------------------------------------------------------
+    async def envelope(self, request: Incoming, project_id: str) -> tuple[int, Any]:
+        key = self._sentry_key(request)
+        # Authenticate before reading when we can; browser SDKs only put the DSN in the envelope header.
+        project = self.projects.authenticate(key, project_id) if key else None
+        header, items = parse_envelope(await self._body(request))
+        project = project or self.projects.authenticate(dsn_key(header.get("dsn")), project_id)
+        events: list[ErrorEvent] = []
+        for item_header, payload in items:
+            kind = item_header["type"]
+            if kind not in EVENT_ITEM_TYPES:
+                self.metrics.ignored.labels(kind if kind in KNOWN_ITEM_TYPES else "other").inc()
+                continue
+            if len(payload) > MAX_EVENT_BYTES:
+                raise Rejected(413, "event_too_large", f"event of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
+            events.append(convert_sentry_event(loads_or_reject(payload, "event item"), service=project.service,
+                                               client_ip=request.client_ip))
+        project.admit(len(events))
+        await self._publish(events)
+        self.metrics.accepted_by["envelope"].inc(len(events))
+        event_id = header.get("event_id") or (events[0].event_id.hex if events else None)
+        return 200, ({"id": event_id} if event_id else {})
+
+    async def store(self, request: Incoming, project_id: str) -> tuple[int, Any]:
+        project = self.projects.authenticate(self._sentry_key(request), project_id)
+        body = legacy_store_body(await self._body(request), self.settings.gateway_max_decompressed_bytes)
+        if len(body) > MAX_EVENT_BYTES:
+            raise Rejected(413, "event_too_large", f"event of {len(body)} bytes exceeds {MAX_EVENT_BYTES}")
+        event = convert_sentry_event(loads_or_reject(body, "event"), service=project.service,
+                                     client_ip=request.client_ip)
+        project.admit(1)
+        await self._publish([event])
+        self.metrics.accepted_by["store"].inc()
+        return 200, {"id": event.event_id.hex}
+
+    async def events(self, request: Incoming, _: str) -> tuple[int, Any]:
+        project = self.projects.authenticate(_own_key(request))
+        doc = loads_or_reject(await self._body(request), "body")
+        docs = doc if isinstance(doc, list) else [doc]
+        if len(docs) > MAX_BATCH_EVENTS:
+            raise Rejected(413, "batch_too_large", f"a batch of {len(docs)} events exceeds {MAX_BATCH_EVENTS}")
+        events = [_own_event(i, d, project) for i, d in enumerate(docs)]
+        project.admit(len(events))
+        await self._publish(events)
+        self.metrics.accepted_by["events"].inc(len(events))
+        return 200, {"accepted": len(events), "ids": [e.event_id.hex for e in events]}
+
+    async def handle(self, route: str, project_id: str, scope: MutableMapping[str, Any], receive: Receive,
+                     send: Send) -> None:
+        request = Incoming.of(scope, receive)
+        try:
+            status, doc = await getattr(self, route)(request, project_id)
+            await send_json(send, status, doc)
+        except Rejected as r:
+            self.metrics.rejected.labels(r.reason).inc()
+            await send_json(send, r.status, {"detail": r.detail}, r.headers)
+        except Exception:
+            log.exception("gateway: unexpected error")
+            self.metrics.rejected.labels("internal_error").inc()
+            await send_json(send, 500, {"detail": "internal error; see the gateway's log"})
+
+
+def _own_key(request: Incoming) -> str | None:
+    auth = request.headers.get("authorization", "")
+    bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+    return request.headers.get("x-errstream-key") or bearer or sentry_auth_key(
+        request.headers.get("x-sentry-auth")) or request.query("sentry_key")
+
+
+def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
+    if not isinstance(doc, dict):
+        raise Rejected(400, "invalid_event", f"event #{index} must be a JSON object")
+    if "service" not in doc:
+        doc["service"] = project.service
+    try:
+        return ErrorEvent.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        raise Rejected(400, "invalid_event", f"event #{index} is invalid (nothing was published): {problems}") from None
+
+
+_INGEST_ROUTE = re.compile(r"^/api/(?:(?P<project>[^/]+)/(?P<kind>envelope|store)/?|v1/(?P<own>events)/?)$")
+
+
+class GatewayApp:
+    """ASGI entry: POSTs to the ingestion routes go straight to ``Gateway``; the rest to Starlette."""
+
+    def __init__(self, gateway: Gateway, rest: Starlette) -> None:
+        self.gateway = gateway
+        self.rest = rest
+        self.state = rest.state
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _INGEST_ROUTE.match(scope["path"])
+            if match:
+                route = match["own"] or match["kind"]
+                await self.gateway.handle(route, match["project"] or "", scope, receive, send)
+                return
+        await self.rest(scope, receive, send)
+
+
+def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> GatewayApp:
+    gw = Gateway(settings, publisher)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if gw.publisher is not None:  # injected (tests, benchmarks)
+            async with gw.publisher:
+                yield
+            return
+        connecting = asyncio.create_task(gw.connect())
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            if gw.publisher is not None:
+                await gw.publisher.__aexit__(None, None, None)
+
+    async def healthz(request: Request) -> Response:
+        """Alive always; ``kafka`` says whether events can be accepted (else they get 503)."""
+        return JSONResponse({"status": "ok", "kafka": gw.publisher is not None})
+
+    async def metrics_text(request: Request) -> Response:
+        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    rest = Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics_text)], lifespan=lifespan)
+    rest.state.gateway = gw
+    return GatewayApp(gw, rest)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host or settings.gateway_host, port=port or settings.gateway_port,
+                log_level="warning", access_log=False, server_header=False, date_header=False)

@@ -1,0 +1,294 @@
+"""Sentry's ingestion protocol: envelopes, and Sentry event payloads → ``ErrorEvent``.
+
+The conversion is lenient where Sentry SDKs vary (tags as a dict or as pairs,
+``exception`` as a list or ``{"values": [...]}``, messages as strings,
+``message`` objects or ``logentry``, numeric user ids) and shortens what only
+breaks our size limits (like Sentry's own trimming), so an event from a real
+SDK is never refused for cosmetic reasons. What cannot be made valid is
+refused with the validation error as the reason.
+
+Envelope format (https://develop.sentry.dev/sdk/envelopes/): a JSON header
+line, then items, each a JSON item header line followed by a payload of
+``length`` bytes, or up to the next newline when ``length`` is absent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from producers.capture import cut
+from producers.gateway.errors import Rejected
+from producers.integrations.request_info import SENSITIVE_HEADERS
+from schemas.events import LEVELS, ErrorEvent
+from schemas.limits import (
+    MAX_BREADCRUMBS,
+    MAX_CHAIN,
+    MAX_CONTEXT_LINE,
+    MAX_FINGERPRINT_PARTS,
+    MAX_FRAMES,
+    MAX_MESSAGE,
+    MAX_PATH,
+    MAX_SHORT,
+    MAX_TAGS,
+)
+from stream_processors.fingerprint import group_event
+
+_LEVEL_MAP: dict[str, str] = {"fatal": "critical", "warn": "warning", "log": "info", **{lvl: lvl for lvl in LEVELS}}
+EVENT_ITEM_TYPES = frozenset({"event"})
+
+
+def loads_or_reject(data: bytes, what: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected(400, "invalid_json", f"{what} is not valid JSON: {exc}") from None
+
+
+def parse_envelope(body: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes]]]:
+    """(envelope header, [(item header, payload)])."""
+    header_line, _, rest = body.partition(b"\n")
+    header = loads_or_reject(header_line, "envelope header") if header_line.strip() else {}
+    if not isinstance(header, dict):
+        raise Rejected(400, "invalid_envelope", "envelope header must be a JSON object")
+    items: list[tuple[dict[str, Any], bytes]] = []
+    pos = 0
+    while pos < len(rest):
+        end = rest.find(b"\n", pos)
+        line = rest[pos:] if end < 0 else rest[pos:end]
+        pos = len(rest) if end < 0 else end + 1
+        if not line.strip():
+            continue
+        item_header = loads_or_reject(line, f"envelope item header #{len(items) + 1}")
+        if not isinstance(item_header, dict) or not isinstance(item_header.get("type"), str):
+            raise Rejected(400, "invalid_envelope", f"envelope item header #{len(items) + 1} needs a type")
+        length = item_header.get("length")
+        if length is not None:
+            if not isinstance(length, int) or length < 0 or pos + length > len(rest):
+                raise Rejected(400, "invalid_envelope", f"envelope item #{len(items) + 1} has a bad length")
+            payload = rest[pos:pos + length]
+            pos += length
+            if rest[pos:pos + 1] == b"\n":
+                pos += 1
+        else:
+            end = rest.find(b"\n", pos)
+            payload = rest[pos:] if end < 0 else rest[pos:end]
+            pos = len(rest) if end < 0 else end + 1
+        items.append((item_header, payload))
+    return header, items
+
+
+# --- Sentry event → our schema -----------------------------------------------------------------
+def _values(value: Any) -> list[Any]:
+    """Sentry interfaces come as ``{"values": [...]}`` or as a bare list."""
+    if isinstance(value, dict):
+        value = value.get("values")
+    return value if isinstance(value, list) else []
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    return cut(value if isinstance(value, str) else str(value), limit)
+
+
+def _pairs(value: Any) -> Iterator[tuple[str, Any]]:
+    """A dict, or a list of ``[key, value]`` pairs (Sentry allows both for tags and headers)."""
+    if isinstance(value, dict):
+        yield from value.items()
+    elif isinstance(value, list):
+        for pair in value:
+            if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                yield str(pair[0]), pair[1]
+
+
+def _frame(f: dict[str, Any]) -> dict[str, Any]:
+    lineno, colno = f.get("lineno"), f.get("colno")
+    in_app = f.get("in_app")
+    return {
+        "filename": _str(f.get("filename"), MAX_PATH),
+        "abs_path": _str(f.get("abs_path"), MAX_PATH),
+        "module": _str(f.get("module") or f.get("package"), MAX_SHORT),
+        "function": _str(f.get("function"), MAX_SHORT),
+        "lineno": lineno if isinstance(lineno, int) and lineno >= 0 else None,
+        "colno": colno if isinstance(colno, int) and colno >= 0 else None,
+        "in_app": in_app if isinstance(in_app, bool) else None,
+        "context_line": _str(f.get("context_line"), MAX_CONTEXT_LINE),
+    }
+
+
+def _exception(e: dict[str, Any]) -> dict[str, Any]:
+    frames = [f for f in _values((e.get("stacktrace") or {}).get("frames")) if isinstance(f, dict)]
+    if len(frames) > MAX_FRAMES:  # keep where it started and where it raised
+        frames = frames[: MAX_FRAMES // 2] + frames[-(MAX_FRAMES // 2):]
+    mechanism = e.get("mechanism") if isinstance(e.get("mechanism"), dict) else None
+    return {
+        "type": _str(e.get("type"), MAX_SHORT) or "Error",
+        "value": _str(e.get("value"), MAX_MESSAGE) or "",
+        "module": _str(e.get("module"), MAX_SHORT),
+        "mechanism": {
+            "type": _str(mechanism.get("type"), MAX_SHORT) or "generic",
+            "handled": mechanism.get("handled") if isinstance(mechanism.get("handled"), bool) else None,
+        } if mechanism else None,
+        "stacktrace": [_frame(f) for f in frames],
+    }
+
+
+def _message(data: dict[str, Any]) -> str | None:
+    for key in ("logentry", "message"):
+        value = data.get(key)
+        if isinstance(value, str) and value:
+            return cut(value, MAX_MESSAGE)
+        if isinstance(value, dict):
+            text = value.get("formatted") or value.get("message")
+            params = value.get("params")
+            if isinstance(text, str) and not value.get("formatted") and params:
+                try:
+                    text = text % (tuple(params) if isinstance(params, list) else params)
+                except (TypeError, ValueError, KeyError):
+                    pass
+            if isinstance(text, str) and text:
+                return cut(text, MAX_MESSAGE)
+    return None
+
+
+def _breadcrumb(b: dict[str, Any]) -> dict[str, Any]:
+    data = _obj(b.get("data"))
+    return {
+        "timestamp": b.get("timestamp"),
+        "type": _str(b.get("type"), MAX_SHORT),
+        "category": _str(b.get("category"), MAX_SHORT),
+        "message": _str(b.get("message"), MAX_MESSAGE),
+        "level": _str(b.get("level"), 16),
+        "data": dict(list(data.items())[:50]),
+    }
+
+
+def _user(u: Any, client_ip: str | None) -> dict[str, Any] | None:
+    if not isinstance(u, dict):
+        return None
+    ip = u.get("ip_address")
+    if ip == "{{auto}}":  # Sentry's placeholder: the address the event came from
+        ip = client_ip
+    user = {
+        "id": _str(u.get("id"), MAX_SHORT),
+        "email": _str(u.get("email"), MAX_SHORT),
+        "username": _str(u.get("username"), MAX_SHORT),
+        "ip_address": _str(ip, 64),
+    }
+    return user if any(user.values()) else None
+
+
+def _request(r: Any) -> dict[str, Any] | None:
+    if not isinstance(r, dict):
+        return None
+    query = r.get("query_string")
+    if not isinstance(query, str):
+        query = "&".join(f"{k}={v}" for k, v in _pairs(query)) if query else None
+    headers = {
+        str(k)[:MAX_SHORT]: "[Filtered]" if str(k).lower() in SENSITIVE_HEADERS else (_str(v, MAX_SHORT) or "")
+        for k, v in list(_pairs(r.get("headers")))[:100]
+    }
+    return {"method": _str(r.get("method"), 16), "url": _str(r.get("url"), MAX_PATH),
+            "query_string": _str(query, MAX_PATH), "headers": headers}
+
+
+def _hex_id(value: Any, lengths: tuple[int, ...]) -> str | None:
+    if isinstance(value, str) and len(value) in lengths:
+        try:
+            int(value, 16)
+            return value.lower()
+        except ValueError:
+            return None
+    return None
+
+
+def _event_id(value: Any) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError):
+        return uuid.uuid4()
+
+
+def _fields(data: dict[str, Any], service: str, client_ip: str | None, *, sanitise: bool) -> dict[str, Any]:
+    """Our event's fields. ``sanitise=False`` hands frames and breadcrumbs to pydantic as they are (its Rust
+    validator is several times faster than reshaping them in Python); ``True`` cleans every field and is
+    used only when that fast attempt did not validate."""
+    tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in list(_pairs(data.get("tags")))[:MAX_TAGS]
+            if k}
+    contexts = _obj(data.get("contexts"))
+    trace = _obj(contexts.get("trace"))
+    context: dict[str, Any] = {k: v for k, v in contexts.items() if k != "trace"}
+    if isinstance(data.get("extra"), dict) and data["extra"]:
+        context["extra"] = data["extra"]
+    sdk = _obj(data.get("sdk"))
+    level = data.get("level")
+    exceptions = [e for e in _values(data.get("exception")) if isinstance(e, dict)][-MAX_CHAIN:]
+    crumbs = [b for b in _values(data.get("breadcrumbs")) if isinstance(b, dict)][-MAX_BREADCRUMBS:]
+    fields: dict[str, Any] = {
+        # Fast path: pydantic parses the UUID itself; the sanitising pass replaces an invalid one.
+        "event_id": _event_id(data.get("event_id")) if sanitise or not isinstance(data.get("event_id"), str)
+        else data["event_id"],
+        "service": service,
+        "environment": _str(data.get("environment"), MAX_SHORT) or "production",
+        "release": _str(data.get("release"), MAX_SHORT),
+        "level": _LEVEL_MAP.get(level.lower(), "error") if isinstance(level, str) else "error",
+        "platform": _str(data.get("platform"), 32) or "other",
+        "server_name": _str(data.get("server_name"), MAX_SHORT),
+        "logger": _str(data.get("logger"), MAX_SHORT),
+        "message": _message(data),
+        "exceptions": [_exception(e) for e in exceptions] if sanitise else [
+            {**e, "value": e.get("value") or "", "stacktrace": (e.get("stacktrace") or {}).get("frames") or []}
+            for e in exceptions
+        ],
+        "user": _user(data.get("user"), client_ip),
+        "request": _request(data.get("request")),
+        "tags": tags,
+        "context": dict(list(context.items())[:MAX_TAGS]),
+        "breadcrumbs": [_breadcrumb(b) for b in crumbs] if sanitise else crumbs,
+        "trace_id": _hex_id(trace.get("trace_id"), (16, 32)),
+        "span_id": _hex_id(trace.get("span_id"), (8, 16)),
+        "parent_span_id": _hex_id(trace.get("parent_span_id"), (8, 16)),
+        "correlation_id": tags.get("correlation_id") or tags.get("request_id"),
+        "sdk": _str(f"{sdk.get('name')}/{sdk.get('version')}", MAX_SHORT) if sdk.get("name") else None,
+    }
+    if data.get("timestamp") is not None:
+        fields["timestamp"] = data["timestamp"]
+    return fields
+
+
+def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = None) -> ErrorEvent:
+    if not isinstance(data, dict):
+        raise Rejected(400, "invalid_event", "a Sentry event must be a JSON object")
+    try:
+        event = ErrorEvent.model_validate(_fields(data, service, client_ip, sanitise=False))
+    except ValidationError:
+        try:
+            event = ErrorEvent.model_validate(_fields(data, service, client_ip, sanitise=True))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(p) for p in first["loc"])
+            raise Rejected(400, "invalid_event", f"event field {loc}: {first['msg']}") from None
+    fingerprint = [str(p)[:MAX_SHORT] for p in data.get("fingerprint") or [] if p not in (None, "")]
+    if fingerprint:
+        resolved = _resolve_default(event, fingerprint)
+        event.fingerprint = resolved[:MAX_FINGERPRINT_PARTS] if resolved else None
+    return event
+
+
+def _resolve_default(event: ErrorEvent, parts: list[str]) -> list[str] | None:
+    """Sentry's ``{{ default }}`` stands for the grouping errstream would compute without a fingerprint."""
+    if not any(p.replace(" ", "") == "{{default}}" for p in parts):
+        return parts
+    if len(parts) == 1:
+        return None
+    default = group_event(event).fingerprint
+    return [default if p.replace(" ", "") == "{{default}}" else p for p in parts]

@@ -1,0 +1,321 @@
+"""The errstream Python SDK: one line to set up, and it can never hurt the application.
+
+    import errstream
+    errstream.init(service="checkout", environment="production", release="1.4.2")
+    try:
+        ...
+    except Exception:
+        errstream.capture_exception()
+
+Promises, in order of importance:
+
+1. No SDK entry point raises into the application: every public function and
+   method catches everything and counts it instead.
+2. The application's thread does little: it copies the exception's text and
+   code locations and the scope reference, and appends to a bounded queue
+   (``producers.transport``). Source lines, JSON and Kafka happen on a
+   background thread.
+3. Memory is bounded; when the broker is unreachable the oldest events are
+   dropped and counted (``client.stats``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import socket
+import sys
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from errstream.settings import Settings, get_settings
+from producers.capture import RawException, cut, exception_dicts, snapshot_exception
+from producers.scope import (  # noqa: F401 - facade
+    Scope,
+    breadcrumb,
+    current_scope,
+    otel_ids,
+    set_context,
+    set_correlation_id,
+    set_tag,
+    set_trace,
+    set_user,
+)
+from producers.transport import KafkaTransport
+from schemas.events import ErrorEvent
+from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS
+
+log = logging.getLogger("errstream.sdk")
+SDK_NAME = "errstream.python/0.1.0"
+_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning", "error": "error",
+           "critical": "critical", "fatal": "critical"}
+
+
+class Pending(NamedTuple):
+    """Everything captured on the application's thread; turned into JSON on the sender thread."""
+
+    event_id: str
+    timestamp: float
+    level: str
+    exceptions: list[RawException] | None
+    handled: bool | None
+    mechanism: str
+    message: str | None
+    logger: str | None
+    scope: Scope
+    breadcrumbs: tuple[dict[str, Any], ...]
+    otel: tuple[str | None, str | None]
+    overrides: Overrides | None
+
+
+class Overrides(NamedTuple):
+    """Per-call additions; ``None`` for the common call without them."""
+
+    tags: Mapping[str, Any] | None
+    user: Mapping[str, Any] | None
+    fingerprint: list[str] | None
+    extra: Mapping[str, Any] | None
+
+    @classmethod
+    def of(cls, tags: Mapping[str, Any] | None, user: Mapping[str, Any] | None, fingerprint: list[str] | None,
+           extra: Mapping[str, Any] | None) -> Overrides | None:
+        if tags is None and user is None and fingerprint is None and extra is None:
+            return None
+        return cls(dict(tags) if tags else None, dict(user) if user else None,
+                   list(fingerprint) if fingerprint else None, dict(extra) if extra else None)
+
+
+class Client:
+    """An explicit SDK client; ``errstream.init`` makes one and keeps it as the process's default."""
+
+    def __init__(
+        self,
+        service: str,
+        *,
+        environment: str = "production",
+        release: str | None = None,
+        server_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        settings: Settings | None = None,
+        queue_size: int = 10_000,
+        max_breadcrumbs: int = MAX_BREADCRUMBS,
+        shutdown_timeout: float = 2.0,
+        transport_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
+        ErrorEvent(service=service, environment=environment, release=release)
+        self.service = service
+        self.environment = environment
+        self.release = release
+        self.server_name = server_name or socket.gethostname()
+        self.tags = {str(k): str(v) for k, v in (tags or {}).items()}
+        self.settings = settings or get_settings()
+        self.max_breadcrumbs = min(max_breadcrumbs, MAX_BREADCRUMBS)
+        self.breadcrumbs: deque[dict[str, Any]] = deque(maxlen=self.max_breadcrumbs)
+        self.shutdown_timeout = shutdown_timeout
+        self.internal_errors = 0
+        self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
+                                        **(transport_options or {}))
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """queued / sent / dropped / failed / build_errors / connect_failures / connected / internal_errors."""
+        return {**self.transport.stats.as_dict(), "internal_errors": self.internal_errors,
+                "pending": self.transport.pending()}
+
+    # --- capture (application thread) -----------------------------------------------------
+    def capture_exception(
+        self,
+        error: BaseException | None = None,
+        *,
+        level: str = "error",
+        handled: bool | None = True,
+        mechanism: str = "generic",
+        message: str | None = None,
+        logger: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        user: Mapping[str, Any] | None = None,
+        fingerprint: list[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Queue an event for ``error`` (default: the exception being handled); returns its id or None."""
+        try:
+            if error is None:
+                error = sys.exc_info()[1]
+                if error is None:
+                    return None
+            return self._enqueue(level, snapshot_exception(error), handled, mechanism, message, logger,
+                                 Overrides.of(tags, user, fingerprint, extra))
+        except Exception:
+            self.internal_errors += 1
+            return None
+
+    def capture_message(self, message: str, *, level: str = "info", logger: str | None = None,
+                        tags: Mapping[str, Any] | None = None, user: Mapping[str, Any] | None = None,
+                        fingerprint: list[str] | None = None, extra: Mapping[str, Any] | None = None) -> str | None:
+        try:
+            return self._enqueue(level, None, None, "generic", str(message), logger,
+                                 Overrides.of(tags, user, fingerprint, extra))
+        except Exception:
+            self.internal_errors += 1
+            return None
+
+    def add_breadcrumb(self, message: str | None = None, *, category: str | None = None, level: str = "info",
+                       type: str = "default", data: Mapping[str, Any] | None = None) -> None:
+        try:
+            buf = current_scope().breadcrumbs
+            (self.breadcrumbs if buf is None else buf).append(
+                breadcrumb(message, category=category, level=level, type=type, data=data)
+            )
+        except Exception:
+            self.internal_errors += 1
+
+    def _enqueue(self, level: str, exceptions: list[RawException] | None, handled: bool | None, mechanism: str,
+                 message: str | None, logger: str | None, overrides: Overrides | None) -> str:
+        scope = current_scope()
+        crumbs = tuple(self.breadcrumbs if scope.breadcrumbs is None else scope.breadcrumbs)
+        otel = otel_ids() if scope.trace_id is None else (None, None)
+        event_id = _event_id()
+        self.transport.submit(Pending(event_id, time.time(), level, exceptions, handled, mechanism, message,
+                                      logger, scope, crumbs, otel, overrides))
+        return event_id
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        try:
+            return self.transport.flush(timeout)
+        except Exception:
+            self.internal_errors += 1
+            return False
+
+    def close(self, timeout: float | None = None) -> None:
+        try:
+            self.transport.close(self.shutdown_timeout if timeout is None else timeout)
+        except Exception:
+            self.internal_errors += 1
+
+    # --- serialisation (sender thread) ----------------------------------------------------
+    def build_event(self, p: Pending) -> dict[str, Any]:
+        """The event in the JSON shape of ``schemas.ErrorEvent``, already within its limits."""
+        scope = p.scope
+        o = p.overrides or _NO_OVERRIDES
+        tags = {**self.tags, **scope.tags, **{str(k): str(v) for k, v in (o.tags or {}).items()}}
+        contexts = {**scope.contexts, **({"extra": o.extra} if o.extra else {})}
+        event: dict[str, Any] = {
+            "event_id": p.event_id,
+            "timestamp": datetime.fromtimestamp(p.timestamp, UTC).isoformat(),
+            "service": self.service,
+            "environment": self.environment,
+            "release": self.release,
+            "level": _LEVELS.get(p.level, "error"),
+            "platform": "python",
+            "server_name": cut(self.server_name, MAX_SHORT),
+            "logger": cut(p.logger, MAX_SHORT),
+            "message": cut(p.message, MAX_MESSAGE),
+            "exceptions": exception_dicts(p.exceptions, p.handled, p.mechanism) if p.exceptions else [],
+            "tags": {cut(k, MAX_SHORT): cut(v, MAX_SHORT) for k, v in list(tags.items())[:MAX_TAGS]},
+            "context": dict(list(contexts.items())[:MAX_TAGS]),
+            "breadcrumbs": [
+                {**c, "timestamp": datetime.fromtimestamp(c["timestamp"], UTC).isoformat(),
+                 "message": cut(c.get("message"), MAX_MESSAGE)}
+                for c in p.breadcrumbs[-MAX_BREADCRUMBS:]
+            ],
+            "trace_id": scope.trace_id or p.otel[0],
+            "span_id": scope.span_id or p.otel[1],
+            "parent_span_id": scope.parent_span_id,
+            "correlation_id": cut(scope.correlation_id, MAX_SHORT),
+            "sdk": SDK_NAME,
+        }
+        user = o.user or scope.user
+        if user:
+            event["user"] = {k: cut(str(v), MAX_SHORT) for k, v in user.items()
+                             if k in ("id", "email", "username", "ip_address") and v is not None}
+        if scope.request:
+            event["request"] = dict(scope.request)
+        if o.fingerprint:
+            event["fingerprint"] = [cut(str(part), MAX_SHORT) for part in o.fingerprint][:MAX_FINGERPRINT_PARTS]
+        return event
+
+    def _serialise(self, p: Pending) -> tuple[bytes | None, bytes]:
+        return p.event_id.encode(), orjson.dumps(self.build_event(p), default=str)
+
+
+_NO_OVERRIDES = Overrides(None, None, None, None)
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _event_id() -> str:
+    """A random (version 4) UUID as 32 hex digits; uuid.uuid4() reads os.urandom, 7x slower on the hot path.
+
+    ``random`` is reseeded after fork by CPython, so forked workers do not repeat ids.
+    """
+    return f"{(random.getrandbits(128) & _V4_CLEAR) | _V4_SET:032x}"
+
+# --- the process-wide default client ----------------------------------------------------------
+_client: Client | None = None
+_hooks_installed = False
+
+
+def init(service: str, **options: Any) -> Client | None:
+    """Create the default client (replacing an earlier one) and flush it at interpreter exit.
+
+    Besides ``Client``'s options: ``install_hooks=True`` reports uncaught exceptions
+    of the main thread and other threads (``producers.integrations.hooks``);
+    ``capture_logging=True`` adds an ``ErrstreamHandler`` to the root logger (ERROR
+    records become events, INFO and above breadcrumbs), as Sentry's SDK does.
+    """
+    global _client
+    install_hooks = options.pop("install_hooks", True)
+    capture_logging = options.pop("capture_logging", True)
+    try:
+        if _client is not None:
+            _client.close()
+        _client = Client(service, **options)
+        atexit.register(_client.close)
+        global _hooks_installed
+        if install_hooks and not _hooks_installed:
+            from producers.integrations.hooks import install_excepthooks
+
+            install_excepthooks()  # follows get_client(): installed once, whatever init() comes later
+            _hooks_installed = True
+        if capture_logging:
+            from producers.integrations.logging_handler import ErrstreamHandler
+
+            root = logging.getLogger()
+            if not any(isinstance(h, ErrstreamHandler) for h in root.handlers):
+                root.addHandler(ErrstreamHandler())  # follows get_client(), so a later init() needs no new one
+        return _client
+    except Exception:
+        log.warning("errstream.init failed; errors will not be reported", exc_info=True)
+        return None
+
+
+def get_client() -> Client | None:
+    return _client
+
+
+def capture_exception(error: BaseException | None = None, **kwargs: Any) -> str | None:
+    client = _client
+    return client.capture_exception(error, **kwargs) if client is not None else None
+
+
+def capture_message(message: str, **kwargs: Any) -> str | None:
+    client = _client
+    return client.capture_message(message, **kwargs) if client is not None else None
+
+
+def add_breadcrumb(message: str | None = None, **kwargs: Any) -> None:
+    client = _client
+    if client is not None:
+        client.add_breadcrumb(message, **kwargs)
+
+
+def flush(timeout: float = 2.0) -> bool:
+    client = _client
+    return client.flush(timeout) if client is not None else True
