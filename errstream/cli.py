@@ -101,7 +101,10 @@ def sink() -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
     from sinks.clickhouse_sink import ClickHouseSink
 
+    from errstream.metrics_server import serve_metrics
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve_metrics(get_settings())
     _run_until_signal(lambda stop: ClickHouseSink(get_settings()).run(stop))
 
 

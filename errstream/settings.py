@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = 1.0
     sink_dedup_lookback: int = 100_000
 
+    # Prometheus /metrics of `errstream worker` and `errstream sink` (0 = off). Each process needs
+    # its own port: several workers on one host use ERRSTREAM_METRICS_PORT per process.
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+
     # --- grouping, scrubbing, sampling (worker) ---------------------------
     # JSON-valued: ERRSTREAM_SAMPLE_RATES='{"info": 0.2}' (merged over the defaults
     # critical 1.0, error 1.0, warning 0.5, info 0.1, debug 0.01);

@@ -7,12 +7,14 @@ import asyncio
 import faust
 
 from errstream.kafka_admin import ensure_topics
+from errstream.metrics_server import serve_metrics
 from errstream.settings import Settings
 from stream_processors.app import create_app
 
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     asyncio.run(ensure_topics(settings))
+    serve_metrics(settings)
     app = create_app(settings)
     # faust.Worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
     asyncio.set_event_loop(asyncio.new_event_loop())
