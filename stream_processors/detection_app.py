@@ -9,8 +9,8 @@ partition *p* of all of them, and of the tables' changelogs, to one worker)::
         └──▶ {app}-detect-by-trace (key trace id) ──▶ detect-chains ──▶ {app}-chains, alerts
     issue-status (compacted, key fingerprint) ──▶ track-issue-status: statuses[fingerprint]
 
-Tables are plain faust Tables with ``use_partitioner=True`` and keyed by the
-same bytes as their source topic's records: the changelog record of a key then
+Tables are faust Tables whose changelog partition is computed from the key,
+keyed by the same bytes as their source topic's records: the changelog record of a key then
 lands on the partition number of that key's source records, whichever event
 is "current" inside a ``take_events`` batch, and a restarted or rebalanced
 worker recovers exactly the keys it will process. Each batch writes a touched
@@ -60,6 +60,18 @@ def _partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+class KeyPartitionedTable(faust.Table):
+    """A table whose changelog partition is the partition of the key's source records.
+
+    ``use_partitioner=True`` would ask the producer's metadata for the changelog's
+    partition count, which it may not have yet right after faust created the topic
+    (a TypeError inside faust); the partition is known without asking.
+    """
+
+    def partition_for_key(self, key: Any) -> int:
+        return _partition(key, self.partitions or 1)
+
+
 def install_detection(app: faust.App, settings: Settings) -> None:
     cfg = DetectionConfig.from_settings(settings)
     n = settings.topic_partitions
@@ -73,11 +85,14 @@ def install_detection(app: faust.App, settings: Settings) -> None:
 
     # key_type=bytes is what makes faust use the raw key serializer for the changelog (and its recovery);
     # values are JSON (the states' ``__json__``), decoded back to dicts on recovery.
-    table_kw: dict[str, Any] = {"partitions": n, "use_partitioner": True, "key_type": bytes}
-    issues = app.Table("detect-issues", **table_kw)
-    statuses = app.Table("detect-issue-status", **table_kw)
-    services = app.Table("detect-services", **table_kw)
-    chains = app.Table("detect-chains", **table_kw)
+    def table(name: str) -> KeyPartitionedTable:
+        return app.tables.add(  # what app.Table does, with our class
+            KeyPartitionedTable(app, name=name, partitions=n, key_type=bytes, beacon=app.tables.beacon))
+
+    issues = table("detect-issues")
+    statuses = table("detect-issue-status")
+    services = table("detect-services")
+    chains = table("detect-chains")
 
     issue_detector = IssueDetector(cfg)
     service_detector = ServiceDetector(cfg)
