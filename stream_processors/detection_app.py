@@ -210,7 +210,7 @@ def install_detection(app: faust.App, settings: Settings) -> None:
         return TP(topic, _partition(key, n)) in app.assignor.assigned_actives()
 
     @app.on_partitions_assigned.connect
-    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:  # noqa: ARG001
+    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
         rescan["needed"] = True
 
     @app.timer(interval=0.2)

@@ -13,9 +13,9 @@ from errstream.settings import Settings
 from schemas.chains import chains_topic
 from schemas.issue_status import IssueStatusChange
 from tests.detection_helpers import (
+    alerts,
     committed,
     error,
-    alerts,
     of_kind,
     publish,
     publish_status,

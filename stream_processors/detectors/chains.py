@@ -55,10 +55,19 @@ class ChainState:
         return True
 
     def ordered(self) -> list[Signal]:
+        """Earliest first; among equal times the deepest span (the callee that failed first) first."""
         sigs = self.signals()
-        parents = {s.parent_span_id for s in sigs if s.parent_span_id}
-        # earliest first; among equal times the deepest span (parent of no other error) first
-        return sorted(sigs, key=lambda s: (s.ts, s.span_id in parents if s.span_id else True, s.received))
+        parent_of = {s.span_id: s.parent_span_id for s in sigs if s.span_id}
+
+        def depth(span: str | None) -> int:
+            d, seen = 0, set()
+            while span in parent_of and span not in seen:
+                seen.add(span)
+                span = parent_of[span]
+                d += 1
+            return d
+
+        return sorted(sigs, key=lambda s: (s.ts, -depth(s.span_id), s.received))
 
     def services(self) -> list[str]:
         seen: dict[str, None] = {}

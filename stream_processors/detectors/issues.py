@@ -14,8 +14,8 @@ from schemas.alerts import AlertEvent, Severity
 from stream_processors.detectors.alerts import make_alert, utc
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
-from stream_processors.detectors.spike import Baseline, SpikeHit, check_spike
 from stream_processors.detectors.signals import Signal
+from stream_processors.detectors.spike import Baseline, SpikeHit, check_spike
 from stream_processors.detectors.windows import MinuteWindows
 
 

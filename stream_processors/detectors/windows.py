@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MINUTE = 60.0
+MAX_GAP_MINUTES = 1_440
 
 
 def minute_of(ts: float) -> int:
@@ -56,25 +57,29 @@ class MinuteWindows:
         return Added(minute, count, late=False, closed=closed)
 
     def _close_due(self) -> list[tuple[int, int]]:
-        horizon = self.watermark - self.grace  # minutes ending at or before this are final
-        due = sorted(m for m in self.open if m + MINUTE <= horizon)
-        if not due:
+        """Close every minute that ended ``grace`` before the watermark; minutes without events close as 0."""
+        horizon = self.watermark - self.grace
+        if self.last_closed is not None:
+            m = self.last_closed + 60
+        elif self.open:
+            m = min(self.open)
+        else:
             return []
         closed: list[tuple[int, int]] = []
-        for m in due:
-            if self.last_closed is not None:
-                # minutes without events are windows with a count of 0; a gap of
-                # more than a day is not worth replaying minute by minute
-                gap = min((m - self.last_closed) // 60 - 1, 1_440)
-                closed.extend((m - (i + 1) * 60, 0) for i in reversed(range(int(gap))))
-            count = self.open.pop(m)
-            closed.append((m, count))
-            self.last_closed = m
-            if self.keep:
-                self.kept[m] = count
-        if self.kept:
-            oldest = self.last_closed - self.keep * 60  # type: ignore[operator]
-            self.kept = {m: c for m, c in self.kept.items() if m > oldest}
+        skip_to = minute_of(horizon) - MAX_GAP_MINUTES * 60  # a longer silence is not replayed minute by minute
+        if m < skip_to:
+            closed.extend((k, self.open.pop(k)) for k in sorted(k for k in self.open if k < skip_to))
+            m = skip_to
+        while m + MINUTE <= horizon:
+            closed.append((m, self.open.pop(m, 0)))
+            m += 60
+        if closed:
+            self.last_closed = closed[-1][0]
+        if self.keep:
+            for minute, count in closed:
+                self.kept[minute] = count
+            oldest = (self.last_closed or 0) - self.keep * 60
+            self.kept = {k: c for k, c in self.kept.items() if k > oldest}
         return closed
 
     def recent_total(self, minutes: int, now_minute: int) -> int:
