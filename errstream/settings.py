@@ -66,9 +66,10 @@ class Settings(BaseSettings):
     alert_rate_minutes: int = 5  # ... M
     spike_scopes: str = "service"  # comma list: service, issue
     spike_factor: float = 3.0  # threshold = max(min_count, factor × mean, mean + z × sigma)
-    spike_z: float = 6.0
+    spike_z: float = 8.0
     spike_min_count: int = 20
-    spike_alpha: float = 0.1  # EWMA weight of the newest closed minute
+    spike_alpha: float = 0.1  # EWMA weight of the newest closed minute in the mean ...
+    spike_var_alpha: float = 0.02  # ... and in the variance (slower: a quiet stretch does not shrink sigma)
     spike_warmup_minutes: int = 5
     spike_floor: float = 1.0  # events/min the baseline never drops below
     chain_window_seconds: float = 5.0  # errors of one trace within this span of event time form a chain

@@ -6,7 +6,7 @@ partition *p* of all of them, and of the tables' changelogs, to one worker)::
     processed (key fingerprint) ──▶ detect-issues ──▶ alerts
         │  state: issues[fingerprint], reads statuses[fingerprint]
         ├──▶ {app}-detect-by-service (key service; per-batch counts) ──▶ detect-services ──▶ alerts
-        └──▶ {app}-detect-by-trace (key trace id) ──▶ detect-chains ──▶ {app}-chains, alerts
+        └──▶ {app}-detect-by-trace (partition of the trace id) ──▶ detect-chains ──▶ {app}-chains, alerts
     issue-status (compacted, key fingerprint) ──▶ track-issue-status: statuses[fingerprint]
 
 Tables are faust Tables whose changelog partition is computed from the key,
@@ -154,10 +154,13 @@ def install_detection(app: faust.App, settings: Settings) -> None:
                 issues[key] = state.to_dict()
             pending = await publish(raised)
             for service, groups in per_service.items():
-                value = orjson.dumps([[*orjson.loads(sig.dumps()), count] for sig, count in groups.values()])
+                value = orjson.dumps([[*sig.fields(), count] for sig, count in groups.values()])
                 pending.append(await by_service.send(key=service.encode(), value=value))
-            for sig in traced:
-                pending.append(await by_trace.send(key=sig.trace_id.encode(), value=sig.dumps()))  # type: ignore[union-attr]
+            by_partition: dict[int, list[bytes]] = {}
+            for sig in traced:  # one record per partition: the chain table's key decides the partition
+                by_partition.setdefault(_partition(sig.trace_id.encode(), n), []).append(sig.dumps())  # type: ignore[union-attr]
+            for partition, sigs in by_partition.items():
+                pending.append(await by_trace.send(partition=partition, value=b"[" + b",".join(sigs) + b"]"))
             if pending:
                 await asyncio.gather(*pending)
 
@@ -181,6 +184,12 @@ def install_detection(app: faust.App, settings: Settings) -> None:
 
     due: dict[bytes, float] = {}  # trace → loop time when its chain is published
     expiry: deque[tuple[float, bytes]] = deque()  # (loop time, trace) of chains to forget
+    # Traces whose errors all come from one service are not chains (yet): they stay in memory, unlogged,
+    # because most traces never get a second service and a changelog write per traced error would cost
+    # more than everything else detection does. A crash forgets them (see the README).
+    forming: dict[bytes, ChainState] = {}
+    forming_expiry: deque[tuple[float, bytes]] = deque()
+    forming_ttl = max(30.0, 3 * cfg.chain_window)
     rescan = {"needed": True}
 
     def now() -> float:
@@ -194,17 +203,26 @@ def install_detection(app: faust.App, settings: Settings) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
             touched: dict[bytes, ChainState] = {}
             for event in events:
-                key = event.key
-                sig = Signal.loads(event.value)
-                chain = touched.get(key) or load_chain(chains.get(key))
-                if chain is None:
-                    chain = ChainState(trace_id=sig.trace_id or key.decode())
-                    expiry.append((now() + cfg.chain_retention, key))
-                if chain.add(sig, cfg.chain_window):
-                    touched[key] = chain
-                    due[key] = now() + cfg.chain_settle
+                for fields in orjson.loads(event.value):
+                    sig = Signal(*fields)
+                    key = sig.trace_id.encode()  # type: ignore[union-attr]
+                    chain = touched.get(key) or forming.get(key) or load_chain(chains.get(key))
+                    if chain is None:
+                        chain = forming[key] = ChainState(trace_id=sig.trace_id)  # type: ignore[arg-type]
+                        forming_expiry.append((now() + forming_ttl, key))
+                    if not chain.add(sig, cfg.chain_window):
+                        continue
+                    if key in touched or len({e[1] for e in chain.events}) >= cfg.chain_min_services:
+                        if key in forming:
+                            del forming[key]
+                            expiry.append((now() + cfg.chain_retention, key))
+                        touched[key] = chain
+                        due[key] = now() + cfg.chain_settle
             for key, chain in touched.items():
                 chains[key] = chain.to_dict()
+            t = now()
+            while forming_expiry and forming_expiry[0][0] <= t:
+                forming.pop(forming_expiry.popleft()[1], None)
 
     def owned(topic: str, key: bytes) -> bool:
         return TP(topic, _partition(key, n)) in app.assignor.assigned_actives()
@@ -231,8 +249,6 @@ def install_detection(app: faust.App, settings: Settings) -> None:
             if chain is None or not owned(by_trace.get_topic_name(), key):
                 continue
             record = chain.record()
-            if len(record.services) < cfg.chain_min_services:
-                continue
             raised = []
             if not chain.alerted:
                 chain.alerted = True

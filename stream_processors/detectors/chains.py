@@ -24,7 +24,7 @@ MAX_CHAIN_EVENTS = 100
 @dataclass(slots=True)
 class ChainState:
     trace_id: str
-    events: list[list[Any]] = field(default_factory=list)  # Signal.dumps() fields, arrival order
+    events: list[list[Any]] = field(default_factory=list)  # Signal.fields(), arrival order
     published: bool = False
     alerted: bool = False
     dropped: int = 0  # errors beyond MAX_CHAIN_EVENTS or outside the window
@@ -50,8 +50,7 @@ class ChainState:
             if sig.ts > first + window or sig.ts < last - window or len(self.events) >= MAX_CHAIN_EVENTS:
                 self.dropped += 1
                 return False
-        self.events.append([sig.event_id, sig.service, sig.fingerprint, sig.title, sig.level, sig.ts, sig.received,
-                            sig.trace_id, sig.span_id, sig.parent_span_id])
+        self.events.append(sig.fields())
         return True
 
     def ordered(self) -> list[Signal]:

@@ -31,6 +31,7 @@ class DetectionConfig:
             thresholds=tuple(sorted(s.alert_threshold_counts)), rate_count=s.alert_rate_count,
             rate_minutes=s.alert_rate_minutes,
             spike=SpikeRule(factor=s.spike_factor, z=s.spike_z, min_count=s.spike_min_count, alpha=s.spike_alpha,
+                            var_alpha=s.spike_var_alpha,
                             warmup=s.spike_warmup_minutes, floor=s.spike_floor),
             service_spikes="service" in scopes, issue_spikes="issue" in scopes,
             chain_window=s.chain_window_seconds, chain_settle=s.chain_settle_seconds,

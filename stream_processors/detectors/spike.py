@@ -25,9 +25,10 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class SpikeRule:
     factor: float = 3.0
-    z: float = 6.0
+    z: float = 8.0
     min_count: int = 20
-    alpha: float = 0.1  # weight of the newest minute: half-life ≈ 6.6 minutes
+    alpha: float = 0.1  # weight of the newest minute in the mean: half-life ≈ 6.6 minutes
+    var_alpha: float = 0.02  # ... in the variance: half-life ≈ 34 minutes, so one quiet stretch does not shrink σ
     warmup: int = 5
     floor: float = 1.0  # events per minute
 
@@ -51,9 +52,8 @@ class Baseline:
             self.mean, self.var = x, 0.0
         else:
             diff = x - self.mean
-            incr = rule.alpha * diff
-            self.mean += incr
-            self.var = (1 - rule.alpha) * (self.var + diff * incr)
+            self.mean += rule.alpha * diff
+            self.var = (1 - rule.var_alpha) * (self.var + rule.var_alpha * diff * diff)
         self.n += 1
 
     def to_dict(self) -> dict[str, Any]:
