@@ -51,13 +51,13 @@ class AlertLatencyResult:
 
     def lines(self) -> list[str]:
         return [
-            f"background load   {self.rate_achieved:,.0f} events/s achieved (target {self.rate_target:,}) "
-            f"for {self.seconds:.1f} s",
+            (f"background load   {self.rate_achieved:,.0f} events/s achieved (target {self.rate_target:,}) "
+             f"for {self.seconds:.1f} s"),
             f"probes            {self.probes} published, {len(self.latencies)} alerted",
-            f"alert latency     p50 {self.percentile(0.5) * 1000:.0f} ms   p90 {self.percentile(0.9) * 1000:.0f} ms   "
-            f"p99 {self.percentile(0.99) * 1000:.0f} ms   max {max(self.latencies, default=float('nan')) * 1000:.0f} ms",
-            f"worker            {self.worker_cpu_seconds:.1f} CPU s from start to stop (startup included), "
-            f"peak RSS {self.worker_max_rss_mb:.0f} MB",
+            (f"alert latency     p50 {self.percentile(0.5) * 1000:.0f} ms   p90 {self.percentile(0.9) * 1000:.0f} ms   "
+             f"p99 {self.percentile(0.99) * 1000:.0f} ms   max {max(self.latencies, default=float('nan')) * 1000:.0f} ms"),
+            (f"worker            {self.worker_cpu_seconds:.1f} CPU s from start to stop (startup included), "
+             f"peak RSS {self.worker_max_rss_mb:.0f} MB"),
             f"worker log        {self.log}",
         ]
 

@@ -87,6 +87,7 @@ def _simulate(cfg: DetectionConfig, s: Series, minutes: int, rng: random.Random,
                      title="bench", level="error", ts=ts, received=ts)
         state, alerts = det.observe(state, sig, n)
         for a in alerts:
+            assert a.trigger_event_time is not None
             alerted.add(int((a.trigger_event_time.timestamp() - T0) // 60))
     return events, alerted
 
@@ -126,12 +127,13 @@ def run_spike_bench(series: int = 100, minutes: int = 1_440, seed: int = 1, cfg:
 def report_lines(r: SpikeBenchResult, cfg: DetectionConfig) -> list[str]:
     rule = cfg.spike
     lines = [
-        f"rule              max({rule.min_count}, {rule.factor:g} × mean, mean + {rule.z:g}σ); EWMA α={rule.alpha:g} "
-        f"(variance α={rule.var_alpha:g}), warm-up {rule.warmup} min, cooldown {cfg.cooldown:g} s, grace {cfg.grace:g} s",
-        f"steady traffic    {r.series} services × {r.minutes} simulated minutes, {r.events:,} events, "
-        f"{r.seconds:.1f} s wall",
-        f"false positives   {r.false_alerts} spike alerts ({r.false_minutes} minutes over threshold with cooldown off)"
-        + (f"  by rate: {r.false_by_rate}" if r.false_by_rate else ""),
+        (f"rule              max({rule.min_count}, {rule.factor:g} × mean, mean + {rule.z:g}σ); EWMA α={rule.alpha:g} "
+         f"(variance α={rule.var_alpha:g}), warm-up {rule.warmup} min, cooldown {cfg.cooldown:g} s, "
+         f"grace {cfg.grace:g} s"),
+        (f"steady traffic    {r.series} services × {r.minutes} simulated minutes, {r.events:,} events, "
+         f"{r.seconds:.1f} s wall"),
+        (f"false positives   {r.false_alerts} spike alerts ({r.false_minutes} minutes over threshold with cooldown off)"
+         + (f"  by rate: {r.false_by_rate}" if r.false_by_rate else "")),
     ]
     for factor, (caught, injected) in r.detected.items():
         lines.append(f"{factor:g}× one-minute burst   caught {caught}/{injected} ({caught / max(injected, 1):.0%})"

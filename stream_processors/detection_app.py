@@ -26,12 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
-from faust.types import TP
+from faust.types import TP, StreamT
 from prometheus_client import Counter
 from pydantic import ValidationError
 
@@ -50,6 +50,8 @@ log = logging.getLogger("errstream.detect")
 
 ALERTS = Counter("errstream_alerts", "Alerts published, by kind", ["kind"])
 SKIPPED = Counter("errstream_detect_skipped", "Records detection could not use, by reason", ["reason"])
+LATE = Counter("errstream_detect_late_events", "Events older than their window's grace: counted in ClickHouse, "
+               "not by detection")
 
 BATCH_MAX = 1_000
 BATCH_WITHIN = 0.05  # seconds
@@ -86,8 +88,9 @@ def install_detection(app: faust.App, settings: Settings) -> None:
     # key_type=bytes is what makes faust use the raw key serializer for the changelog (and its recovery);
     # values are JSON (the states' ``__json__``), decoded back to dicts on recovery.
     def table(name: str) -> KeyPartitionedTable:
-        return app.tables.add(  # what app.Table does, with our class
-            KeyPartitionedTable(app, name=name, partitions=n, key_type=bytes, beacon=app.tables.beacon))
+        t = KeyPartitionedTable(app, name=name, partitions=n, key_type=bytes, beacon=app.tables.beacon)
+        app.tables.add(t)  # what app.Table does, with our class
+        return t
 
     issues = table("detect-issues")
     statuses = table("detect-issue-status")
@@ -98,6 +101,15 @@ def install_detection(app: faust.App, settings: Settings) -> None:
     service_detector = ServiceDetector(cfg)
 
     async def publish(alerts: list[AlertEvent]) -> list[Any]:
+        """Send alerts once the state that records them is on the broker.
+
+        Table writes are buffered by faust; without the flush an alert could leave before the changelog
+        record saying "alerted", and a crash in between would re-alert after recovery. Only batches that
+        alert pay this round trip.
+        """
+        if not alerts:
+            return []
+        await app.producer.flush()
         sent = []
         for a in alerts:
             ALERTS.labels(a.kind).inc()
@@ -105,7 +117,7 @@ def install_detection(app: faust.App, settings: Settings) -> None:
         return sent
 
     @app.agent(status_topic, name="track-issue-status")
-    async def track_issue_status(stream: faust.Stream) -> None:
+    async def track_issue_status(stream: StreamT) -> None:
         async for event in stream.events():
             key = event.key
             if event.value is None:  # tombstone on the compacted topic: status forgotten
@@ -123,8 +135,8 @@ def install_detection(app: faust.App, settings: Settings) -> None:
             log.info("issue %s is %s (%s)", change.fingerprint, change.status, change.changed_by)
 
     @app.agent(processed, name="detect-issues")
-    async def detect_issues(stream: faust.Stream) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    async def detect_issues(stream: StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, Any] = {}
             raised: list[AlertEvent] = []
             per_service: dict[str, dict[tuple[int, str], list[Any]]] = {}
@@ -140,7 +152,10 @@ def install_detection(app: faust.App, settings: Settings) -> None:
                 key = sig.fingerprint.encode()
                 state = touched[key] if key in touched else issue_detector.load(issues.get(key))
                 status = statuses.get(key)
+                late_before = state.late if state is not None else 0
                 touched[key], alerts = issue_detector.observe(state, sig, status)
+                if touched[key].late > late_before:
+                    LATE.inc()
                 raised.extend(alerts)
                 if status is not None and status.get("status") == "ignored":
                     continue  # ignored issues take no part in service spikes or chains
@@ -165,12 +180,12 @@ def install_detection(app: faust.App, settings: Settings) -> None:
                 await asyncio.gather(*pending)
 
     @app.agent(by_service, name="detect-services")
-    async def detect_services(stream: faust.Stream) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    async def detect_services(stream: StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, Any] = {}
             raised: list[AlertEvent] = []
             for event in events:
-                key = event.key
+                key = cast(bytes, event.key)
                 state = touched[key] if key in touched else service_detector.load(services.get(key))
                 for *fields, count in orjson.loads(event.value):
                     state, alerts = service_detector.observe(state, Signal(*fields), count)
@@ -199,8 +214,8 @@ def install_detection(app: faust.App, settings: Settings) -> None:
         return None if value is None else ChainState.from_dict(value)
 
     @app.agent(by_trace, name="detect-chains")
-    async def detect_chains(stream: faust.Stream) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    async def detect_chains(stream: StreamT) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, ChainState] = {}
             for event in events:
                 for fields in orjson.loads(event.value):
@@ -227,9 +242,10 @@ def install_detection(app: faust.App, settings: Settings) -> None:
     def owned(topic: str, key: bytes) -> bool:
         return TP(topic, _partition(key, n)) in app.assignor.assigned_actives()
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(app: faust.App, assigned: Any, **kwargs: Any) -> None:
+    def _assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         rescan["needed"] = True
+
+    app.on_partitions_assigned.connect(_assigned, weak=False)  # type: ignore[arg-type]
 
     @app.timer(interval=0.2)
     async def publish_chains() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from errstream.settings import Settings
 from schemas.chains import chains_topic
@@ -207,3 +210,18 @@ def test_a_three_service_cascade_in_one_trace_is_one_chain_with_the_right_root(
     assert chain["root_event_id"] == str(cascade[0].event_id)
     assert chain["event_count"] == 3 and [e["service"] for e in chain["events"]] == alert["details"]["services"]
     assert len(got) >= 1
+
+
+def test_the_issue_status_topic_is_compacted(settings: Settings) -> None:
+    """Its latest record per fingerprint is the state; compaction keeps exactly that, forever."""
+    async def describe() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+        await admin.start()
+        try:
+            [resp] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic_issue_status)])
+        finally:
+            await admin.close()
+        [(_, _, _, _, entries)] = resp.resources
+        return {e[0]: e[1] for e in entries}
+
+    assert asyncio.run(describe())["cleanup.policy"] == "compact"

@@ -9,6 +9,7 @@ the root and every service rather than the first two errors to arrive.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -78,10 +79,10 @@ class ChainState:
         sigs = self.ordered()
         root = sigs[0]
         return ErrorChain(
-            trace_id=self.trace_id, root_event_id=root.event_id, root_service=root.service,
+            trace_id=self.trace_id, root_event_id=uuid.UUID(root.event_id), root_service=root.service,
             root_fingerprint=root.fingerprint, root_title=root.title[:400], started_at=utc(root.ts),
             ended_at=utc(max(s.ts for s in sigs)), services=self.services(), event_count=len(sigs),
-            events=[ChainEvent(event_id=s.event_id, service=s.service, fingerprint=s.fingerprint, title=s.title[:400],
+            events=[ChainEvent(event_id=uuid.UUID(s.event_id), service=s.service, fingerprint=s.fingerprint, title=s.title[:400],
                                timestamp=utc(s.ts)) for s in sigs],
             updated_at=now or datetime.now(UTC),
         )
