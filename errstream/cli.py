@@ -131,11 +131,11 @@ app.add_typer(bench_app, name="bench")
 
 
 @bench_app.command("alerts")
-def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0) -> None:
-    """Alert latency (publish → alert on `alerts`) at a background load, with a real worker on fresh topics."""
+def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0, workers: int = 1) -> None:
+    """Alert latency (publish → alert on `alerts`) at a background load, with real workers on fresh topics."""
     from stream_processors.bench_alerts import run_alert_latency_bench
 
-    for line in run_alert_latency_bench(get_settings(), rate, seconds, probes).lines():
+    for line in run_alert_latency_bench(get_settings(), rate, seconds, probes, workers).lines():
         typer.echo(line)
 
 

@@ -37,6 +37,7 @@ STAMP = "2000-01-01T00:00:00Z"
 @dataclass
 class AlertLatencyResult:
     rate_target: int
+    workers: int = 1
     rate_achieved: float = 0.0
     seconds: float = 0.0
     probes: int = 0
@@ -56,8 +57,8 @@ class AlertLatencyResult:
             f"probes            {self.probes} published, {len(self.latencies)} alerted",
             (f"alert latency     p50 {self.percentile(0.5) * 1000:.0f} ms   p90 {self.percentile(0.9) * 1000:.0f} ms   "
              f"p99 {self.percentile(0.99) * 1000:.0f} ms   max {max(self.latencies, default=float('nan')) * 1000:.0f} ms"),
-            (f"worker            {self.worker_cpu_seconds:.1f} CPU s from start to stop (startup included), "
-             f"peak RSS {self.worker_max_rss_mb:.0f} MB"),
+            (f"worker(s)         {self.workers} process(es), {self.worker_cpu_seconds:.1f} CPU s in all from start to "
+             f"stop (startup included), peak RSS {self.worker_max_rss_mb:.0f} MB (largest process)"),
             f"worker log        {self.log}",
         ]
 
@@ -127,7 +128,7 @@ async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: fl
             if time.monotonic() > deadline:
                 raise RuntimeError("the worker did not raise the first probe's alert within 180 s")
             await asyncio.sleep(0.2)
-        del published[ready]
+        del published[ready], alerted[ready]
         templates = _templates(500)
         tick = 0.01
         sent = 0
@@ -165,24 +166,29 @@ async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: fl
 
 
 def run_alert_latency_bench(settings: Settings, rate: int = 5_000, seconds: float = 30.0,
-                            probes_per_second: float = 10.0, log_dir: Path = Path(".")) -> AlertLatencyResult:
+                            probes_per_second: float = 10.0, workers: int = 1,
+                            log_dir: Path = Path(".")) -> AlertLatencyResult:
     s = _bench_settings(settings)
     asyncio.run(ensure_topics(s))
     log = log_dir / f"{s.app_id}-worker.log"
-    result = AlertLatencyResult(rate_target=rate, log=str(log))
+    result = AlertLatencyResult(rate_target=rate, workers=workers, log=str(log))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    procs = []
     with open(log, "wb") as out:
-        worker = subprocess.Popen([sys.executable, "-m", "errstream.cli", "worker"], stdout=out,
-                                  stderr=subprocess.STDOUT, env=_env(s), start_new_session=True)
+        for _ in range(workers):  # one consumer group: the partitions are shared out
+            procs.append(subprocess.Popen([sys.executable, "-m", "errstream.cli", "worker"], stdout=out,
+                                          stderr=subprocess.STDOUT, env=_env(s), start_new_session=True))
     try:
         asyncio.run(_measure(s, rate, seconds, probes_per_second, result))
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
+        for worker in procs:
+            os.killpg(worker.pid, signal.SIGTERM)
+        for worker in procs:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     result.worker_cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     result.worker_max_rss_mb = after.ru_maxrss / 1024
