@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # Lazy facade: the SDK lives in `producers`; import it only when a user asks for it.
     if name in {"init", "capture_exception", "capture_message", "flush", "get_client"}:
-        from producers import sdk
+        import producers.sdk as sdk
 
         return getattr(sdk, name)
     raise AttributeError(name)
