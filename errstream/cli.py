@@ -156,7 +156,7 @@ def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) 
     raise typer.Exit(run_demo(get_settings(), events, console))
 
 
-bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
 
@@ -174,6 +174,26 @@ def bench_core(
     console.print(result.report(), highlight=False)
     if profile_text:
         console.print(profile_text, highlight=False, markup=False)
+
+
+@bench_app.command("alerts")
+def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0, workers: int = 1) -> None:
+    """Alert latency (publish → alert on `alerts`) at a background load, with real workers on fresh topics."""
+    from stream_processors.bench_alerts import run_alert_latency_bench
+
+    for line in run_alert_latency_bench(get_settings(), rate, seconds, probes, workers).lines():
+        typer.echo(line)
+
+
+@bench_app.command("spikes")
+def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1) -> None:
+    """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""
+    from stream_processors.bench_spikes import report_lines, run_spike_bench
+    from stream_processors.detectors.config import DetectionConfig
+
+    cfg = DetectionConfig.from_settings(get_settings())
+    for line in report_lines(run_spike_bench(series, minutes, seed, cfg, dispersion=dispersion), cfg):
+        typer.echo(line)
 
 
 @schema_app.command("export")

@@ -13,10 +13,30 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from errstream.settings import Settings
+from schemas.chains import chains_topic
+
+# Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def by_service_topic(settings: Settings) -> str:
+    """Detection's repartition of processed events by service (internal: prefixed by the app id)."""
+    return f"{settings.app_id}-detect-by-service"
+
+
+def by_trace_topic(settings: Settings) -> str:
+    """Detection's repartition of processed events by trace id."""
+    return f"{settings.app_id}-detect-by-trace"
 
 
 def pipeline_topics(settings: Settings) -> list[str]:
-    return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts]
+    return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts,
+            settings.topic_issue_status, by_service_topic(settings), by_trace_topic(settings),
+            chains_topic(settings.app_id)]
+
+
+def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
+    return {settings.topic_issue_status: COMPACTED}
 
 
 async def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 60.0) -> None:
@@ -37,7 +57,8 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None, time
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1) for n in missing]
+                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
+                              topic_configs=topic_configs(settings).get(n, {})) for n in missing]
                 )
             except TopicAlreadyExistsError:
                 pass

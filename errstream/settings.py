@@ -80,6 +80,28 @@ class Settings(BaseSettings):
     scrub_user_ids: bool = False  # hash user.id (distinct-user counts keep working)
     scrub_hash_key: SecretStr = SecretStr("")  # key of those hashes; set one per deployment
     scrub_sensitive_keys: list[str] = Field(default_factory=list)  # extra key names to filter
+    # a crashed worker's partitions wait this long before the group moves them (faust's default is 60 s)
+    worker_session_timeout_seconds: float = 10.0
+
+    # --- detection (worker side); times in seconds, windows on event time ----
+    detection_enabled: bool = True
+    detect_grace_seconds: float = 60.0  # a 1-minute window stays open this long for late events
+    alert_cooldown_seconds: float = 1_800.0  # per dedup key, event time
+    alert_threshold_counts: list[int] = [10, 100, 1_000, 10_000, 100_000, 1_000_000]  # JSON list in the env
+    alert_rate_count: int = 0  # alert on N events of one issue in M minutes (0 = off) ...
+    alert_rate_minutes: int = 5  # ... M
+    spike_scopes: str = "service"  # comma list: service, issue
+    spike_factor: float = 3.0  # threshold = max(min_count, factor × mean, mean + z × sigma)
+    spike_z: float = 8.0
+    spike_min_count: int = 20
+    spike_alpha: float = 0.1  # EWMA weight of the newest closed minute in the mean ...
+    spike_var_alpha: float = 0.02  # ... and in the variance (slower: a quiet stretch does not shrink sigma)
+    spike_warmup_minutes: int = 5
+    spike_floor: float = 1.0  # events/min the baseline never drops below
+    chain_window_seconds: float = 5.0  # errors of one trace within this span of event time form a chain
+    chain_settle_seconds: float = 1.0  # a chain is published after this long (wall) without growing
+    chain_min_services: int = 2
+    chain_retention_seconds: float = 600.0
 
     # --- local launcher ----------------------------------------------------
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import faust
 
 from errstream.settings import Settings
+from stream_processors.detection_app import install_detection
 from stream_processors.pipeline import EventProcessor
 
 log = logging.getLogger("errstream.worker")
@@ -54,6 +55,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_compression_type="lz4",
         producer_linger_ms=5,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
     )
     errors_topic = app.topic(settings.topic_errors, value_serializer="raw", key_serializer="raw")
     processed_topic = app.topic(settings.topic_processed, value_serializer="raw", key_serializer="raw")
@@ -86,4 +89,6 @@ def create_app(settings: Settings) -> faust.App:
             if pending:
                 await asyncio.gather(*pending)
 
+    if settings.detection_enabled:
+        install_detection(app, settings)
     return app

@@ -1,0 +1,39 @@
+"""Building AlertEvents with deterministic identities.
+
+``alert_id`` is a uuid5 of the alert's identity (kind, scope and, for alerts
+that can recur, the window or resolution they belong to), and ``created_at`` is
+the receive time of the triggering event: an alert re-emitted after a crash is
+byte-for-byte the same alert, so consumers and ClickHouse collapse it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.alerts import AlertEvent, AlertKind, Severity
+from stream_processors.detectors.signals import Signal
+
+ALERT_NAMESPACE = uuid.UUID("6f1c1f0e-9a52-4c57-9a8e-2f1d8a4d1e5b")
+
+
+def alert_id(*parts: object) -> uuid.UUID:
+    return uuid.uuid5(ALERT_NAMESPACE, "|".join(str(p) for p in parts))
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def make_alert(
+    kind: AlertKind, severity: Severity, dedup_key: str, identity: tuple[object, ...], trigger: Signal,
+    title: str, message: str = "", *, service: str | None = None, fingerprint: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AlertEvent:
+    return AlertEvent(
+        alert_id=alert_id(kind, dedup_key, *identity),
+        kind=kind, severity=severity, dedup_key=dedup_key[:400], created_at=utc(trigger.received),
+        service=service or trigger.service, fingerprint=fingerprint, title=title[:400], message=message[:4000],
+        trigger_event_id=uuid.UUID(trigger.event_id), trigger_event_time=utc(trigger.ts), details=details or {},
+    )

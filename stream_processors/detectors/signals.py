@@ -1,0 +1,62 @@
+"""The slim view of a processed event that detection needs.
+
+Parsed with orjson from the worker's own processed topic (no pydantic
+validation per event: the producer is us and validation already happened), and
+re-sent in this compact form to the repartition topics (by service, by trace).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+MAX_FUTURE = 300.0  # seconds an event may be ahead of its receive time before we distrust its clock
+
+
+def _epoch(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+@dataclass(slots=True)
+class Signal:
+    event_id: str
+    service: str
+    fingerprint: str
+    title: str
+    level: str
+    ts: float  # event time, epoch seconds (UTC)
+    received: float  # when the worker received it: decides regressions against a resolution time
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+
+    @classmethod
+    def from_processed(cls, raw: bytes) -> Signal:
+        """Raises ValueError/KeyError/TypeError on a record that is not a ProcessedEvent."""
+        d = orjson.loads(raw)
+        ev = d["event"]
+        received = _epoch(d["received_at"])
+        ts = _epoch(ev["timestamp"])
+        if ts > received + MAX_FUTURE:
+            ts = received  # a clock far ahead would close every window of the key at once
+        return cls(
+            event_id=ev["event_id"], service=ev["service"], fingerprint=d["fingerprint"], title=d.get("title", ""),
+            level=ev.get("level", "error"), ts=ts, received=received, trace_id=ev.get("trace_id"),
+            span_id=ev.get("span_id"), parent_span_id=ev.get("parent_span_id"),
+        )
+
+    def fields(self) -> list[Any]:
+        """Positional form (the constructor's order): compact on the repartition topics."""
+        return [self.event_id, self.service, self.fingerprint, self.title, self.level, self.ts, self.received,
+                self.trace_id, self.span_id, self.parent_span_id]
+
+    def dumps(self) -> bytes:
+        return orjson.dumps(self.fields())
+
+    @classmethod
+    def loads(cls, raw: bytes) -> Signal:
+        v: list[Any] = orjson.loads(raw)
+        return cls(*v)
