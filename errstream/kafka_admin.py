@@ -19,7 +19,10 @@ def pipeline_topics(settings: Settings) -> list[str]:
     return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts]
 
 
-async def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 60.0) -> None:
+async def ensure_topics(
+    settings: Settings, names: list[str] | None = None, timeout: float = 60.0, configs: dict[str, str] | None = None
+) -> None:
+    """Create missing topics; ``configs`` (e.g. ``cleanup.policy=compact``) apply to the ones created now."""
     names = names or pipeline_topics(settings)
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=int(timeout * 1000))
     deadline = asyncio.get_running_loop().time() + timeout
@@ -37,7 +40,11 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None, time
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1) for n in missing]
+                    [
+                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
+                                 topic_configs=configs or {})
+                        for n in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.notifications import WebhookDestination
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ERRSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ERRSTREAM_", extra="ignore", hide_input_in_errors=True)
 
     # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -36,6 +38,7 @@ class Settings(BaseSettings):
     topic_alerts: str = "alerts"
     topic_processed: str = "errstream-processed-events"
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
+    topic_chains: str = "errstream-error-chains"  # ErrorChain records from the worker, keyed by trace id
     topic_partitions: int = 4
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
@@ -53,6 +56,9 @@ class Settings(BaseSettings):
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     sink_dedup_lookback: int = 100_000
+
+    # --- alert notifications: JSON list of WebhookDestination (schemas/notifications.py)
+    alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
 
     # --- local launcher ----------------------------------------------------
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data

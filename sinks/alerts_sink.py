@@ -1,0 +1,89 @@
+"""The ``alerts`` topic → ClickHouse ``alerts`` + webhook notifications.
+
+Per partition batch: parse (bad records → dead-letter topic), drop alert ids
+already stored (an alert published twice, or a replay after a lost commit),
+insert the rest with an offset-range dedup token, deliver to the webhooks,
+record every attempt in ``alert_deliveries``, and only then commit. Deliveries
+already final for an (alert, destination) are skipped, so replays do not page
+twice; the ``Idempotency-Key`` header covers the one remaining window (a crash
+between a receiver's 2xx and the delivery record).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from errstream.settings import Settings
+from schemas.alerts import AlertEvent
+from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
+from sinks.topic_sink import TopicSink
+
+ALERT_COLUMNS = [
+    "alert_id", "kind", "severity", "dedup_key", "created_at", "service", "fingerprint", "title", "message",
+    "trigger_event_id", "trigger_event_time", "details",
+]
+NIL_UUID = uuid.UUID(int=0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def alert_row(a: AlertEvent) -> list[Any]:
+    """Optional fields become the column defaults (nil UUID, epoch, empty string): the table has no Nullables."""
+    return [
+        a.alert_id, a.kind, a.severity, a.dedup_key, a.created_at, a.service, a.fingerprint or "", a.title,
+        a.message, a.trigger_event_id or NIL_UUID, a.trigger_event_time or EPOCH,
+        orjson.dumps(a.details, default=str).decode(),
+    ]
+
+
+class AlertsSink(TopicSink):
+    name = "alerts"
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        super().__init__(settings, settings.topic_alerts, client)
+        self.notifier = WebhookNotifier(settings.alert_webhooks, self)
+        self.stats.update({"stored": 0, "already_stored": 0})
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.notifier.close()
+
+    async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord]) -> None:
+        unique: dict[uuid.UUID, AlertEvent] = {}
+        for alert in await self.parse(msgs, AlertEvent):
+            unique.setdefault(alert.alert_id, alert)
+        alerts = list(unique.values())
+        if not alerts:
+            return
+        stored = await self._stored_ids(alerts)
+        new = [a for a in alerts if a.alert_id not in stored]
+        await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, msgs))
+        self.stats["stored"] += len(new)
+        self.stats["already_stored"] += len(alerts) - len(new)
+        await self.notifier.deliver_all(alerts)
+
+    async def _stored_ids(self, alerts: Sequence[AlertEvent]) -> set[uuid.UUID]:
+        rows = await self.query(
+            f"SELECT DISTINCT alert_id FROM {self.db}.alerts WHERE alert_id IN {{ids:Array(UUID)}}",
+            {"ids": [a.alert_id for a in alerts]},
+        )
+        return {r[0] for r in rows}
+
+    # -- DeliveryLog ---------------------------------------------------------
+    async def record(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        await self.insert("alert_deliveries", [a.row() for a in attempts], DELIVERY_COLUMNS)
+
+    async def finished(self, alert_ids: Sequence[uuid.UUID]) -> set[tuple[str, str]]:
+        rows = await self.query(
+            f"SELECT DISTINCT toString(alert_id), destination FROM {self.db}.alert_deliveries "
+            "WHERE alert_id IN {ids:Array(UUID)} AND outcome IN {final:Array(String)}",
+            {"ids": list(alert_ids), "final": list(FINAL_OUTCOMES)},
+        )
+        return {(r[0], r[1]) for r in rows}

@@ -1,0 +1,69 @@
+"""A real HTTP webhook receiver for tests: uvicorn + Starlette on a free loopback port, in a thread.
+
+It answers from a script of responses (then 200) and records every request,
+so tests see exactly what a receiver would: status codes, headers, bodies and
+arrival times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from errstream.local.process import free_port
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict
+    status: int
+    at: float
+
+
+class WebhookReceiver:
+    def __init__(self, script: list[int | tuple[int, dict[str, str]]] | None = None) -> None:
+        self.script = list(script or [])
+        self.requests: list[Received] = []
+        self.port = free_port()
+        self._lock = threading.Lock()
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="off"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def _handle(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        with self._lock:
+            step = self.script.pop(0) if self.script else 200
+            status, headers = (step, {}) if isinstance(step, int) else step
+            self.requests.append(Received(request.url.path, dict(request.headers), body, status, time.monotonic()))
+        return Response(b"ok" if status < 300 else b"receiver says no", status_code=status, headers=headers)
+
+    def url(self, path: str = "hook") -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def ok(self) -> list[Received]:
+        return [r for r in self.requests if 200 <= r.status < 300]
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("webhook receiver did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
