@@ -41,23 +41,26 @@ def format_alert(alert: AlertEvent) -> Text:
 
 async def tail_alerts(settings: Settings, *, from_beginning: bool, as_json: bool, max_alerts: int | None,
                       out: Console, err: Console) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     from errstream.kafka_admin import ensure_topics
 
     topic = settings.topic_alerts
     await ensure_topics(settings, [topic])
-    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False)
+    # Without a group, a subscribed consumer is assigned every partition of the topic (no coordinator).
+    # The start comes from the reset policy: an explicit seek_to_beginning raced with the default "latest"
+    # reset in aiokafka 0.14 and could land at the end.
+    consumer = AIOKafkaConsumer(topic, **settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
     shown = 0
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer.topics()  # forces a metadata refresh
-            partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await (consumer.seek_to_beginning(*tps) if from_beginning else consumer.seek_to_end(*tps))
+        for _ in range(120):  # a just-created topic may take a moment to show its partitions
+            if tps := sorted(consumer.assignment()):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise RuntimeError(f"topic {topic!r} has no partitions in the cluster metadata")
         for tp in tps:
             await consumer.position(tp)  # resolve now, not at the first fetch
         err.print(f"[dim]following {topic!r}{' from the beginning' if from_beginning else ''} (Ctrl-C to stop)[/]")

@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
 from schemas.chains import ChainEvent, ErrorChain
+from tests.alert_helpers import make_alert, publish, publish_alerts, query_rows
 from tests.kafka_helpers import read_topic
 from tests.pipeline import Service, wait_for
 from tests.webhook_receiver import WebhookReceiver
@@ -33,36 +33,8 @@ pytestmark = pytest.mark.e2e
 FAST_RETRIES = {"backoff_initial_seconds": 0.05, "backoff_max_seconds": 0.2, "timeout_seconds": 5}
 
 
-def publish(settings: Settings, topic: str, payloads: list[bytes], key: bytes | None = None) -> None:
-    async def go() -> None:
-        producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all")
-        await producer.start()
-        try:
-            for p in payloads:
-                await producer.send_and_wait(topic, p, key=key)
-        finally:
-            await producer.stop()
-
-    asyncio.run(go())
-
-
-def make_alert(**kw: Any) -> AlertEvent:
-    fp = kw.pop("fingerprint", uuid.uuid4().hex)
-    defaults: dict[str, Any] = {
-        "kind": "spike", "severity": "error", "dedup_key": f"spike:billing:{fp}", "service": "billing",
-        "fingerprint": fp, "title": "KeyError: 'cus_1234'", "message": "billing: 412 events in 1 min (baseline 38)",
-        "trigger_event_id": uuid.uuid4(), "trigger_event_time": datetime.now(UTC) - timedelta(seconds=2),
-        "details": {"count": 412, "baseline": 38.2},
-    }
-    return AlertEvent(**{**defaults, **kw})
-
-
-def publish_alerts(settings: Settings, alerts: list[AlertEvent]) -> None:
-    publish(settings, settings.topic_alerts, [a.model_dump_json().encode() for a in alerts])
-
-
 def deliveries(ch: Client, settings: Settings) -> list[tuple[Any, ...]]:
-    return _rows(ch, f"SELECT toString(alert_id), destination, attempt, outcome, http_status, error "
+    return query_rows(ch, f"SELECT toString(alert_id), destination, attempt, outcome, http_status, error "
                      f"FROM {settings.clickhouse_database}.alert_deliveries ORDER BY destination, attempted_at, attempt")
 
 
@@ -213,15 +185,8 @@ def test_bad_records_are_dead_lettered_and_the_sink_keeps_going(
     assert all(d["problems"] for d in dead)
 
 
-def _rows(ch: Client, sql: str) -> list[tuple[Any, ...]]:
-    try:
-        return list(ch.query(sql).result_rows)
-    except Exception:  # the sink has not created the schema yet
-        return []
-
-
 def _count(ch: Client, table: str) -> int:
-    rows = _rows(ch, f"SELECT count() FROM {table}")
+    rows = query_rows(ch, f"SELECT count() FROM {table}")
     return int(rows[0][0]) if rows else 0
 
 
@@ -251,7 +216,7 @@ def test_chain_versions_collapse_to_the_latest_in_error_chains(
     db = settings.clickhouse_database
     query = (f"SELECT root_service, services, event_count, events.service, events.timestamp "
              f"FROM {db}.error_chains FINAL")
-    rows = wait_for(lambda: _rows(ch, query), lambda r: bool(r) and r[0][2] == 3, 60, "the 3-event version")
+    rows = wait_for(lambda: query_rows(ch, query), lambda r: bool(r) and r[0][2] == 3, 60, "the 3-event version")
     assert len(rows) == 1
     root, services, count, ev_services, ev_times = rows[0]
     assert (root, services, count, ev_services) == ("db", ["db", "billing", "checkout"], 3,

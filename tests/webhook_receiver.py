@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import orjson
 import uvicorn
@@ -55,7 +56,7 @@ class WebhookReceiver:
     def ok(self) -> list[Received]:
         return [r for r in self.requests if 200 <= r.status < 300]
 
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
