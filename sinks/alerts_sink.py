@@ -1,8 +1,8 @@
 """The ``alerts`` topic → ClickHouse ``alerts`` + webhook notifications.
 
-Per partition batch: parse (bad records → dead-letter topic), drop alert ids
-already stored (an alert published twice, or a replay after a lost commit),
-insert the rest with an offset-range dedup token, deliver to the webhooks,
+Per poll: parse (bad records → dead-letter topic), drop alert ids already
+stored (an alert published twice, or a replay after a lost commit), insert the
+rest with an offset-range dedup token per partition, deliver to the webhooks,
 record every attempt in ``alert_deliveries``, and only then commit. Deliveries
 already final for an (alert, destination) are skipped, so replays do not page
 twice; the ``Idempotency-Key`` header covers the one remaining window (a crash
@@ -49,30 +49,34 @@ class AlertsSink(TopicSink):
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         super().__init__(settings, settings.topic_alerts, client)
         self.notifier = WebhookNotifier(settings.alert_webhooks, self)
-        self.stats.update({"stored": 0, "already_stored": 0})
+        self.stats["stored"] = 0
 
     async def stop(self) -> None:
         await super().stop()
         await self.notifier.close()
 
-    async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord]) -> None:
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        parsed = {tp: await self.parse(msgs, AlertEvent) for tp, msgs in batches.items()}
         unique: dict[uuid.UUID, AlertEvent] = {}
-        for alert in await self.parse(msgs, AlertEvent):
-            unique.setdefault(alert.alert_id, alert)
-        alerts = list(unique.values())
-        if not alerts:
+        for alerts in parsed.values():
+            for alert in alerts:
+                unique.setdefault(alert.alert_id, alert)
+        if not unique:
             return
-        stored = await self._stored_ids(alerts)
-        new = [a for a in alerts if a.alert_id not in stored]
-        await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, msgs))
-        self.stats["stored"] += len(new)
-        self.stats["already_stored"] += len(alerts) - len(new)
-        await self.notifier.deliver_all(alerts)
+        stored = await self._stored_ids(list(unique.values()))
+        for tp, alerts in parsed.items():
+            new = []
+            for a in alerts:  # once, even when published twice in this poll
+                if a.alert_id not in stored:
+                    stored.add(a.alert_id)
+                    new.append(a)
+            await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, batches[tp]))
+            self.stats["stored"] += len(new)
+        await self.notifier.deliver_all(list(unique.values()))
 
     async def _stored_ids(self, alerts: Sequence[AlertEvent]) -> set[uuid.UUID]:
-        rows = await self.query(
-            f"SELECT DISTINCT alert_id FROM {self.db}.alerts WHERE alert_id IN {{ids:Array(UUID)}}",
-            {"ids": [a.alert_id for a in alerts]},
+        rows = await self.query_uuids(
+            f"SELECT DISTINCT alert_id FROM {self.db}.alerts WHERE alert_id IN {{uuids}}", [a.alert_id for a in alerts],
         )
         return {r[0] for r in rows}
 
@@ -81,9 +85,9 @@ class AlertsSink(TopicSink):
         await self.insert("alert_deliveries", [a.row() for a in attempts], DELIVERY_COLUMNS)
 
     async def finished(self, alert_ids: Sequence[uuid.UUID]) -> set[tuple[str, str]]:
-        rows = await self.query(
+        final = ",".join(f"'{o}'" for o in FINAL_OUTCOMES)
+        rows = await self.query_uuids(
             f"SELECT DISTINCT toString(alert_id), destination FROM {self.db}.alert_deliveries "
-            "WHERE alert_id IN {ids:Array(UUID)} AND outcome IN {final:Array(String)}",
-            {"ids": list(alert_ids), "final": list(FINAL_OUTCOMES)},
+            f"WHERE alert_id IN {{uuids}} AND outcome IN ({final})", alert_ids,
         )
         return {(r[0], r[1]) for r in rows}

@@ -41,6 +41,7 @@ class ChainsSink(TopicSink):
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         super().__init__(settings, settings.topic_chains, client)
 
-    async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord]) -> None:
-        chains = await self.parse(msgs, ErrorChain)
-        await self.insert("error_chains", [chain_row(c) for c in chains], CHAIN_COLUMNS, self.token(tp, msgs))
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, msgs in batches.items():
+            chains = await self.parse(msgs, ErrorChain)
+            await self.insert("error_chains", [chain_row(c) for c in chains], CHAIN_COLUMNS, self.token(tp, msgs))

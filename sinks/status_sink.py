@@ -29,7 +29,8 @@ class StatusSink(TopicSink):
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         super().__init__(settings, settings.topic_issue_status, client)
 
-    async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord]) -> None:
-        changes = await self.parse(msgs, IssueStatusChange)
-        rows = [[c.fingerprint, c.status, c.changed_at, c.changed_by, c.note] for c in changes]
-        await self.insert("issue_status_history", rows, STATUS_COLUMNS, self.token(tp, msgs))
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, msgs in batches.items():
+            changes = await self.parse(msgs, IssueStatusChange)
+            rows = [[c.fingerprint, c.status, c.changed_at, c.changed_by, c.note] for c in changes]
+            await self.insert("issue_status_history", rows, STATUS_COLUMNS, self.token(tp, msgs))

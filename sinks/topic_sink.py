@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -42,6 +43,7 @@ RECORDS = Counter("errstream_topic_sink_records", "Records handled by the notify
 COMMIT_FAILURES = Counter("errstream_topic_sink_commit_failures", "Offset commits lost to a rebalance", ["sink"])
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class TopicSink(ABC):
@@ -97,17 +99,16 @@ class TopicSink(ABC):
     # -- consuming -----------------------------------------------------------
     async def poll_once(self, timeout_ms: int = 200) -> None:
         assert self.consumer is not None
-        batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=500)
-        for tp, msgs in batches.items():
-            if msgs:
-                await self.handle(tp, msgs)
-                self.stats["records"] += len(msgs)
+        batches = {tp: msgs for tp, msgs in (await self.consumer.getmany(timeout_ms=timeout_ms,
+                                                                          max_records=2_000)).items() if msgs}
         if batches:
-            await self.commit({tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in batches.items() if msgs})
+            await self.handle(batches)
+            self.stats["records"] += sum(len(msgs) for msgs in batches.values())
+            await self.commit({tp: OffsetAndMetadata(msgs[-1].offset + 1, "") for tp, msgs in batches.items()})
 
     @abstractmethod
-    async def handle(self, tp: TopicPartition, msgs: list[ConsumerRecord]) -> None:
-        """Write/deliver the records; must be idempotent (a replay after a lost commit repeats it)."""
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Write/deliver one poll's records; must be idempotent (a replay after a lost commit repeats it)."""
 
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert self.consumer is not None
@@ -150,10 +151,22 @@ class TopicSink(ABC):
     def token(self, tp: TopicPartition, msgs: Sequence[ConsumerRecord]) -> str:
         return f"{self.group}/{tp.topic}/{tp.partition}/{msgs[0].offset}-{msgs[-1].offset}"
 
+    async def _retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a ClickHouse call in a thread, retrying until it succeeds or the sink stops (then: replay)."""
+        async for attempt in AsyncRetrying(
+            wait=wait_exponential_jitter(initial=0.2, max=10),
+            stop=lambda _: self.stopping.is_set(),
+            retry=retry_if_exception_type(Exception), reraise=True,
+            before_sleep=lambda rs: log.warning("%s: %s failed, retrying: %s", self.name, what,
+                                                rs.outcome.exception() if rs.outcome else None),
+        ):
+            with attempt:
+                return await asyncio.to_thread(fn)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
+
     async def insert(
         self, table: str, rows: list[list[Any]], columns: list[str], token: str | None = None,
     ) -> None:
-        """Insert with retries until it succeeds or the sink stops (then the records are replayed)."""
         if not rows:
             return
         client = self.client
@@ -161,22 +174,22 @@ class TopicSink(ABC):
         settings: dict[str, Any] = {}
         if token:
             settings = {"insert_deduplication_token": token, "deduplicate_blocks_in_dependent_materialized_views": 1}
+        await self._retrying(f"insert into {table}", lambda: client.insert(
+            f"{self.db}.{table}", rows, column_names=columns, settings=settings))
 
-        def write() -> None:
-            client.insert(f"{self.db}.{table}", rows, column_names=columns, settings=settings)
+    async def query_uuids(self, sql: str, ids: Sequence[uuid.UUID], chunk: int = 1_000) -> list[tuple[Any, ...]]:
+        """``sql`` with ``{uuids}`` replaced by a literal UUID list, in chunks.
 
-        async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.2, max=10),
-            stop=lambda _: self.stopping.is_set(),
-            retry=retry_if_exception_type(Exception), reraise=True,
-            before_sleep=lambda rs: log.warning("%s: insert into %s failed, retrying: %s",
-                                                self.name, table, rs.outcome.exception() if rs.outcome else None),
-        ):
-            with attempt:
-                await asyncio.to_thread(write)
-
-    async def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        Literals, not a bound ``Array(UUID)`` parameter: a parameter of a few hundred UUIDs broke the
+        request against the embedded endpoint (a syntax error at the end of the query). Values are
+        ``uuid.UUID`` objects, so their text is hex and dashes only — nothing to inject.
+        """
         client = self.client
         assert client is not None
-        result = await asyncio.to_thread(client.query, sql, parameters=parameters)
-        return [tuple(r) for r in result.result_rows]
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(ids), chunk):
+            literal = "(" + ",".join(f"'{uuid.UUID(str(x))}'" for x in ids[i:i + chunk]) + ")"
+            query = sql.replace("{uuids}", literal)
+            result = await self._retrying("query", lambda q=query: client.query(q))  # type: ignore[misc]
+            out.extend(tuple(r) for r in result.result_rows)
+        return out

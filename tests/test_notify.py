@@ -222,3 +222,17 @@ def test_chain_versions_collapse_to_the_latest_in_error_chains(
     assert (root, services, count, ev_services) == ("db", ["db", "billing", "checkout"], 3,
                                                     ["db", "billing", "checkout"])
     assert [t.replace(tzinfo=UTC) for t in ev_times] == [e.timestamp for e in events]
+
+
+def test_a_burst_of_alerts_is_stored_and_delivered_exactly_once_each(
+    settings: Settings, ch: Client, start_notify: Callable[..., Service],
+) -> None:
+    with WebhookReceiver() as receiver:
+        burst = [make_alert() for _ in range(600)]
+        publish_alerts(settings, burst + burst[:50])  # before the sink starts: polls of hundreds, some twice
+        start_notify([{"name": "ops", "url": receiver.url(), "rate_limit_per_minute": 100_000}])
+        wait_for(lambda: len(receiver.requests), lambda n: n >= 600, 120, "600 deliveries")
+        asyncio.run(asyncio.sleep(1.0))
+        assert sorted(r.body["alert_id"] for r in receiver.requests) == sorted(str(a.alert_id) for a in burst)
+    db = settings.clickhouse_database
+    assert ch.query(f"SELECT count(), uniqExact(alert_id) FROM {db}.alerts").result_rows[0] == (600, 600)

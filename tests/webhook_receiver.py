@@ -28,7 +28,8 @@ class Received:
     headers: dict[str, str]
     body: dict
     status: int
-    at: float
+    at: float  # monotonic, for gaps between requests
+    wall: float  # epoch seconds, for latencies measured against a publisher's clock
 
 
 class WebhookReceiver:
@@ -47,7 +48,8 @@ class WebhookReceiver:
         with self._lock:
             step = self.script.pop(0) if self.script else 200
             status, headers = (step, {}) if isinstance(step, int) else step
-            self.requests.append(Received(request.url.path, dict(request.headers), body, status, time.monotonic()))
+            self.requests.append(Received(request.url.path, dict(request.headers), body, status, time.monotonic(),
+                                          time.time()))
         return Response(b"ok" if status < 300 else b"receiver says no", status_code=status, headers=headers)
 
     def url(self, path: str = "hook") -> str:
