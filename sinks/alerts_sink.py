@@ -64,6 +64,7 @@ class AlertsSink(TopicSink):
         if not unique:
             return
         stored = await self._stored_ids(list(unique.values()))
+        seen_before = list(stored)
         for tp, alerts in parsed.items():
             new = []
             for a in alerts:  # once, even when published twice in this poll
@@ -72,7 +73,7 @@ class AlertsSink(TopicSink):
                     new.append(a)
             await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, batches[tp]))
             self.stats["stored"] += len(new)
-        await self.notifier.deliver_all(list(unique.values()))
+        await self.notifier.deliver_all(list(unique.values()), seen_before)
 
     async def _stored_ids(self, alerts: Sequence[AlertEvent]) -> set[uuid.UUID]:
         rows = await self.query_uuids(

@@ -23,6 +23,7 @@ from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
 from schemas.chains import ChainEvent, ErrorChain
+from sinks.notifier import RECORD_BATCH
 from tests.alert_helpers import make_alert, publish, publish_alerts, query_rows
 from tests.kafka_helpers import read_topic
 from tests.pipeline import Service, wait_for
@@ -236,3 +237,29 @@ def test_a_burst_of_alerts_is_stored_and_delivered_exactly_once_each(
         assert sorted(r.body["alert_id"] for r in receiver.requests) == sorted(str(a.alert_id) for a in burst)
     db = settings.clickhouse_database
     assert ch.query(f"SELECT count(), uniqExact(alert_id) FROM {db}.alerts").result_rows[0] == (600, 600)
+
+
+def test_a_killed_notifier_loses_no_alert_and_stores_each_once(
+    settings: Settings, ch: Client, start_notify: Callable[..., Service],
+) -> None:
+    """SIGKILL mid-delivery: after a restart every alert reaches the receiver (repeats carry the same
+    Idempotency-Key for the receiver to drop) and `alerts` still holds each alert once."""
+    with WebhookReceiver(delay=0.02) as receiver:
+        hooks = [{"name": "ops", "url": receiver.url(), "rate_limit_per_minute": 100_000}]
+        alerts = [make_alert() for _ in range(300)]
+        publish_alerts(settings, alerts)
+        first = start_notify(hooks)
+        wait_for(lambda: len(receiver.requests), lambda n: n >= 60, 60, "some deliveries", diagnostics=first.output)
+        first.kill()
+        killed_at = len(receiver.requests)
+        assert killed_at < 300, "the kill came too late to test anything"
+        start_notify(hooks)
+        wait_for(lambda: {r.body["alert_id"] for r in receiver.requests}, lambda ids: len(ids) >= 300, 120,
+                 "every alert delivered after the restart")
+        for r in receiver.requests:
+            assert r.headers["idempotency-key"] == r.body["alert_id"]
+        repeats = len(receiver.requests) - 300
+        print(f"killed after {killed_at} deliveries; {repeats} repeated after the restart")
+        assert repeats <= RECORD_BATCH  # records are written every RECORD_BATCH deliveries
+    db = settings.clickhouse_database
+    assert ch.query(f"SELECT count(), uniqExact(alert_id) FROM {db}.alerts").result_rows[0] == (300, 300)

@@ -7,6 +7,7 @@ arrival times.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -33,8 +34,9 @@ class Received:
 
 
 class WebhookReceiver:
-    def __init__(self, script: list[int | tuple[int, dict[str, str]]] | None = None) -> None:
+    def __init__(self, script: list[int | tuple[int, dict[str, str]]] | None = None, delay: float = 0.0) -> None:
         self.script = list(script or [])
+        self.delay = delay  # seconds per request: a slow receiver
         self.requests: list[Received] = []
         self.port = free_port()
         self._lock = threading.Lock()
@@ -45,6 +47,8 @@ class WebhookReceiver:
 
     async def _handle(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self._lock:
             step = self.script.pop(0) if self.script else 200
             status, headers = (step, {}) if isinstance(step, int) else step
