@@ -46,7 +46,8 @@ from tenacity import (
     RetryError,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from schemas.alerts import AlertEvent
@@ -122,9 +123,11 @@ class _BackoffOrRetryAfter:
 
     def __init__(self, dest: WebhookDestination) -> None:
         self.cap = dest.max_retry_after_seconds
-        self.backoff = wait_exponential_jitter(
-            initial=dest.backoff_initial_seconds, max=dest.backoff_max_seconds, jitter=dest.backoff_initial_seconds,
-        )
+        # Spelled with wait_exponential + wait_random: wait_exponential_jitter's `initial` is deprecated in
+        # tenacity 9 and its replacement does not exist in 8.x.
+        self.backoff = wait_exponential(
+            multiplier=dest.backoff_initial_seconds, max=dest.backoff_max_seconds,
+        ) + wait_random(0, dest.backoff_initial_seconds)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -29,7 +29,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential, wait_random
 
 from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
@@ -154,7 +154,7 @@ class TopicSink(ABC):
     async def _retrying(self, what: str, fn: Callable[[], T]) -> T:
         """Run a ClickHouse call in a thread, retrying until it succeeds or the sink stops (then: replay)."""
         async for attempt in AsyncRetrying(
-            wait=wait_exponential_jitter(initial=0.2, max=10),
+            wait=wait_exponential(multiplier=0.2, max=10) + wait_random(0, 0.2),
             stop=lambda _: self.stopping.is_set(),
             retry=retry_if_exception_type(Exception), reraise=True,
             before_sleep=lambda rs: log.warning("%s: %s failed, retrying: %s", self.name, what,

@@ -10,11 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 
+from errstream.issues import make_change
 from errstream.settings import Settings
+from producers.issue_status import publish_status_change
+from sinks.status_sink import StatusSink
 from tests.alert_helpers import query_rows
 from tests.kafka_helpers import read_topic
 from tests.pipeline import Service, settings_env, wait_for
@@ -93,3 +98,40 @@ def test_a_malformed_fingerprint_is_refused_with_a_reason(settings: Settings) ->
     done = cli(settings, "issue", "resolve", "not-a-fingerprint")
     assert done.returncode == 2
     assert "fingerprint" in done.stdout and "pattern" in done.stdout
+
+
+def test_a_commit_lost_to_a_rebalance_is_survived_and_the_replay_is_deduplicated(
+    settings: Settings, ch: Client,
+) -> None:
+    """A handles a record, B joins before A commits: A's commit fails without crashing, B replays the
+    record and ClickHouse drops the repeated block by its offset-range token."""
+    fp = uuid.uuid4().hex
+
+    async def scenario() -> tuple[int, int]:
+        await publish_status_change(settings, make_change(fp, "resolved", "fixed", "dana"))
+        a, b = StatusSink(settings), StatusSink(settings)
+        await a.start()
+        try:
+            assert a.consumer is not None
+            batches: dict = {}
+            while not batches:  # poll and handle, but do not commit yet
+                batches = {tp: m for tp, m in (await a.consumer.getmany(timeout_ms=500)).items() if m}
+            await a.handle(batches)
+            await b.start()  # the rebalance
+            await asyncio.sleep(1.0)
+            every = [TopicPartition(settings.topic_issue_status, p) for p in range(settings.topic_partitions)]
+            await a.commit({tp: OffsetAndMetadata(1, "") for tp in every})  # must not raise
+        finally:
+            await a.stop()
+        try:
+            while b.stats["records"] == 0:  # B now owns every partition and replays the record
+                await b.poll_once(timeout_ms=500)
+        finally:
+            await b.stop()
+        return a.stats["commit_failures"], b.stats["records"]
+
+    failures, replayed = asyncio.run(asyncio.wait_for(scenario(), 90))
+    assert failures == 1 and replayed == 1
+    db = settings.clickhouse_database
+    assert ch.query(f"SELECT count() FROM {db}.issue_status_history").result_rows[0][0] == 1
+    assert latest(ch, settings, fp) == ("resolved", "dana", "fixed")

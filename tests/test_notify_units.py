@@ -101,6 +101,7 @@ def test_slack_payload_mentions_suppressed_alerts_and_respects_limits() -> None:
     assert payload["text"].startswith(":rotating_light: [CRITICAL] Spike in billing")
     assert payload["text"].endswith("(+2 suppressed by rate limit)")
     header, message, fields, context, note = payload["blocks"]
+    assert header["type"] == "header" and context["type"] == "context"
     assert len(message["text"]["text"]) == 3000
     assert [f["text"].split("\n")[0] for f in fields["fields"]] == ["*Service*", "*Severity*", "*Kind*"]
     assert "2 earlier alert(s)" in note["elements"][0]["text"]
