@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     topic_alerts: str = "alerts"
     topic_processed: str = "errstream-processed-events"
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
-    topic_chains: str = "errstream-error-chains"  # ErrorChain records from the worker, keyed by trace id
+    topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"

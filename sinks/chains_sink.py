@@ -1,4 +1,4 @@
-"""Error-chain records (``settings.topic_chains``) → ClickHouse ``error_chains``.
+"""Error-chain records (the worker's ``{app_id}-chains`` topic) → ClickHouse ``error_chains``.
 
 The worker re-publishes a chain each time it grows; the table is a
 ReplacingMergeTree(updated_at) by trace_id, so every version may be written
@@ -35,11 +35,16 @@ def chain_row(c: ErrorChain) -> list[Any]:
     ]
 
 
+def chains_topic(settings: Settings) -> str:
+    """The worker's chain topic: internal topics are prefixed by the faust app id, unless configured."""
+    return settings.topic_chains or f"{settings.app_id}-chains"
+
+
 class ChainsSink(TopicSink):
     name = "chains"
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        super().__init__(settings, settings.topic_chains, client)
+        super().__init__(settings, chains_topic(settings), client)
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, msgs in batches.items():

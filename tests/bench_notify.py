@@ -59,7 +59,7 @@ def main() -> None:
             clickhouse_server(Path(tmp) / "c") as ch_url, WebhookReceiver() as receiver:
         run = uuid.uuid4().hex[:8]
         settings = Settings(kafka_bootstrap=bootstrap, clickhouse_url=ch_url, clickhouse_database=f"bench{run}",
-                            topic_alerts=f"b{run}.alerts", topic_dlq=f"b{run}.dlq", topic_chains=f"b{run}.chains",
+                            topic_alerts=f"b{run}.alerts", topic_dlq=f"b{run}.dlq", app_id=f"b{run}",
                             topic_issue_status=f"b{run}.status", sink_group=f"b{run}")
         asyncio.run(ensure_topics(settings, [settings.topic_alerts]))
         hooks = [{"name": "bench", "url": receiver.url(), "rate_limit_per_minute": 1e6}]

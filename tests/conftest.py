@@ -40,7 +40,6 @@ def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
         topic_alerts=f"t{run}.alerts",
         topic_processed=f"t{run}.processed",
         topic_issue_status=f"t{run}.issue-status",
-        topic_chains=f"t{run}.chains",
         app_id=f"t{run}-errstream",
         sink_group=f"t{run}-sink",
         sink_batch_seconds=0.5,

@@ -26,7 +26,6 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ERRSTREAM_TOPIC_ALERTS": settings.topic_alerts,
         "ERRSTREAM_TOPIC_PROCESSED": settings.topic_processed,
         "ERRSTREAM_TOPIC_ISSUE_STATUS": settings.topic_issue_status,
-        "ERRSTREAM_TOPIC_CHAINS": settings.topic_chains,
         "ERRSTREAM_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "ERRSTREAM_APP_ID": settings.app_id,
         "ERRSTREAM_SINK_GROUP": settings.sink_group,

@@ -23,6 +23,7 @@ from errstream.kafka_admin import ensure_topics
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
 from schemas.chains import ChainEvent, ErrorChain
+from sinks.chains_sink import chains_topic
 from sinks.notifier import RECORD_BATCH
 from tests.alert_helpers import make_alert, publish, publish_alerts, query_rows
 from tests.kafka_helpers import read_topic
@@ -211,8 +212,8 @@ def test_chain_versions_collapse_to_the_latest_in_error_chains(
             updated_at=t0 + timedelta(seconds=n),
         )
 
-    asyncio.run(ensure_topics(settings, [settings.topic_chains]))
-    publish(settings, settings.topic_chains, [version(2).model_dump_json().encode(),
+    asyncio.run(ensure_topics(settings, [chains_topic(settings)]))
+    publish(settings, chains_topic(settings), [version(2).model_dump_json().encode(),
                                               version(3).model_dump_json().encode()], key=b"4bf92f35")
     db = settings.clickhouse_database
     query = (f"SELECT root_service, services, event_count, events.service, events.timestamp "
