@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from errstream.alerts_cli import alerts_app
+from errstream.issues import issue_app
 from errstream.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -22,6 +24,8 @@ local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, withou
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
+app.add_typer(issue_app, name="issue")
+app.add_typer(alerts_app, name="alerts")
 console = Console()
 
 
@@ -106,6 +110,20 @@ def sink() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     serve_metrics(get_settings())
     _run_until_signal(lambda stop: ClickHouseSink(get_settings()).run(stop))
+
+
+@app.command()
+def notify(
+    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains or status (repeat); default: all")] = None,
+) -> None:
+    """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
+    from sinks.notify_service import CONSUMERS, run_notify
+
+    if unknown := sorted(set(only or ()) - set(CONSUMERS)):
+        console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
+        raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _run_until_signal(lambda stop: run_notify(get_settings(), stop, only or ()))
 
 
 @app.command()

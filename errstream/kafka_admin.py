@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from errstream.settings import Settings
-from schemas.chains import chains_topic
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -32,14 +31,17 @@ def by_trace_topic(settings: Settings) -> str:
 def pipeline_topics(settings: Settings) -> list[str]:
     return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts,
             settings.topic_issue_status, by_service_topic(settings), by_trace_topic(settings),
-            chains_topic(settings.app_id)]
+            settings.chains_topic]
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {settings.topic_issue_status: COMPACTED}
 
 
-async def ensure_topics(settings: Settings, names: list[str] | None = None, timeout: float = 60.0) -> None:
+async def ensure_topics(
+    settings: Settings, names: list[str] | None = None, timeout: float = 60.0, configs: dict[str, str] | None = None
+) -> None:
+    """Create missing topics; ``configs`` (e.g. ``cleanup.policy=compact``) apply to the ones created now."""
     names = names or pipeline_topics(settings)
     admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=int(timeout * 1000))
     deadline = asyncio.get_running_loop().time() + timeout
@@ -57,8 +59,11 @@ async def ensure_topics(settings: Settings, names: list[str] | None = None, time
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
-                              topic_configs=topic_configs(settings).get(n, {})) for n in missing]
+                    [
+                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
+                                 topic_configs=configs or topic_configs(settings).get(n, {}))
+                        for n in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass

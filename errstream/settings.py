@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.notifications import WebhookDestination
+
 
 class GatewayProject(BaseModel):
     """One project that may send to the gateway, identified by its DSN public key."""
@@ -28,7 +30,7 @@ class GatewayProject(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ERRSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ERRSTREAM_", extra="ignore", hide_input_in_errors=True)
 
     # --- Kafka -------------------------------------------------------------
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -45,6 +47,7 @@ class Settings(BaseSettings):
     topic_alerts: str = "alerts"
     topic_processed: str = "errstream-processed-events"
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
+    topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
@@ -102,6 +105,8 @@ class Settings(BaseSettings):
     chain_settle_seconds: float = 1.0  # a chain is published after this long (wall) without growing
     chain_min_services: int = 2
     chain_retention_seconds: float = 600.0
+    # --- alert notifications: JSON list of WebhookDestination (schemas/notifications.py)
+    alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
 
     # --- local launcher ----------------------------------------------------
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data
@@ -118,6 +123,11 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = 5_000_000  # as sent (compressed); larger → 413
     gateway_max_decompressed_bytes: int = 20_000_000  # after gzip/deflate/br; larger → 413
     gateway_publish_timeout: float = 10.0  # broker unreachable longer than this → 503
+
+    @property
+    def chains_topic(self) -> str:
+        """Where the worker publishes chain records and the chains sink reads them."""
+        return self.topic_chains or f"{self.app_id}-chains"
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
         """Security options in the form aiokafka's clients take them."""

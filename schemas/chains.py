@@ -36,8 +36,3 @@ class ErrorChain(BaseModel):
     event_count: int = Field(ge=1)
     events: list[ChainEvent] = Field(description="ordered by timestamp; root first")
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-
-def chains_topic(app_id: str) -> str:
-    """Internal topic name: internal topics are prefixed by the faust app id."""
-    return f"{app_id}-chains"

@@ -38,7 +38,6 @@ from pydantic import ValidationError
 from errstream.kafka_admin import by_service_topic, by_trace_topic
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
-from schemas.chains import chains_topic
 from schemas.issue_status import IssueStatusChange
 from stream_processors.detectors.chains import ChainState
 from stream_processors.detectors.config import DetectionConfig
@@ -83,7 +82,7 @@ def install_detection(app: faust.App, settings: Settings) -> None:
     by_service = app.topic(by_service_topic(settings), partitions=n, **raw)
     by_trace = app.topic(by_trace_topic(settings), partitions=n, **raw)
     alerts_topic = app.topic(settings.topic_alerts, **raw)
-    chains_out = app.topic(chains_topic(settings.app_id), **raw)
+    chains_out = app.topic(settings.chains_topic, **raw)
 
     # key_type=bytes is what makes faust use the raw key serializer for the changelog (and its recovery);
     # values are JSON (the states' ``__json__``), decoded back to dicts on recovery.

@@ -13,7 +13,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from errstream.settings import Settings
-from schemas.chains import chains_topic
 from schemas.issue_status import IssueStatusChange
 from tests.detection_helpers import (
     alerts,
@@ -204,7 +203,7 @@ def test_a_three_service_cascade_in_one_trace_is_one_chain_with_the_right_root(
     assert alert["service"] == "postgres-proxy" and alert["details"]["services"] == ["postgres-proxy", "orders-api",
                                                                                      "web"]
     assert alert["dedup_key"] == f"error_chain:{trace}" and alert["severity"] == "critical"
-    records = read_topic(settings, chains_topic(settings.app_id), expect=100, timeout=3)
+    records = read_topic(settings, settings.chains_topic, expect=100, timeout=3)
     assert len(records) == 1
     chain = records[0]
     assert chain["trace_id"] == trace and chain["root_service"] == "postgres-proxy"

@@ -1,0 +1,99 @@
+"""``errstream alerts tail``: follow the alerts topic in the terminal.
+
+It reads without a consumer group (no offsets committed, nothing taken from
+the real consumers) and pins its start position before printing the banner, so
+an alert published after the banner is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.text import Text
+
+from errstream.settings import Settings, get_settings
+from schemas.alerts import AlertEvent
+
+alerts_app = typer.Typer(help="Alerts on the `alerts` topic.", no_args_is_help=True)
+
+SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red", "critical": "bold white on red"}
+
+
+def format_alert(alert: AlertEvent) -> Text:
+    """One alert as a line (plus its message, indented), coloured by severity."""
+    line = Text()
+    line.append(f"{alert.created_at:%Y-%m-%d %H:%M:%S}Z ", style="dim")
+    line.append(f"{alert.severity.upper():<8}", style=SEVERITY_STYLE[alert.severity])
+    line.append(f" {alert.kind:<11} ", style="bold")
+    line.append(f"{alert.service}  ", style="magenta")
+    line.append(alert.title)
+    if alert.fingerprint:
+        line.append(f"  [{alert.fingerprint[:12]}]", style="dim")
+    if alert.message:
+        line.append(f"\n    {alert.message}", style="dim")
+    return line
+
+
+async def tail_alerts(settings: Settings, *, from_beginning: bool, as_json: bool, max_alerts: int | None,
+                      out: Console, err: Console) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    from errstream.kafka_admin import ensure_topics
+
+    topic = settings.topic_alerts
+    await ensure_topics(settings, [topic])
+    # Without a group, a subscribed consumer is assigned every partition of the topic (no coordinator).
+    # The start comes from the reset policy: an explicit seek_to_beginning raced with the default "latest"
+    # reset in aiokafka 0.14 and could land at the end.
+    consumer = AIOKafkaConsumer(topic, **settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest" if from_beginning else "latest")
+    await consumer.start()
+    shown = 0
+    try:
+        for _ in range(120):  # a just-created topic may take a moment to show its partitions
+            if tps := sorted(consumer.assignment()):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise RuntimeError(f"topic {topic!r} has no partitions in the cluster metadata")
+        for tp in tps:
+            await consumer.position(tp)  # resolve now, not at the first fetch
+        err.print(f"[dim]following {topic!r}{' from the beginning' if from_beginning else ''} (Ctrl-C to stop)[/]")
+        while max_alerts is None or shown < max_alerts:
+            batches = await consumer.getmany(timeout_ms=500)
+            for tp, msgs in sorted(batches.items()):
+                for m in msgs:
+                    if as_json:
+                        sys.stdout.write((m.value or b"").decode("utf-8", errors="replace") + "\n")
+                        sys.stdout.flush()
+                    else:
+                        try:
+                            out.print(format_alert(AlertEvent.model_validate_json(m.value or b"")))
+                        except ValidationError as exc:
+                            err.print(f"[dim]unreadable record at {tp.topic}[{tp.partition}]@{m.offset}: "
+                                      f"{exc.error_count()} problem(s)[/]")
+                    shown += 1
+                    if max_alerts is not None and shown >= max_alerts:
+                        return shown
+    finally:
+        await consumer.stop()
+    return shown
+
+
+@alerts_app.command("tail")
+def tail(
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="start at the oldest retained alert")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON records, one per line")] = False,
+    max_alerts: Annotated[int | None, typer.Option("--max", "-n", help="exit after N alerts")] = None,
+) -> None:
+    """Follow the alerts topic, coloured by severity."""
+    try:
+        asyncio.run(tail_alerts(get_settings(), from_beginning=from_beginning, as_json=as_json,
+                                max_alerts=max_alerts, out=Console(highlight=False), err=Console(stderr=True)))
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,94 @@
+"""The ``alerts`` topic → ClickHouse ``alerts`` + webhook notifications.
+
+Per poll: parse (bad records → dead-letter topic), drop alert ids already
+stored (an alert published twice, or a replay after a lost commit), insert the
+rest with an offset-range dedup token per partition, deliver to the webhooks,
+record every attempt in ``alert_deliveries``, and only then commit. Deliveries
+already final for an (alert, destination) are skipped, so replays do not page
+twice; the ``Idempotency-Key`` header covers the one remaining window (a crash
+between a receiver's 2xx and the delivery record).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from errstream.settings import Settings
+from schemas.alerts import AlertEvent
+from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
+from sinks.topic_sink import TopicSink
+
+ALERT_COLUMNS = [
+    "alert_id", "kind", "severity", "dedup_key", "created_at", "service", "fingerprint", "title", "message",
+    "trigger_event_id", "trigger_event_time", "details",
+]
+NIL_UUID = uuid.UUID(int=0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def alert_row(a: AlertEvent) -> list[Any]:
+    """Optional fields become the column defaults (nil UUID, epoch, empty string): the table has no Nullables."""
+    return [
+        a.alert_id, a.kind, a.severity, a.dedup_key, a.created_at, a.service, a.fingerprint or "", a.title,
+        a.message, a.trigger_event_id or NIL_UUID, a.trigger_event_time or EPOCH,
+        orjson.dumps(a.details, default=str).decode(),
+    ]
+
+
+class AlertsSink(TopicSink):
+    name = "alerts"
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        super().__init__(settings, settings.topic_alerts, client)
+        self.notifier = WebhookNotifier(settings.alert_webhooks, self)
+        self.stats["stored"] = 0
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.notifier.close()
+
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        parsed = {tp: await self.parse(msgs, AlertEvent) for tp, msgs in batches.items()}
+        unique: dict[uuid.UUID, AlertEvent] = {}
+        for alerts in parsed.values():
+            for alert in alerts:
+                unique.setdefault(alert.alert_id, alert)
+        if not unique:
+            return
+        stored = await self._stored_ids(list(unique.values()))
+        seen_before = list(stored)
+        for tp, alerts in parsed.items():
+            new = []
+            for a in alerts:  # once, even when published twice in this poll
+                if a.alert_id not in stored:
+                    stored.add(a.alert_id)
+                    new.append(a)
+            await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, batches[tp]))
+            self.stats["stored"] += len(new)
+        await self.notifier.deliver_all(list(unique.values()), seen_before)
+
+    async def _stored_ids(self, alerts: Sequence[AlertEvent]) -> set[uuid.UUID]:
+        rows = await self.query_uuids(
+            f"SELECT DISTINCT alert_id FROM {self.db}.alerts WHERE alert_id IN {{uuids}}", [a.alert_id for a in alerts],
+        )
+        return {r[0] for r in rows}
+
+    # -- DeliveryLog ---------------------------------------------------------
+    async def record(self, attempts: Sequence[DeliveryAttempt]) -> None:
+        await self.insert("alert_deliveries", [a.row() for a in attempts], DELIVERY_COLUMNS)
+
+    async def finished(self, alert_ids: Sequence[uuid.UUID]) -> set[tuple[str, str]]:
+        final = ",".join(f"'{o}'" for o in FINAL_OUTCOMES)
+        rows = await self.query_uuids(
+            f"SELECT DISTINCT toString(alert_id), destination FROM {self.db}.alert_deliveries "
+            f"WHERE alert_id IN {{uuids}} AND outcome IN ({final})", alert_ids,
+        )
+        return {(r[0], r[1]) for r in rows}

@@ -1,0 +1,31 @@
+"""``errstream notify``: the alerts, chains and issue-status consumers in one process.
+
+They are small (alerts are rare by design) and share a deployment unit, but each
+has its own consumer group (``<sink_group>-alerts`` …), so they commit
+independently and can be split across processes with ``--only``. A failure in
+one stops the process (TaskGroup) so the supervisor restarts it; uncommitted
+records are then replayed idempotently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from errstream.settings import Settings
+from sinks.alerts_sink import AlertsSink
+from sinks.chains_sink import ChainsSink
+from sinks.status_sink import StatusSink
+from sinks.topic_sink import TopicSink
+
+CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink}
+
+
+async def run_notify(settings: Settings, stop: asyncio.Event, only: Sequence[str] = ()) -> None:
+    names = list(only) or list(CONSUMERS)
+    unknown = sorted(set(names) - set(CONSUMERS))
+    if unknown:
+        raise ValueError(f"unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
+    async with asyncio.TaskGroup() as group:
+        for name in names:
+            group.create_task(CONSUMERS[name](settings).run(stop))  # type: ignore[call-arg]

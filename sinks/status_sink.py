@@ -1,0 +1,36 @@
+"""Issue status changes (compacted ``settings.topic_issue_status``) → ClickHouse.
+
+Every change is appended to ``issue_status_history``; its materialized view
+feeds ``issue_status`` (ReplacingMergeTree(changed_at) by fingerprint), which
+keeps the latest status per issue. The consumer group keeps its offsets, so it
+reads each change before compaction removes superseded ones; a brand-new group
+on an old topic gets the latest change per issue, which is what ``issue_status``
+needs.
+"""
+
+from __future__ import annotations
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from clickhouse_connect.driver.client import Client
+
+from errstream.settings import Settings
+from producers.issue_status import STATUS_TOPIC_CONFIGS
+from schemas.issue_status import IssueStatusChange
+from sinks.topic_sink import TopicSink
+
+STATUS_COLUMNS = ["fingerprint", "status", "changed_at", "changed_by", "note"]
+
+
+class StatusSink(TopicSink):
+    name = "status"
+    topic_configs = STATUS_TOPIC_CONFIGS
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        super().__init__(settings, settings.topic_issue_status, client)
+
+    async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, msgs in batches.items():
+            changes = await self.parse(msgs, IssueStatusChange)
+            rows = [[c.fingerprint, c.status, c.changed_at, c.changed_by, c.note] for c in changes]
+            await self.insert("issue_status_history", rows, STATUS_COLUMNS, self.token(tp, msgs))
