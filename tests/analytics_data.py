@@ -136,6 +136,7 @@ def build(now: datetime | None = None) -> Dataset:
         [fp("E"), "new", h(timedelta(hours=1, minutes=5)), "detector", "regression"],
         [fp("F"), "ignored", h(timedelta(days=2)), "bo", "noise"],
         [fp("B"), "investigating", h(timedelta(hours=2)), "cy", ""],
+        [fp("C"), "resolved", h(timedelta(hours=10)), "cy", ""],  # 20 h after its first event; seen again since
     ]
     ds.alerts = [
         [uuid.uuid5(uuid.NAMESPACE_OID, "spike-A"), "spike", "error", f"spike:checkout:{fp('A')}",

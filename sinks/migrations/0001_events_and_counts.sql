@@ -1,3 +1,5 @@
+-- Fingerprints are plain String (32 hex characters) in every table, as in
+-- alerts and issue_status: joins need no casts and clients get text, not bytes.
 -- Raw (sampled) events. ORDER BY follows the analysts' usual filters: a service,
 -- then an issue, then time; ReplacingMergeTree on that key makes a replayed event
 -- (same id, same timestamp) collapse into one row. Daily partitions let the TTL
@@ -11,7 +13,7 @@ CREATE TABLE IF NOT EXISTS {db}.error_events
     environment    LowCardinality(String),
     release        LowCardinality(String),
     level          Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
-    fingerprint    FixedString(32),
+    fingerprint    String,
     exception_type LowCardinality(String),
     title          String,
     culprit        String,
@@ -46,7 +48,7 @@ CREATE TABLE IF NOT EXISTS {db}.error_occurrences_in
     minute      DateTime('UTC'),
     service     LowCardinality(String),
     environment LowCardinality(String),
-    fingerprint FixedString(32),
+    fingerprint String,
     level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
     events      UInt64,
     stored      UInt64,
@@ -60,7 +62,7 @@ CREATE TABLE IF NOT EXISTS {db}.error_counts_1m
     minute      DateTime('UTC'),
     service     LowCardinality(String),
     environment LowCardinality(String),
-    fingerprint FixedString(32),
+    fingerprint String,
     level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
     events      SimpleAggregateFunction(sum, UInt64),
     stored      SimpleAggregateFunction(sum, UInt64),

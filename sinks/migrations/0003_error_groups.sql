@@ -20,7 +20,7 @@ ALTER TABLE {db}.error_occurrences_in
 
 CREATE TABLE IF NOT EXISTS {db}.error_groups
 (
-    fingerprint    FixedString(32),
+    fingerprint    String,
     exception_type SimpleAggregateFunction(anyLast, String),
     title          SimpleAggregateFunction(anyLast, String),
     culprit        SimpleAggregateFunction(anyLast, String),
