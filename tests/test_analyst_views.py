@@ -12,6 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,5 +176,5 @@ def test_every_view_is_tested() -> None:
 
     sql = (resources.files("sinks") / "migrations").joinpath("0004_analyst_views.sql").read_text()
     views = set(re.findall(r"CREATE OR REPLACE VIEW \{db\}\.(v_\w+)", sql))
-    source = open(__file__).read()
+    source = Path(__file__).read_text()
     assert views and all(v in source for v in views), views - {v for v in views if v in source}
