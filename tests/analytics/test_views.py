@@ -8,9 +8,7 @@ independent Python oracle) or from how the history was designed.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,24 +16,8 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
-from tests import analytics_data as data
-from tests.analytics_data import Dataset, fp
-
-
-@pytest.fixture(scope="module")
-def loaded(clickhouse_url: str) -> Iterator[tuple[Client, Dataset]]:
-    """One database per module: the history is loaded once and only read by the tests."""
-    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=f"errstream_a{uuid.uuid4().hex[:10]}")
-    migrate(settings)
-    client = connect(settings, database=settings.clickhouse_database)
-    ds = data.build()
-    data.load(client, settings.clickhouse_database, ds)
-    yield client, ds
-    client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
-    client.close()
+from tests.analytics import data
+from tests.analytics.data import Dataset, fp
 
 
 def rows(client: Client, sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -190,3 +190,4 @@ def load(client: Client, db: str, ds: Dataset, batch: int = 100) -> None:
                   column_names=["fingerprint", "status", "changed_at", "changed_by", "note"])
     client.insert(f"{db}.alerts", ds.alerts, column_names=ALERT_COLUMNS)
     client.insert(f"{db}.error_chains", ds.chains, column_names=CHAIN_COLUMNS)
+

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.settings import Settings
 from sinks.migrate import migrate
-from tests import analytics_data as data
+from tests.analytics import data
 
 
 def _mv_targets(ch: Client, db: str, source: str) -> list[str]:
