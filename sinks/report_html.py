@@ -62,9 +62,12 @@ def timeline_svg(report: Report, width: int = 1060, height: int = 220) -> str:
             y -= h
             out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" fill="{_COLORS[key]}">'
                        f'<title>{escape(_fmt_time(p.start, report.bucket_seconds))}: {value:,} {key}</title></rect>')
-    for i in sorted({0, len(pts) // 2, len(pts) - 1}) if pts else []:
-        x = left + i * step
-        out.append(f'<text x="{x:.1f}" y="{height - 6}">{escape(_fmt_time(pts[i].start, report.bucket_seconds))}</text>')
+    ticks = sorted({0, len(pts) // 2, len(pts) - 1}) if pts else []
+    for i in ticks:
+        x = left + i * step + bar_w / 2
+        anchor = "start" if i == 0 else "end" if i == len(pts) - 1 else "middle"
+        out.append(f'<text x="{x:.1f}" y="{height - 6}" text-anchor="{anchor}">'
+                   f'{escape(_fmt_time(pts[i].start, report.bucket_seconds))}</text>')
     out.append("</svg>")
     return "".join(out)
 
