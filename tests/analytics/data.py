@@ -64,10 +64,10 @@ BURSTS: list[Burst] = [
     Burst("C", "auth", "warning", timedelta(hours=30), 10, users=0, minutes=10),
     # D: critical ten days ago, resolved since.
     Burst("D", "checkout", "critical", timedelta(days=10), 8, users=4, minutes=8),
-    # E: twenty days ago, resolved, came back an hour ago (a regression), one event from staging.
+    # E: twenty days ago, resolved, came back 50 minutes ago (a regression), also once in checkout's staging.
     Burst("E", "billing", "error", timedelta(days=20), 3, users=3, minutes=3),
-    Burst("E", "billing", "error", timedelta(hours=1, minutes=10), 2, users=2, minutes=2, release="1.1.0"),
-    Burst("E", "billing", "error", timedelta(hours=1, minutes=20), 1, users=1, minutes=1, environment="staging"),
+    Burst("E", "billing", "error", timedelta(minutes=50), 2, users=2, minutes=2, release="1.1.0"),
+    Burst("E", "checkout", "error", timedelta(minutes=40), 1, users=1, minutes=1, environment="staging"),
     # F: ignored warning.
     Burst("F", "auth", "warning", timedelta(days=3), 6, users=0, minutes=6),
     # G: fewer events than A but the most users (P1 by users).
@@ -133,7 +133,7 @@ def build(now: datetime | None = None) -> Dataset:
         [fp("D"), "acknowledged", h(timedelta(days=9, hours=23)), "ana", ""],
         [fp("D"), "resolved", h(timedelta(days=9)), "ana", "fixed in 1.0.0"],  # 24 h after its first event
         [fp("E"), "resolved", h(timedelta(days=18)), "bo", ""],  # 48 h after its first event
-        [fp("E"), "new", h(timedelta(hours=1, minutes=5)), "detector", "regression"],
+        [fp("E"), "new", h(timedelta(minutes=35)), "detector", "regression"],
         [fp("F"), "ignored", h(timedelta(days=2)), "bo", "noise"],
         [fp("B"), "investigating", h(timedelta(hours=2)), "cy", ""],
         [fp("C"), "resolved", h(timedelta(hours=10)), "cy", ""],  # 20 h after its first event; seen again since

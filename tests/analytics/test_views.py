@@ -145,8 +145,8 @@ def test_error_rate_change_versus_previous_day(loaded: tuple[Client, Dataset]) -
     got = {r["service"]: (r["events_current"], r["events_previous"], r["change_pct"])
            for r in rows(client, "SELECT * FROM v_error_rate_change")}
     assert got == {
-        "checkout": (450, 40, 1025.0),  # A 300 + G 150 today; A 40 yesterday
-        "billing": (13, 0, None),  # nothing the day before: no percentage
+        "checkout": (451, 40, 1027.5),  # A 300 + G 150 + E's staging 1 today; A 40 yesterday
+        "billing": (12, 0, None),  # nothing the day before: no percentage
         "auth": (5, 10, -50.0),
     }
 
