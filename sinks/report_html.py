@@ -93,6 +93,21 @@ def bars_svg(items: list[tuple[str, int, str]], width: int = 1060, bar_h: int = 
     return "".join(out)
 
 
+def _num(text: str) -> str:
+    return f'<td class="n">{text}</td>'
+
+
+def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
+    """Cells are HTML already escaped by the caller; a cell that is a whole <td> keeps its own attributes."""
+    if not rows:
+        return f'<p class="muted">{escape(empty)}</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def render_html(report: Report) -> str:
     o = report.overview
     scope = f"service {escape(report.service)}" if report.service else "all services"
@@ -104,29 +119,24 @@ def render_html(report: Report) -> str:
         ("services", f"{o.services:,}", ""),
         ("raw events stored", f"{o.stored:,}", "after sampling"),
     ]
-    issue_rows = "".join(
-        f'<tr><td class="n">{i.events:,}</td><td class="n">{i.previous_events:,}</td><td class="n">{i.users:,}</td>'
-        f'<td class="{escape(i.worst_level)}">{escape(i.worst_level)}</td><td>{escape(i.status)}</td>'
-        f'<td>{escape(i.title)}{" <span class=tag>NEW</span>" if i.is_new else ""}<br>'
-        f'<span class="muted">{escape(i.culprit)} · {escape(i.fingerprint)}</span></td>'
-        f'<td>{escape(", ".join(i.services))}</td><td>{_fmt_time(i.first_seen)}</td></tr>'
-        for i in report.top_issues
-    )
-    svc_rows = "".join(
-        f'<tr><td>{escape(s.service)}</td><td class="n">{s.events:,}</td><td class="n">{_change(s.change_pct)}</td>'
-        f'<td class="n">{s.issues:,}</td><td class="n">{s.users:,}</td><td class="n">{s.critical:,}</td></tr>'
-        for s in report.by_service
-    )
-    spikes = "".join(
-        f"<tr><td>{_fmt_time(a.created_at)}</td><td>{escape(a.kind)}</td><td>{escape(a.service)}</td>"
-        f"<td>{escape(a.title)}</td><td>{escape(a.message)}</td></tr>"
-        for a in report.spikes
-    )
-    chains = "".join(
-        f"<tr><td>{_fmt_time(c.started_at)}</td><td class=n>{c.event_count}</td><td class=n>{c.duration_ms / 1000:.1f}s</td>"
-        f"<td>{escape(c.root_service)}: {escape(c.root_title)}</td><td>{escape(' → '.join(c.services))}</td></tr>"
-        for c in report.chains
-    )
+    issues = _table(["events", "prev", "users", "level", "status", "issue", "services", "first seen"], [
+        [_num(f"{i.events:,}"), _num(f"{i.previous_events:,}"), _num(f"{i.users:,}"),
+         f'<td class="{escape(i.worst_level)}">{escape(i.worst_level)}</td>', escape(i.status),
+         (f'{escape(i.title)}{" <span class=tag>NEW</span>" if i.is_new else ""}<br>'
+         f'<span class="muted">{escape(i.culprit)} · {escape(i.fingerprint)}</span>'),
+         escape(", ".join(i.services)), _fmt_time(i.first_seen)]
+        for i in report.top_issues], "No errors in this window.")
+    services = _table(["service", "events", "change", "issues", "users", "critical"], [
+        [escape(s.service), _num(f"{s.events:,}"), _num(_change(s.change_pct)), _num(f"{s.issues:,}"),
+         _num(f"{s.users:,}"), _num(f"{s.critical:,}")]
+        for s in report.by_service], "No errors in this window.")
+    spikes = _table(["when", "kind", "service", "issue", "detail"], [
+        [_fmt_time(a.created_at), escape(a.kind), escape(a.service), escape(a.title), escape(a.message)]
+        for a in report.spikes], "No spikes in this window.")
+    chains = _table(["started", "events", "span", "root", "services"], [
+        [_fmt_time(c.started_at), _num(str(c.event_count)), _num(f"{c.duration_ms / 1000:.1f}s"),
+         f"{escape(c.root_service)}: {escape(c.root_title)}", escape(" → ".join(c.services))]
+        for c in report.chains], "No error chains in this window.")
     bucket = (f"{report.bucket_seconds // 60} minutes" if report.bucket_seconds < 3600
               else f"{report.bucket_seconds // 3600} hours")
     top_bars = bars_svg([(i.title or i.fingerprint, i.events, _COLORS.get(i.worst_level, _COLORS["other"]))
@@ -141,14 +151,9 @@ def render_html(report: Report) -> str:
 generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC</div>
 <div class="cards">{"".join(f'<div class="card"><span class="muted">{k}</span><b>{v}</b>{s}</div>' for k, v, s in cards)}</div>
 <h2>Events per {bucket}</h2><div class="legend muted">{legend}</div>{timeline_svg(report)}
-<h2>Top issues</h2>{top_bars}
-<table><tr><th>events</th><th>prev</th><th>users</th><th>level</th><th>status</th><th>issue</th><th>services</th>
-<th>first seen</th></tr>{issue_rows}</table>
-<h2>By service</h2>{svc_bars}
-<table><tr><th>service</th><th>events</th><th>change</th><th>issues</th><th>users</th><th>critical</th></tr>{svc_rows}</table>
-<h2>Spikes</h2>{f"<table><tr><th>when</th><th>kind</th><th>service</th><th>issue</th><th>detail</th></tr>{spikes}</table>"
-                 if spikes else '<p class="muted">No spikes in this window.</p>'}
-<h2>Error chains</h2>{f"<table><tr><th>started</th><th>events</th><th>span</th><th>root</th><th>services</th></tr>{chains}</table>"
-                      if chains else '<p class="muted">No error chains in this window.</p>'}
+<h2>Top issues</h2>{top_bars}{issues}
+<h2>By service</h2>{svc_bars}{services}
+<h2>Spikes</h2>{spikes}
+<h2>Error chains</h2>{chains}
 </body></html>
 """
