@@ -25,6 +25,7 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Timeline bucket sizes, smallest first; the report picks the smallest giving at most MAX_BUCKETS.
 BUCKETS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400]
 MAX_BUCKETS = 120
+HOURLY_FROM = timedelta(hours=6)  # windows this long or longer read error_counts_1h, aligned to whole hours
 
 
 def parse_since(text: str) -> timedelta:
@@ -136,14 +137,19 @@ def _utc(value: datetime | None) -> datetime | None:
 class ReportQueries:
     """The report's SQL, one method per section.
 
-    ``{db}`` is replaced by the database name (validated by ``migrate``); every
-    other ``{name:Type}`` is a ClickHouse query parameter, and times are read as
-    UTC whatever the server's time zone.
+    ``{db}`` is replaced by the database name (validated by ``migrate``),
+    ``{counts}``/``{t}`` by the counts table and its time column; every other
+    ``{name:Type}`` is a ClickHouse query parameter, and times are read as UTC
+    whatever the server's time zone. Windows of ``HOURLY_FROM`` or more read
+    ``error_counts_1h`` and start on a whole hour; shorter ones read minutes.
     """
 
     def __init__(self, client: Client, database: str, start: datetime, end: datetime, service: str | None) -> None:
         self.client = client
         self.db = database
+        self.hourly = end - start >= HOURLY_FROM
+        if self.hourly:
+            start = start.replace(minute=0, second=0, microsecond=0)
         self.start, self.end = start, end
         self.prev_start = start - (end - start)
         self.service = service
@@ -152,8 +158,12 @@ class ReportQueries:
             "prev_start": self.prev_start.replace(tzinfo=None), "service": service or "",
         }
 
-    def _rows(self, sql: str, **extra: Any) -> list[dict[str, Any]]:
-        sql = sql.replace("{db}", self.db).replace(":DateTime}", ":DateTime('UTC')}")
+    def _rows(self, sql: str, hourly: bool | None = None, **extra: Any) -> list[dict[str, Any]]:
+        hourly = self.hourly if hourly is None else hourly
+        sql = (sql.replace("{db}", self.db)
+               .replace("{counts}", f"{self.db}.error_counts_1h" if hourly else f"{self.db}.error_counts_1m")
+               .replace("{t}", "hour" if hourly else "minute")
+               .replace(":DateTime}", ":DateTime('UTC')}"))
         return list(self.client.query(sql, parameters={**self.params, **extra}).named_results())
 
     def _svc(self, column: str = "service") -> str:
@@ -161,15 +171,15 @@ class ReportQueries:
 
     def overview(self) -> Overview:
         (r,) = self._rows(
-            "SELECT sumIf(c.events, minute >= {start:DateTime}) AS events,"
-            " sumIf(c.stored, minute >= {start:DateTime}) AS stored,"
-            " uniqExactIf(fingerprint, minute >= {start:DateTime}) AS issues,"
-            " uniqMergeIf(c.users, minute >= {start:DateTime}) AS users,"
-            " uniqExactIf(service, minute >= {start:DateTime}) AS services,"
-            " sumIf(c.events, minute >= {start:DateTime} AND level = 'critical') AS critical,"
-            " sumIf(c.events, minute < {start:DateTime}) AS previous_events"
-            " FROM {db}.error_counts_1m AS c"
-            " WHERE minute >= {prev_start:DateTime} AND minute <= {end:DateTime}" + self._svc()
+            "SELECT sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            " sumIf(c.stored, {t} >= {start:DateTime}) AS stored,"
+            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            " uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users,"
+            " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
+            " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
+            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
+            " FROM {counts} AS c"
+            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc()
         )
         svc = " AND has(services, {service:String})" if self.service else ""
         (n,) = self._rows(
@@ -187,11 +197,11 @@ class ReportQueries:
             " t.users AS users, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,"
             " toString(g.worst_level) AS worst_level, g.status AS status, g.services AS services,"
             " g.first_seen AS first_seen, g.last_seen AS last_seen"
-            " FROM (SELECT fingerprint, sumIf(c.events, minute >= {start:DateTime}) AS events,"
-            "  sumIf(c.events, minute < {start:DateTime}) AS previous_events,"
-            "  uniqMergeIf(c.users, minute >= {start:DateTime}) AS users"
-            "  FROM {db}.error_counts_1m AS c"
-            "  WHERE minute >= {prev_start:DateTime} AND minute <= {end:DateTime}" + self._svc() +
+            " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
+            "  uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users"
+            "  FROM {counts} AS c"
+            "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             "  GROUP BY fingerprint HAVING events > 0 ORDER BY events DESC, fingerprint LIMIT {limit:UInt32}) AS t"
             " LEFT JOIN {db}.v_error_groups AS g ON g.fingerprint = t.fingerprint"
             " ORDER BY events DESC, fingerprint",
@@ -210,12 +220,12 @@ class ReportQueries:
 
     def timeline(self, bucket: int) -> list[TimelinePoint]:
         rows = self._rows(
-            "SELECT toStartOfInterval(minute, toIntervalSecond({bucket:UInt32})) AS t, sum(c.events) AS events,"
+            "SELECT toStartOfInterval({t}, toIntervalSecond({bucket:UInt32})) AS t, sum(c.events) AS events,"
             " sumIf(c.events, level = 'critical') AS critical, sumIf(c.events, level = 'error') AS errors"
-            " FROM {db}.error_counts_1m AS c"
-            " WHERE minute >= {start:DateTime} AND minute <= {end:DateTime}" + self._svc() +
+            " FROM {counts} AS c"
+            " WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             " GROUP BY t ORDER BY t",
-            bucket=bucket,
+            hourly=bucket >= 3600, bucket=bucket,
         )
         by_start = {_utc(r["t"]): r for r in rows}
         first = datetime.fromtimestamp(self.start.timestamp() // bucket * bucket, UTC)
@@ -230,13 +240,13 @@ class ReportQueries:
 
     def by_service(self) -> list[ServiceRow]:
         rows = self._rows(
-            "SELECT service, sumIf(c.events, minute >= {start:DateTime}) AS events,"
-            " sumIf(c.events, minute < {start:DateTime}) AS previous_events,"
-            " uniqExactIf(fingerprint, minute >= {start:DateTime}) AS issues,"
-            " uniqMergeIf(c.users, minute >= {start:DateTime}) AS users,"
-            " sumIf(c.events, minute >= {start:DateTime} AND level = 'critical') AS critical"
-            " FROM {db}.error_counts_1m AS c"
-            " WHERE minute >= {prev_start:DateTime} AND minute <= {end:DateTime}" + self._svc() +
+            "SELECT service, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
+            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            " uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users,"
+            " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
+            " FROM {counts} AS c"
+            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             " GROUP BY service ORDER BY events DESC, service"
         )
         return [
@@ -278,7 +288,7 @@ def build_report(
     q = ReportQueries(client, database, start, end, service)
     bucket = bucket_seconds(window)
     return Report(
-        generated_at=datetime.now(UTC), window_start=start, window_end=end, since=since, service=service,
+        generated_at=datetime.now(UTC), window_start=q.start, window_end=end, since=since, service=service,
         bucket_seconds=bucket, overview=q.overview(), top_issues=q.top_issues(top), timeline=q.timeline(bucket),
         by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(),
     )

@@ -19,6 +19,7 @@ from errstream.settings import Settings
 TTL_TABLES: dict[str, tuple[str, int]] = {
     "error_events": ("toDateTime(timestamp)", 1),
     "error_counts_1m": ("minute", 400),
+    "error_counts_1h": ("hour", 400),
     "error_groups": ("toDateTime(last_seen)", 400),
 }
 _DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)|\bTTL\b.*?INTERVAL\s+(\d+)\s+DAY", re.IGNORECASE | re.DOTALL)

@@ -70,6 +70,12 @@ def check(name: str, got: Rows, ds: Dataset) -> None:
     stored = [p for p in ds.processed if p["stored"]]
     if name == "errors_per_service_last_hour":
         assert got == [{"service": "billing", "events": 2, "users": 2}, {"service": "checkout", "events": 1, "users": 1}]
+    elif name == "service_daily_30d":
+        first = (ds.now - timedelta(days=29)).date()
+        cells = per([p for p in ds.processed if ds.ts(p).date() >= first],
+                    lambda p: (ds.ts(p).date(), p["event"]["service"]))
+        assert [(r["day"], r["service"], r["events"], r["users"]) for r in got] == [
+            (d, svc, len(ps), len({user(p) for p in ps} - {None})) for (d, svc), ps in sorted(cells.items())]
     elif name == "top_issues_7d":
         week = per(since(ds, 24 * 7), lambda p: p["fingerprint"])
         expected = sorted(((f, len(ps), len({user(p) for p in ps} - {None})) for f, ps in week.items()),

@@ -43,7 +43,9 @@ def test_report_of_the_last_day(loaded: tuple[Client, Dataset]) -> None:
     assert [(i.fingerprint, i.status) for i in r.top_issues if i.is_new] == [(fp("G"), "new"), (fp("B"), "investigating")]
     assert sum(p.events for p in r.timeline) == 468
     assert sum(p.critical for p in r.timeline) == 10
-    assert len(r.timeline) == 97 and r.bucket_seconds == 900
+    assert r.window_start == (ds.now - timedelta(hours=24)).replace(minute=0)  # long windows: whole hours
+    b = r.bucket_seconds
+    assert b == 900 and len(r.timeline) == r.window_end.timestamp() // b - r.window_start.timestamp() // b + 1
     assert {s.service: (s.events, s.previous_events, s.change_pct) for s in r.by_service} == {
         "checkout": (451, 40, 1027.5), "billing": (12, 0, None), "auth": (5, 10, -50.0)}
     assert [(s.kind, s.service) for s in r.spikes] == [("spike", "checkout")]

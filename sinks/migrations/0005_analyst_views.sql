@@ -1,8 +1,9 @@
 -- Views for the questions analysts ask every day. They read the incrementally
--- maintained tables (error_groups, error_counts_1m) wherever they can, so none
+-- maintained tables (error_groups, error_counts_1h) wherever they can, so none
 -- of them scans raw events except v_recent_errors, which is bounded to the last
--- two daily partitions. Fixed windows: "recent" = last 24 hours, trends = last
--- 30 days; for other windows query the tables (docs/analysts.md has recipes).
+-- two daily partitions. Fixed windows: "last 24 hours" = from the start of the
+-- hour 24 hours ago (whole hours, read from error_counts_1h), trends = last 30
+-- days; for other windows query the tables (docs/analysts.md has recipes).
 -- CREATE OR REPLACE keeps re-running this file harmless.
 
 -- One row per issue: the fold of error_groups plus its workflow status.
@@ -61,7 +62,7 @@ FROM {db}.error_events FINAL
 WHERE timestamp >= now64(3) - INTERVAL 24 HOUR
 ORDER BY timestamp DESC;
 
--- Per issue over the last 24 hours, from the true per-minute counts.
+-- Per issue over the last 24 hours, from the true hourly counts.
 CREATE OR REPLACE VIEW {db}.v_issues_24h AS
 SELECT
     c.fingerprint AS fingerprint,
@@ -72,7 +73,7 @@ SELECT
     c.events AS events_24h,
     c.users AS users_24h,
     c.services AS services_24h,
-    c.last_minute AS last_minute,
+    c.last_hour AS last_hour,
     g.first_seen AS first_seen,
     g.first_seen >= now() - INTERVAL 24 HOUR AS is_new
 FROM
@@ -82,9 +83,9 @@ FROM
         sum(events) AS events,
         uniqMerge(users) AS users,
         arraySort(groupUniqArray(toString(service))) AS services,
-        max(minute) AS last_minute
-    FROM {db}.error_counts_1m
-    WHERE minute >= now() - INTERVAL 24 HOUR
+        max(hour) AS last_hour
+    FROM {db}.error_counts_1h
+    WHERE hour >= toStartOfHour(now() - INTERVAL 24 HOUR)
     GROUP BY fingerprint
 ) AS c
 LEFT JOIN {db}.v_error_groups AS g ON g.fingerprint = c.fingerprint;
@@ -114,24 +115,24 @@ SELECT
     uniqMerge(users) AS users,
     sumIf(c.events, level = 'critical') AS critical,
     sumIf(c.events, level >= 'error') AS errors_and_worse,
-    max(minute) AS last_minute
-FROM {db}.error_counts_1m AS c
-WHERE minute >= now() - INTERVAL 24 HOUR
+    max(hour) AS last_hour
+FROM {db}.error_counts_1h AS c
+WHERE hour >= toStartOfHour(now() - INTERVAL 24 HOUR)
 GROUP BY service
 ORDER BY events DESC;
 
 -- Per day and service over the last 30 days.
 CREATE OR REPLACE VIEW {db}.v_daily_trends AS
 SELECT
-    toDate(minute) AS day,
+    toDate(hour) AS day,
     service,
     sum(events) AS events,
     sum(stored) AS stored,
     uniqExact(fingerprint) AS issues,
     uniqMerge(users) AS users,
     sumIf(c.events, level = 'critical') AS critical
-FROM {db}.error_counts_1m AS c
-WHERE minute >= toStartOfDay(now()) - INTERVAL 29 DAY
+FROM {db}.error_counts_1h AS c
+WHERE hour >= toStartOfDay(now()) - INTERVAL 29 DAY
 GROUP BY day, service
 ORDER BY day, service;
 
@@ -215,17 +216,16 @@ FROM {db}.v_resolution_times
 GROUP BY week
 ORDER BY week;
 
--- Error rate change per service: the last 24 hours versus the 24 hours before.
+-- Error rate change per service: the last 24 hours versus the 24 hours before
+-- (whole hours: from the start of the hour 24 hours ago, and the 24 before).
 -- change_pct is NULL when the previous period had no errors.
 CREATE OR REPLACE VIEW {db}.v_error_rate_change AS
 SELECT
     service,
-    sumIf(events, minute >= now() - INTERVAL 24 HOUR) AS events_current,
-    sumIf(events, minute < now() - INTERVAL 24 HOUR) AS events_previous,
-    round(events_current / 1440, 3) AS per_minute_current,
-    round(events_previous / 1440, 3) AS per_minute_previous,
+    sumIf(events, hour >= toStartOfHour(now() - INTERVAL 24 HOUR)) AS events_current,
+    sumIf(events, hour < toStartOfHour(now() - INTERVAL 24 HOUR)) AS events_previous,
     if(events_previous = 0, NULL, round((events_current - events_previous) * 100 / events_previous, 1)) AS change_pct
-FROM {db}.error_counts_1m
-WHERE minute >= now() - INTERVAL 48 HOUR
+FROM {db}.error_counts_1h
+WHERE hour >= toStartOfHour(now() - INTERVAL 48 HOUR)
 GROUP BY service
 ORDER BY events_current DESC;
