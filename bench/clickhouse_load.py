@@ -23,8 +23,9 @@ directory and a free port; never the default 8123):
    into rows by ``sinks/rows.py`` and inserted with clickhouse-connect exactly
    as the sink does (batches with dedup tokens); rows/s are reported.
 5. Times every report query and every view (best and worst of ``--repeat``
-   runs) and reports ``system.parts`` sizes per table and per million events,
-   and the server's peak memory (VmHWM).
+   runs) right after the load and again after ``OPTIMIZE … FINAL`` (the state
+   background merges converge to), and reports ``system.parts`` sizes per
+   table and per million events, and the server's peak memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -289,6 +290,8 @@ def main() -> None:
             dt, _ = _timed(lambda t=t: client.command(f"OPTIMIZE TABLE {db}.{t} FINAL"))
             print(f"  {t}: {dt:.1f}s", flush=True)
         after = storage(client, db)
+        print("timing queries again after the merges", flush=True)
+        timings_merged = time_queries(client, db, args.repeat)
         result = {
             "events": args.events, "raw_events": args.raw, "groups": args.groups, "days": args.days,
             "insert_sql_generated": {
@@ -297,6 +300,7 @@ def main() -> None:
             },
             "insert_client_path": client_path,
             "queries": timings,
+            "queries_after_merge": timings_merged,
             "storage_before_optimize": before,
             "storage_after_optimize": after,
             "error_events_columns": column_sizes(client, db, "error_events"),
@@ -311,6 +315,7 @@ def main() -> None:
             "aggregates_mb_per_million_events": round(agg_bytes / args.events, 2),
             "all_tables_mb_per_million_events": round(total_bytes / args.events, 1),
             "slowest_query_s": max(t["worst_s"] for t in timings),
+            "slowest_query_after_merge_s": max(t["worst_s"] for t in timings_merged),
         }
         print(json.dumps(result["summary"], indent=2))
         print("storage after OPTIMIZE:")
