@@ -174,7 +174,7 @@ class ReportQueries:
             "SELECT sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             " sumIf(c.stored, {t} >= {start:DateTime}) AS stored,"
             " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
-            " uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users,"
+            " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
             " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
@@ -192,6 +192,9 @@ class ReportQueries:
                         change_pct=change_pct(ints["events"], ints["previous_events"]))
 
     def top_issues(self, limit: int) -> list[IssueRow]:
+        # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
+        top = ("SELECT fingerprint FROM {counts} WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}"
+               + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
         rows = self._rows(
             "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
             " t.users AS users, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,"
@@ -199,12 +202,12 @@ class ReportQueries:
             " g.first_seen AS first_seen, g.last_seen AS last_seen"
             " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
-            "  uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users"
+            "  uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users"
             "  FROM {counts} AS c"
             "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
-            "  GROUP BY fingerprint HAVING events > 0 ORDER BY events DESC, fingerprint LIMIT {limit:UInt32}) AS t"
-            " LEFT JOIN {db}.v_error_groups AS g ON g.fingerprint = t.fingerprint"
-            " ORDER BY events DESC, fingerprint",
+            f"  AND fingerprint IN ({top}) GROUP BY fingerprint) AS t"
+            f" LEFT JOIN (SELECT * FROM {{db}}.v_error_groups WHERE fingerprint IN ({top})) AS g"
+            " ON g.fingerprint = t.fingerprint ORDER BY events DESC, fingerprint",
             limit=limit,
         )
         out = []
@@ -243,7 +246,7 @@ class ReportQueries:
             "SELECT service, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             " sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
             " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
-            " uniqMergeIf(c.users, {t} >= {start:DateTime}) AS users,"
+            " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
             " FROM {counts} AS c"
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +

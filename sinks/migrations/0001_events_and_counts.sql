@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS {db}.error_counts_1m
     level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
     events      SimpleAggregateFunction(sum, UInt64),
     stored      SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, UInt64)
+    users       AggregateFunction(uniqCombined(12), UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(minute)
@@ -81,6 +81,6 @@ SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.error_counts_1m_mv TO {db}.error_counts_1m AS
 SELECT minute, service, environment, fingerprint, level,
-       sum(events) AS events, sum(stored) AS stored, uniqArrayState(user_hashes) AS users
+       sum(events) AS events, sum(stored) AS stored, uniqCombinedArrayState(12)(user_hashes) AS users
 FROM {db}.error_occurrences_in
 GROUP BY minute, service, environment, fingerprint, level;

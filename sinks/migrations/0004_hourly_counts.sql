@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS {db}.error_counts_1h
     level       Enum8('debug' = 1, 'info' = 2, 'warning' = 3, 'error' = 4, 'critical' = 5),
     events      SimpleAggregateFunction(sum, UInt64),
     stored      SimpleAggregateFunction(sum, UInt64),
-    users       AggregateFunction(uniq, UInt64)
+    users       AggregateFunction(uniqCombined(12), UInt64)
 )
 ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(hour)
@@ -22,6 +22,6 @@ SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.error_counts_1h_mv TO {db}.error_counts_1h AS
 SELECT toStartOfHour(minute) AS hour, service, environment, fingerprint, level,
-       sum(events) AS events, sum(stored) AS stored, uniqArrayState(user_hashes) AS users
+       sum(events) AS events, sum(stored) AS stored, uniqCombinedArrayState(12)(user_hashes) AS users
 FROM {db}.error_occurrences_in
 GROUP BY hour, service, environment, fingerprint, level

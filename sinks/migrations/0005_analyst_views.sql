@@ -38,7 +38,7 @@ FROM
         max(last_seen) AS last_seen,
         sum(events) AS events,
         sum(stored) AS stored,
-        uniqMerge(users) AS users,
+        uniqCombinedMerge(12)(users) AS users,
         max(worst_level) AS worst_level,
         arraySort(groupUniqArrayArray(services)) AS services,
         arraySort(groupUniqArrayArray(environments)) AS environments,
@@ -81,7 +81,7 @@ FROM
     SELECT
         fingerprint,
         sum(events) AS events,
-        uniqMerge(users) AS users,
+        uniqCombinedMerge(12)(users) AS users,
         arraySort(groupUniqArray(toString(service))) AS services,
         max(hour) AS last_hour
     FROM {db}.error_counts_1h
@@ -112,7 +112,7 @@ SELECT
     sum(events) AS events,
     sum(stored) AS stored,
     uniqExact(fingerprint) AS issues,
-    uniqMerge(users) AS users,
+    uniqCombinedMerge(12)(users) AS users,
     sumIf(c.events, level = 'critical') AS critical,
     sumIf(c.events, level >= 'error') AS errors_and_worse,
     max(hour) AS last_hour
@@ -129,7 +129,7 @@ SELECT
     sum(events) AS events,
     sum(stored) AS stored,
     uniqExact(fingerprint) AS issues,
-    uniqMerge(users) AS users,
+    uniqCombinedMerge(12)(users) AS users,
     sumIf(c.events, level = 'critical') AS critical
 FROM {db}.error_counts_1h AS c
 WHERE hour >= toStartOfDay(now()) - INTERVAL 29 DAY

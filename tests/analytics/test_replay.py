@@ -40,7 +40,7 @@ def _snapshot(ch: Client, db: str, tables: list[str]) -> dict[str, tuple[int, ..
     snap["events"] = tuple(
         int(x) for x in ch.query(f"SELECT sum(events), sum(stored) FROM {db}.error_counts_1m").result_rows[0])
     snap["groups"] = tuple(
-        int(x) for x in ch.query(f"SELECT sum(events), uniqMerge(users) FROM {db}.error_groups").result_rows[0])
+        int(x) for x in ch.query(f"SELECT sum(events), uniqCombinedMerge(12)(users) FROM {db}.error_groups").result_rows[0])
     return snap
 
 
