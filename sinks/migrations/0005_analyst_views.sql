@@ -94,7 +94,7 @@ LEFT JOIN {db}.v_error_groups AS g ON g.fingerprint = c.fingerprint;
 CREATE OR REPLACE VIEW {db}.v_top_issues_by_events AS
 SELECT * FROM {db}.v_issues_24h ORDER BY events_24h DESC, fingerprint;
 
--- ... and by affected users (approximate distinct, exact below ~few thousand).
+-- ... and by affected users (uniqCombined: exact for small sets, HyperLogLog beyond).
 CREATE OR REPLACE VIEW {db}.v_top_issues_by_users AS
 SELECT * FROM {db}.v_issues_24h ORDER BY users_24h DESC, events_24h DESC, fingerprint;
 
