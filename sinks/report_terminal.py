@@ -70,7 +70,9 @@ def render(report: Report, console: Console) -> None:
     o = report.overview
     scope = f"service {report.service}" if report.service else "all services"
     head = Text.assemble(
-        (f"{fmt_int(o.events)} events", "bold"), " (", fmt_change(o.change_pct), f" vs previous {report.since}) · ",
+        (f"{fmt_int(o.events)} events", "bold"), " (",
+        fmt_change(o.change_pct) if o.events or o.previous_events else Text("±0", style="dim"),
+        f" vs previous {report.since}) · ",
         (f"{fmt_int(o.issues)} issues", "bold"), f" ({o.new_issues} new) · ",
         (f"{fmt_int(o.users)} users affected", "bold"), f" · {o.services} services · ",
         (f"{fmt_int(o.critical)} critical", "bold red" if o.critical else ""),
@@ -99,7 +101,7 @@ def render(report: Report, console: Console) -> None:
         cells += [fmt_int(i.users), Text(i.worst_level, style=_LEVEL_STYLE.get(i.worst_level, "")), i.status, issue]
         cells += [", ".join(i.services), _when(i.first_seen, 60)] if wide else []
         top.add_row(*cells)
-    console.print(top)
+    console.print(top if report.top_issues else Text("No errors in this window.", style="dim"))
 
     svc = Table(title="By service", title_justify="left")
     for col in ("service", "events", "change", "issues", "users", "critical"):
@@ -107,7 +109,8 @@ def render(report: Report, console: Console) -> None:
     for s in report.by_service:
         svc.add_row(s.service, fmt_int(s.events), fmt_change(s.change_pct), fmt_int(s.issues), fmt_int(s.users),
                     Text(fmt_int(s.critical), style="red" if s.critical else ""))
-    console.print(svc)
+    if report.by_service:
+        console.print(svc)
 
     parts: list[Table | Text] = []
     if report.spikes:
