@@ -97,7 +97,7 @@ def render(report: Report, console: Console) -> None:
         issue.append(f"\n{i.culprit}  {i.fingerprint[:12]}", style="dim")
         if i.is_new:
             issue.append("  NEW", style="bold magenta")
-        cells: list[str | Text] = [fmt_int(i.events)] + ([fmt_int(i.previous_events)] if wide else [])
+        cells: list[str | Text] = [fmt_int(i.events), *([fmt_int(i.previous_events)] if wide else [])]
         cells += [fmt_int(i.users), Text(i.worst_level, style=_LEVEL_STYLE.get(i.worst_level, "")), i.status, issue]
         cells += [", ".join(i.services), _when(i.first_seen, 60)] if wide else []
         top.add_row(*cells)

@@ -142,10 +142,10 @@ def check(name: str, got: Rows, ds: Dataset) -> None:
         assert got == [{"fingerprint": fp("E"), "title": ISSUES["E"][1], "services": ["billing", "checkout"]}]
     elif name == "daily_by_level":
         first = (ds.now - timedelta(days=6)).date()
-        cells = Counter((ds.ts(p).date(), p["event"]["level"]) for p in ds.processed if ds.ts(p).date() >= first)
+        levels = Counter((ds.ts(p).date(), p["event"]["level"]) for p in ds.processed if ds.ts(p).date() >= first)
         order = ["debug", "info", "warning", "error", "critical"]
         assert [(r["day"], r["level"], r["events"]) for r in got] == [
-            (d, lvl, n) for (d, lvl), n in sorted(cells.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))]
+            (d, lvl, n) for (d, lvl), n in sorted(levels.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1])))]
     elif name == "top_culprits":
         assert [(r["culprit"], r["events"]) for r in got] == sorted(
             ((ISSUES[k][2], len(ds.events(fingerprint=fp(k)))) for k in ISSUES), key=lambda t: (-t[1], t[0]))

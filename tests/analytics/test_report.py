@@ -32,7 +32,7 @@ def test_since_parsing_and_bucket_choice() -> None:
 
 def test_report_of_the_last_day(loaded: tuple[Client, Dataset]) -> None:
     client, ds = loaded
-    r = build_report(client, client.database, "24h", now=ds.now)
+    r = build_report(client, str(client.database), "24h", now=ds.now)
     o = r.overview
     assert (o.events, o.issues, o.new_issues, o.users, o.critical, o.previous_events) == (468, 5, 2, 120, 10, 50)
     assert o.stored == 75 + 150 + 10 + 5 + 3 and o.services == 3
@@ -55,25 +55,25 @@ def test_report_of_the_last_day(loaded: tuple[Client, Dataset]) -> None:
 
 def test_service_filter_and_short_window(loaded: tuple[Client, Dataset]) -> None:
     client, ds = loaded
-    r = build_report(client, client.database, "24h", service="billing", top=1, now=ds.now)
+    r = build_report(client, str(client.database), "24h", service="billing", top=1, now=ds.now)
     assert (r.overview.events, r.overview.issues, r.overview.critical) == (12, 2, 10)
     assert [i.fingerprint for i in r.top_issues] == [fp("B")]
     assert [s.service for s in r.by_service] == ["billing"]
     assert r.spikes == [] and len(r.chains) == 1  # the chain passes through billing
-    hour = build_report(client, client.database, "1h", now=ds.now)
+    hour = build_report(client, str(client.database), "1h", now=ds.now)
     assert hour.bucket_seconds == 60 and len(hour.timeline) == 61
     # The last hour saw only E's regression (3 events); the hour before, part of A's burst.
     minutes = [ds.ts(p).replace(second=0, microsecond=0) for p in ds.processed]
     previous_hour = sum(ds.now - timedelta(hours=2) <= m < ds.now - timedelta(hours=1) for m in minutes)
     assert hour.overview.events == 3 and hour.overview.previous_events == previous_hour
     assert 0 < previous_hour < 300
-    week = build_report(client, client.database, "7d", now=ds.now)
+    week = build_report(client, str(client.database), "7d", now=ds.now)
     assert week.overview.events == 468 + 40 + 10 + 6 and week.overview.previous_events == 8
 
 
 def test_terminal_and_html_rendering(loaded: tuple[Client, Dataset]) -> None:
     client, ds = loaded
-    r = build_report(client, client.database, "24h", now=ds.now)
+    r = build_report(client, str(client.database), "24h", now=ds.now)
     console = Console(width=140, record=True, color_system=None)
     render(r, console)
     text = console.export_text()
@@ -87,7 +87,8 @@ def test_terminal_and_html_rendering(loaded: tuple[Client, Dataset]) -> None:
 
 def test_cli_json_and_html(loaded: tuple[Client, Dataset], clickhouse_url: str, tmp_path: Path) -> None:
     client, _ = loaded
-    env = {**os.environ, "ERRSTREAM_CLICKHOUSE_URL": clickhouse_url, "ERRSTREAM_CLICKHOUSE_DATABASE": client.database}
+    env = {**os.environ, "ERRSTREAM_CLICKHOUSE_URL": clickhouse_url,
+           "ERRSTREAM_CLICKHOUSE_DATABASE": str(client.database)}
     page = tmp_path / "report.html"
     out = subprocess.run(
         [sys.executable, "-m", "errstream.cli", "report", "--since", "2d", "--json", "--html", str(page)],
