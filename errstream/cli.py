@@ -214,6 +214,20 @@ def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10
         typer.echo(line)
 
 
+@app.command()
+def report(
+    since: Annotated[str, typer.Option(help="window: 30m, 24h, 7d, 2w")] = "24h",
+    service: Annotated[str | None, typer.Option(help="only this service")] = None,
+    top: Annotated[int, typer.Option(help="top issues to list")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
+    html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML page")] = None,
+) -> None:
+    """Overview, top issues, timeline, spikes and error chains from ClickHouse."""
+    from sinks.report import run_report
+
+    raise typer.Exit(run_report(get_settings(), since, service, top, as_json, html, console))
+
+
 @schema_app.command("export")
 def schema_export(directory: Path) -> None:
     """Write JSON Schema files for non-Python producers."""

@@ -81,7 +81,7 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
     for col in ("service", "events", "raw events stored", "issues", "users"):
         by_service.add_column(col, justify="right" if col != "service" else "left")
     for row in client.query(
-        f"SELECT service, sum(events), sum(stored), uniqExact(fingerprint), uniqMerge(users) "
+        f"SELECT service, sum(events), sum(stored), uniqExact(fingerprint), uniqCombinedMerge(12)(users) "
         f"FROM {db}.error_counts_1m GROUP BY service ORDER BY service"
     ).result_rows:
         by_service.add_row(*(str(v) for v in row))

@@ -15,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.settings import Settings
 from sinks.clickhouse_client import connect
+from sinks.retention import apply_retention
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -58,4 +59,5 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
             client.command(statement)
         client.insert(f"{db}.schema_migrations", [[name]], column_names=["name"])
         applied.append(name)
+    apply_retention(settings, client)
     return applied

@@ -23,6 +23,7 @@ EVENT_COLUMNS = [
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
+    "first_seen", "last_seen", "exception_type", "title", "culprit", "releases",
 ]
 
 
@@ -87,10 +88,28 @@ def event_row(p: dict[str, Any]) -> list[Any]:
 
 
 @dataclass
-class MinuteCounts:
-    """True counts per (minute, service, environment, fingerprint, level) for one batch."""
+class _Cell:
+    events: int = 0
+    stored: int = 0
+    users: set[int] = field(default_factory=set)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    exception_type: str = ""
+    title: str = ""
+    culprit: str = ""
+    releases: set[str] = field(default_factory=set)
 
-    cells: dict[tuple[datetime, str, str, str, str], list[Any]] = field(default_factory=dict)
+
+@dataclass
+class MinuteCounts:
+    """True counts per (minute, service, environment, fingerprint, level) for one batch.
+
+    Besides the counts, each cell carries what ``error_groups`` needs about the
+    issue (exact first/last time, latest title, releases), because only this
+    insert sees every event — stored or sampled away.
+    """
+
+    cells: dict[tuple[datetime, str, str, str, str], _Cell] = field(default_factory=dict)
 
     def add(self, p: dict[str, Any]) -> None:
         e = p["event"]
@@ -99,12 +118,25 @@ class MinuteCounts:
         key = (minute, e["service"], e.get("environment") or "", p["fingerprint"], e["level"])
         cell = self.cells.get(key)
         if cell is None:
-            cell = self.cells[key] = [0, 0, set()]
-        cell[0] += 1
-        cell[1] += 1 if p.get("stored", True) else 0
+            cell = self.cells[key] = _Cell()
+        cell.events += 1
+        cell.stored += 1 if p.get("stored", True) else 0
         uh = user_hash(e.get("user"))
         if uh:
-            cell[2].add(uh)
+            cell.users.add(uh)
+        if cell.first_seen is None or ts < cell.first_seen:
+            cell.first_seen = ts
+        if cell.last_seen is None or ts >= cell.last_seen:
+            cell.last_seen = ts
+            cell.exception_type = p.get("exception_type") or cell.exception_type
+            cell.title = p.get("title") or cell.title
+            cell.culprit = p.get("culprit") or cell.culprit
+        if e.get("release"):
+            cell.releases.add(e["release"])
 
     def rows(self) -> list[list[Any]]:
-        return [[*key, c[0], c[1], sorted(c[2])] for key, c in self.cells.items()]
+        return [
+            [*key, c.events, c.stored, sorted(c.users), c.first_seen, c.last_seen,
+             c.exception_type, c.title, c.culprit, sorted(c.releases)]
+            for key, c in self.cells.items()
+        ]
