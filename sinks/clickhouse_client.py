@@ -25,4 +25,5 @@ def connect(settings: Settings, *, database: str | None = None, **extra: Any) ->
     kw.setdefault("autogenerate_session_id", False)
     if database is not None:
         kw["database"] = database
-    return clickhouse_connect.get_client(**kw, **extra)
+    kw.update(extra)  # explicit arguments win over the defaults above
+    return clickhouse_connect.get_client(**kw)

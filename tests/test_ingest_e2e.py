@@ -37,10 +37,7 @@ def stored_events(ch: Client, settings: Settings) -> list[dict[str, Any]]:
         result = ch.query(f"SELECT {', '.join(COLUMNS)} FROM {db}.error_events FINAL ORDER BY timestamp")
     except Exception:  # the sink creates the tables on start
         return []
-    rows = [dict(zip(COLUMNS, row, strict=True)) for row in result.result_rows]
-    for row in rows:
-        row["fingerprint"] = row["fingerprint"].decode()  # FixedString(32) comes back as bytes
-    return rows
+    return [dict(zip(COLUMNS, row, strict=True)) for row in result.result_rows]
 
 
 def wait_events(ch: Client, settings: Settings, n: int, services: dict[str, Service]) -> list[dict[str, Any]]:
