@@ -24,6 +24,8 @@ local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, withou
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
 console = Console()
@@ -150,7 +152,7 @@ def gateway(
     serve(get_settings(), host, port)
 
 
-@app.command("bench-sdk")
+@bench_app.command("sdk")
 def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
     """SDK benchmark: caller-thread cost of capture_exception (p50/p99 µs) and send throughput (needs a broker)."""
     from producers.bench import bench_sdk
@@ -158,7 +160,7 @@ def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
     bench_sdk(get_settings(), events, rate, out=console.print)
 
 
-@app.command("bench-gateway")
+@bench_app.command("gateway")
 def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str = "auto") -> None:
     """Gateway benchmark: Sentry envelopes/s on one worker process (driver: wrk if installed, else httpx)."""
     from producers.bench import bench_gateway
@@ -172,10 +174,6 @@ def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) 
     from errstream.demo import run_demo
 
     raise typer.Exit(run_demo(get_settings(), events, console))
-
-
-bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 
 
 @bench_app.command("core")

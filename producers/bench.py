@@ -1,7 +1,7 @@
 """Benchmarks of the producer side: the SDK's caller-thread cost and send rate, and the gateway's rate.
 
-    errstream bench-sdk      # needs a broker (ERRSTREAM_KAFKA_BOOTSTRAP)
-    errstream bench-gateway  # starts `errstream gateway` on a free port; drives it with wrk or httpx
+    errstream bench sdk      # needs a broker (ERRSTREAM_KAFKA_BOOTSTRAP)
+    errstream bench gateway  # starts `errstream gateway` on a free port; drives it with wrk or httpx
 
 Numbers are printed, not asserted: they depend on the machine and its load.
 """
