@@ -3,7 +3,7 @@
 # when missing (CI and fresh machines run as root). Python deps come from pyproject.
 set -euo pipefail
 need=()
-java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | sed -n 1p; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then need+=(openjdk-17-jre-headless); fi
 if ! command -v mvn >/dev/null 2>&1; then need+=(maven); fi
 if [ ${#need[@]} -gt 0 ]; then
@@ -14,5 +14,5 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-java -version 2>&1 | head -1
-mvn -v 2>/dev/null | head -1
+java -version 2>&1 | sed -n 1p
+mvn -v 2>/dev/null | sed -n 1p
