@@ -43,8 +43,12 @@ def _broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
 
 
 def create_app(settings: Settings) -> faust.App:
+    faust_dir = (settings.home / "faust").resolve()
+    faust_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         settings.app_id,
+        # faust's default data dir is "<app id>-data" in the current directory; keep it with our state.
+        datadir=str(faust_dir / settings.app_id),
         broker=settings.faust_broker_url(),
         broker_credentials=_broker_credentials(settings),
         store="memory://",
