@@ -16,6 +16,7 @@ import faust
 
 from errstream.settings import Settings
 from stream_processors.detection_app import install_detection
+from schemas.fast import encode
 from stream_processors.pipeline import EventProcessor
 
 log = logging.getLogger("errstream.worker")
@@ -81,7 +82,7 @@ def create_app(settings: Settings) -> faust.App:
                     pending.append(
                         await processed_topic.send(
                             key=p.fingerprint.encode(),
-                            value=p.model_dump_json().encode(),
+                            value=encode(p),
                             headers=[("event_id", p.event.event_id.hex.encode())],
                         )
                     )

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from schemas.events import ErrorEvent, ExceptionInfo, StackFrame
+from schemas.fast import AnyErrorEvent as ErrorEvent
+from schemas.fast import AnyExceptionInfo as ExceptionInfo
+from schemas.fast import AnyStackFrame as StackFrame
 from stream_processors.normalize import message_key
 
 MAX_TITLE = 400
@@ -130,7 +132,7 @@ def _exception_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
         parts = ["exception-nostack", root.type, message_key(root.value)]
         return parts, title, event.logger or "", root.type
     frames = _grouping_frames(with_stack)
-    keys = collapse_recursion([frame_key(f) for f in frames])
+    keys = collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path) for f in frames])
     culprit_frame = frames[-1]
     culprit = f"{frame_module(culprit_frame)} in {_clean_name(culprit_frame.function or '?')}"
     return ["exception", root.type, *keys], title, culprit, root.type

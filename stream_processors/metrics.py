@@ -13,3 +13,8 @@ REJECTED = Counter("errstream_worker_rejected", "Events sent to the dead-letter 
 RATE_LIMITED = Counter(
     "errstream_worker_rate_limited", "Valid events counted but not stored because of a rate limit", ["scope"]
 )  # scope: fingerprint, global
+LAX_EVENTS = Counter(
+    "errstream_worker_lax_events",
+    "Valid events the fast decoder refused and pydantic accepted (e.g. numbers sent as strings): "
+    "each costs a second validation",
+)

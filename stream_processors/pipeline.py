@@ -4,6 +4,12 @@
 (forwarded to the sinks) or a ``DeadLetter`` (sent to ``errors.dlq``). It never
 raises for bad input: every failure becomes a dead letter with a reason.
 
+Validation decodes with the msgspec mirror of the schema (``schemas.fast``)
+and asks pydantic, the contract, only about what the mirror refused: pydantic
+then either explains the rejection or accepts a lax form the mirror does not
+convert. ``ProcessedEvent`` here is the mirror too; ``schemas.fast.encode``
+gives the JSON the sinks parse with the pydantic model.
+
 Order matters: validate → scrub → fingerprint → sample → rate-limit.
 Scrubbing comes before anything leaves the worker, so only the scrubbed event
 is ever forwarded; grouping runs on the scrubbed event and gives the same
@@ -21,17 +27,18 @@ from pydantic import ValidationError
 
 from errstream.settings import Settings
 from schemas.dead_letter import DeadLetter, ValidationProblem
-from schemas.events import ErrorEvent
+from schemas.events import ErrorEvent as EventModel
+from schemas.fast import DecodeError, ErrorEvent, ProcessedEvent, decode_event, event_from_model
 from schemas.limits import MAX_EVENT_BYTES
-from schemas.processed import ProcessedEvent
 from stream_processors.fingerprint import group_event
-from stream_processors.metrics import EVENTS, RATE_LIMITED, REJECTED
+from stream_processors.metrics import EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, Scrubber, ScrubConfig
 
 SAMPLED_OUT = "sampled_out"
 _OUTCOME_COUNTERS: dict[str, Any] = {}
+_RATE_LIMITED_BY_SCOPE = {True: RATE_LIMITED.labels("fingerprint"), False: RATE_LIMITED.labels("global")}
 
 
 @dataclass
@@ -83,7 +90,11 @@ class EventProcessor:
 
     def _validate(self, raw: bytes, partition: int | None, offset: int | None) -> ErrorEvent | Outcome:
         try:
-            return ErrorEvent.model_validate_json(raw)
+            return decode_event(raw)
+        except DecodeError:
+            pass  # pydantic decides: it explains a rejection precisely, or accepts a lax form
+        try:
+            model = EventModel.model_validate_json(raw)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             if errors and errors[0]["type"] == "json_invalid":
@@ -98,6 +109,11 @@ class EventProcessor:
             ]
             detail = "; ".join(f"{p.loc}: {p.msg}" for p in problems)
             return self._reject(raw, "invalid_event", detail, problems, partition, offset)
+        LAX_EVENTS.inc()
+        try:
+            return event_from_model(model)
+        except DecodeError as exc:  # valid for pydantic, out of range for the worker (e.g. a 2**70 lineno)
+            return self._reject(raw, "invalid_event", f"unsupported value: {exc}", None, partition, offset)
 
     def _storage(self, event: ErrorEvent, fingerprint: str) -> tuple[float, str | None]:
         """(sample rate, drop reason): a drop reason means counted but not stored."""
@@ -108,7 +124,7 @@ class EventProcessor:
         limited = self.rate_limiter.admit(fingerprint, event.timestamp)
         if limited is not None:
             self._count("rate_limited")
-            RATE_LIMITED.labels("fingerprint" if limited == RATE_LIMITED_FINGERPRINT else "global").inc()
+            _RATE_LIMITED_BY_SCOPE[limited == RATE_LIMITED_FINGERPRINT].inc()
             return rate, limited
         self._count("accepted")
         return rate, None

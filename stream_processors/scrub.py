@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from schemas.events import ErrorEvent
+from schemas.fast import AnyErrorEvent as ErrorEvent
 from stream_processors import sensitive
 
 FILTERED = "[Filtered]"
@@ -117,11 +117,20 @@ class Scrubber:
         self._ips = self.config.hash_ip_addresses
         self._sensitive = _key_checker(self.config)
         ips = self._ips
-        self._memo: Callable[[str], str] = lru_cache(maxsize=16_384)(lambda v: scrub_text(v, ip_addresses=ips))
 
-    def hash_value(self, kind: str, value: str) -> str:
-        h = hashlib.blake2b(value.encode(), digest_size=8, key=self.config.hash_key.encode()[:64])
-        return f"{kind}:{h.hexdigest()}"
+        def changed(value: str) -> str | None:  # None: nothing to scrub (most strings)
+            new = scrub_text(value, ip_addresses=ips)
+            return None if new == value else new
+
+        self._memo: Callable[[str], str | None] = lru_cache(maxsize=16_384)(changed)
+
+        key = self.config.hash_key.encode()[:64]
+
+        @lru_cache(maxsize=16_384)  # the same users come back in event after event
+        def hash_value(kind: str, value: str) -> str:
+            return f"{kind}:{hashlib.blake2b(value.encode(), digest_size=8, key=key).hexdigest()}"
+
+        self.hash_value: Callable[[str, str], str] = hash_value  # kind ("email", "id", "ip"), value
 
     def text(self, value: str) -> str:
         """``scrub_text`` with this configuration; short strings are memoised, since header values,
@@ -129,13 +138,25 @@ class Scrubber:
         if len(value) > _MEMO_MAX_LEN:
             return scrub_text(value, ip_addresses=self._ips)
         scrubbed = self._memo(value)
-        return value if scrubbed == value else scrubbed
+        return value if scrubbed is None else scrubbed
 
     def _mapping(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed."""
+        """Scrubbed copy of ``data``, or ``data`` itself when nothing in it changed.
+
+        Written as one tight loop: it runs for tags, headers, context and every breadcrumb's
+        data, ten or more times per event, and the common value is a short clean string.
+        """
         out: dict[str, Any] | None = None
+        sensitive, text = self._sensitive, self.text
         for key, value in data.items():
-            new = FILTERED if self._sensitive(key) else self._value(value)
+            if sensitive(key):
+                new: Any = FILTERED
+            elif value.__class__ is str:
+                new = text(value)
+            elif isinstance(value, dict | list):
+                new = self._value(value)
+            else:
+                continue
             if new is not value:
                 if out is None:
                     out = dict(data)
@@ -153,41 +174,74 @@ class Scrubber:
         return value
 
     def _query(self, query: str) -> str:
-        def repl(m: re.Match[str]) -> str:
-            value = FILTERED if self._sensitive(m.group(2)) else m.group(3)
-            return f"{m.group(1)}{m.group(2)}={value}"
+        if ";" in query or "#" in query:  # rare separators: the general (slower) path
+            def repl(m: re.Match[str]) -> str:
+                value = FILTERED if self._sensitive(m.group(2)) else m.group(3)
+                return f"{m.group(1)}{m.group(2)}={value}"
 
-        return self.text(_QUERY_PARAM.sub(repl, query))
+            return self.text(_QUERY_PARAM.sub(repl, query))
+        # "a=1&b=2": each parameter alone, so the memo sees "token=…" and "page=2" rather than a
+        # whole query string that differs in every event
+        sensitive, text = self._sensitive, self.text
+        params = query.split("&")
+        changed = False
+        for i, param in enumerate(params):
+            key, eq, _ = param.partition("=")
+            new = f"{key}={FILTERED}" if eq and key and sensitive(key) else text(param)
+            if new is not param:
+                params[i] = new
+                changed = True
+        return "&".join(params) if changed else query
 
     def _url(self, url: str) -> str:
         base, sep, query = url.partition("?")
         return self.text(base) + (sep + self._query(query) if sep else "")
 
-    def _field(self, obj: Any, name: str, scrub: Callable[[Any], Any]) -> None:
-        """Scrub one attribute; assign only on change (assignment goes through pydantic and costs)."""
-        current = getattr(obj, name)
-        if current:
-            new = scrub(current)
-            if new is not current:
-                setattr(obj, name, new)
-
     def scrub(self, event: ErrorEvent) -> ErrorEvent:
-        """The same event object, scrubbed (the caller owns it; copying would double the cost)."""
+        """The same event object, scrubbed (the caller owns it; copying would double the cost).
+
+        Fields are visited inline rather than through a generic helper, and assigned only when
+        they changed: this runs for every event, and assignment to a pydantic model validates.
+        """
         text, mapping = self.text, self._mapping
-        self._field(event, "message", text)
+        if event.message:
+            new = text(event.message)
+            if new is not event.message:
+                event.message = new
         for exc in event.exceptions:
-            self._field(exc, "value", text)
+            if exc.value:
+                new = text(exc.value)
+                if new is not exc.value:
+                    exc.value = new
         for crumb in event.breadcrumbs:
-            self._field(crumb, "message", text)
-            self._field(crumb, "data", mapping)
-        self._field(event, "tags", mapping)
-        self._field(event, "context", mapping)
-        if event.request is not None:
-            self._field(event.request, "headers", mapping)
-            self._field(event.request, "url", self._url)
-            self._field(event.request, "query_string", self._query)
-        if event.user is not None:
-            user = event.user
+            if crumb.message:
+                new = text(crumb.message)
+                if new is not crumb.message:
+                    crumb.message = new
+            if crumb.data:
+                data = mapping(crumb.data)
+                if data is not crumb.data:
+                    crumb.data = data
+        if event.tags:
+            tags = mapping(event.tags)
+            if tags is not event.tags:
+                event.tags = tags
+        if event.context:
+            context = mapping(event.context)
+            if context is not event.context:
+                event.context = context
+        request = event.request
+        if request is not None:
+            if request.headers:
+                headers = mapping(request.headers)
+                if headers is not request.headers:
+                    request.headers = headers
+            if request.url:
+                request.url = self._url(request.url)
+            if request.query_string:
+                request.query_string = self._query(request.query_string)
+        user = event.user
+        if user is not None:
             if user.email:
                 user.email = self.hash_value("email", user.email)
             if self.config.hash_user_ids and user.id:
