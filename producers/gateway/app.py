@@ -35,7 +35,7 @@ from producers.gateway.incoming import Incoming, Receive, Send, send_json
 from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
 from producers.gateway.sentry import EVENT_ITEM_TYPES, convert_sentry_event, loads_or_reject, parse_envelope
 from producers.publisher import ErrorPublisher
-from schemas.events import ErrorEvent
+from schemas.fast import ErrorEvent, convert_event, encode
 from schemas.limits import MAX_EVENT_BYTES
 
 log = logging.getLogger("errstream.gateway")
@@ -86,9 +86,9 @@ class Gateway:
         try:  # the publisher fails the call after settings.gateway_publish_timeout
             if len(events) == 1:  # the usual envelope: skip gather's task per event
                 e = events[0]
-                await publisher.publish_coalesced(e.model_dump_json().encode(), key=e.event_id.hex.encode())
+                await publisher.publish_coalesced(encode(e), key=e.event_id.hex.encode())
             else:
-                await asyncio.gather(*(publisher.publish_coalesced(e.model_dump_json().encode(),
+                await asyncio.gather(*(publisher.publish_coalesced(encode(e),
                                                                    key=e.event_id.hex.encode()) for e in events))
         except Exception as exc:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
@@ -187,10 +187,12 @@ def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
     if "service" not in doc:
         doc["service"] = project.service
     try:
-        return ErrorEvent.model_validate(doc)
+        return convert_event(doc)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise Rejected(400, "invalid_event", f"event #{index} is invalid (nothing was published): {problems}") from None
+    except ValueError as exc:
+        raise Rejected(400, "invalid_event", f"event #{index} is invalid (nothing was published): {exc}") from None
 
 
 _INGEST_ROUTE = re.compile(r"^/api/(?:(?P<project>[^/]+)/(?P<kind>envelope|store)/?|v1/(?P<own>events)/?)$")

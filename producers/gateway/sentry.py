@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from producers.capture import cut
 from producers.gateway.errors import Rejected
 from producers.integrations.request_info import SENSITIVE_HEADERS
-from schemas.events import LEVELS, ErrorEvent
+from schemas.events import LEVELS
+from schemas.fast import ErrorEvent, convert_event
 from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
@@ -269,14 +270,16 @@ def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = Non
     if not isinstance(data, dict):
         raise Rejected(400, "invalid_event", "a Sentry event must be a JSON object")
     try:
-        event = ErrorEvent.model_validate(_fields(data, service, client_ip, sanitise=False))
-    except ValidationError:
+        event = convert_event(_fields(data, service, client_ip, sanitise=False))
+    except (ValidationError, ValueError):
         try:
-            event = ErrorEvent.model_validate(_fields(data, service, client_ip, sanitise=True))
+            event = convert_event(_fields(data, service, client_ip, sanitise=True))
         except ValidationError as exc:
             first = exc.errors()[0]
             loc = ".".join(str(p) for p in first["loc"])
             raise Rejected(400, "invalid_event", f"event field {loc}: {first['msg']}") from None
+        except ValueError as exc:
+            raise Rejected(400, "invalid_event", f"event: {exc}") from None
     fingerprint = [str(p)[:MAX_SHORT] for p in data.get("fingerprint") or [] if p not in (None, "")]
     if fingerprint:
         resolved = _resolve_default(event, fingerprint)
