@@ -192,6 +192,15 @@ def bench_core(
         console.print(profile_text, highlight=False, markup=False)
 
 
+@bench_app.command("worker")
+def bench_worker(events: int = 20_000, detection: bool = True) -> None:
+    """CPU per event of a real worker process (Kafka in and out, processing, detection), on fresh topics."""
+    from stream_processors.bench_worker import run_worker_bench
+
+    for line in run_worker_bench(get_settings(), events, detection).lines():
+        typer.echo(line)
+
+
 @bench_app.command("alerts")
 def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0, workers: int = 1) -> None:
     """Alert latency (publish → alert on `alerts`) at a background load, with real workers on fresh topics."""

@@ -18,6 +18,11 @@ from errstream.settings import Settings
 COMPACTED = {"cleanup.policy": "compact"}
 
 
+def by_fingerprint_topic(settings: Settings) -> str:
+    """Detection's input: bundles of signals, one per partition of the fingerprints they carry."""
+    return f"{settings.app_id}-detect-by-fingerprint"
+
+
 def by_service_topic(settings: Settings) -> str:
     """Detection's repartition of processed events by service (internal: prefixed by the app id)."""
     return f"{settings.app_id}-detect-by-service"
@@ -30,7 +35,8 @@ def by_trace_topic(settings: Settings) -> str:
 
 def pipeline_topics(settings: Settings) -> list[str]:
     return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts,
-            settings.topic_issue_status, by_service_topic(settings), by_trace_topic(settings),
+            settings.topic_issue_status, by_fingerprint_topic(settings), by_service_topic(settings),
+            by_trace_topic(settings),
             settings.chains_topic]
 
 

@@ -1,28 +1,25 @@
-"""The faust worker: ``errors`` → validate/group → processed topic or ``errors.dlq``.
+"""The worker process: the processing stage (``errors`` → processed, DLQ, detection) and faust's detection.
 
-Delivery is at-least-once: a batch's output is acknowledged by Kafka before the
-batch's input offsets can be committed (we await every send of the batch), so a
-crash re-processes rather than loses. Duplicates this creates are removed by
-the sink, which deduplicates on event id within a window of offsets.
+The first stage is a plain aiokafka consumer (``process_stage``) started as a
+faust task; detection is faust agents and tables (``detection_app``). Delivery
+is at-least-once throughout: outputs are acknowledged by Kafka before input
+offsets are committed, so a crash re-processes rather than loses. Duplicates
+this creates are removed by the sink, which deduplicates on event id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
 import faust
 
 from errstream.settings import Settings
 from stream_processors.detection_app import install_detection
-from schemas.fast import encode
-from stream_processors.pipeline import EventProcessor
+from stream_processors.process_stage import ProcessingStage
 
 log = logging.getLogger("errstream.worker")
 
-BATCH_MAX = 1_000
-BATCH_WITHIN = 0.05  # seconds: bounds the latency a batch adds
 
 
 def _broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
@@ -63,36 +60,20 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.worker_session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
     )
-    errors_topic = app.topic(settings.topic_errors, value_serializer="raw", key_serializer="raw")
-    processed_topic = app.topic(settings.topic_processed, value_serializer="raw", key_serializer="raw")
-    dlq_topic = app.topic(settings.topic_dlq, value_serializer="raw", key_serializer="raw")
-    processor = EventProcessor.from_settings(settings)
-    app.conf.errstream_processor = processor  # type: ignore[attr-defined]
+    stage = ProcessingStage(settings)
+    app.conf.errstream_processor = stage.processor  # type: ignore[attr-defined]
 
-    @app.agent(errors_topic, name="process-errors")
-    async def process_errors(stream: faust.Stream) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            now = datetime.now(UTC)
-            pending = []
-            for event in events:
-                msg = event.message
-                outcome = processor.process(event.value, partition=msg.partition, offset=msg.offset, received_at=now)
-                if outcome.processed is not None:
-                    p = outcome.processed
-                    pending.append(
-                        await processed_topic.send(
-                            key=p.fingerprint.encode(),
-                            value=encode(p),
-                            headers=[("event_id", p.event.event_id.hex.encode())],
-                        )
-                    )
-                elif outcome.dead_letter is not None:
-                    dl = outcome.dead_letter
-                    log.warning("dead letter: %s (%s) at %s/%s", dl.reason, dl.detail[:200],
-                                msg.partition, msg.offset)
-                    pending.append(await dlq_topic.send(key=msg.key, value=dl.model_dump_json().encode()))
-            if pending:
-                await asyncio.gather(*pending)
+    @app.task
+    async def process_errors() -> None:
+        """The first stage runs as long as the worker: its failure stops the worker (to be restarted)."""
+        try:
+            await stage.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("processing stage failed; stopping the worker")
+            await app.crash(RuntimeError("processing stage failed"))  # type: ignore[attr-defined]
+            raise
 
     if settings.detection_enabled:
         install_detection(app, settings)

@@ -3,7 +3,8 @@
 Topology (every topic has ``topic_partitions`` partitions, so faust assigns
 partition *p* of all of them, and of the tables' changelogs, to one worker)::
 
-    processed (key fingerprint) ──▶ detect-issues ──▶ alerts
+    {app}-detect-by-fingerprint (signal bundles from the processing stage, one per
+    partition of their fingerprints) ──▶ detect-issues ──▶ alerts
         │  state: issues[fingerprint], reads statuses[fingerprint]
         ├──▶ {app}-detect-by-service (key service; per-batch counts) ──▶ detect-services ──▶ alerts
         └──▶ {app}-detect-by-trace (partition of the trace id) ──▶ detect-chains ──▶ {app}-chains, alerts
@@ -35,7 +36,7 @@ from faust.types import TP, StreamT
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from errstream.kafka_admin import by_service_topic, by_trace_topic
+from errstream.kafka_admin import by_fingerprint_topic, by_service_topic, by_trace_topic
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
 from schemas.issue_status import IssueStatusChange
@@ -77,7 +78,7 @@ def install_detection(app: faust.App, settings: Settings) -> None:
     cfg = DetectionConfig.from_settings(settings)
     n = settings.topic_partitions
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-    processed = app.topic(settings.topic_processed, **raw)
+    by_fingerprint = app.topic(by_fingerprint_topic(settings), partitions=n, **raw)
     status_topic = app.topic(settings.topic_issue_status, **raw)
     by_service = app.topic(by_service_topic(settings), partitions=n, **raw)
     by_trace = app.topic(by_trace_topic(settings), partitions=n, **raw)
@@ -133,7 +134,7 @@ def install_detection(app: faust.App, settings: Settings) -> None:
             statuses[change.fingerprint.encode()] = change.model_dump(mode="json")
             log.info("issue %s is %s (%s)", change.fingerprint, change.status, change.changed_by)
 
-    @app.agent(processed, name="detect-issues")
+    @app.agent(by_fingerprint, name="detect-issues")
     async def detect_issues(stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, Any] = {}
@@ -142,28 +143,29 @@ def install_detection(app: faust.App, settings: Settings) -> None:
             traced: list[Signal] = []
             for event in events:
                 try:
-                    sig = Signal.from_processed(event.value)
-                except (ValueError, KeyError, TypeError) as exc:
-                    SKIPPED.labels("invalid_processed_event").inc()
+                    sigs = [Signal(*fields) for fields in orjson.loads(event.value)]
+                except (ValueError, TypeError) as exc:
+                    SKIPPED.labels("invalid_signal_bundle").inc()
                     log.warning("detection skips a record at %s/%s: %r", event.message.partition,
                                 event.message.offset, exc)
                     continue
-                key = sig.fingerprint.encode()
-                state = touched[key] if key in touched else issue_detector.load(issues.get(key))
-                status = statuses.get(key)
-                late_before = state.late if state is not None else 0
-                touched[key], alerts = issue_detector.observe(state, sig, status)
-                if touched[key].late > late_before:
-                    LATE.inc()
-                raised.extend(alerts)
-                if status is not None and status.get("status") == "ignored":
-                    continue  # ignored issues take no part in service spikes or chains
-                group = per_service.setdefault(sig.service, {}).setdefault((int(sig.ts // 60), sig.fingerprint),
-                                                                           [sig, 0])
-                group[0] = sig if sig.ts >= group[0].ts else group[0]
-                group[1] += 1
-                if sig.trace_id:
-                    traced.append(sig)
+                for sig in sigs:
+                    key = sig.fingerprint.encode()
+                    state = touched[key] if key in touched else issue_detector.load(issues.get(key))
+                    status = statuses.get(key)
+                    late_before = state.late if state is not None else 0
+                    touched[key], alerts = issue_detector.observe(state, sig, status)
+                    if touched[key].late > late_before:
+                        LATE.inc()
+                    raised.extend(alerts)
+                    if status is not None and status.get("status") == "ignored":
+                        continue  # ignored issues take no part in service spikes or chains
+                    group = per_service.setdefault(sig.service, {}).setdefault(
+                        (int(sig.ts // 60), sig.fingerprint), [sig, 0])
+                    group[0] = sig if sig.ts >= group[0].ts else group[0]
+                    group[1] += 1
+                    if sig.trace_id:
+                        traced.append(sig)
             for key, state in touched.items():
                 issues[key] = state.to_dict()
             pending = await publish(raised)

@@ -1,8 +1,9 @@
 """The slim view of a processed event that detection needs.
 
-Parsed with orjson from the worker's own processed topic (no pydantic
-validation per event: the producer is us and validation already happened), and
-re-sent in this compact form to the repartition topics (by service, by trace).
+Built by the processing stage from each processed event and sent in this
+compact positional form, bundled per partition, to detection's topics (by
+fingerprint, then by service and by trace). ``from_processed`` reads the
+processed topic's JSON, for tools and tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
+from schemas.fast import ProcessedEvent
 
 MAX_FUTURE = 300.0  # seconds an event may be ahead of its receive time before we distrust its clock
 
@@ -47,6 +50,17 @@ class Signal:
             level=ev.get("level", "error"), ts=ts, received=received, trace_id=ev.get("trace_id"),
             span_id=ev.get("span_id"), parent_span_id=ev.get("parent_span_id"),
         )
+
+    @classmethod
+    def from_event(cls, p: ProcessedEvent) -> Signal:
+        """From the worker's own processed event, before it is serialised (the processing stage)."""
+        ev = p.event
+        received = p.received_at.timestamp()
+        ts = ev.timestamp.timestamp()
+        if ts > received + MAX_FUTURE:
+            ts = received
+        return cls(str(ev.event_id), ev.service, p.fingerprint, p.title, ev.level, ts, received, ev.trace_id,
+                   ev.span_id, ev.parent_span_id)
 
     def fields(self) -> list[Any]:
         """Positional form (the constructor's order): compact on the repartition topics."""
