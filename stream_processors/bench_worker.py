@@ -71,8 +71,7 @@ async def _processed(settings: Settings) -> int:
     consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs())
     await consumer.start()
     try:
-        tps = [TopicPartition(settings.topic_processed, p)
-               for p in await consumer.partitions_for_topic(settings.topic_processed) or ()]
+        tps = [TopicPartition(settings.topic_processed, p) for p in range(settings.topic_partitions)]
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()
