@@ -8,14 +8,27 @@ makes the first consumer wait for metadata.
 from __future__ import annotations
 
 import asyncio
+from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from errstream.settings import Settings
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
+
+
+@lru_cache(maxsize=65_536)
+def key_hash(key: bytes) -> int:
+    """``key_hash(key) % partitions`` is the partition the Java/aiokafka default partitioner picks.
+
+    The processing stage and detection must agree on it (detection's table keys live on the
+    partition of their fingerprint). aiokafka's murmur2 is pure Python (~10 µs a key) and the
+    same fingerprints recur in event after event, hence the memo.
+    """
+    return murmur2(key) & 0x7FFFFFFF
 
 
 def by_fingerprint_topic(settings: Settings) -> str:

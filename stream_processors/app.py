@@ -21,7 +21,6 @@ from stream_processors.process_stage import ProcessingStage
 log = logging.getLogger("errstream.worker")
 
 
-
 def _broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     kw = settings.kafka_client_kwargs()
     ssl_context = kw.get("ssl_context")
@@ -61,7 +60,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
     )
     stage = ProcessingStage(settings)
-    app.conf.errstream_processor = stage.processor  # type: ignore[attr-defined]
 
     @app.task
     async def process_errors() -> None:

@@ -185,8 +185,7 @@ def _processing_peak_mb(payloads: list[bytes]) -> float:
     return peak / 2**20
 
 
-def _timed_pass(payloads: list[bytes], encode_output: bool = False,
-                ) -> tuple[float, float, list[float], dict[str, int]]:
+def _timed_pass(payloads: list[bytes], encode_output: bool = False) -> tuple[float, float, list[float], dict[str, int]]:
     """(wall s, CPU s, per-event latencies in µs, outcome counts) of one pass with a fresh processor."""
     processor = EventProcessor()
     latencies: list[float] = []

@@ -31,12 +31,11 @@ from typing import Any, cast
 
 import faust
 import orjson
-from aiokafka.partitioner import murmur2
 from faust.types import TP, StreamT
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from errstream.kafka_admin import by_fingerprint_topic, by_service_topic, by_trace_topic
+from errstream.kafka_admin import by_fingerprint_topic, by_service_topic, by_trace_topic, key_hash
 from errstream.settings import Settings
 from schemas.alerts import AlertEvent
 from schemas.issue_status import IssueStatusChange
@@ -59,7 +58,7 @@ BATCH_WITHIN = 0.05  # seconds
 
 def _partition(key: bytes, partitions: int) -> int:
     """The Java/aiokafka default partitioner, to know which worker owns a key."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return key_hash(key) % partitions
 
 
 class KeyPartitionedTable(faust.Table):

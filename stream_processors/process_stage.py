@@ -36,9 +36,8 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
-from aiokafka.partitioner import murmur2
 
-from errstream.kafka_admin import by_fingerprint_topic
+from errstream.kafka_admin import by_fingerprint_topic, key_hash
 from errstream.settings import Settings
 from schemas.fast import encode
 from stream_processors.detectors.signals import Signal
@@ -48,11 +47,6 @@ log = logging.getLogger("errstream.worker")
 
 BATCH_MAX = 1_000
 BATCH_WITHIN_MS = 50  # bounds the latency a poll adds when traffic is light
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The Java/aiokafka default partitioner: where a keyed record would have gone."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 class _Outputs:
@@ -148,7 +142,7 @@ class ProcessingStage:
                 p = outcome.processed
                 if p is not None:
                     key = p.fingerprint.encode()
-                    hashed = murmur2(key) & 0x7FFFFFFF
+                    hashed = key_hash(key)
                     await outputs.add(s.topic_processed, hashed % processed_partitions, key, encode(p),
                                       [("event_id", p.event.event_id.hex.encode())])
                     if self.detection_topic is not None:

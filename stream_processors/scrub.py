@@ -200,42 +200,28 @@ class Scrubber:
     def scrub(self, event: ErrorEvent) -> ErrorEvent:
         """The same event object, scrubbed (the caller owns it; copying would double the cost).
 
-        Fields are visited inline rather than through a generic helper, and assigned only when
-        they changed: this runs for every event, and assignment to a pydantic model validates.
+        Fields are visited inline, not through a generic getattr/setattr helper: this runs for
+        every event. Scrubbers return their input when nothing changed, so assigning back is cheap.
         """
         text, mapping = self.text, self._mapping
         if event.message:
-            new = text(event.message)
-            if new is not event.message:
-                event.message = new
+            event.message = text(event.message)
         for exc in event.exceptions:
             if exc.value:
-                new = text(exc.value)
-                if new is not exc.value:
-                    exc.value = new
+                exc.value = text(exc.value)
         for crumb in event.breadcrumbs:
             if crumb.message:
-                new = text(crumb.message)
-                if new is not crumb.message:
-                    crumb.message = new
+                crumb.message = text(crumb.message)
             if crumb.data:
-                data = mapping(crumb.data)
-                if data is not crumb.data:
-                    crumb.data = data
+                crumb.data = mapping(crumb.data)
         if event.tags:
-            tags = mapping(event.tags)
-            if tags is not event.tags:
-                event.tags = tags
+            event.tags = mapping(event.tags)
         if event.context:
-            context = mapping(event.context)
-            if context is not event.context:
-                event.context = context
+            event.context = mapping(event.context)
         request = event.request
         if request is not None:
             if request.headers:
-                headers = mapping(request.headers)
-                if headers is not request.headers:
-                    request.headers = headers
+                request.headers = mapping(request.headers)
             if request.url:
                 request.url = self._url(request.url)
             if request.query_string:

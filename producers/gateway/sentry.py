@@ -271,7 +271,7 @@ def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = Non
         raise Rejected(400, "invalid_event", "a Sentry event must be a JSON object")
     try:
         event = convert_event(_fields(data, service, client_ip, sanitise=False))
-    except (ValidationError, ValueError):
+    except ValueError:  # pydantic's ValidationError included
         try:
             event = convert_event(_fields(data, service, client_ip, sanitise=True))
         except ValidationError as exc:

@@ -23,6 +23,11 @@ def _epoch(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
+def _event_time(ts: float, received: float) -> float:
+    """A clock far ahead would close every window of the key at once: such events count as received."""
+    return received if ts > received + MAX_FUTURE else ts
+
+
 @dataclass(slots=True)
 class Signal:
     event_id: str
@@ -42,9 +47,7 @@ class Signal:
         d = orjson.loads(raw)
         ev = d["event"]
         received = _epoch(d["received_at"])
-        ts = _epoch(ev["timestamp"])
-        if ts > received + MAX_FUTURE:
-            ts = received  # a clock far ahead would close every window of the key at once
+        ts = _event_time(_epoch(ev["timestamp"]), received)
         return cls(
             event_id=ev["event_id"], service=ev["service"], fingerprint=d["fingerprint"], title=d.get("title", ""),
             level=ev.get("level", "error"), ts=ts, received=received, trace_id=ev.get("trace_id"),
@@ -56,9 +59,7 @@ class Signal:
         """From the worker's own processed event, before it is serialised (the processing stage)."""
         ev = p.event
         received = p.received_at.timestamp()
-        ts = ev.timestamp.timestamp()
-        if ts > received + MAX_FUTURE:
-            ts = received
+        ts = _event_time(ev.timestamp.timestamp(), received)
         return cls(str(ev.event_id), ev.service, p.fingerprint, p.title, ev.level, ts, received, ev.trace_id,
                    ev.span_id, ev.parent_span_id)
 
