@@ -9,7 +9,6 @@ systematic mutations of them, not against hand-written expectations.
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from schemas import fast
 from schemas.processed import ProcessedEvent as ProcessedModel
 from stream_processors.bench_core import make_events
 from stream_processors.pipeline import EventProcessor
+from tests.mutations import mutations
 
 PAIRS = [
     (models.StackFrame, fast.StackFrame), (models.Mechanism, fast.Mechanism),
@@ -95,25 +95,7 @@ def _mutations(event: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every field of the event, and of its nested objects, set to values of the wrong kind or size."""
     bad_values: list[Any] = [None, 0, -1, 1.5, "", "x" * 2000, "ab\n", [], {}, True, "12", 2**70,
                              "2026-11-23", "not-a-uuid", [1], {"k": 1}, {"": "v"}, ["x"] * 300]
-
-    def walk(obj: Any, path: list[Any]) -> Iterator[list[Any]]:
-        if isinstance(obj, dict):
-            for key, value in obj.items():
-                yield [*path, key]
-                yield from walk(value, [*path, key])
-        elif isinstance(obj, list):
-            for i, value in enumerate(obj[:2]):
-                yield [*path, i]
-                yield from walk(value, [*path, i])
-
-    for path in walk(event, []):
-        for value in bad_values:
-            mutated = copy.deepcopy(event)
-            target = mutated
-            for step in path[:-1]:
-                target = target[step]
-            target[path[-1]] = value
-            yield mutated
+    yield from mutations(event, bad_values)
     for name in models.ErrorEvent.model_fields:  # fields the event did not have, added with odd values
         if name not in event:
             for value in bad_values:

@@ -1,7 +1,7 @@
 """Request bodies: size limits before and after decompression, and the encodings SDKs use.
 
-Limits are checked while reading and while inflating, never after, so a
-decompression bomb or a huge upload costs at most the limit in memory.
+Limits are checked while reading (``Incoming.body``) and while inflating, never
+after, so a decompression bomb or a huge upload costs at most the limit in memory.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import AsyncIterator
 
 from producers.gateway.errors import Rejected
 
@@ -17,24 +16,6 @@ try:  # Sentry SDKs compress with brotli when the `brotli` module is installed n
     import brotli as _brotli
 except ImportError:  # pragma: no cover - optional
     _brotli = None
-
-
-async def read_limited(stream: AsyncIterator[bytes], content_length: str | None, limit: int) -> bytes:
-    if content_length is not None:
-        try:
-            declared = int(content_length)
-        except ValueError:
-            raise Rejected(400, "bad_content_length", "Content-Length is not a number") from None
-        if declared > limit:
-            raise Rejected(413, "body_too_large", f"request body of {declared} bytes exceeds the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            raise Rejected(413, "body_too_large", f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _inflate(data: bytes, wbits: int, limit: int, name: str) -> bytes:

@@ -15,7 +15,7 @@ line, then items, each a JSON item header line followed by a payload of
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -98,7 +98,9 @@ def _obj(value: Any) -> dict[str, Any]:
 def _str(value: Any, limit: int) -> str | None:
     if value is None:
         return None
-    return cut(value if isinstance(value, str) else str(value), limit)
+    if value.__class__ is not str:
+        value = str(value)
+    return value if len(value) <= limit else cut(value, limit)
 
 
 def _pairs(value: Any) -> Iterator[tuple[str, Any]]:
@@ -127,7 +129,7 @@ def _frame(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def _exception(e: dict[str, Any]) -> dict[str, Any]:
-    frames = [f for f in _values((e.get("stacktrace") or {}).get("frames")) if isinstance(f, dict)]
+    frames = [f for f in _values(_obj(e.get("stacktrace")).get("frames")) if isinstance(f, dict)]
     if len(frames) > MAX_FRAMES:  # keep where it started and where it raised
         frames = frames[: MAX_FRAMES // 2] + frames[-(MAX_FRAMES // 2):]
     mechanism = e.get("mechanism") if isinstance(e.get("mechanism"), dict) else None
@@ -143,9 +145,9 @@ def _exception(e: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _message(data: dict[str, Any]) -> str | None:
+def _message(get: Callable[[str], Any]) -> str | None:
     for key in ("logentry", "message"):
-        value = data.get(key)
+        value = get(key)
         if isinstance(value, str) and value:
             return cut(value, MAX_MESSAGE)
         if isinstance(value, dict):
@@ -220,49 +222,59 @@ def _event_id(value: Any) -> uuid.UUID:
 
 
 def _fields(data: dict[str, Any], service: str, client_ip: str | None, *, sanitise: bool) -> dict[str, Any]:
-    """Our event's fields. ``sanitise=False`` hands frames and breadcrumbs to pydantic as they are (its Rust
+    """Our event's fields. ``sanitise=False`` hands frames and breadcrumbs to the schema as they are (its
     validator is several times faster than reshaping them in Python); ``True`` cleans every field and is
     used only when that fast attempt did not validate."""
-    tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in list(_pairs(data.get("tags")))[:MAX_TAGS]
-            if k}
-    contexts = _obj(data.get("contexts"))
-    trace = _obj(contexts.get("trace"))
-    context: dict[str, Any] = {k: v for k, v in contexts.items() if k != "trace"}
-    if isinstance(data.get("extra"), dict) and data["extra"]:
-        context["extra"] = data["extra"]
-    sdk = _obj(data.get("sdk"))
-    level = data.get("level")
     exceptions = [e for e in _values(data.get("exception")) if isinstance(e, dict)][-MAX_CHAIN:]
     crumbs = [b for b in _values(data.get("breadcrumbs")) if isinstance(b, dict)][-MAX_BREADCRUMBS:]
+    fields = common_fields(data.get, service, client_ip)
+    # Fast path: the schema parses the UUID itself; the sanitising pass replaces an invalid one.
+    fields["event_id"] = (_event_id(data.get("event_id")) if sanitise or not isinstance(data.get("event_id"), str)
+                          else data["event_id"])
+    fields["exceptions"] = [_exception(e) for e in exceptions] if sanitise else [
+        {**e, "value": e.get("value") or "", "stacktrace": _obj(e.get("stacktrace")).get("frames") or []}
+        for e in exceptions
+    ]
+    fields["breadcrumbs"] = [_breadcrumb(b) for b in crumbs] if sanitise else crumbs
+    return fields
+
+
+def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None) -> dict[str, Any]:
+    """The fields of our event both conversions build alike (all but event_id, exceptions and breadcrumbs).
+
+    ``get`` reads a top-level attribute of the Sentry event (``dict.get``, or an attribute of a decoded struct).
+    """
+    tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in list(_pairs(get("tags")))[:MAX_TAGS] if k}
+    contexts = _obj(get("contexts"))
+    trace = _obj(contexts.get("trace"))
+    context: dict[str, Any] = {k: v for k, v in contexts.items() if k != "trace"}
+    extra = get("extra")
+    if isinstance(extra, dict) and extra:
+        context["extra"] = extra
+    sdk = _obj(get("sdk"))
+    level = get("level")
     fields: dict[str, Any] = {
-        # Fast path: pydantic parses the UUID itself; the sanitising pass replaces an invalid one.
-        "event_id": _event_id(data.get("event_id")) if sanitise or not isinstance(data.get("event_id"), str)
-        else data["event_id"],
         "service": service,
-        "environment": _str(data.get("environment"), MAX_SHORT) or "production",
-        "release": _str(data.get("release"), MAX_SHORT),
+        "environment": _str(get("environment"), MAX_SHORT) or "production",
+        "release": _str(get("release"), MAX_SHORT),
         "level": _LEVEL_MAP.get(level.lower(), "error") if isinstance(level, str) else "error",
-        "platform": _str(data.get("platform"), 32) or "other",
-        "server_name": _str(data.get("server_name"), MAX_SHORT),
-        "logger": _str(data.get("logger"), MAX_SHORT),
-        "message": _message(data),
-        "exceptions": [_exception(e) for e in exceptions] if sanitise else [
-            {**e, "value": e.get("value") or "", "stacktrace": (e.get("stacktrace") or {}).get("frames") or []}
-            for e in exceptions
-        ],
-        "user": _user(data.get("user"), client_ip),
-        "request": _request(data.get("request")),
+        "platform": _str(get("platform"), 32) or "other",
+        "server_name": _str(get("server_name"), MAX_SHORT),
+        "logger": _str(get("logger"), MAX_SHORT),
+        "message": _message(get),
+        "user": _user(get("user"), client_ip),
+        "request": _request(get("request")),
         "tags": tags,
         "context": dict(list(context.items())[:MAX_TAGS]),
-        "breadcrumbs": [_breadcrumb(b) for b in crumbs] if sanitise else crumbs,
         "trace_id": _hex_id(trace.get("trace_id"), (16, 32)),
         "span_id": _hex_id(trace.get("span_id"), (8, 16)),
         "parent_span_id": _hex_id(trace.get("parent_span_id"), (8, 16)),
         "correlation_id": tags.get("correlation_id") or tags.get("request_id"),
         "sdk": _str(f"{sdk.get('name')}/{sdk.get('version')}", MAX_SHORT) if sdk.get("name") else None,
     }
-    if data.get("timestamp") is not None:
-        fields["timestamp"] = data["timestamp"]
+    timestamp = get("timestamp")
+    if timestamp is not None:
+        fields["timestamp"] = timestamp
     return fields
 
 
@@ -280,7 +292,12 @@ def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = Non
             raise Rejected(400, "invalid_event", f"event field {loc}: {first['msg']}") from None
         except ValueError as exc:
             raise Rejected(400, "invalid_event", f"event: {exc}") from None
-    fingerprint = [str(p)[:MAX_SHORT] for p in data.get("fingerprint") or [] if p not in (None, "")]
+    return with_sentry_fingerprint(event, data.get("fingerprint"))
+
+
+def with_sentry_fingerprint(event: ErrorEvent, parts: Any) -> ErrorEvent:
+    """Apply the SDK's ``fingerprint`` (if any) to the event, resolving ``{{ default }}``."""
+    fingerprint = [str(p)[:MAX_SHORT] for p in parts or [] if p not in (None, "")] if isinstance(parts, list) else []
     if fingerprint:
         resolved = _resolve_default(event, fingerprint)
         event.fingerprint = resolved[:MAX_FINGERPRINT_PARTS] if resolved else None
