@@ -161,11 +161,13 @@ def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
 
 
 @bench_app.command("gateway")
-def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str = "auto") -> None:
-    """Gateway benchmark: Sentry envelopes/s on one worker process (driver: wrk if installed, else httpx)."""
+def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str = "auto", runs: int = 3,
+                      warmup: float = 3.0) -> None:
+    """Gateway benchmark: Sentry envelopes/s on one worker process, median of --runs passes after a warm-up
+    (driver: wrk if installed, else httpx)."""
     from producers.bench import bench_gateway
 
-    bench_gateway(get_settings(), seconds, connections, driver, out=console.print)
+    bench_gateway(get_settings(), seconds, connections, driver, runs, warmup, out=console.print)
 
 
 @app.command()
