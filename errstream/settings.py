@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: int = 5_000_000  # as sent (compressed); larger → 413
     gateway_max_decompressed_bytes: int = 20_000_000  # after gzip/deflate/br; larger → 413
     gateway_publish_timeout: float = 10.0  # broker unreachable longer than this → 503
+    # Reverse proxies (comma-separated IPs/CIDRs, or "*") whose X-Forwarded-For gives the client address used
+    # for Sentry's {{auto}} user IP. Unset: no proxy is trusted and the TCP peer is the client.
+    gateway_trusted_proxies: str | None = None
 
     @property
     def chains_topic(self) -> str:

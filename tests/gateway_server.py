@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 
 from errstream.settings import Settings
-from producers.gateway.app import create_app
+from producers.gateway.app import server_config
 
 
 def free_port() -> int:
@@ -25,8 +25,7 @@ def free_port() -> int:
 def running_gateway(settings: Settings, wait_for_kafka: bool = True) -> Iterator[str]:
     """Yields the base URL, e.g. ``http://127.0.0.1:40123``, once it can accept events; stops it on exit."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
+    server = uvicorn.Server(server_config(settings, "127.0.0.1", port))  # as `errstream gateway` runs it
     thread = threading.Thread(target=server.run, name="test-gateway", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -74,8 +74,8 @@ def test_sentry_envelope_gzip_with_ignored_items(gateway: httpx.Client, settings
                     ({"type": "session"}, b'{"sid":"1","status":"ok"}'),
                     ({"type": "client_report", "length": 2}, b"{}"),
                     header={"event_id": event["event_id"]})
-    r = gateway.post("/api/7/envelope/", content=gzip.compress(body),
-                     headers={**AUTH, "Content-Encoding": "gzip"})
+    r = gateway.post("/api/7/envelope/", content=gzip.compress(body),  # no proxy is trusted by default
+                     headers={**AUTH, "Content-Encoding": "gzip", "X-Forwarded-For": "203.0.113.9"})
     assert r.status_code == 200, r.text
     assert r.json() == {"id": event["event_id"]}
 
@@ -92,6 +92,18 @@ def test_sentry_envelope_gzip_with_ignored_items(gateway: httpx.Client, settings
     assert m["errstream_gateway_envelope_items_ignored_total[session]"] == 1
     assert m["errstream_gateway_envelope_items_ignored_total[client_report]"] == 1
     assert m["errstream_gateway_events_accepted_total[envelope]"] == 1
+
+
+def test_client_address_from_a_trusted_proxy_only(settings: Settings) -> None:
+    settings.gateway_projects = {"7": GatewayProject(public_key="key7", service="web")}
+    settings.gateway_trusted_proxies = "127.0.0.1"
+    event = sentry_event(user={"id": 7, "ip_address": "{{auto}}"})
+    with running_gateway(settings) as url:
+        r = httpx.post(f"{url}/api/7/store/", content=orjson.dumps(event),
+                       headers={**AUTH, "X-Forwarded-For": "203.0.113.9"})
+        assert r.status_code == 200, r.text
+    [published] = read_topic(settings, settings.topic_errors, expect=1, timeout=30)
+    assert published["user"]["ip_address"] == "203.0.113.9"
 
 
 def test_legacy_store_and_own_batch_endpoint(gateway: httpx.Client, settings: Settings) -> None:

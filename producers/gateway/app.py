@@ -98,10 +98,12 @@ class Gateway:
         """Start the publisher, retrying with backoff: the gateway serves (503) while Kafka is down at start."""
         delay = 0.5
         while True:
-            # Batches of up to 256 KB: one record batch (and one lz4 frame) carries every event that arrived
-            # in a loop iteration, instead of one per 8 events at aiokafka's 16 KB default.
+            # Batches of up to 256 KB: one record batch carries every event that arrived in a loop
+            # iteration, instead of one per 8 events at aiokafka's 16 KB default. zstd, not the SDK's lz4:
+            # aiokafka compresses lz4 at level 9 (a 256 KB state set up per batch), which cost more CPU
+            # than zstd's level 3 at every batch size of 8 events or more, for a third of the ratio.
             publisher = ErrorPublisher(self.settings, ack_timeout=self.settings.gateway_publish_timeout,
-                                       max_batch_bytes=262_144)
+                                       max_batch_bytes=262_144, compression="zstd")
             try:
                 await publisher.__aenter__()
             except Exception as exc:
@@ -246,8 +248,18 @@ def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> G
     return GatewayApp(gw, rest)
 
 
+def server_config(settings: Settings, host: str | None = None, port: int | None = None) -> Any:
+    """The uvicorn configuration ``errstream gateway`` runs (a ``uvicorn.Config``)."""
+    import uvicorn
+
+    proxies = settings.gateway_trusted_proxies
+    return uvicorn.Config(create_app(settings), host=host or settings.gateway_host,
+                          port=port or settings.gateway_port, log_level="warning", access_log=False,
+                          server_header=False, date_header=False, proxy_headers=bool(proxies),
+                          forwarded_allow_ips=proxies or None)
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host or settings.gateway_host, port=port or settings.gateway_port,
-                log_level="warning", access_log=False, server_header=False, date_header=False)
+    uvicorn.Server(server_config(settings, host, port)).run()

@@ -15,7 +15,7 @@ line, then items, each a JSON item header line followed by a payload of
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -103,14 +103,13 @@ def _str(value: Any, limit: int) -> str | None:
     return value if len(value) <= limit else cut(value, limit)
 
 
-def _pairs(value: Any) -> Iterator[tuple[str, Any]]:
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
     """A dict, or a list of ``[key, value]`` pairs (Sentry allows both for tags and headers)."""
     if isinstance(value, dict):
-        yield from value.items()
-    elif isinstance(value, list):
-        for pair in value:
-            if isinstance(pair, (list, tuple)) and len(pair) == 2:
-                yield str(pair[0]), pair[1]
+        return list(value.items())
+    if isinstance(value, list):
+        return [(str(p[0]), p[1]) for p in value if isinstance(p, (list, tuple)) and len(p) == 2]
+    return []
 
 
 def _frame(f: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +197,7 @@ def _request(r: Any) -> dict[str, Any] | None:
         query = "&".join(f"{k}={v}" for k, v in _pairs(query)) if query else None
     headers = {
         str(k)[:MAX_SHORT]: "[Filtered]" if str(k).lower() in SENSITIVE_HEADERS else (_str(v, MAX_SHORT) or "")
-        for k, v in list(_pairs(r.get("headers")))[:100]
+        for k, v in _pairs(r.get("headers"))[:100]
     }
     return {"method": _str(r.get("method"), 16), "url": _str(r.get("url"), MAX_PATH),
             "query_string": _str(query, MAX_PATH), "headers": headers}
@@ -244,7 +243,7 @@ def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None
 
     ``get`` reads a top-level attribute of the Sentry event (``dict.get``, or an attribute of a decoded struct).
     """
-    tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in list(_pairs(get("tags")))[:MAX_TAGS] if k}
+    tags = {str(k)[:MAX_SHORT]: _str(v, MAX_SHORT) or "" for k, v in _pairs(get("tags"))[:MAX_TAGS] if k}
     contexts = _obj(get("contexts"))
     trace = _obj(contexts.get("trace"))
     context: dict[str, Any] = {k: v for k, v in contexts.items() if k != "trace"}
