@@ -105,9 +105,8 @@ def _run_until_signal(coro_factory: object) -> None:
 @app.command()
 def sink() -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
-    from sinks.clickhouse_sink import ClickHouseSink
-
     from errstream.metrics_server import serve_metrics
+    from sinks.clickhouse_sink import ClickHouseSink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     serve_metrics(get_settings())

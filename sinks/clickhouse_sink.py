@@ -165,7 +165,7 @@ class ClickHouseSink:
             start = committed if committed is not None and committed >= 0 else 0
             plans: list[tuple[int, int]] = []
 
-            def load(tp: TopicPartition = tp, start: int = start) -> None:
+            def load(tp: TopicPartition = tp, start: int = start, plans: list[tuple[int, int]] = plans) -> None:
                 plans[:] = self._load_plans(tp, start)
 
             await self._retrying(load)
@@ -305,7 +305,8 @@ class ClickHouseSink:
         async for attempt in AsyncRetrying(
             wait=wait_exponential_jitter(initial=0.2, max=10), stop=stop_never,
             retry=retry_if_exception_type(Exception), reraise=True,
-            before_sleep=lambda rs: log.warning("ClickHouse write failed, retrying: %s", rs.outcome.exception()),
+            before_sleep=lambda rs: log.warning("ClickHouse write failed, retrying: %s",
+                                                rs.outcome.exception() if rs.outcome else None),
         ):
             with attempt:
                 await asyncio.to_thread(fn)

@@ -174,8 +174,8 @@ def install_detection(app: faust.App, settings: Settings) -> None:
             by_partition: dict[int, list[bytes]] = {}
             for sig in traced:  # one record per partition: the chain table's key decides the partition
                 by_partition.setdefault(_partition(sig.trace_id.encode(), n), []).append(sig.dumps())  # type: ignore[union-attr]
-            for partition, sigs in by_partition.items():
-                pending.append(await by_trace.send(partition=partition, value=b"[" + b",".join(sigs) + b"]"))
+            for partition, records in by_partition.items():
+                pending.append(await by_trace.send(partition=partition, value=b"[" + b",".join(records) + b"]"))
             if pending:
                 await asyncio.gather(*pending)
 

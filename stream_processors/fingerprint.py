@@ -109,11 +109,11 @@ def collapse_recursion(keys: list[str], max_period: int = MAX_RECURSION_PERIOD) 
     return out
 
 
-def _usable(frames: list[StackFrame]) -> bool:
+def _usable(frames: Sequence[StackFrame]) -> bool:
     return any(f.function or f.module or f.filename or f.abs_path for f in frames)
 
 
-def _grouping_frames(exc: ExceptionInfo) -> list[StackFrame]:
+def _grouping_frames(exc: ExceptionInfo) -> Sequence[StackFrame]:
     in_app = [f for f in exc.stacktrace if f.in_app]
     return in_app or exc.stacktrace
 

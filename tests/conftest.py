@@ -14,6 +14,7 @@ from sinks.clickhouse_client import connect
 from tests.pipeline import STORE_EVERYTHING_ENV, Service, running_services
 from tests.servers import clickhouse_server, kafka_server
 
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with kafka_server(tmp_path_factory.mktemp("kafka")) as bootstrap:

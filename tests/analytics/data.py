@@ -128,7 +128,10 @@ def build(now: datetime | None = None) -> Dataset:
     for b in BURSTS:
         start = (now - b.ago).replace(second=0)
         ds.processed.extend(_event(b, i, start) for i in range(b.n))
-    h = lambda delta: now - delta
+
+    def h(delta: timedelta) -> datetime:
+        return now - delta
+
     ds.status_history = [
         [fp("D"), "acknowledged", h(timedelta(days=9, hours=23)), "ana", ""],
         [fp("D"), "resolved", h(timedelta(days=9)), "ana", "fixed in 1.0.0"],  # 24 h after its first event
