@@ -7,7 +7,9 @@ process owns the on-disk store and answers that protocol on loopback, so the
 sinks and the report use exactly the code path they use against a production
 ClickHouse server.
 
-What is honoured: ``query`` in the URL or the body, ``database``,
+What is honoured: ``query`` in the URL, the body, or a multipart form (with
+``param_*`` fields: what clickhouse-connect sends when bound parameters would
+make the URL too long), ``database``,
 ``default_format``, ``session_id`` (one chDB connection per session, so
 ``SET`` and temporary tables persist), ``param_*`` query parameters, any other
 URL parameter as a per-query setting (e.g. ``insert_deduplication_token``),
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
+import email.policy
 import gzip
 import os
 import re
@@ -256,7 +260,10 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
                     "Code: 1. DB::Exception: decompress=1 (ClickHouse-native compressed bodies) is not "
                     "supported by the embedded server; use HTTP Content-Encoding. (NOT_IMPLEMENTED)"
                 )
-            url_query = params.get("query")
+            form = _form_fields(body, request.headers.get("content-type", ""))
+            if form:
+                body = b""
+            url_query = params.get("query") or form.get("query")
             if url_query is None and request.method == "GET":
                 return PlainTextResponse("Ok.\n", headers=headers)
             if url_query is None:
@@ -268,7 +275,7 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
             settings = {
                 k: v for k, v in params.items() if k not in _PROTOCOL_PARAMS and not k.startswith("param_")
             }
-            qparams = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+            qparams = {k[6:]: v for k, v in [*params.items(), *form.items()] if k.startswith("param_")}
             fmt = params.get("default_format") or "TabSeparated"
             out, summary = await run_in_threadpool(
                 engine.execute,
@@ -309,6 +316,24 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
         engine.close()
 
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _form_fields(body: bytes, content_type: str) -> dict[str, str]:
+    """The fields of a ``multipart/form-data`` body (``query`` and ``param_*``); {} for any other body."""
+    if not content_type.lower().startswith("multipart/form-data"):
+        return {}
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():  # type: ignore[attr-defined]
+        if part.get_filename() is not None:
+            raise ClickHouseError("Code: 48. DB::Exception: external tables (files in a multipart form) are not "
+                                  "supported by the embedded server. (NOT_IMPLEMENTED)")
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode("utf-8")
+    return fields
 
 
 def _split_body(body: bytes) -> tuple[str, bytes | None]:
