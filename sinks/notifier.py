@@ -50,9 +50,9 @@ from tenacity import (
     wait_random,
 )
 
+from errstream.token_bucket import TokenBucket
 from schemas.alerts import AlertEvent
 from schemas.notifications import WebhookDestination
-from sinks.token_bucket import TokenBucket
 from sinks.webhooks import build_request
 
 log = logging.getLogger("errstream.notifier")

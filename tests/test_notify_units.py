@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from errstream.settings import Settings
+from errstream.token_bucket import TokenBucket
 from schemas.notifications import WebhookDestination
 from sinks.notifier import parse_retry_after
-from sinks.token_bucket import TokenBucket
 from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload
 from tests.alert_helpers import make_alert
 

@@ -8,32 +8,11 @@ Projects come from ``ERRSTREAM_GATEWAY_PROJECTS`` (JSON): ``{"<id>": {"public_ke
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from errstream.settings import GatewayProject
+from errstream.token_bucket import TokenBucket
 from producers.gateway.errors import Rejected
-
-
-@dataclass
-class TokenBucket:
-    rate: float
-    burst: float
-    tokens: float = field(init=False)
-    updated: float = field(default_factory=time.monotonic)
-
-    def __post_init__(self) -> None:
-        self.tokens = self.burst
-
-    def take(self, n: int = 1) -> float:
-        """0.0 when allowed, else the seconds until ``n`` tokens will be there."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= n:
-            self.tokens -= n
-            return 0.0
-        return (min(n, self.burst) - self.tokens) / self.rate
 
 
 @dataclass
@@ -46,14 +25,15 @@ class Project:
     def admit(self, events: int) -> None:
         if self.bucket is None or events == 0:
             return
-        if events > self.bucket.burst:  # could never pass: say so instead of asking to retry
+        if events > self.bucket.capacity:  # could never pass: say so instead of asking to retry
             raise Rejected(429, "rate_limited", f"{events} events in one request exceed project {self.id}'s burst "
-                           f"of {self.bucket.burst:g}; send smaller batches", {"Retry-After": "1"})
+                           f"of {self.bucket.capacity:g}; send smaller batches", {"Retry-After": "1"})
         wait = self.bucket.take(events)
         if wait:
             retry = max(1, math.ceil(wait))
-            raise Rejected(429, "rate_limited", f"project {self.id} is over its limit of {self.bucket.rate:g} "
-                           f"events/s; retry after {retry} s",
+            rate = self.bucket.rate_per_second
+            raise Rejected(429, "rate_limited", f"project {self.id} is over its limit of {rate:g} events/s; "
+                           f"retry after {retry} s",
                            {"Retry-After": str(retry), "X-Sentry-Rate-Limits": f"{retry}::project"})
 
 
@@ -64,7 +44,7 @@ class Projects:
         for pid, cfg in configured.items():
             bucket = None
             if cfg.rate_limit:
-                bucket = TokenBucket(cfg.rate_limit, float(cfg.burst or max(cfg.rate_limit, 1.0)))
+                bucket = TokenBucket.per_second(cfg.rate_limit, float(cfg.burst or max(cfg.rate_limit, 1.0)))
             project = Project(str(pid), cfg.public_key, cfg.service or f"project-{pid}", bucket)
             self.by_id[project.id] = project
             self.by_key[cfg.public_key] = project
