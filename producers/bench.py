@@ -13,7 +13,6 @@ import gzip
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from errstream.local.process import cpu_seconds, free_port
 from errstream.settings import Settings
 from producers.sdk import Client
 
@@ -126,7 +126,7 @@ def bench_sdk(settings: Settings, events: int = 50_000, rate: float = 5_000.0,
     client.close()
 
     # 3. The same caller cost with the broker unreachable (queue full, dropping the oldest).
-    down = Client("bench", settings=s.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{_free_port()}"}),
+    down = Client("bench", settings=s.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}),
                   queue_size=1_000)
     costs = _capture_loop(down, events, None)
     results["capture_broker_down"] = percentiles(costs)
@@ -141,12 +141,6 @@ async def _ensure_topic(settings: Settings) -> None:
     from errstream.kafka_admin import ensure_topics
 
     await ensure_topics(settings)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- gateway ---------------------------------------------------------------------------------------
@@ -230,7 +224,7 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
     topic = f"bench-gateway-{uuid.uuid4().hex[:8]}"
     s = settings.model_copy(update={"topic_errors": topic})
     asyncio.run(_ensure_topic(s))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ERRSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "ERRSTREAM_TOPIC_ERRORS": topic,
            "ERRSTREAM_GATEWAY_PROJECTS": json.dumps({"1": {"public_key": "benchkey", "service": "shop"}})}
     proc = subprocess.Popen([sys.executable, "-m", "errstream.cli", "gateway", "--port", str(port)], env=env)
@@ -289,21 +283,12 @@ class _GatewayLoad:
 
 
 def _measure_pass(load: _GatewayLoad, pid: int, base: str, seconds: float) -> dict[str, float]:
-    before, cpu_before, t0 = _accepted(base), _cpu_seconds(pid), time.perf_counter()
+    before, cpu_before, t0 = _accepted(base), cpu_seconds(pid), time.perf_counter()
     load.run(seconds)
     elapsed = time.perf_counter() - t0
-    accepted, cpu = _accepted(base) - before, _cpu_seconds(pid) - cpu_before
+    accepted, cpu = _accepted(base) - before, cpu_seconds(pid) - cpu_before
     return {"events": accepted, "seconds": elapsed, "events_per_s": accepted / elapsed,
             "cpu_us_per_event": cpu / accepted * 1e6 if accepted else float("nan")}
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (Linux /proc); 0 elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _up(base: str) -> bool:

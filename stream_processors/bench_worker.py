@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from errstream.kafka_admin import ensure_topics
+from errstream.local.process import cpu_seconds
 from errstream.settings import Settings
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
@@ -50,18 +51,13 @@ class WorkerCost:
         ]
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_idle(pid: int, window: float = 2.0, timeout: float = 180.0) -> float:
     """CPU seconds once the process used under 5 % of a core for ``window`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        before = _cpu_seconds(pid)
+        before = cpu_seconds(pid)
         time.sleep(window)
-        after = _cpu_seconds(pid)
+        after = cpu_seconds(pid)
         if after - before < 0.05 * window:
             return after
     raise RuntimeError("the worker never became idle")
