@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup system-deps kafka-jars test demo lint bench clean down
+.PHONY: setup system-deps kafka-jars test demo lint clean down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -18,7 +18,7 @@ system-deps:
 	./scripts/install-system-deps.sh
 
 kafka-jars: $(STAMP) system-deps
-	$(BIN)/python -c 'from errstream.settings import get_settings as g; from errstream.local.kafka import resolve_kafka_jars as r; s = g(); print("kafka jars:", r(s.kafka_version, s.cache_dir))'
+	$(BIN)/python -c 'from errstream_core.settings import get_settings as g; from errstream.local.kafka import resolve_kafka_jars as r; s = g(); print("kafka jars:", r(s.kafka_version, s.cache_dir))'
 
 setup: $(STAMP) system-deps kafka-jars
 
@@ -33,7 +33,8 @@ down:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy schemas producers stream_processors sinks errstream
+	$(BIN)/mypy schemas errstream_core producers stream_processors sinks reports errstream bench tests
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .errstream

@@ -46,10 +46,10 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.process import free_port
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from reports.report import ReportQueries, bucket_seconds, parse_since
 from sinks.clickhouse_client import connect
 from sinks.migrate import migrate
-from sinks.report import ReportQueries, bucket_seconds, parse_since
 from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
 
 SERVICES = ["api", "checkout", "billing", "auth", "search", "inventory", "shipping", "notifications",
@@ -149,7 +149,7 @@ def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: in
 def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str, float]:
     """Real processed events → sinks/rows.py → clickhouse-connect inserts, as the sink does."""
     from producers.synthetic import synthetic_stream
-    from stream_processors.pipeline import EventProcessor
+    from stream_processors.event_processor import EventProcessor
 
     proc = EventProcessor()
     t0 = time.perf_counter()

@@ -15,7 +15,11 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Lazy facade: the SDK lives in `producers`; import it only when a user asks for it.
-    if name in {"init", "capture_exception", "capture_message", "flush", "get_client",
+    if name == "init":
+        from producers.setup import init
+
+        return init
+    if name in {"capture_exception", "capture_message", "flush", "get_client",
                 "add_breadcrumb", "set_tag", "set_user", "set_context", "set_trace", "set_correlation_id"}:
         import producers.sdk as sdk
 

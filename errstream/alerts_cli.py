@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from errstream.settings import Settings, get_settings
+from errstream_core.settings import Settings, get_settings
 from schemas.alerts import AlertEvent
 
 alerts_app = typer.Typer(help="Alerts on the `alerts` topic.", no_args_is_help=True)
@@ -43,7 +43,7 @@ async def tail_alerts(settings: Settings, *, from_beginning: bool, as_json: bool
                       out: Console, err: Console) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from errstream.kafka_admin import ensure_topics
+    from errstream_core.topics import ensure_topics
 
     topic = settings.topic_alerts
     await ensure_topics(settings, [topic])

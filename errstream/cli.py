@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
-from errstream.issues import issue_app
-from errstream.settings import Settings, get_settings
+from errstream.issue_cli import issue_app
+from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
     help="errstream: error tracking on Kafka, faust and ClickHouse.", no_args_is_help=True,
@@ -105,7 +105,7 @@ def _run_until_signal(coro_factory: object) -> None:
 @app.command()
 def sink() -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
-    from errstream.metrics_server import serve_metrics
+    from errstream_core.metrics_server import serve_metrics
     from sinks.clickhouse_sink import ClickHouseSink
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -154,7 +154,7 @@ def gateway(
 @bench_app.command("sdk")
 def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
     """SDK benchmark: caller-thread cost of capture_exception (p50/p99 µs) and send throughput (needs a broker)."""
-    from producers.bench import bench_sdk
+    from bench.ingest import bench_sdk
 
     bench_sdk(get_settings(), events, rate, out=console.print)
 
@@ -164,7 +164,7 @@ def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str 
                       warmup: float = 3.0) -> None:
     """Gateway benchmark: Sentry envelopes/s on one worker process, median of --runs passes after a warm-up
     (driver: wrk if installed, else httpx)."""
-    from producers.bench import bench_gateway
+    from bench.ingest import bench_gateway
 
     bench_gateway(get_settings(), seconds, connections, driver, runs, warmup, out=console.print)
 
@@ -184,7 +184,7 @@ def bench_core(
     profile: Annotated[bool, typer.Option(help="one pass under cProfile, with its top functions")] = False,
 ) -> None:
     """Events/s on one core for validate + scrub + fingerprint + sample (20-frame stacks)."""
-    from stream_processors.bench_core import run
+    from bench.core import run
 
     result, pinned, profile_text = run(events, passes=passes, profile=profile)
     console.print(f"{pinned}; {'one pass under cProfile (slower)' if profile else f'fastest of {passes} passes'}")
@@ -196,7 +196,7 @@ def bench_core(
 @bench_app.command("worker")
 def bench_worker(events: int = 20_000, detection: bool = True) -> None:
     """CPU per event of a real worker process (Kafka in and out, processing, detection), on fresh topics."""
-    from stream_processors.bench_worker import run_worker_bench
+    from bench.worker import run_worker_bench
 
     for line in run_worker_bench(get_settings(), events, detection).lines():
         typer.echo(line)
@@ -205,7 +205,7 @@ def bench_worker(events: int = 20_000, detection: bool = True) -> None:
 @bench_app.command("alerts")
 def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0, workers: int = 1) -> None:
     """Alert latency (publish → alert on `alerts`) at a background load, with real workers on fresh topics."""
-    from stream_processors.bench_alerts import run_alert_latency_bench
+    from bench.alerts import run_alert_latency_bench
 
     for line in run_alert_latency_bench(get_settings(), rate, seconds, probes, workers).lines():
         typer.echo(line)
@@ -214,7 +214,7 @@ def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0,
 @bench_app.command("spikes")
 def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1) -> None:
     """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""
-    from stream_processors.bench_spikes import report_lines, run_spike_bench
+    from bench.spikes import report_lines, run_spike_bench
     from stream_processors.detectors.config import DetectionConfig
 
     cfg = DetectionConfig.from_settings(get_settings())
@@ -231,7 +231,7 @@ def report(
     html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML page")] = None,
 ) -> None:
     """Overview, top issues, timeline, spikes and error chains from ClickHouse."""
-    from sinks.report import run_report
+    from errstream.report_cli import run_report
 
     raise typer.Exit(run_report(get_settings(), since, service, top, as_json, html, console))
 

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
-from errstream.kafka_admin import ensure_topics
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 from sinks.clickhouse_client import connect

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
-from errstream.kafka_admin import ensure_topics
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from schemas.issue_status import IssueStatusChange
-
-STATUS_TOPIC_CONFIGS = {"cleanup.policy": "compact"}
 
 
 async def ensure_status_topic(settings: Settings) -> None:
-    await ensure_topics(settings, [settings.topic_issue_status], configs=STATUS_TOPIC_CONFIGS)
+    await ensure_topics(settings, [settings.topic_issue_status])  # its config: errstream_core.topics
 
 
 async def publish_status_change(settings: Settings, change: IssueStatusChange) -> None:

@@ -15,7 +15,7 @@ from types import TracebackType
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from schemas.events import ErrorEvent
 
 

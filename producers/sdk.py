@@ -21,7 +21,6 @@ Promises, in order of importance:
 
 from __future__ import annotations
 
-import atexit
 import logging
 import random
 import socket
@@ -34,7 +33,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from errstream.settings import Settings, get_settings
+from errstream_core.settings import Settings, get_settings
 from producers.capture import RawException, cut, exception_dicts, snapshot_exception
 from producers.scope import (  # noqa: F401 - facade
     Scope,
@@ -259,41 +258,13 @@ def _event_id() -> str:
 
 # --- the process-wide default client ----------------------------------------------------------
 _client: Client | None = None
-_hooks_installed = False
 
 
-def init(service: str, **options: Any) -> Client | None:
-    """Create the default client (replacing an earlier one) and flush it at interpreter exit.
-
-    Besides ``Client``'s options: ``install_hooks=True`` reports uncaught exceptions
-    of the main thread and other threads (``producers.integrations.hooks``);
-    ``capture_logging=True`` adds an ``ErrstreamHandler`` to the root logger (ERROR
-    records become events, INFO and above breadcrumbs), as Sentry's SDK does.
-    """
+def set_client(client: Client | None) -> Client | None:
+    """Make ``client`` the process's default (``errstream.init`` does, through ``producers.setup``)."""
     global _client
-    install_hooks = options.pop("install_hooks", True)
-    capture_logging = options.pop("capture_logging", True)
-    try:
-        if _client is not None:
-            _client.close()
-        _client = Client(service, **options)
-        atexit.register(_client.close)
-        global _hooks_installed
-        if install_hooks and not _hooks_installed:
-            from producers.integrations.hooks import install_excepthooks
-
-            install_excepthooks()  # follows get_client(): installed once, whatever init() comes later
-            _hooks_installed = True
-        if capture_logging:
-            from producers.integrations.logging_handler import ErrstreamHandler
-
-            root = logging.getLogger()
-            if not any(isinstance(h, ErrstreamHandler) for h in root.handlers):
-                root.addHandler(ErrstreamHandler())  # follows get_client(), so a later init() needs no new one
-        return _client
-    except Exception:
-        log.warning("errstream.init failed; errors will not be reported", exc_info=True)
-        return None
+    previous, _client = _client, client
+    return previous
 
 
 def get_client() -> Client | None:

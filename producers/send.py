@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 

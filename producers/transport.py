@@ -29,7 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 
 log = logging.getLogger("errstream.sdk")
 SENDER_THREAD = "errstream-sdk-sender"

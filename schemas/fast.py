@@ -11,11 +11,11 @@ difference between 10,000 and 20,000 events/s per core.
 Two rules keep the mirror honest:
 
 * it is never more lenient than pydantic. Whatever it rejects is validated
-  again by pydantic (``stream_processors.pipeline``), which either rejects it
+  again by pydantic (``stream_processors.event_processor``), which either rejects it
   with its precise error list or accepts it (lax conversions msgspec does not
   do, such as ``"lineno": "12"``), and then the event is re-decoded from
   pydantic's normalised output;
-* ``tests/test_fast_schema.py`` compares every field, default and constraint
+* ``tests/unit/test_fast_schema.py`` compares every field, default and constraint
   with the pydantic models, and checks on valid and mutated payloads that
   both accept and reject the same events and produce the same JSON.
 

@@ -21,7 +21,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
 from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
 from sinks.topic_sink import TopicSink

@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from schemas.chains import ErrorChain
 from sinks.topic_sink import TopicSink
 

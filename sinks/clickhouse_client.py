@@ -11,7 +11,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 
 
 def connect(settings: Settings, *, database: str | None = None, **extra: Any) -> Client:

@@ -36,8 +36,8 @@ from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_never, wait_exponential_jitter
 
-from errstream.kafka_admin import ensure_topics
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from schemas.dead_letter import DeadLetter
 from sinks.clickhouse_client import connect
 from sinks.migrate import migrate

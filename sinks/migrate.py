@@ -13,7 +13,7 @@ from importlib import resources
 
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from sinks.clickhouse_client import connect
 from sinks.retention import apply_retention
 

@@ -50,7 +50,7 @@ from tenacity import (
     wait_random,
 )
 
-from errstream.token_bucket import TokenBucket
+from errstream_core.token_bucket import TokenBucket
 from schemas.alerts import AlertEvent
 from schemas.notifications import WebhookDestination
 from sinks.webhooks import build_request

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from sinks.alerts_sink import AlertsSink
 from sinks.chains_sink import ChainsSink
 from sinks.status_sink import StatusSink

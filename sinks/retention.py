@@ -13,7 +13,7 @@ import re
 
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 
 # table → (TTL expression without the interval, minimum days)
 TTL_TABLES: dict[str, tuple[str, int]] = {

@@ -14,8 +14,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 from clickhouse_connect.driver.client import Client
 
-from errstream.settings import Settings
-from producers.issue_status import STATUS_TOPIC_CONFIGS
+from errstream_core.settings import Settings
 from schemas.issue_status import IssueStatusChange
 from sinks.topic_sink import TopicSink
 
@@ -24,7 +23,6 @@ STATUS_COLUMNS = ["fingerprint", "status", "changed_at", "changed_by", "note"]
 
 class StatusSink(TopicSink):
     name = "status"
-    topic_configs = STATUS_TOPIC_CONFIGS
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         super().__init__(settings, settings.topic_issue_status, client)

@@ -31,8 +31,8 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential, wait_random
 
-from errstream.kafka_admin import ensure_topics
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from schemas.dead_letter import DeadLetter, ValidationProblem
 from sinks.clickhouse_client import connect
 from sinks.migrate import migrate
@@ -50,7 +50,6 @@ class TopicSink(ABC):
     """Subclasses set ``name``, ``topic`` and implement ``handle``; ``run`` does the rest."""
 
     name: str = "topic"
-    topic_configs: dict[str, str] | None = None  # configs for the topic if this sink creates it
 
     def __init__(self, settings: Settings, topic: str, client: Client | None = None) -> None:
         self.settings = settings
@@ -72,7 +71,7 @@ class TopicSink(ABC):
             # No session: the notifier records deliveries to several destinations concurrently.
             self.client = await asyncio.to_thread(connect, self.settings, autogenerate_session_id=False)
         await asyncio.to_thread(migrate, self.settings, self.client)
-        await ensure_topics(self.settings, [self.topic], configs=self.topic_configs)
+        await ensure_topics(self.settings, [self.topic])  # configs: errstream_core.topics.topic_configs
         await ensure_topics(self.settings, [self.settings.topic_dlq])
         kw = self.settings.kafka_client_kwargs()
         self.producer = AIOKafkaProducer(**kw, acks="all")

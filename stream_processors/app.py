@@ -14,7 +14,7 @@ import logging
 
 import faust
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from stream_processors.detection_app import install_detection
 from stream_processors.process_stage import ProcessingStage
 

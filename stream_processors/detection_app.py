@@ -35,8 +35,8 @@ from faust.types import TP, StreamT
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from errstream.kafka_admin import by_fingerprint_topic, by_service_topic, by_trace_topic, key_hash
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic, key_hash
 from schemas.alerts import AlertEvent
 from schemas.issue_status import IssueStatusChange
 from stream_processors.detectors.chains import ChainState

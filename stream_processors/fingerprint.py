@@ -151,7 +151,8 @@ def group_event(event: ErrorEvent) -> Grouping:
     else:
         parts, title, culprit, exception_type = _message_grouping(event)
     fingerprint = digest(parts)
-    if event.fingerprint:
+    if event.fingerprint and not all(_DEFAULT_PLACEHOLDER.match(p.strip()) for p in event.fingerprint):
+        # A fingerprint of only ``{{ default }}`` is the default grouping (as in Sentry).
         custom = [fingerprint if _DEFAULT_PLACEHOLDER.match(p.strip()) else p for p in event.fingerprint]
         fingerprint = digest(["custom", *custom])
     return Grouping(fingerprint, title[:MAX_TITLE], culprit[:MAX_TITLE], exception_type)

@@ -37,11 +37,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
 
-from errstream.kafka_admin import by_fingerprint_topic, key_hash
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import by_fingerprint_topic, key_hash
 from schemas.fast import encode
 from stream_processors.detectors.signals import Signal
-from stream_processors.pipeline import EventProcessor
+from stream_processors.event_processor import EventProcessor
 
 log = logging.getLogger("errstream.worker")
 

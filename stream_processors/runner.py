@@ -6,9 +6,9 @@ import asyncio
 
 import faust
 
-from errstream.kafka_admin import ensure_topics
-from errstream.metrics_server import serve_metrics
-from errstream.settings import Settings
+from errstream_core.metrics_server import serve_metrics
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from stream_processors.app import create_app
 
 

@@ -14,7 +14,7 @@ import re
 
 # Every pattern starts at the beginning of a token (a lookbehind) or at a literal, and bounds what it
 # scans, so a hostile 8 KB message costs milliseconds, not seconds: a pattern that may start at every
-# character and scan to the end of the token is quadratic (tests/test_normalize.py::test_hostile_*).
+# character and scan to the end of the token is quadratic (tests/unit/test_normalize.py::test_hostile_*).
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
 # "Bearer <anything>" and "Basic <base64>" in headers or messages
 AUTH_SCHEME = re.compile(r"(?i)(?<=\bbearer )(?!<token>)[\w~+/.=-]+|(?<=\bbasic )(?!<token>)[A-Za-z0-9+/=]{8,}")

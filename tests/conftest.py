@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from errstream.kafka_admin import ensure_topics
-from errstream.settings import Settings
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from sinks.clickhouse_client import connect
-from tests.pipeline import STORE_EVERYTHING_ENV, Service, running_services
-from tests.servers import clickhouse_server, kafka_server
+from tests.support.servers import clickhouse_server, kafka_server
+from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +61,7 @@ def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]
     """The real `errstream worker` and `errstream sink` processes, started for this test.
 
     Sampling is off here (every level at rate 1.0): these tests check delivery and
-    expect every raw event stored; tests/test_sampling_e2e.py covers sampling.
+    expect every raw event stored; tests/e2e/test_sampling_e2e.py covers sampling.
     """
     with running_services(settings, tmp_path, STORE_EVERYTHING_ENV) as running:
         yield running

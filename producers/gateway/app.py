@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
 from producers.gateway.incoming import Incoming, Receive, Send, send_json

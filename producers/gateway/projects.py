@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from errstream.settings import GatewayProject
-from errstream.token_bucket import TokenBucket
+from errstream_core.settings import GatewayProject
+from errstream_core.token_bucket import TokenBucket
 from producers.gateway.errors import Rejected
 
 

@@ -37,7 +37,6 @@ from schemas.limits import (
     MAX_SHORT,
     MAX_TAGS,
 )
-from stream_processors.fingerprint import group_event
 
 _LEVEL_MAP: dict[str, str] = {"fatal": "critical", "warn": "warning", "log": "info", **{lvl: lvl for lvl in LEVELS}}
 EVENT_ITEM_TYPES = frozenset({"event"})
@@ -295,19 +294,12 @@ def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = Non
 
 
 def with_sentry_fingerprint(event: ErrorEvent, parts: Any) -> ErrorEvent:
-    """Apply the SDK's ``fingerprint`` (if any) to the event, resolving ``{{ default }}``."""
+    """Carry the SDK's ``fingerprint`` (if any) on the event as sent.
+
+    ``{{ default }}`` in it is resolved by the worker's grouping (``stream_processors.fingerprint``),
+    the one place that parses fingerprint rules.
+    """
     fingerprint = [str(p)[:MAX_SHORT] for p in parts or [] if p not in (None, "")] if isinstance(parts, list) else []
     if fingerprint:
-        resolved = _resolve_default(event, fingerprint)
-        event.fingerprint = resolved[:MAX_FINGERPRINT_PARTS] if resolved else None
+        event.fingerprint = fingerprint[:MAX_FINGERPRINT_PARTS]
     return event
-
-
-def _resolve_default(event: ErrorEvent, parts: list[str]) -> list[str] | None:
-    """Sentry's ``{{ default }}`` stands for the grouping errstream would compute without a fingerprint."""
-    if not any(p.replace(" ", "") == "{{default}}" for p in parts):
-        return parts
-    if len(parts) == 1:
-        return None
-    default = group_event(event).fingerprint
-    return [default if p.replace(" ", "") == "{{default}}" else p for p in parts]

@@ -12,7 +12,7 @@ This is an optimisation, never a second set of rules: whenever the typed decode
 or the schema refuses something, the payload goes through
 ``sentry.convert_sentry_event`` (the lenient conversion, which trims and
 repairs what it can and explains what it cannot), so both paths give the same
-event or the same refusal. ``tests/test_gateway_sentry_typed.py`` checks that on
+event or the same refusal. ``tests/unit/test_gateway_sentry_typed.py`` checks that on
 real SDK payloads and thousands of mutations of them.
 """
 

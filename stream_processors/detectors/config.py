@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from errstream.settings import Settings
+from errstream_core.settings import Settings
 from stream_processors.detectors.spike import SpikeRule
 
 

@@ -1,0 +1,298 @@
+"""Benchmarks of the producer side: the SDK's caller-thread cost and send rate, and the gateway's rate.
+
+    errstream bench sdk      # needs a broker (ERRSTREAM_KAFKA_BOOTSTRAP)
+    errstream bench gateway  # starts `errstream gateway` on a free port; drives it with wrk or httpx
+
+Numbers are printed, not asserted: they depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from errstream.local.process import cpu_seconds, free_port
+from errstream_core.settings import Settings
+from producers.sdk import Client
+
+
+# --- a realistic failing call stack --------------------------------------------------------------
+class OrderRejected(Exception):
+    pass
+
+
+def _validate(order: dict[str, Any]) -> None:
+    if order["qty"] > order["stock"]:
+        raise OrderRejected(f"order {order['id']} wants {order['qty']}, {order['stock']} in stock")
+
+
+def _price(order: dict[str, Any]) -> None:
+    _validate(order)
+
+
+def _checkout(order: dict[str, Any]) -> None:
+    _price(order)
+
+
+def handle_request(n: int) -> None:
+    _checkout({"id": n, "qty": 3, "stock": 1})
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    s = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return s[min(len(s) - 1, int(len(s) * q))] / 1000
+
+    return {"p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "p999_us": at(0.999),
+            "max_us": s[-1] / 1000, "mean_us": statistics.fmean(s) / 1000}
+
+
+def _capture_loop(client: Client, n: int, rate: float | None) -> list[int]:
+    costs: list[int] = []
+    interval = 1.0 / rate if rate else 0.0
+    next_at = time.perf_counter()
+    for i in range(n):
+        try:
+            handle_request(i)
+        except OrderRejected as exc:
+            t0 = time.perf_counter_ns()
+            client.capture_exception(exc)
+            costs.append(time.perf_counter_ns() - t0)
+        if interval:
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+    return costs
+
+
+def _wait(cond: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def bench_sdk(settings: Settings, events: int = 50_000, rate: float = 5_000.0,
+              out: Callable[[str], None] = print) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    topic = f"bench-sdk-{uuid.uuid4().hex[:8]}"
+    s = settings.model_copy(update={"topic_errors": topic})
+    asyncio.run(_ensure_topic(s))
+
+    # 1. Caller-thread cost while the sender thread is busy sending to the real broker.
+    client = Client("bench", settings=s, queue_size=max(events, 10_000))
+    if not _wait(lambda: client.stats["connected"], 30):
+        raise SystemExit(f"broker {s.kafka_bootstrap} unreachable: start one (errstream local up)")
+    _capture_loop(client, 2_000, None)  # warm-up: caches, first batches
+    client.flush(30)
+    for label, r in (("paced", rate), ("burst", None)):
+        costs = _capture_loop(client, events, r)
+        results[f"capture_{label}"] = percentiles(costs)
+        out(f"capture_exception caller cost, {label} ({f'{r:,.0f}/s' if r else 'as fast as possible'}, "
+            f"{events:,} events, broker up): " + ", ".join(f"{k}={v:.1f}" for k, v in results[f'capture_{label}'].items()))
+        client.flush(60)
+
+    # 2. Send throughput: a burst queued at once, timed until the broker acknowledged all of it.
+    sent_before = client.stats["sent"]
+    t0 = time.perf_counter()
+    _capture_loop(client, events, None)
+    queued_s = time.perf_counter() - t0
+    ok = client.flush(120)
+    elapsed = time.perf_counter() - t0
+    sent = client.stats["sent"] - sent_before
+    results["send"] = {"events": sent, "seconds": elapsed, "events_per_s": sent / elapsed, "flushed": ok,
+                       "queue_seconds": queued_s}
+    out(f"SDK send throughput: {sent:,} events acknowledged in {elapsed:.2f} s = {sent / elapsed:,.0f} events/s "
+        f"(lz4, acks=1; app thread done after {queued_s:.2f} s)")
+    results["stats"] = client.stats
+    client.close()
+
+    # 3. The same caller cost with the broker unreachable (queue full, dropping the oldest).
+    down = Client("bench", settings=s.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"}),
+                  queue_size=1_000)
+    costs = _capture_loop(down, events, None)
+    results["capture_broker_down"] = percentiles(costs)
+    out("capture_exception caller cost, broker down: "
+        + ", ".join(f"{k}={v:.1f}" for k, v in results["capture_broker_down"].items())
+        + f"; dropped={down.stats['dropped']:,}")
+    down.close(0.5)
+    return results
+
+
+async def _ensure_topic(settings: Settings) -> None:
+    from errstream_core.topics import ensure_topics
+
+    await ensure_topics(settings)
+
+
+# --- gateway ---------------------------------------------------------------------------------------
+def sentry_envelope() -> bytes:
+    """An envelope exactly as the real sentry-sdk builds it for one exception (falls back to a hand-made one)."""
+    try:
+        import sentry_sdk
+        from sentry_sdk.transport import Transport
+        from sentry_sdk.utils import event_from_exception
+    except ImportError:
+        return _handmade_envelope()
+    captured: list[bytes] = []
+
+    class Capture(Transport):
+        def capture_envelope(self, envelope: Any) -> None:
+            captured.append(envelope.serialize())
+
+    client = sentry_sdk.Client(dsn="http://benchkey@127.0.0.1:1/1", transport=Capture, release="shop@2.0.1",
+                               environment="bench", default_integrations=False)
+    scope = sentry_sdk.Scope(client=client)
+    scope.set_tag("region", "eu-west-1")
+    scope.set_user({"id": "u-42", "email": "ada@example.com"})
+    try:
+        handle_request(1)
+    except OrderRejected:
+        event, hint = event_from_exception(sys.exc_info(), client_options=client.options)
+        client.capture_event(event, hint=hint, scope=scope)
+    client.flush(1)
+    return captured[0] if captured else _handmade_envelope()
+
+
+def _handmade_envelope() -> bytes:
+    event = {"event_id": uuid.uuid4().hex, "level": "error", "platform": "python",
+             "exception": {"values": [{"type": "OrderRejected", "value": "order 1 wants 3, 1 in stock",
+                                       "stacktrace": {"frames": [{"module": "shop", "function": f"f{i}",
+                                                                  "lineno": i, "in_app": True} for i in range(8)]}}]}}
+    return b"\n".join([b"{}", b'{"type":"event"}', json.dumps(event).encode()]) + b"\n"
+
+
+_WRK_SCRIPT = """
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*all")
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Encoding"] = "gzip"
+wrk.headers["Content-Type"] = "application/x-sentry-envelope"
+wrk.headers["X-Sentry-Auth"] = "Sentry sentry_key=benchkey, sentry_version=7"
+"""
+
+
+def _accepted(base: str) -> float:
+    text = httpx.get(f"{base}/metrics").text
+    for line in text.splitlines():
+        if line.startswith("errstream_gateway_events_accepted_total"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _drive_httpx(url: str, body: bytes, headers: dict[str, str], seconds: float, concurrency: int) -> int:
+    done = 0
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency)) as http:
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                r = await http.post(url, content=body, headers=headers)
+                done += r.status_code == 200
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 64, driver: str = "auto",
+                  runs: int = 3, warmup: float = 3.0, out: Callable[[str], None] = print) -> dict[str, Any]:
+    """Events/s one gateway process accepts (each acknowledged by Kafka), as the median of ``runs`` passes.
+
+    A ``warmup`` of the same load comes first and is not counted: the first
+    seconds of a fresh process and topic (imports, allocator, partition leaders)
+    are not its steady state.
+    """
+    topic = f"bench-gateway-{uuid.uuid4().hex[:8]}"
+    s = settings.model_copy(update={"topic_errors": topic})
+    asyncio.run(_ensure_topic(s))
+    port = free_port()
+    env = {**os.environ, "ERRSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "ERRSTREAM_TOPIC_ERRORS": topic,
+           "ERRSTREAM_GATEWAY_PROJECTS": json.dumps({"1": {"public_key": "benchkey", "service": "shop"}})}
+    proc = subprocess.Popen([sys.executable, "-m", "errstream.cli", "gateway", "--port", str(port)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not _wait(lambda: _up(base), 30):
+            raise SystemExit("gateway did not start")
+        raw = sentry_envelope()
+        body = gzip.compress(raw)
+        url = f"{base}/api/1/envelope/"
+        headers = {"Content-Encoding": "gzip", "X-Sentry-Auth": "Sentry sentry_key=benchkey, sentry_version=7"}
+        check = httpx.post(url, content=body, headers=headers)
+        if check.status_code != 200:
+            raise SystemExit(f"gateway refused the envelope: {check.status_code} {check.text}")
+        use_wrk = bool(driver == "wrk" or (driver == "auto" and shutil.which("wrk")))
+        with tempfile.TemporaryDirectory() as tmp:
+            load = _GatewayLoad(url, body, headers, connections, use_wrk, Path(tmp))
+            if warmup > 0:
+                load.run(warmup)
+            passes = [_measure_pass(load, proc.pid, base, seconds) for _ in range(max(1, runs))]
+        out(f"gateway: real sentry-sdk envelopes (1 event each, {len(raw):,} B raw, {len(body):,} B gzip), "
+            f"1 uvicorn worker, {connections} connections, driver {'wrk' if use_wrk else 'httpx'}, "
+            f"{warmup:g} s warm-up, {len(passes)} passes of {seconds:g} s; every event acknowledged by Kafka")
+        for i, p in enumerate(passes, 1):
+            out(f"  pass {i}: {p['events_per_s']:,.0f} events/s; gateway CPU {p['cpu_us_per_event']:.0f} µs per event "
+                f"-> {1e6 / p['cpu_us_per_event']:,.0f} events/s if it had a core to itself")
+        rate = statistics.median(p["events_per_s"] for p in passes)
+        cpu_us = statistics.median(p["cpu_us_per_event"] for p in passes)
+        out(f"gateway: median {rate:,.0f} events/s, {cpu_us:.0f} µs of gateway CPU per event (load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, shared by the load generator, Kafka and the gateway)")
+        return {"events_per_s": rate, "cpu_us_per_event": cpu_us, "passes": passes, "envelope_bytes": len(raw),
+                "driver": "wrk" if use_wrk else "httpx"}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+class _GatewayLoad:
+    """One way of driving the gateway: wrk when installed (it costs the machine least), else httpx."""
+
+    def __init__(self, url: str, body: bytes, headers: dict[str, str], connections: int, use_wrk: bool,
+                 tmp: Path) -> None:
+        self.url, self.body, self.headers, self.connections, self.use_wrk = url, body, headers, connections, use_wrk
+        self.script = tmp / "envelope.lua"
+        if use_wrk:
+            body_path = tmp / "body.gz"
+            body_path.write_bytes(body)
+            self.script.write_text(_WRK_SCRIPT.format(body=body_path))
+
+    def run(self, seconds: float) -> None:
+        if self.use_wrk:
+            subprocess.run(["wrk", "-t1", f"-c{self.connections}", f"-d{max(1, round(seconds))}s", "-s",
+                            str(self.script), self.url], capture_output=True, text=True, check=True)
+        else:
+            asyncio.run(_drive_httpx(self.url, self.body, self.headers, seconds, self.connections))
+
+
+def _measure_pass(load: _GatewayLoad, pid: int, base: str, seconds: float) -> dict[str, float]:
+    before, cpu_before, t0 = _accepted(base), cpu_seconds(pid), time.perf_counter()
+    load.run(seconds)
+    elapsed = time.perf_counter() - t0
+    accepted, cpu = _accepted(base) - before, cpu_seconds(pid) - cpu_before
+    return {"events": accepted, "seconds": elapsed, "events_per_s": accepted / elapsed,
+            "cpu_us_per_event": cpu / accepted * 1e6 if accepted else float("nan")}
+
+
+def _up(base: str) -> bool:
+    try:
+        return bool(httpx.get(f"{base}/healthz", timeout=1).json().get("kafka"))
+    except httpx.HTTPError:
+        return False

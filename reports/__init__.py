@@ -1,0 +1,1 @@
+"""The read side: queries over the ClickHouse views and the renderers of ``errstream report``."""

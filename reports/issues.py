@@ -1,0 +1,42 @@
+"""Reading issues back from ClickHouse: the latest status, its history, the issues whose status changed.
+
+An issue with no recorded change is ``new``. The CLI (``errstream issue``) and the web app read through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from errstream_core.settings import Settings
+
+
+def latest_status(client: Any, settings: Settings, fingerprint: str) -> dict[str, Any] | None:
+    rows = client.query(
+        f"SELECT toString(status), changed_at, changed_by, note FROM {settings.clickhouse_database}.issue_status "
+        "FINAL WHERE fingerprint = {fp:String}", parameters={"fp": fingerprint},
+    ).result_rows
+    if not rows:
+        return None
+    status, changed_at, changed_by, note = rows[0]
+    return {"status": status, "changed_at": changed_at, "changed_by": changed_by, "note": note}
+
+
+def status_history(client: Any, settings: Settings, fingerprint: str) -> list[tuple[Any, ...]]:
+    return list(client.query(
+        f"SELECT changed_at, toString(status), changed_by, note FROM {settings.clickhouse_database}"
+        ".issue_status_history FINAL WHERE fingerprint = {fp:String} ORDER BY changed_at",
+        parameters={"fp": fingerprint},
+    ).result_rows)
+
+
+def list_statuses(client: Any, settings: Settings, statuses: list[str], limit: int) -> list[tuple[Any, ...]]:
+    db = settings.clickhouse_database
+    where = "WHERE toString(s.status) IN {st:Array(String)}" if statuses else ""
+    return list(client.query(
+        f"SELECT s.fingerprint, toString(s.status), s.changed_at, s.changed_by, s.note, ifNull(t.title, '') "
+        f"FROM (SELECT * FROM {db}.issue_status FINAL) AS s "
+        f"LEFT JOIN (SELECT fingerprint, any(title) AS title FROM {db}.error_events "
+        f"  WHERE fingerprint IN (SELECT fingerprint FROM {db}.issue_status) GROUP BY fingerprint) AS t "
+        f"  ON s.fingerprint = t.fingerprint {where} ORDER BY s.changed_at DESC LIMIT {{n:UInt32}}",
+        parameters={"st": statuses, "n": limit},
+    ).result_rows)

@@ -1,0 +1,293 @@
+"""`errstream report`: what happened in a time window, from ClickHouse.
+
+Every number comes from the incrementally maintained tables — true counts
+from ``error_counts_1m``, issue metadata from ``error_groups`` — never from a
+scan of raw events, so the report stays fast at hundreds of millions of
+events. The window and the service filter are passed as query parameters,
+never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from pydantic import BaseModel
+
+_SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# Timeline bucket sizes, smallest first; the report picks the smallest giving at most MAX_BUCKETS.
+BUCKETS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400]
+MAX_BUCKETS = 120
+HOURLY_FROM = timedelta(hours=6)  # windows this long or longer read error_counts_1h, aligned to whole hours
+
+
+def parse_since(text: str) -> timedelta:
+    """'90m', '24h', '7d', '2w' → a duration (at least one minute)."""
+    m = _SINCE.match(text)
+    if not m:
+        raise ValueError(f"--since must look like 30m, 24h, 7d or 2w, not {text!r}")
+    seconds = int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if seconds < 60:
+        raise ValueError("--since must be at least 1m (counts are per minute)")
+    return timedelta(seconds=seconds)
+
+
+def bucket_seconds(since: timedelta) -> int:
+    total = since.total_seconds()
+    return next((b for b in BUCKETS if total / b <= MAX_BUCKETS), BUCKETS[-1])
+
+
+class Overview(BaseModel):
+    events: int
+    stored: int
+    issues: int
+    new_issues: int
+    users: int
+    services: int
+    critical: int
+    previous_events: int
+    change_pct: float | None  # None when the previous period had no events
+
+
+class IssueRow(BaseModel):
+    fingerprint: str
+    title: str
+    culprit: str
+    exception_type: str
+    worst_level: str
+    status: str
+    services: list[str]
+    events: int
+    previous_events: int
+    users: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    is_new: bool
+
+
+class TimelinePoint(BaseModel):
+    start: datetime
+    events: int
+    critical: int
+    errors: int  # level error (critical excluded)
+
+
+class ServiceRow(BaseModel):
+    service: str
+    events: int
+    previous_events: int
+    change_pct: float | None
+    issues: int
+    users: int
+    critical: int
+
+
+class SpikeRow(BaseModel):
+    created_at: datetime
+    kind: str
+    severity: str
+    service: str
+    fingerprint: str
+    title: str
+    message: str
+
+
+class ChainRow(BaseModel):
+    trace_id: str
+    started_at: datetime
+    duration_ms: int
+    root_service: str
+    root_title: str
+    services: list[str]
+    event_count: int
+
+
+class Report(BaseModel):
+    generated_at: datetime
+    window_start: datetime
+    window_end: datetime
+    since: str
+    service: str | None
+    bucket_seconds: int
+    overview: Overview
+    top_issues: list[IssueRow]
+    timeline: list[TimelinePoint]
+    by_service: list[ServiceRow]
+    spikes: list[SpikeRow]
+    chains: list[ChainRow]
+
+
+def change_pct(current: int, previous: int) -> float | None:
+    return None if previous == 0 else round((current - previous) * 100.0 / previous, 1)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ReportQueries:
+    """The report's SQL, one method per section.
+
+    ``{db}`` is replaced by the database name (validated by ``migrate``),
+    ``{counts}``/``{t}`` by the counts table and its time column; every other
+    ``{name:Type}`` is a ClickHouse query parameter, and times are read as UTC
+    whatever the server's time zone. Windows of ``HOURLY_FROM`` or more read
+    ``error_counts_1h`` and start on a whole hour; shorter ones read minutes.
+    """
+
+    def __init__(self, client: Client, database: str, start: datetime, end: datetime, service: str | None) -> None:
+        self.client = client
+        self.db = database
+        self.hourly = end - start >= HOURLY_FROM
+        if self.hourly:
+            start = start.replace(minute=0, second=0, microsecond=0)
+        self.start, self.end = start, end
+        self.prev_start = start - (end - start)
+        self.service = service
+        self.params: dict[str, Any] = {
+            "start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None),
+            "prev_start": self.prev_start.replace(tzinfo=None), "service": service or "",
+        }
+
+    def _rows(self, sql: str, hourly: bool | None = None, **extra: Any) -> list[dict[str, Any]]:
+        hourly = self.hourly if hourly is None else hourly
+        sql = (sql.replace("{db}", self.db)
+               .replace("{counts}", f"{self.db}.error_counts_1h" if hourly else f"{self.db}.error_counts_1m")
+               .replace("{t}", "hour" if hourly else "minute")
+               .replace(":DateTime}", ":DateTime('UTC')}"))
+        return list(self.client.query(sql, parameters={**self.params, **extra}).named_results())
+
+    def _svc(self, column: str = "service") -> str:
+        return f" AND {column} = " + "{service:String}" if self.service else ""
+
+    def overview(self) -> Overview:
+        (r,) = self._rows(
+            "SELECT sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            " sumIf(c.stored, {t} >= {start:DateTime}) AS stored,"
+            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
+            " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
+            " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
+            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
+            " FROM {counts} AS c"
+            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc()
+        )
+        svc = " AND has(services, {service:String})" if self.service else ""
+        (n,) = self._rows(
+            "SELECT count() AS new_issues FROM (SELECT fingerprint, min(first_seen) AS first,"
+            " groupUniqArrayArray(services) AS services FROM {db}.error_groups GROUP BY fingerprint)"
+            " WHERE first >= {start:DateTime} AND first <= {end:DateTime}" + svc
+        )
+        ints = {k: int(v) for k, v in r.items()}
+        return Overview(**ints, new_issues=int(n["new_issues"]),
+                        change_pct=change_pct(ints["events"], ints["previous_events"]))
+
+    def top_issues(self, limit: int) -> list[IssueRow]:
+        # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
+        top = ("SELECT fingerprint FROM {counts} WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}"
+               + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
+        rows = self._rows(
+            "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
+            " t.users AS users, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,"
+            " toString(g.worst_level) AS worst_level, g.status AS status, g.services AS services,"
+            " g.first_seen AS first_seen, g.last_seen AS last_seen"
+            " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
+            "  uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users"
+            "  FROM {counts} AS c"
+            "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
+            f"  AND fingerprint IN ({top}) GROUP BY fingerprint) AS t"
+            f" LEFT JOIN (SELECT * FROM {{db}}.v_error_groups WHERE fingerprint IN ({top})) AS g"
+            " ON g.fingerprint = t.fingerprint ORDER BY events DESC, fingerprint",
+            limit=limit,
+        )
+        out = []
+        for r in rows:
+            first = _utc(r["first_seen"])
+            out.append(IssueRow(
+                **{k: r[k] for k in ("fingerprint", "title", "culprit", "exception_type", "worst_level", "status")},
+                services=list(r["services"]), events=int(r["events"]), previous_events=int(r["previous_events"]),
+                users=int(r["users"]), first_seen=first, last_seen=_utc(r["last_seen"]),
+                is_new=first is not None and first >= self.start,
+            ))
+        return out
+
+    def timeline(self, bucket: int) -> list[TimelinePoint]:
+        rows = self._rows(
+            "SELECT toStartOfInterval({t}, toIntervalSecond({bucket:UInt32})) AS t, sum(c.events) AS events,"
+            " sumIf(c.events, level = 'critical') AS critical, sumIf(c.events, level = 'error') AS errors"
+            " FROM {counts} AS c"
+            " WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
+            " GROUP BY t ORDER BY t",
+            hourly=bucket >= 3600, bucket=bucket,
+        )
+        by_start = {_utc(r["t"]): r for r in rows}
+        first = datetime.fromtimestamp(self.start.timestamp() // bucket * bucket, UTC)
+        points = []
+        t = first
+        while t <= self.end:
+            r = by_start.get(t, {})
+            points.append(TimelinePoint(start=t, events=int(r.get("events", 0)),
+                                        critical=int(r.get("critical", 0)), errors=int(r.get("errors", 0))))
+            t += timedelta(seconds=bucket)
+        return points
+
+    def by_service(self) -> list[ServiceRow]:
+        rows = self._rows(
+            "SELECT service, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
+            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
+            " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
+            " FROM {counts} AS c"
+            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
+            " GROUP BY service ORDER BY events DESC, service"
+        )
+        return [
+            ServiceRow(service=r["service"], events=int(r["events"]), previous_events=int(r["previous_events"]),
+                       change_pct=change_pct(int(r["events"]), int(r["previous_events"])), issues=int(r["issues"]),
+                       users=int(r["users"]), critical=int(r["critical"]))
+            for r in rows
+        ]
+
+    def spikes(self, limit: int = 20) -> list[SpikeRow]:
+        rows = self._rows(
+            "SELECT created_at, kind, severity, service, fingerprint, title, message FROM {db}.alerts FINAL"
+            " WHERE kind IN ('spike', 'threshold') AND created_at >= {start:DateTime}"
+            " AND created_at <= {end:DateTime}" + self._svc() +
+            " ORDER BY created_at DESC LIMIT {limit:UInt32}",
+            limit=limit,
+        )
+        return [SpikeRow(**{**r, "created_at": _utc(r["created_at"])}) for r in rows]
+
+    def chains(self, limit: int = 10) -> list[ChainRow]:
+        svc = " AND has(services, {service:String})" if self.service else ""
+        rows = self._rows(
+            "SELECT trace_id, started_at, toInt64(dateDiff('millisecond', started_at, ended_at)) AS duration_ms,"
+            " root_service, root_title, services, event_count FROM {db}.error_chains FINAL"
+            " WHERE started_at >= {start:DateTime} AND started_at <= {end:DateTime}" + svc +
+            " ORDER BY event_count DESC, started_at DESC LIMIT {limit:UInt32}",
+            limit=limit,
+        )
+        return [ChainRow(**{**r, "started_at": _utc(r["started_at"]), "services": list(r["services"])}) for r in rows]
+
+
+def build_report(
+    client: Client, database: str, since: str, service: str | None = None, top: int = 10,
+    now: datetime | None = None,
+) -> Report:
+    window = parse_since(since)
+    end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    start = (end - window).replace(second=0)
+    q = ReportQueries(client, database, start, end, service)
+    bucket = bucket_seconds(window)
+    return Report(
+        generated_at=datetime.now(UTC), window_start=q.start, window_end=end, since=since, service=service,
+        bucket_seconds=bucket, overview=q.overview(), top_issues=q.top_issues(top), timeline=q.timeline(bucket),
+        by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(),
+    )

@@ -1,0 +1,268 @@
+"""The pure detection logic, without Kafka: windows, spike rule, cooldowns, issue and chain detectors."""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from schemas.chains import ErrorChain
+from schemas.events import ErrorEvent
+from schemas.processed import ProcessedEvent
+from stream_processors.detectors.chains import ChainState
+from stream_processors.detectors.config import DetectionConfig
+from stream_processors.detectors.cooldown import Cooldowns
+from stream_processors.detectors.issues import IssueDetector, IssueState
+from stream_processors.detectors.services import ServiceDetector, ServiceState
+from stream_processors.detectors.signals import Signal
+from stream_processors.detectors.spike import Baseline, SpikeRule, check_spike
+from stream_processors.detectors.windows import MinuteWindows
+
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
+FP = "0" * 31 + "1"
+
+
+def sig(ts: float, *, fp: str = FP, service: str = "billing", received: float | None = None,
+        trace: str | None = None, span: str | None = None, parent: str | None = None) -> Signal:
+    return Signal(event_id=str(uuid.uuid4()), service=service, fingerprint=fp, title="KeyError: 'x'", level="error",
+                  ts=ts, received=received if received is not None else ts, trace_id=trace, span_id=span,
+                  parent_span_id=parent)
+
+
+# --- windows -----------------------------------------------------------------
+
+def test_minutes_close_only_after_grace_and_gaps_close_as_zero() -> None:
+    w = MinuteWindows(grace=30)
+    assert w.add(T0 + 10).count == 1 and w.add(T0 + 50).count == 2
+    assert w.add(T0 + 80).closed == []  # minute 0 ends at 60, grace until 90
+    added = w.add(T0 + 95)
+    assert added.closed == [(int(T0), 2)]
+    assert w.add(T0 + 59).late  # minute 0 is closed: beyond grace
+    added = w.add(T0 + 4 * 60 + 40)  # minutes 2 and 3 had no events; closed through 250 s
+    assert added.closed == [(int(T0) + 60, 2), (int(T0) + 120, 0), (int(T0) + 180, 0)]
+    assert w.add(T0 + 2 * 24 * 3600).closed[0] == (int(T0) + 240, 1)  # a 2-day silence: at most a day of zeros
+    assert len(w.add(T0 + 2 * 24 * 3600 + 1).closed) == 0
+
+
+def test_late_events_within_grace_count_in_their_own_minute() -> None:
+    w = MinuteWindows(grace=60)
+    w.add(T0 + 70)
+    added = w.add(T0 + 30)  # 40 s late, minute 0 still open
+    assert not added.late and added.minute == int(T0) and added.count == 1
+
+
+def test_windows_round_trip_and_rolling_totals() -> None:
+    w = MinuteWindows(grace=0, keep=3)
+    for m in range(5):
+        for _ in range(m + 1):
+            w.add(T0 + m * 60 + 1)
+    w2 = MinuteWindows.from_dict(orjson.loads(orjson.dumps(w.to_dict())), grace=0, keep=3)
+    assert w2 == w
+    assert w2.recent_total(3, int(T0) + 4 * 60) == 3 + 4 + 5
+
+
+# --- spike rule ----------------------------------------------------------------
+
+def _feed(rule: SpikeRule, counts: list[int]) -> Baseline:
+    b = Baseline()
+    for c in counts:
+        b.fold(c, rule)
+    return b
+
+
+def test_threshold_takes_the_largest_guard() -> None:
+    rule = SpikeRule(factor=3, z=6, min_count=20)
+    assert rule.threshold(_feed(rule, [100] * 10)) == pytest.approx(300)  # factor dominates
+    assert rule.threshold(_feed(rule, [2] * 10)) == 20  # min_count dominates
+    noisy = _feed(rule, [100, 400] * 30)  # learned variance dominates a bursty-but-normal series
+    assert rule.threshold(noisy) > 3 * noisy.mean
+
+
+def test_no_spike_during_warmup_and_one_hit_per_minute() -> None:
+    rule = SpikeRule(warmup=5)
+    b = _feed(rule, [10] * 4)
+    fired: set[int] = set()
+    assert check_spike(rule, b, 0, 500, fired) is None  # 4 minutes of history are not enough
+    b.fold(10, rule)
+    hit = check_spike(rule, b, 60, 500, fired)
+    assert hit is not None and hit.ratio == pytest.approx(50)
+    assert check_spike(rule, b, 60, 501, fired) is None
+
+
+def test_a_burst_folds_in_capped_so_the_next_one_is_still_a_spike() -> None:
+    rule = SpikeRule()
+    b = _feed(rule, [20] * 10)
+    before = rule.threshold(b)
+    b.fold(2_000, rule)
+    assert b.mean < 20 + rule.alpha * before + 1e-9
+    assert check_spike(rule, b, 0, 200, set()) is not None
+
+
+def test_steady_poisson_traffic_raises_no_spike() -> None:
+    rng = random.Random(7)
+    rule = SpikeRule()
+    for rate in (0.5, 5, 50, 500):
+        b = Baseline()
+        for minute in range(600):
+            count = sum(1 for _ in range(int(rate * 4)) if rng.random() < 0.25) if rate < 50 else \
+                max(0, round(rng.gauss(rate, rate ** 0.5)))
+            assert check_spike(rule, b, minute * 60, count, set()) is None, (rate, minute, count, b)
+            b.fold(count, rule)
+
+
+# --- cooldowns -------------------------------------------------------------------
+
+def test_cooldown_is_per_key_and_on_event_time() -> None:
+    c = Cooldowns()
+    assert c.allow("a", 1000, 300)
+    assert not c.allow("a", 1200, 300) and c.allow("b", 1200, 300)
+    assert not c.allow("a", 900, 300)  # an older event does not reopen it
+    assert c.allow("a", 1300, 300)
+
+
+# --- issues ---------------------------------------------------------------------
+
+def _run(det: IssueDetector, events: list[Signal], status: dict | None = None,
+         state: IssueState | None = None) -> tuple[IssueState, list]:
+    out = []
+    for e in events:
+        state, alerts = det.observe(state, e, status)
+        out.extend(alerts)
+    assert state is not None
+    return state, out
+
+
+def test_new_issue_then_thresholds_each_once() -> None:
+    det = IssueDetector(DetectionConfig())
+    state, out = _run(det, [sig(T0 + i) for i in range(150)])
+    assert [(a.kind, a.details.get("threshold")) for a in out] == [("new_issue", None), ("threshold", 10),
+                                                                   ("threshold", 100)]
+    # state reloaded from its JSON form (as after a restart) knows all of that
+    reloaded = det.load(orjson.loads(orjson.dumps(state.to_dict())))
+    _, again = _run(det, [sig(T0 + 200 + i) for i in range(50)], state=reloaded)
+    assert again == []
+
+
+def test_alert_identity_is_deterministic() -> None:
+    det = IssueDetector(DetectionConfig())
+    e = sig(T0)
+    _, a = _run(det, [e])
+    _, b = _run(det, [e])
+    assert a[0] == b[0]  # same id, same created_at (the event's receive time): a replay is recognisable
+
+
+def test_several_marks_crossed_at_once_alert_the_highest() -> None:
+    det = IssueDetector(DetectionConfig(thresholds=(1, 2, 3)))
+    state = IssueState(first_seen=T0, count=2)
+    _, out = _run(det, [sig(T0)], state=state)
+    assert [a.details["threshold"] for a in out] == [3]
+
+
+def test_ignored_issue_is_silent_and_does_not_fire_later() -> None:
+    det = IssueDetector(DetectionConfig())
+    ignored = {"status": "ignored", "changed_at": "2026-11-23T11:00:00Z"}
+    state, out = _run(det, [sig(T0 + i) for i in range(20)], ignored)
+    assert out == []
+    _, out = _run(det, [sig(T0 + 30)], None, state)
+    assert out == []  # un-ignored: the 10-events mark and the first event are history, not news
+
+
+def test_regression_once_per_resolution_and_only_for_events_received_after_it() -> None:
+    det = IssueDetector(DetectionConfig(cooldown=60))
+    state, _ = _run(det, [sig(T0)])
+    resolved = {"status": "resolved", "changed_at": datetime.fromtimestamp(T0 + 100, UTC).isoformat(),
+                "changed_by": "bob"}
+    state, out = _run(det, [sig(T0 + 50, received=T0 + 99)], resolved, state)
+    assert out == []  # received before the resolution
+    state, out = _run(det, [sig(T0 + 101 + i) for i in range(5)], resolved, state)
+    assert [a.kind for a in out] == ["regression"] and out[0].details["resolved_by"] == "bob"
+    first_id = out[0].alert_id
+    again = dict(resolved, changed_at=datetime.fromtimestamp(T0 + 500, UTC).isoformat())
+    _, out = _run(det, [sig(T0 + 501)], again, state)
+    assert [a.kind for a in out] == ["regression"] and out[0].alert_id != first_id  # a new resolution
+
+
+def test_n_events_in_m_minutes_respects_the_cooldown() -> None:
+    det = IssueDetector(DetectionConfig(rate_count=30, rate_minutes=2, cooldown=600, thresholds=()))
+    events = [sig(T0 + i * 2) for i in range(200)]  # 30 events/min for 400 s
+    _, out = _run(det, events)
+    rates = [a for a in out if a.dedup_key.startswith("threshold_rate")]
+    assert len(rates) == 1 and rates[0].details["count"] >= 30
+
+
+def test_issue_spikes_are_opt_in() -> None:
+    steady = [sig(T0 + i * 3) for i in range(20 * 12)]  # 20/min for 12 minutes
+    burst = [sig(T0 + 12 * 60 + i * 0.2) for i in range(200)]
+    off = IssueDetector(DetectionConfig(thresholds=()))
+    assert [a.kind for a in _run(off, steady + burst)[1]] == ["new_issue"]
+    on = IssueDetector(DetectionConfig(thresholds=(), issue_spikes=True))
+    assert [a.kind for a in _run(on, steady + burst)[1]] == ["new_issue", "spike"]
+
+
+# --- services ---------------------------------------------------------------------
+
+def test_service_spike_names_the_issue_that_burst() -> None:
+    det = ServiceDetector(DetectionConfig())
+    state: ServiceState | None = None
+    out = []
+    for i in range(20 * 12):
+        state, a = det.observe(state, sig(T0 + i * 3, fp=f"{i % 4:032x}"))
+        out += a
+    state, a = det.observe(state, sig(T0 + 12 * 60, fp="f" * 32), 150)  # a per-batch count, as forwarded
+    out += a
+    assert len(out) == 1 and out[0].details["top_fingerprints"][0] == {"fingerprint": "f" * 32, "count": 150}
+    assert out[0].dedup_key == "spike:service:billing"
+
+
+# --- chains -----------------------------------------------------------------------
+
+def test_chain_root_is_earliest_and_ties_go_to_the_deepest_span() -> None:
+    chain = ChainState(trace_id="ab" * 8)
+    same = T0 + 1
+    assert chain.add(sig(same, service="web", span="a" * 16), 5)
+    assert chain.add(sig(same, service="api", span="b" * 16, parent="a" * 16), 5)
+    assert chain.add(sig(same, service="db", span="c" * 16, parent="b" * 16), 5)
+    record = chain.record()
+    assert record.root_service == "db" and record.services == ["db", "api", "web"]
+    chain2 = ChainState(trace_id="cd" * 8)
+    chain2.add(sig(T0 + 2, service="web"), 5)
+    chain2.add(sig(T0, service="db"), 5)
+    assert chain2.record().root_service == "db"
+
+
+def test_chain_window_duplicates_and_round_trip() -> None:
+    chain = ChainState(trace_id="ab" * 8)
+    first = sig(T0, service="db")
+    assert chain.add(first, 2) and not chain.add(first, 2)  # redelivery
+    assert not chain.add(sig(T0 + 10, service="web"), 2) and chain.dropped == 1
+    again = ChainState.from_dict(orjson.loads(orjson.dumps(chain.to_dict())))
+    assert again.record(datetime(2026, 1, 1, tzinfo=UTC)) == chain.record(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_chain_record_fields_are_the_error_chains_columns() -> None:
+    sql = (Path(__file__).parents[2] / "sinks/migrations/0002_detection.sql").read_text()
+    body = sql.split("CREATE TABLE IF NOT EXISTS {db}.error_chains")[1].split("ENGINE")[0]
+    columns = re.findall(r"^\s{4}(\w+)\s", body, flags=re.MULTILINE)
+    assert list(ErrorChain.model_fields) == columns
+    nested = re.findall(r"^\s{8}(\w+)\s", body, flags=re.MULTILINE)
+    assert nested == ["event_id", "service", "fingerprint", "title", "timestamp"]
+
+
+# --- signals ---------------------------------------------------------------------
+
+def test_signal_from_a_processed_event_and_a_clock_far_ahead() -> None:
+    received = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    ev = ErrorEvent(service="billing", message="x", trace_id="ab" * 16, timestamp=received - timedelta(seconds=5))
+    p = ProcessedEvent(event=ev, fingerprint=FP, title="x", received_at=received)
+    s = Signal.from_processed(p.model_dump_json().encode())
+    assert s.ts == received.timestamp() - 5 and s.trace_id == "ab" * 16 and s.event_id == str(ev.event_id)
+    assert Signal.loads(s.dumps()) == s
+    ahead = p.model_copy(update={"event": ev.model_copy(update={"timestamp": received + timedelta(days=1)})})
+    assert Signal.from_processed(ahead.model_dump_json().encode()).ts == received.timestamp()
+    with pytest.raises((ValueError, KeyError)):
+        Signal.from_processed(b'{"event": {}}')

@@ -1,0 +1,108 @@
+"""The pieces of the notifier that need no broker: rate limit, Retry-After, URL redaction, payloads, signatures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from errstream_core.settings import Settings
+from errstream_core.token_bucket import TokenBucket
+from schemas.notifications import WebhookDestination
+from sinks.notifier import parse_retry_after
+from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload
+from tests.support.alerts import make_alert
+
+SLACK_URL = "https://hooks.slack.com/services/T0001/B0002/abcdefSECRET"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_passes_a_burst_then_refills_at_the_rate() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(rate_per_minute=6, capacity=3, clock=clock)  # one token every 10 s
+    assert [bucket.try_take() for _ in range(5)] == [True, True, True, False, False]
+    assert bucket.seconds_until_available() == pytest.approx(10.0)
+    clock.now += 9.9
+    assert not bucket.try_take()
+    clock.now += 0.2
+    assert bucket.try_take() and not bucket.try_take()
+    clock.now += 3600  # idle for an hour: never more than the capacity
+    assert sum(bucket.try_take() for _ in range(10)) == 3
+
+
+def test_token_bucket_defaults_to_a_minute_of_burst() -> None:
+    bucket = TokenBucket(rate_per_minute=30, clock=FakeClock())
+    assert sum(bucket.try_take() for _ in range(100)) == 30
+
+
+def test_retry_after_seconds_and_http_dates() -> None:
+    now = datetime(2026, 11, 23, 17, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Mon, 23 Nov 2026 17:00:30 GMT", now=now) == 30.0
+    assert parse_retry_after("Mon, 23 Nov 2026 16:00:00 GMT", now=now) == 0.0  # in the past: retry now
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_webhook_urls_never_show_in_reprs_errors_or_redactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    dest = WebhookDestination(name="slack", url=SLACK_URL, kind="slack")
+    assert "SECRET" not in repr(dest) and "SECRET" not in str(dest.model_dump())
+    assert dest.redacted_url == "https://hooks.slack.com/…"
+    leaked = f"ConnectError: could not reach {SLACK_URL}; path /services/T0001/B0002/abcdefSECRET"
+    assert "SECRET" not in dest.redact(leaked)
+
+    monkeypatch.setenv("ERRSTREAM_ALERT_WEBHOOKS", orjson.dumps([{"name": "x", "url": "ftp://h/SECRET"}]).decode())
+    with pytest.raises(ValidationError) as exc:
+        Settings()
+    assert "SECRET" not in str(exc.value) and "absolute http(s) URL" in str(exc.value)
+
+
+def test_destinations_from_the_environment_with_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ERRSTREAM_ALERT_WEBHOOKS", orjson.dumps([
+        {"name": "oncall", "url": SLACK_URL, "kind": "slack", "min_severity": "error", "kinds": ["spike", "regression"],
+         "rate_limit_per_minute": 10},
+    ]).decode())
+    [dest] = Settings().alert_webhooks
+    assert (dest.kind, dest.rate_limit_per_minute, dest.max_attempts) == ("slack", 10, 6)
+    assert dest.accepts(make_alert(kind="spike", severity="critical"))
+    assert not dest.accepts(make_alert(kind="spike", severity="warning"))
+    assert not dest.accepts(make_alert(kind="new_issue", severity="critical"))
+
+
+def test_requests_carry_idempotency_key_signature_and_suppressed_count() -> None:
+    dest = WebhookDestination(name="siem", url="https://siem.example/hook", secret="k3y",
+                              headers={"Authorization": "Bearer t0k"})
+    alert = make_alert()
+    body, headers = build_request(dest, alert, suppressed=4)
+    assert orjson.loads(body) == alert.model_dump(mode="json")
+    assert headers["Idempotency-Key"] == str(alert.alert_id)
+    assert headers[SUPPRESSED_HEADER] == "4"
+    assert headers["Authorization"] == "Bearer t0k"
+    expected = hmac.new(b"k3y", body, hashlib.sha256).hexdigest()
+    assert headers["X-Errstream-Signature"] == f"sha256={expected}"
+    assert build_request(dest, alert)[0] == body  # the same body on every attempt
+    assert SUPPRESSED_HEADER not in build_request(dest, alert)[1]
+
+
+def test_slack_payload_mentions_suppressed_alerts_and_respects_limits() -> None:
+    alert = make_alert(severity="critical", message="m" * 4000, fingerprint=None, dedup_key="d" * 400)
+    payload = slack_payload(alert, suppressed=2)
+    assert payload["text"].startswith(":rotating_light: [CRITICAL] Spike in billing")
+    assert payload["text"].endswith("(+2 suppressed by rate limit)")
+    header, message, fields, context, note = payload["blocks"]
+    assert header["type"] == "header" and context["type"] == "context"
+    assert len(message["text"]["text"]) == 3000
+    assert [f["text"].split("\n")[0] for f in fields["fields"]] == ["*Service*", "*Severity*", "*Kind*"]
+    assert "2 earlier alert(s)" in note["elements"][0]["text"]
+    assert len(orjson.dumps(payload)) < 40_000  # Slack rejects oversized messages

@@ -1,0 +1,126 @@
+"""PII scrubbing: by value inside text, by key name in structured data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from schemas.events import Breadcrumb, ErrorEvent, RequestInfo, User
+from stream_processors.scrub import FILTERED, Scrubber, ScrubConfig, scrub_text
+from tests.support.raising import capture, load_module
+
+SIGNUP = """
+    def signup(email, card):
+        raise ValueError(f"could not create account for {email}: card {card} declined")
+"""
+
+
+def test_emails_are_replaced() -> None:
+    assert scrub_text("mail to bob.smith+x@example.co.uk bounced") == "mail to <email> bounced"
+
+
+def test_only_luhn_valid_card_numbers_are_replaced() -> None:
+    assert scrub_text("card 4111 1111 1111 1111 declined") == "card <card> declined"
+    assert scrub_text("card 5500-0000-0000-0004 declined") == "card <card> declined"
+    assert scrub_text("card 378282246310005 declined") == "card <card> declined"  # Amex, 15 digits
+    # same shape, failing the Luhn check: an order number, kept
+    assert scrub_text("order 4111111111111112 shipped") == "order 4111111111111112 shipped"
+    assert scrub_text("trace 1234567890123 done") == "trace 1234567890123 done"
+
+
+def test_bearer_tokens_and_api_keys_are_replaced() -> None:
+    assert scrub_text("Authorization: Bearer abc.DEF-123_x") == "Authorization: Bearer <token>"
+    assert scrub_text("basic dXNlcjpwYXNzd29yZA== sent") == "basic <token> sent"
+    for key in (
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "AKIAIOSFODNN7EXAMPLE",
+        "xoxb-123456789012-abcdefABCDEF",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ):
+        assert scrub_text(f"rejected key {key} today") == "rejected key <token> today", key
+
+
+def test_secret_assignments_in_text_lose_their_value() -> None:
+    assert scrub_text("login password=hunter2 failed") == "login password=<secret> failed"
+    assert scrub_text("client_secret: 's3cr3t value' expired") == "client_secret: <secret> expired"
+    assert scrub_text("count=3 region=eu") == "count=3 region=eu"
+
+
+def test_ip_addresses_only_on_request() -> None:
+    assert scrub_text("from 10.2.3.4") == "from 10.2.3.4"
+    assert scrub_text("from 10.2.3.4", ip_addresses=True) == "from <ip>"
+
+
+def _rich_event() -> ErrorEvent:
+    return ErrorEvent(
+        service="billing",
+        message="payment failed for alice@example.com",
+        tags={"region": "eu-west-1", "api_key": "k-123", "customer": "bob@example.com"},
+        context={
+            "db": {"host": "db-1", "password": "pw", "dsn_list": ["postgres://u@h/db", "token=abc"]},
+            "Session-Id": "s-1",
+            "attempts": 3,
+        },
+        request=RequestInfo(
+            method="POST", url="https://shop.example.com/pay?card=x&access_token=abc&page=2",
+            query_string="access_token=abc&page=2",
+            headers={"Authorization": "Bearer xyz", "Cookie": "sid=1", "X-Api-Key": "k", "Accept": "text/html"},
+        ),
+        breadcrumbs=[Breadcrumb(
+            timestamp=datetime(2026, 1, 1, tzinfo=UTC), message="POST with Bearer abcdef",
+            data={"url": "/pay", "secret_token": "t", "nested": {"Authorization": "x", "ok": 1}},
+        )],
+        user=User(id="u-42", email="carol@example.com", ip_address="203.0.113.9"),
+    )
+
+
+def test_sensitive_keys_are_filtered_everywhere() -> None:
+    event = Scrubber().scrub(_rich_event())
+    assert event.tags == {"region": "eu-west-1", "api_key": FILTERED, "customer": "<email>"}
+    assert event.context["db"] == {"host": "db-1", "password": FILTERED,
+                                   "dsn_list": ["postgres://u@h/db", "token=<secret>"]}
+    assert event.context["Session-Id"] == FILTERED and event.context["attempts"] == 3
+    assert event.request is not None
+    assert event.request.headers == {"Authorization": FILTERED, "Cookie": FILTERED, "X-Api-Key": FILTERED,
+                                     "Accept": "text/html"}
+    assert event.request.url == f"https://shop.example.com/pay?card=x&access_token={FILTERED}&page=2"
+    assert event.request.query_string == f"access_token={FILTERED}&page=2"
+    crumb = event.breadcrumbs[0]
+    assert crumb.message == "POST with Bearer <token>"
+    assert crumb.data == {"url": "/pay", "secret_token": FILTERED, "nested": {"Authorization": FILTERED, "ok": 1}}
+    assert event.message == "payment failed for <email>"
+
+
+def test_user_email_is_hashed_ids_and_ips_only_on_request() -> None:
+    default = Scrubber().scrub(_rich_event()).user
+    assert default is not None
+    assert default.email is not None and default.email.startswith("email:") and "carol" not in default.email
+    assert (default.id, default.ip_address) == ("u-42", "203.0.113.9")
+    strict = Scrubber(ScrubConfig(hash_ip_addresses=True, hash_user_ids=True, hash_key="k1")).scrub(_rich_event())
+    assert strict.user is not None and strict.user.id is not None and strict.user.ip_address is not None
+    assert strict.user.id.startswith("id:") and strict.user.ip_address.startswith("ip:")
+    # stable for distinct-user counts, different under another deployment key
+    again = Scrubber(ScrubConfig(hash_user_ids=True, hash_key="k1")).scrub(_rich_event()).user
+    other = Scrubber(ScrubConfig(hash_user_ids=True, hash_key="k2")).scrub(_rich_event()).user
+    assert again is not None and other is not None
+    assert again.id == strict.user.id != other.id
+
+
+def test_extra_sensitive_keys_from_configuration() -> None:
+    event = ErrorEvent(service="billing", tags={"iban": "DE89370400440532013000", "region": "eu"})
+    scrubbed = Scrubber(ScrubConfig(sensitive_keys=("iban",))).scrub(event)
+    assert scrubbed.tags == {"iban": FILTERED, "region": "eu"}
+
+
+def test_a_real_exception_message_is_scrubbed_and_nothing_leaks(tmp_path: Path) -> None:
+    mod = load_module(tmp_path, "accounts.signup", SIGNUP)
+    event = capture(mod.signup, "dave@example.org", "4012888888881881",
+                    tags={"password": "hunter2"}, user=User(email="dave@example.org"))
+    Scrubber().scrub(event)
+    assert event.exceptions[0].value == "could not create account for <email>: card <card> declined"
+    dumped = orjson.dumps(event.model_dump(mode="json")).decode()
+    for secret in ("dave@example.org", "4012888888881881", "hunter2"):
+        assert secret not in dumped
