@@ -33,8 +33,8 @@ def test_format_colours_by_severity_and_shows_the_essentials() -> None:
     assert _style_of(format_alert(info), "INFO") == "cyan"
     first, second = line.plain.split("\n")
     assert "spike" in first and "checkout" in first and "DBTimeout: pool exhausted" in first
-    assert f"[{critical.fingerprint[:12]}]" in first
-    assert second.strip() == critical.message
+    assert critical.fingerprint is not None and f"[{critical.fingerprint[:12]}]" in first
+    assert critical.message is not None and second.strip() == critical.message
     assert "\n" not in format_alert(info).plain  # no message, one line
 
     console = Console(force_terminal=True, color_system="standard", width=200, record=True)

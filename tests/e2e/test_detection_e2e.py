@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from errstream_core.settings import Settings
-from schemas.issue_status import IssueStatusChange
+from schemas.issue_status import IssueStatus, IssueStatusChange
 from tests.support.detection import (
     alerts,
     committed,
@@ -137,7 +137,7 @@ def test_a_short_cooldown_lets_the_second_burst_alert_again(settings: Settings, 
     assert len({s["alert_id"] for s in spikes}) == 2 and {s["dedup_key"] for s in spikes} == {"spike:service:checkout"}
 
 
-def _status(settings: Settings, fingerprint: str, status: str) -> None:
+def _status(settings: Settings, fingerprint: str, status: IssueStatus) -> None:
     before = committed(settings, settings.topic_issue_status)
     publish_status(settings, IssueStatusChange(fingerprint=fingerprint, status=status, changed_by="alice@example.com",
                                                note=f"{status} in a test"))

@@ -63,6 +63,7 @@ def _msgspec_constraints(t: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(("model", "mirror"), PAIRS, ids=[m.__name__ for m, _ in PAIRS])
 def test_mirror_has_the_same_fields_defaults_and_constraints(model: type[BaseModel], mirror: type) -> None:
     info = msgspec.inspect.type_info(mirror)
+    assert isinstance(info, msgspec.inspect.StructType)
     fields = {f.name: f for f in info.fields}
     assert list(fields) == list(model.model_fields)
     for name, mf in model.model_fields.items():

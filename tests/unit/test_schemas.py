@@ -54,7 +54,8 @@ def test_limits_are_enforced_with_a_precise_location(payload: dict, where: str) 
 
 def test_real_exception_chain_is_ordered_root_cause_first() -> None:
     def lookup() -> None:
-        {}["user_id"]  # noqa: B018
+        empty: dict[str, int] = {}
+        empty["user_id"]  # noqa: B018
 
     try:
         try:
@@ -65,8 +66,8 @@ def test_real_exception_chain_is_ordered_root_cause_first() -> None:
         event = event_from_exception(exc, service="profile")
     assert [x.type for x in event.exceptions] == ["KeyError", "RuntimeError"]
     root_frames = event.exceptions[0].stacktrace
-    assert root_frames[-1].function.endswith("lookup") and root_frames[-1].in_app
-    assert root_frames[-1].context_line == '{}["user_id"]  # noqa: B018'
+    assert (root_frames[-1].function or "").endswith("lookup") and root_frames[-1].in_app
+    assert root_frames[-1].context_line == 'empty["user_id"]  # noqa: B018'
 
 
 def test_dead_letter_keeps_undecodable_payloads_as_base64() -> None:
