@@ -2,13 +2,13 @@
 
 One issue per real bug, stable across releases:
 
-* With a stack: the type of the root cause (the innermost exception of the
-  chain) and the module + function of its in-app frames — never line numbers,
+* With a stack: for every exception of the chain, root cause first, its type
+  and the module + function of its in-app frames — never line numbers,
   absolute paths or memory addresses, which change with every deploy. When no
   frame is in-app (a bug surfacing inside a library), all frames are used.
   Recursion collapses: ``f f f f`` and ``f f`` are one frame, ``a b a b a b``
   is ``a b``, so the depth a recursion reached does not split a group.
-* Without a usable stack: logger + level + the *parameterised* message, so
+* Without a usable stack: logger + the *parameterised* message (not the level), so
   ``timeout after 3012 ms`` and ``timeout after 2987 ms`` group together, and
   the key is the same before and after scrubbing (see ``sensitive.py``).
 * An explicit ``fingerprint`` on the event wins; ``{{ default }}`` in it
@@ -124,24 +124,37 @@ def _first_line(text: str) -> str:
 
 
 def _exception_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
+    """The whole chain groups: each exception's type and in-app frames, root cause first.
+
+    Two different outer failures over one root cause (a checkout and a refund handler wrapping the same
+    storage timeout) are two issues, as in Sentry; the title and culprit stay the root cause's, which
+    reads best and is stable per issue.
+    """
     root = event.exceptions[0]  # root cause first (schemas.events)
     # a root cause created but never raised has no frames: take the nearest exception that has a stack
     with_stack = next((e for e in event.exceptions if _usable(e.stacktrace)), None)
     title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
     if with_stack is None:
-        parts = ["exception-nostack", root.type, message_key(root.value)]
+        parts = ["exception-nostack", *(e.type for e in event.exceptions), message_key(root.value)]
         return parts, title, event.logger or "", root.type
-    frames = _grouping_frames(with_stack)
-    keys = collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path) for f in frames])
-    culprit_frame = frames[-1]
+    parts = ["exception"]
+    for exc in event.exceptions:
+        parts.append(exc.type)
+        if _usable(exc.stacktrace):
+            frames = _grouping_frames(exc)
+            parts.extend(collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path)
+                                             for f in frames]))
+        parts.append(_SEP)  # the chain's links stay apart: [A, f] + [B] never equals [A] + [f, B]
+    culprit_frame = _grouping_frames(with_stack)[-1]
     culprit = f"{frame_module(culprit_frame)} in {_clean_name(culprit_frame.function or '?')}"
-    return ["exception", root.type, *keys], title, culprit, root.type
+    return parts, title, culprit, root.type
 
 
 def _message_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
     message = event.message or ""
     title = _first_line(message) if message.strip() else "<no message>"
-    parts = ["message", event.logger or "", event.level, message_key(message)]
+    # not the level: one log statement logged at warning on early retries and at error on the last is one issue
+    parts = ["message", event.logger or "", message_key(message)]
     return parts, title, event.logger or "", ""
 
 

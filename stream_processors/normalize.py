@@ -21,6 +21,9 @@ from functools import lru_cache
 from stream_processors import sensitive
 
 _HEX = r"[0-9a-fA-F]"
+_MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
+          r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_WEEKDAY = r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)\.?"
 
 # (pattern, placeholder), applied in order. Every pattern is compiled once at import.
 _RULES: list[tuple[re.Pattern[str], str]] = [
@@ -36,15 +39,26 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (sensitive.IPV4, sensitive.PLACEHOLDER_IP),
 ] + [
     (re.compile(p), r) for p, r in [
-        # quoted literals: what a program quotes is data ('user_id', "acme corp")
-        (r"'[^'\s]{0,200}'|\"[^\"\s]{0,200}\"", "<str>"),
+        # quoted literals: what a program quotes is data ('user_id', 'acme corp', "O'Brien & Sons"). A
+        # single quote opens only where no word char precedes it and closes only where none follows, so
+        # the apostrophes of don't and Bob's never pair up with each other. A double-quoted text with
+        # spaces is masked whole only when it holds an apostrophe (a name); otherwise it is often a
+        # structured field ("GET /v2/servers HTTP/1.1") whose words matter, and the rules below see it.
+        ((r"(?<![\w'])'[^'\n]{0,200}'(?![\w'])|\"[^\"\s]{0,200}\""
+          r"|\"[^\"\n]{0,100}(?<=\w)'(?=\w)[^\"\n]{0,100}\""), "<str>"),
         (r"(?<![a-zA-Z0-9+.-])[a-zA-Z][a-zA-Z0-9+.-]{0,30}+://[^\s\"'<>]+", "<url>"),
         (rf"\b{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\b", "<uuid>"),
         # ISO 8601 and syslog/common-log timestamps, with optional fractions and zones
         (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),
         (r"\b\d{1,2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2}(?: [+-]\d{4})?", "<ts>"),
-        ((r"\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)?,? ?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-          r" +\d{1,2},? (?:\d{4} )?\d{2}:\d{2}:\d{2}(?: \d{4})?"), "<ts>"),
+        # dates written with names, with or without weekday, year, time and zone: RFC 1123
+        # (Tue, 03 Nov 2026 10:15:00 GMT), ctime (Tue Nov  3 10:15:00 2026), syslog (Nov  3 10:15:00),
+        # prose (3 November 2026, November 3, 2026)
+        (rf"\b(?:{_WEEKDAY},? +)?(?:\d{{1,2}}(?:st|nd|rd|th)? +{_MONTH},? +\d{{4}}|{_MONTH} +\d{{1,2}}(?:st|nd|rd|th)?"
+         rf"(?:,? +\d{{4}}\b)?(?=[ ,]+\d{{1,2}}:\d{{2}}|,? +\d{{4}}\b)(?:,? +\d{{4}})?)"
+         rf"(?:,? +\d{{1,2}}:\d{{2}}(?::\d{{2}})?(?:[.,]\d+)?(?: *(?:[AP]M|[ap]m))?)?(?: +\d{{4}}\b)?"
+         rf"(?: *(?:[A-Z]{{2,5}}|[+-]\d{{2}}:?\d{{2}})\b)?", "<ts>"),
+        (rf"\b{_WEEKDAY},? +{_MONTH} +\d{{1,2}}\b(?:,? +\d{{4}})?", "<date>"),
         (r"\b\d{4}[-/.]\d{2}[-/.]\d{2}\b", "<date>"),
         (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<time>"),
         (r"\b0[xX][0-9a-fA-F]+\b", "<addr>"),
@@ -55,14 +69,17 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         (r"(?<![\w./-])(?=[\w.-]*[a-zA-Z])[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+){2,}(?![\w/-])", "<host>"),
         (r"(?<![\w./-])[a-zA-Z][\w-]*(?=:\d+\b)", "<host>"),
         (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}\b", "<ip>"),
+        # a host name with an address inside (dsl-static-<ip>.example.net, <ip>.sh.example.at) is a host
+        (r"(?<![\w.>-])[\w-]*<ip>(?:\.[\w-]+)+", "<host>"),
         # paths: absolute, Windows drive or ./relative, at least one separator
         (r"(?:(?<=[\s=:\"'(\[,])|^)(?:[A-Za-z]:)?(?:[/\\][^\s/\\:,;\"'()\[\]]+)+[/\\]?", "<path>"),
+        # who: the word after "user" names one (session opened for user cyrus, invalid user test9); one
+        # match takes "user" and its name together, so in "invalid user user" the name is not a keyword
+        (r"\b(?<![-.])([Uu]ser) +(?!<|from\b|for\b)[\w.-]+", r"\1 <user>"),
         # hex ids: 8+ hex digits mixing letters and digits (commit shas, request ids)
         (rf"\b(?:(?={_HEX}*\d)(?={_HEX}*[a-fA-F]){_HEX}{{8,}}|(?<![.\w])0\d{{7,}})\b", "<hex>"),
         # identifiers mixing letters and digits (node-17, dn731, Thunderbird_A8): the digits make them data
         (r"(?<![\w.-])(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*\b", "<id>"),
-        # who: the word after "user" names one (session opened for user cyrus)
-        (r"(?<=\buser )[\w.-]+", "<user>"),
         # the value in key=value pairs is data whatever its type (rhost=<ip> and rhost=<host> agree),
         # unless it is a flag or an enum constant (state=ACTIVE)
         ((r"(?<=\w=)(?!(?:true|false|null|None|True|False|[A-Z][A-Z0-9_]+)[\s,;)\]]|"
@@ -72,6 +89,15 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     ]
 ]
 _SPACES = re.compile(r"\s+")
+# One slot holds values of one kind, but the kind a rule sees can change from value to value: a fixed-width
+# hex id that happens to be all digits is a number, a host may come as an address, a user name may look
+# like an identifier. In the key those kinds are one.
+_SAME_KIND = [
+    (re.compile(r"<(?:hex|id|num)>"), "<num>"), (re.compile(r"<(?:ip|host)>"), "<host>"),
+    # an empty value is a value: "from 10.0.0.1 ()" and "from 10.0.0.1 (host.example.net)", "ruser= " and
+    # "ruser=bob " fill one slot
+    (re.compile(r"\((?:<[a-z]+>)?\)"), "(<*>)"), (re.compile(r"(?<=\w=)(?:<val>)?(?=[\s,;]|$)"), "<val>"),
+]
 # a variable-length list of the same kind of value is one value: "an14 an15 an16" → "<id>"
 _REPEATS = re.compile(r"(<[a-z]+>)(?:[ ,]+\1)+")
 
@@ -87,4 +113,7 @@ def parameterize(message: str) -> str:
 @lru_cache(maxsize=65_536)
 def message_key(message: str) -> str:
     """The grouping key of a message; cached because production messages repeat a lot."""
-    return parameterize(message)
+    key = parameterize(message)
+    for pattern, kind in _SAME_KIND:
+        key = pattern.sub(kind, key)
+    return _REPEATS.sub(r"\1", key)

@@ -56,6 +56,38 @@ CHAINED = """
             raise UpstreamTimeout("inventory service unavailable") from exc
 """
 
+ONE_ROOT_TWO_FAILURES = """
+    class StorageUnavailable(Exception):
+        pass
+
+    class CheckoutFailed(Exception):
+        pass
+
+    class RefundFailed(Exception):
+        pass
+
+    def query(sql):
+        raise TimeoutError("database timed out after 30s")
+
+    def load_order(order_id):
+        try:
+            query(f"select * from orders where id = {order_id}")
+        except TimeoutError as exc:
+            raise StorageUnavailable("orders store unavailable") from exc
+
+    def checkout(order_id):
+        try:
+            load_order(order_id)
+        except StorageUnavailable as exc:
+            raise CheckoutFailed(f"checkout of order {order_id} failed") from exc
+
+    def refund(order_id):
+        try:
+            load_order(order_id)
+        except StorageUnavailable as exc:
+            raise RefundFailed(f"refund of order {order_id} failed") from exc
+"""
+
 RECURSION = """
     def walk(node, depth):
         if depth == 0:
@@ -111,6 +143,18 @@ def test_chained_exceptions_group_on_the_root_cause(tmp_path: Path) -> None:
     # another root cause under the same wrapper is another bug
     reset = group_event(capture(mod.inventory_reset, "10.0.3.7", service="checkout"))
     assert reset.fingerprint != ga.fingerprint and reset.exception_type == "ConnectionResetError"
+
+
+def test_one_root_cause_under_two_outer_failures_is_two_issues(tmp_path: Path) -> None:
+    """Grouped by the whole chain, as engineers (and Sentry) see it: checkout and refund fail differently."""
+    mod = load_module(tmp_path, "shop.orders", ONE_ROOT_TWO_FAILURES)
+    checkout, refund = capture(mod.checkout, 7), capture(mod.refund, 7)
+    assert [e.type for e in checkout.exceptions] == ["TimeoutError", "StorageUnavailable", "CheckoutFailed"]
+    assert group_event(checkout).fingerprint != group_event(refund).fingerprint
+    # the same failure again, for another order, is the same issue
+    assert group_event(capture(mod.checkout, 8)).fingerprint == group_event(checkout).fingerprint
+    # titles stay readable: the root cause, not a concatenation of the chain
+    assert group_event(checkout).title == group_event(refund).title == "TimeoutError: database timed out after 30s"
 
 
 def test_recursion_depth_does_not_split_a_group(tmp_path: Path) -> None:
@@ -184,7 +228,7 @@ def _message_event(message: str, *, logger: str = "payments.worker", level: str 
     return ErrorEvent(service="billing", message=message, logger=logger, level=level)  # type: ignore[arg-type]
 
 
-def test_stackless_events_group_on_logger_level_and_parameterised_message() -> None:
+def test_stackless_events_group_on_logger_and_parameterised_message_not_level() -> None:
     a = group_event(_message_event("connect to 10.0.3.7:5432 refused after 3/5 retries"))
     b = group_event(_message_event("connect to 10.1.0.2:5433 refused after 4/5 retries"))
     assert a.fingerprint == b.fingerprint
@@ -193,8 +237,9 @@ def test_stackless_events_group_on_logger_level_and_parameterised_message() -> N
     assert reset.fingerprint != a.fingerprint
     assert group_event(_message_event("connect to 10.0.3.7:5432 refused after 3/5 retries",
                                       logger="payments.api")).fingerprint != a.fingerprint
+    # one log statement, logged at warning on early retries and at error on the last, is one issue
     assert group_event(_message_event("connect to 10.0.3.7:5432 refused after 3/5 retries",
-                                      level="warning")).fingerprint != a.fingerprint
+                                      level="warning")).fingerprint == a.fingerprint
     assert group_event(ErrorEvent(service="billing")).title == "<no message>"
 
 
