@@ -159,6 +159,7 @@ class ProcessedEvent(msgspec.Struct, gc=False):
     stored: bool
     drop_reason: str | None
     received_at: datetime
+    grouping_rules: str = ""
 
 
 _DECODER = msgspec.json.Decoder(ErrorEvent)

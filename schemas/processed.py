@@ -24,3 +24,5 @@ class ProcessedEvent(BaseModel):
     stored: bool = True
     drop_reason: str | None = Field(default=None, description="why the raw event is not stored")
     received_at: datetime
+    grouping_rules: str = Field(default="", max_length=64,
+                                description="version of the server-side grouping rules applied ('' for none)")

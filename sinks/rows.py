@@ -19,7 +19,7 @@ EVENT_COLUMNS = [
     "event_id", "timestamp", "received_at", "service", "environment", "release", "level", "fingerprint",
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
-    "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate",
+    "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "grouping_rules",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
@@ -84,6 +84,7 @@ def event_row(p: dict[str, Any]) -> list[Any]:
         _json(e.get("breadcrumbs")),
         _json(e.get("context")),
         float(p.get("sample_rate", 1.0)),
+        p.get("grouping_rules") or "",
     ]
 
 

@@ -33,6 +33,7 @@ from schemas.limits import MAX_EVENT_BYTES
 from stream_processors.fingerprint import group_event
 from stream_processors.metrics import EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
+from stream_processors.rules_follower import RulesBook
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, Scrubber, ScrubConfig
 
@@ -53,6 +54,8 @@ class EventProcessor:
     scrubber: Scrubber = field(default_factory=Scrubber)
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
+    # the published server-side grouping rules, by the time each version takes effect (rules_follower.py)
+    rules: RulesBook = field(default_factory=RulesBook)
     # accepted (stored), sampled_out, rate_limited, rejected: they add up to every input event
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -130,7 +133,8 @@ class EventProcessor:
         return rate, None
 
     def process(self, raw: bytes | None, *, partition: int | None = None, offset: int | None = None,
-                received_at: datetime | None = None) -> Outcome:
+                received_at: datetime | None = None, record_timestamp_ms: int | None = None) -> Outcome:
+        """``record_timestamp_ms`` (the record's broker time) picks the grouping rules version in force."""
         raw = raw or b""
         if len(raw) > MAX_EVENT_BYTES:
             return self._reject(raw, "too_large", f"event is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES}",
@@ -140,7 +144,7 @@ class EventProcessor:
             return event
         try:
             self.scrubber.scrub(event)
-            grouping = group_event(event)
+            grouping = group_event(event, self.rules.at(record_timestamp_ms))
         except Exception as exc:  # noqa: BLE001 - a bug in scrubbing/grouping must not kill the worker nor lose the event
             return self._reject(raw, "processing_error", f"{type(exc).__name__}: {exc}", None, partition, offset)
         sample_rate, drop_reason = self._storage(event, grouping.fingerprint)
@@ -155,5 +159,6 @@ class EventProcessor:
                 stored=drop_reason is None,
                 drop_reason=drop_reason,
                 received_at=received_at or datetime.now(UTC),
+                grouping_rules=grouping.rules_version,
             )
         )

@@ -29,6 +29,7 @@ from functools import lru_cache
 from schemas.fast import AnyErrorEvent as ErrorEvent
 from schemas.fast import AnyExceptionInfo as ExceptionInfo
 from schemas.fast import AnyStackFrame as StackFrame
+from stream_processors.grouping_rules import GroupingRules, first_fingerprint_rule, frame_flags, resolve_parts
 from stream_processors.normalize import message_key
 
 MAX_TITLE = 400
@@ -47,6 +48,7 @@ class Grouping:
     title: str
     culprit: str
     exception_type: str
+    rules_version: str = ""  # the server-side grouping rules it was computed with ("" for none)
 
 
 def digest(parts: Sequence[str]) -> str:
@@ -113,9 +115,22 @@ def _usable(frames: Sequence[StackFrame]) -> bool:
     return any(f.function or f.module or f.filename or f.abs_path for f in frames)
 
 
-def _grouping_frames(exc: ExceptionInfo) -> Sequence[StackFrame]:
-    in_app = [f for f in exc.stacktrace if f.in_app]
-    return in_app or exc.stacktrace
+def _grouping_frames(exc: ExceptionInfo, event: ErrorEvent | None = None, rules: GroupingRules | None = None,
+                     trace: list[str] | None = None) -> Sequence[StackFrame]:
+    """The frames that group: the in-app ones (all, when none is), less those a stack rule takes out."""
+    if rules is None or not rules.stack_rules:
+        in_app = [f for f in exc.stacktrace if f.in_app]
+        return in_app or exc.stacktrace
+    stack: Sequence[StackFrame] = exc.stacktrace
+    flags = [frame_flags(rules, event, f) for f in stack]
+    if trace is not None:
+        for f, fl in zip(stack, flags, strict=True):
+            if fl.rules:
+                trace.append(f"  stack rules at line(s) {', '.join(map(str, fl.rules))} made "
+                             f"{frame_key(f)} {'in-app' if fl.in_app else 'not in-app'}"
+                             f"{'' if fl.group else ', out of the key'}")
+    in_app = [f for f, fl in zip(stack, flags, strict=True) if fl.in_app and fl.group]
+    return in_app or [f for f, fl in zip(stack, flags, strict=True) if fl.group]
 
 
 def _first_line(text: str) -> str:
@@ -123,7 +138,8 @@ def _first_line(text: str) -> str:
     return line[:MAX_TITLE]
 
 
-def _exception_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
+def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
+                        trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
     """The whole chain groups: each exception's type and in-app frames, root cause first.
 
     Two different outer failures over one root cause (a checkout and a refund handler wrapping the same
@@ -136,36 +152,60 @@ def _exception_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
     title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
     if with_stack is None:
         parts = ["exception-nostack", *(e.type for e in event.exceptions), message_key(root.value)]
+        if trace is not None:
+            trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
+                         f"+ the root cause's parameterised value {message_key(root.value)!r}")
         return parts, title, event.logger or "", root.type
     parts = ["exception"]
-    for exc in event.exceptions:
+    culprit_frames: Sequence[StackFrame] = ()
+    chain: Sequence[ExceptionInfo] = event.exceptions
+    for i, exc in enumerate(chain):
         parts.append(exc.type)
+        keys: list[str] = []
         if _usable(exc.stacktrace):
-            frames = _grouping_frames(exc)
-            parts.extend(collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path)
-                                             for f in frames]))
+            frames = _grouping_frames(exc, event, rules, trace)
+            if exc is with_stack:
+                culprit_frames = frames
+            keys = collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path) for f in frames])
+            parts.extend(keys)
         parts.append(_SEP)  # the chain's links stay apart: [A, f] + [B] never equals [A] + [f, B]
-    culprit_frame = _grouping_frames(with_stack)[-1]
+        if trace is not None:
+            trace.append(f"exception {i} ({'root cause' if i == 0 else 'wraps the one before'}): type {exc.type}"
+                         f"; frames {keys or '(none)'}")
+    culprit_frame = (culprit_frames or with_stack.stacktrace)[-1]
     culprit = f"{frame_module(culprit_frame)} in {_clean_name(culprit_frame.function or '?')}"
     return parts, title, culprit, root.type
 
 
-def _message_grouping(event: ErrorEvent) -> tuple[list[str], str, str, str]:
+def _message_grouping(event: ErrorEvent, trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
     message = event.message or ""
     title = _first_line(message) if message.strip() else "<no message>"
     # not the level: one log statement logged at warning on early retries and at error on the last is one issue
     parts = ["message", event.logger or "", message_key(message)]
+    if trace is not None:
+        trace.append(f"message event: logger {event.logger or '(none)'!r}; parameterised message "
+                     f"{message_key(message)!r}")
     return parts, title, event.logger or "", ""
 
 
-def group_event(event: ErrorEvent) -> Grouping:
+def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: list[str] | None = None) -> Grouping:
+    """The event's grouping under ``rules`` (server-side rules; None: none). ``trace`` collects the why."""
     if event.exceptions:
-        parts, title, culprit, exception_type = _exception_grouping(event)
+        parts, title, culprit, exception_type = _exception_grouping(event, rules, trace)
     else:
-        parts, title, culprit, exception_type = _message_grouping(event)
-    fingerprint = digest(parts)
-    if event.fingerprint and not all(_DEFAULT_PLACEHOLDER.match(p.strip()) for p in event.fingerprint):
+        parts, title, culprit, exception_type = _message_grouping(event, trace)
+    fingerprint = default = digest(parts)
+    rule = first_fingerprint_rule(rules, event)
+    if rule is not None:
+        # a server-side rule wins over the SDK's fingerprint: operators steer grouping without a redeploy
+        fingerprint = digest(["rule", *resolve_parts(rule, event, default)])
+        if trace is not None:
+            trace.append(f"fingerprint rule at line {rule.line} fired: {rule.text}")
+    elif event.fingerprint and not all(_DEFAULT_PLACEHOLDER.match(p.strip()) for p in event.fingerprint):
         # A fingerprint of only ``{{ default }}`` is the default grouping (as in Sentry).
-        custom = [fingerprint if _DEFAULT_PLACEHOLDER.match(p.strip()) else p for p in event.fingerprint]
+        custom = [default if _DEFAULT_PLACEHOLDER.match(p.strip()) else p for p in event.fingerprint]
         fingerprint = digest(["custom", *custom])
-    return Grouping(fingerprint, title[:MAX_TITLE], culprit[:MAX_TITLE], exception_type)
+        if trace is not None:
+            trace.append(f"the SDK's fingerprint {list(event.fingerprint)} replaced the default {default}")
+    return Grouping(fingerprint, title[:MAX_TITLE], culprit[:MAX_TITLE], exception_type,
+                    rules.version if rules is not None else "")

@@ -42,6 +42,7 @@ from errstream_core.topics import by_fingerprint_topic, key_hash
 from schemas.fast import encode
 from stream_processors.detectors.signals import Signal
 from stream_processors.event_processor import EventProcessor
+from stream_processors.rules_follower import RulesFollower
 
 log = logging.getLogger("errstream.worker")
 
@@ -87,6 +88,7 @@ class ProcessingStage:
         self.processor = processor or EventProcessor.from_settings(settings)
         self.detection_topic = by_fingerprint_topic(settings) if settings.detection_enabled else None
         self._dlq_partition = 0
+        self.rules_follower = RulesFollower(settings, self.processor.rules)
 
     def _consumer(self) -> AIOKafkaConsumer:
         s = self.settings
@@ -106,9 +108,11 @@ class ProcessingStage:
         await producer.start()
         try:
             await consumer.start()
+            await self.rules_follower.start()
             try:
                 await self._loop(consumer, producer)
             finally:
+                await self.rules_follower.stop()
                 await consumer.stop()
         finally:
             await producer.stop()
@@ -122,6 +126,7 @@ class ProcessingStage:
             polled = await consumer.getmany(timeout_ms=BATCH_WITHIN_MS, max_records=BATCH_MAX)
             if not polled:
                 continue
+            await self.rules_follower.ready_for(max(r.timestamp for rs in polled.values() for r in rs))
             await self._process(polled, outputs, processed_partitions, dlq_partitions)
             await outputs.flush()
             try:
@@ -138,7 +143,8 @@ class ProcessingStage:
         n = s.topic_partitions
         for records in polled.values():
             for record in records:
-                outcome = process(record.value, partition=record.partition, offset=record.offset, received_at=now)
+                outcome = process(record.value, partition=record.partition, offset=record.offset, received_at=now,
+                                  record_timestamp_ms=record.timestamp)
                 p = outcome.processed
                 if p is not None:
                     key = p.fingerprint.encode()

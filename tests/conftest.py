@@ -40,6 +40,7 @@ def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
         topic_alerts=f"t{run}.alerts",
         topic_processed=f"t{run}.processed",
         topic_issue_status=f"t{run}.issue-status",
+        topic_grouping_rules=f"t{run}.grouping-rules",
         app_id=f"t{run}-errstream",
         sink_group=f"t{run}-sink",
         sink_batch_seconds=0.5,

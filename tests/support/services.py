@@ -35,6 +35,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ERRSTREAM_TOPIC_ALERTS": settings.topic_alerts,
         "ERRSTREAM_TOPIC_PROCESSED": settings.topic_processed,
         "ERRSTREAM_TOPIC_ISSUE_STATUS": settings.topic_issue_status,
+        "ERRSTREAM_TOPIC_GROUPING_RULES": settings.topic_grouping_rules,
+        "ERRSTREAM_GROUPING_RULES_DELAY_SECONDS": str(settings.grouping_rules_delay_seconds),
         "ERRSTREAM_TOPIC_PARTITIONS": str(settings.topic_partitions),
         "ERRSTREAM_APP_ID": settings.app_id,
         "ERRSTREAM_SINK_GROUP": settings.sink_group,
