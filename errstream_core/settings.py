@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.notifications import WebhookDestination
+from schemas.notifications import EmailDestination, WebhookDestination
 
 
 class GatewayProject(BaseModel):
@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     chain_retention_seconds: float = 600.0
     # --- alert notifications: JSON list of WebhookDestination (schemas/notifications.py)
     alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
+    # --- alert e-mails: JSON list of EmailDestination (schemas/notifications.py)
+    alert_emails: list[EmailDestination] = Field(default_factory=list)
+    web_base_url: str = ""  # links in alert messages point here (the web app), e.g. https://errors.example.com
 
     # --- local launcher ----------------------------------------------------
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data

@@ -11,6 +11,7 @@ between a receiver's 2xx and the delivery record).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
+from sinks.email import IssueFacts
 from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
 from sinks.topic_sink import TopicSink
 
@@ -48,7 +50,8 @@ class AlertsSink(TopicSink):
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         super().__init__(settings, settings.topic_alerts, client)
-        self.notifier = WebhookNotifier(settings.alert_webhooks, self)
+        self.notifier = WebhookNotifier([*settings.alert_webhooks, *settings.alert_emails], self,
+                                        web_base_url=settings.web_base_url)
         self.stats["stored"] = 0
 
     async def stop(self) -> None:
@@ -84,6 +87,21 @@ class AlertsSink(TopicSink):
     # -- DeliveryLog ---------------------------------------------------------
     async def record(self, attempts: Sequence[DeliveryAttempt]) -> None:
         await self.insert("alert_deliveries", [a.row() for a in attempts], DELIVERY_COLUMNS)
+
+    async def issue_facts(self, fingerprint: str) -> IssueFacts | None:
+        client = self.client
+        assert client is not None
+
+        def query() -> IssueFacts | None:
+            rows = client.query(
+                f"SELECT culprit, events, users, first_seen, last_seen, status FROM {self.db}.v_error_groups "
+                "WHERE fingerprint = {fp:String}", parameters={"fp": fingerprint}).result_rows
+            if not rows:
+                return None
+            culprit, events, users, first_seen, last_seen, status = rows[0]
+            return IssueFacts(culprit, int(events), int(users), first_seen, last_seen, status)
+
+        return await asyncio.to_thread(query)
 
     async def finished(self, alert_ids: Sequence[uuid.UUID]) -> set[tuple[str, str]]:
         final = ",".join(f"'{o}'" for o in FINAL_OUTCOMES)

@@ -1,4 +1,4 @@
-"""Delivering alerts to webhooks: rate limit, retries with backoff, one record per attempt.
+"""Delivering alerts to webhooks and e-mail: rate limit, retries with backoff, one record per attempt.
 
 Per destination, alerts go out in topic order; destinations are served
 concurrently so a slow or failing receiver never delays the others.
@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+import aiosmtplib
 import httpx
 from prometheus_client import Counter
 from tenacity import (
@@ -52,8 +53,11 @@ from tenacity import (
 
 from errstream_core.token_bucket import TokenBucket
 from schemas.alerts import AlertEvent
-from schemas.notifications import WebhookDestination
+from schemas.notifications import EmailDestination, WebhookDestination
+from sinks.email import IssueFacts, build_email, send_email
 from sinks.webhooks import build_request
+
+Destination = WebhookDestination | EmailDestination
 
 log = logging.getLogger("errstream.notifier")
 # httpx logs every request's full URL at INFO; webhook URLs carry tokens.
@@ -95,6 +99,10 @@ class DeliveryLog(Protocol):
         """(alert_id, destination) pairs that already reached a final outcome."""
         ...
 
+    async def issue_facts(self, fingerprint: str) -> IssueFacts | None:
+        """True counts and first/last seen of an issue, for e-mail bodies (None when unknown)."""
+        ...
+
 
 class RetryableDelivery(Exception):
     def __init__(self, retry_after: float | None) -> None:
@@ -121,7 +129,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 class _BackoffOrRetryAfter:
     """tenacity wait: the receiver's Retry-After when it gave one, else exponential backoff with jitter."""
 
-    def __init__(self, dest: WebhookDestination) -> None:
+    def __init__(self, dest: Destination) -> None:
         self.cap = dest.max_retry_after_seconds
         # Spelled with wait_exponential + wait_random: wait_exponential_jitter's `initial` is deprecated in
         # tenacity 9 and its replacement does not exist in 8.x.
@@ -137,12 +145,13 @@ class _BackoffOrRetryAfter:
 
 
 class WebhookNotifier:
-    def __init__(self, destinations: Sequence[WebhookDestination], delivery_log: DeliveryLog,
-                 http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, destinations: Sequence[Destination], delivery_log: DeliveryLog,
+                 http: httpx.AsyncClient | None = None, web_base_url: str = "") -> None:
         names = [d.name for d in destinations]
         if len(set(names)) != len(names):
             raise ValueError(f"webhook destination names must be unique: {names}")
         self.destinations = list(destinations)
+        self.web_base_url = web_base_url
         self.delivery_log = delivery_log
         self.http = http or httpx.AsyncClient(follow_redirects=False)
         self.buckets = {
@@ -167,7 +176,7 @@ class WebhookNotifier:
             for d in self.destinations
         ))
 
-    async def _deliver_in_order(self, dest: WebhookDestination, alerts: list[AlertEvent]) -> None:
+    async def _deliver_in_order(self, dest: Destination, alerts: list[AlertEvent]) -> None:
         """Records go out in small batches: one insert per alert capped throughput at ~30 alerts/s, one per
         poll meant a crash repeated a whole poll's deliveries (receivers would have to dedup them all)."""
         attempts: list[DeliveryAttempt] = []
@@ -180,7 +189,7 @@ class WebhookNotifier:
         if attempts:
             await self.delivery_log.record(attempts)
 
-    async def deliver(self, dest: WebhookDestination, alert: AlertEvent) -> list[DeliveryAttempt]:
+    async def deliver(self, dest: Destination, alert: AlertEvent) -> list[DeliveryAttempt]:
         if not self.buckets[dest.name].try_take():
             self.suppressed[dest.name] += 1
             DELIVERIES.labels(dest.name, "rate_limited").inc()
@@ -188,7 +197,18 @@ class WebhookNotifier:
             return [DeliveryAttempt(alert.alert_id, dest.name, 0, datetime.now(UTC), "rate_limited",
                                     error=f"over the rate limit of {dest.rate_limit_per_minute:g}/min")]
         suppressed = self.suppressed.pop(dest.name, 0)
-        body, headers = build_request(dest, alert, suppressed)
+        send: Any
+        if isinstance(dest, EmailDestination):
+            facts = await self._facts(alert)
+            message = build_email(dest, alert, facts, self.web_base_url, suppressed)
+
+            async def send(number: int) -> tuple[DeliveryAttempt, float | None]:
+                return await self._mail(dest, alert, message, number)
+        else:
+            body, headers = build_request(dest, alert, suppressed)
+
+            async def send(number: int) -> tuple[DeliveryAttempt, float | None]:
+                return await self._post(dest, alert, body, headers, number)
         attempts: list[DeliveryAttempt] = []
         try:
             async for attempt in AsyncRetrying(
@@ -197,7 +217,7 @@ class WebhookNotifier:
             ):
                 with attempt:
                     number = attempt.retry_state.attempt_number
-                    record, retry_after = await self._post(dest, alert, body, headers, number)
+                    record, retry_after = await send(number)
                     attempts.append(record)
                     if record.outcome in ("retry", "failed"):
                         raise RetryableDelivery(retry_after)
@@ -208,6 +228,38 @@ class WebhookNotifier:
             log.warning("alert %s to %s %s after %d attempt(s): %s", alert.alert_id, dest.name, final.outcome,
                         len(attempts), final.error)
         return attempts
+
+    async def _facts(self, alert: AlertEvent) -> IssueFacts | None:
+        if not alert.fingerprint:
+            return None
+        try:
+            return await self.delivery_log.issue_facts(alert.fingerprint)
+        except Exception as exc:  # noqa: BLE001 - an e-mail without counts beats no e-mail
+            log.warning("issue facts for %s unavailable (%s); sending the alert without them", alert.fingerprint,
+                        type(exc).__name__)
+            return None
+
+    async def _mail(self, dest: EmailDestination, alert: AlertEvent, message: Any,
+                    number: int) -> tuple[DeliveryAttempt, float | None]:
+        attempted_at = datetime.now(UTC)
+        started = time.perf_counter()
+        last = number >= dest.max_attempts
+        status, error = 0, ""
+        try:
+            await send_email(dest, message)
+            outcome = "delivered"
+        except aiosmtplib.SMTPResponseException as exc:
+            status = exc.code
+            # 4xx: try again later (greylisting, a full queue); 5xx: the server refuses (bad recipient, auth)
+            outcome = ("failed" if last else "retry") if 400 <= exc.code < 500 else "rejected"
+            error = dest.redact(f"SMTP {exc.code}: {exc.message}")
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:  # refused, DNS, TLS, timeouts
+            outcome = "failed" if last else "retry"
+            error = dest.redact(f"{type(exc).__name__}: {exc}")
+        latency_ms = (time.perf_counter() - started) * 1000
+        DELIVERIES.labels(dest.name, outcome).inc()
+        return DeliveryAttempt(alert.alert_id, dest.name, number, attempted_at, outcome, status, error,
+                               latency_ms), None
 
     async def _post(self, dest: WebhookDestination, alert: AlertEvent, body: bytes, headers: dict[str, str],
                     number: int) -> tuple[DeliveryAttempt, float | None]:

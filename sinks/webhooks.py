@@ -1,7 +1,9 @@
 """What a webhook request for an alert looks like: body and headers per destination kind.
 
 ``generic`` sends the AlertEvent itself (its JSON schema is exported with the
-other contracts), so receivers parse one documented shape. ``slack`` sends an
+other contracts), so receivers parse one documented shape. ``teams`` sends an
+Adaptive Card message, ``pagerduty`` an Events API v2 trigger (its dedup key is
+the alert's), ``sms`` a form post to a provider's SMS API (Twilio's shape). ``slack`` sends an
 incoming-webhook message: ``text`` as the notification fallback plus Block Kit
 ``blocks`` within Slack's size limits. Every request carries
 ``Idempotency-Key: <alert_id>`` — the same on every retry and replay — so a
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 
@@ -77,12 +80,82 @@ def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
     return {"text": _cut(text, SECTION_MAX), "blocks": blocks}
 
 
+PAGERDUTY_SEVERITY = {"info": "info", "warning": "warning", "error": "error", "critical": "critical"}
+SMS_MAX = 320  # two SMS segments; providers split longer texts and bill each part
+
+
+def short_text(alert: AlertEvent) -> str:
+    """One line for a pager or a phone: severity, what, where."""
+    label = KIND_LABEL.get(alert.kind, alert.kind)
+    return f"[{alert.severity.upper()}] {label} in {alert.service}: {alert.title}"
+
+
+def pagerduty_payload(dest: WebhookDestination, alert: AlertEvent) -> dict[str, Any]:
+    """PagerDuty Events API v2 ``trigger``; the dedup key folds repeats of one condition into one incident."""
+    assert dest.routing_key is not None  # the model requires it for this kind
+    return {
+        "routing_key": dest.routing_key.get_secret_value(),
+        "event_action": "trigger",
+        "dedup_key": _cut(alert.dedup_key, 255),
+        "payload": {
+            "summary": _cut(short_text(alert), 1024),
+            "source": alert.service,
+            "severity": PAGERDUTY_SEVERITY[alert.severity],
+            "timestamp": alert.created_at.isoformat(),
+            "component": alert.fingerprint or "",
+            "group": alert.service,
+            "class": alert.kind,
+            "custom_details": {"message": alert.message, "alert_id": str(alert.alert_id), **alert.details},
+        },
+        "client": "errstream",
+    }
+
+
+def teams_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
+    """A Microsoft Teams message with an Adaptive Card (incoming webhooks and Workflows accept it)."""
+    label = KIND_LABEL.get(alert.kind, alert.kind)
+    facts = [{"title": "Service", "value": alert.service}, {"title": "Severity", "value": alert.severity},
+             {"title": "Kind", "value": label}]
+    if alert.fingerprint:
+        facts.append({"title": "Issue", "value": alert.fingerprint})
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True,
+         "text": _cut(f"{label}: {alert.title}", 400)},
+        {"type": "TextBlock", "wrap": True, "text": _cut(alert.message or alert.title, SECTION_MAX)},
+        {"type": "FactSet", "facts": facts},
+    ]
+    if suppressed:
+        body.append({"type": "TextBlock", "isSubtle": True, "wrap": True,
+                     "text": f"{suppressed} earlier alert(s) were held back by this channel's rate limit"})
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": body}
+    return {"type": "message",
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+
+
+def sms_form(dest: WebhookDestination, alert: AlertEvent) -> dict[str, str]:
+    """A provider's SMS API as a form post (Twilio: To, From and Body, with HTTP basic auth in headers)."""
+    return {**dest.form, dest.sms_text_field: _cut(short_text(alert), SMS_MAX)}
+
+
 def build_request(dest: WebhookDestination, alert: AlertEvent, suppressed: int = 0) -> tuple[bytes, dict[str, str]]:
     """Body and headers, identical for every attempt of this delivery (retries must not change the key)."""
-    payload = slack_payload(alert, suppressed) if dest.kind == "slack" else generic_payload(alert)
-    body = orjson.dumps(payload)
+    content_type = "application/json"
+    if dest.kind == "sms":
+        body = urlencode(sms_form(dest, alert)).encode()
+        content_type = "application/x-www-form-urlencoded"
+    else:
+        if dest.kind == "slack":
+            payload = slack_payload(alert, suppressed)
+        elif dest.kind == "teams":
+            payload = teams_payload(alert, suppressed)
+        elif dest.kind == "pagerduty":
+            payload = pagerduty_payload(dest, alert)
+        else:
+            payload = generic_payload(alert)
+        body = orjson.dumps(payload)
     headers = {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "User-Agent": USER_AGENT,
         "Idempotency-Key": str(alert.alert_id),
         "X-Errstream-Alert-Kind": alert.kind,
