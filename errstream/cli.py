@@ -118,13 +118,13 @@ def sink() -> None:
 
 @app.command()
 def notify(
-    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains or status (repeat); default: all")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status or escalation (repeat); default: all")] = None,
 ) -> None:
     """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
-    from sinks.notify_service import CONSUMERS, run_notify
+    from sinks.notify_service import ROLES, run_notify
 
-    if unknown := sorted(set(only or ()) - set(CONSUMERS)):
-        console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
+    if unknown := sorted(set(only or ()) - set(ROLES)):
+        console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {ROLES}")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     _run_until_signal(lambda stop: run_notify(get_settings(), stop, only or ()))

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
     # --- alert e-mails: JSON list of EmailDestination (schemas/notifications.py)
     alert_emails: list[EmailDestination] = Field(default_factory=list)
+    # escalation (errstream notify): unacknowledged, still-occurring issues alert again after these waits
+    escalation_after_minutes: list[int] = Field(default_factory=list)  # e.g. [60, 240]; empty = off
+    escalation_active_minutes: int = Field(default=15, ge=1)  # "still occurring": seen within this window
+    escalation_interval_seconds: float = Field(default=60.0, gt=0)
     web_base_url: str = ""  # links in alert messages point here (the web app), e.g. https://errors.example.com
 
     # --- local launcher ----------------------------------------------------

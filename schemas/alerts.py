@@ -12,7 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["new_issue", "regression", "threshold", "spike", "error_chain"]
+AlertKind = Literal["new_issue", "regression", "threshold", "spike", "error_chain", "escalation"]
+ALERT_NAMESPACE = uuid.UUID("6f1c1f0e-9a52-4c57-9a8e-2f1d8a4d1e5b")
+
+
+def alert_id(*parts: object) -> uuid.UUID:
+    """A deterministic id from an alert's identity: re-emitting the same alert gives the same id."""
+    return uuid.uuid5(ALERT_NAMESPACE, "|".join(str(p) for p in parts))
 Severity = Literal["info", "warning", "error", "critical"]
 
 

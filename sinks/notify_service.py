@@ -15,17 +15,24 @@ from collections.abc import Sequence
 from errstream_core.settings import Settings
 from sinks.alerts_sink import AlertsSink
 from sinks.chains_sink import ChainsSink
+from sinks.escalation import Escalator
 from sinks.status_sink import StatusSink
 from sinks.topic_sink import TopicSink
 
 CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink}
+# periodic tasks of the same process: they read ClickHouse and publish alerts
+PERIODIC: dict[str, type[Escalator]] = {"escalation": Escalator}
+ROLES = sorted([*CONSUMERS, *PERIODIC])
 
 
 async def run_notify(settings: Settings, stop: asyncio.Event, only: Sequence[str] = ()) -> None:
-    names = list(only) or list(CONSUMERS)
-    unknown = sorted(set(names) - set(CONSUMERS))
+    names = list(only) or ROLES
+    unknown = sorted(set(names) - set(ROLES))
     if unknown:
-        raise ValueError(f"unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
+        raise ValueError(f"unknown consumer(s) {unknown}; choose from {ROLES}")
     async with asyncio.TaskGroup() as group:
         for name in names:
-            group.create_task(CONSUMERS[name](settings).run(stop))  # type: ignore[call-arg]
+            if name in PERIODIC:
+                group.create_task(PERIODIC[name](settings).run(stop))
+            else:
+                group.create_task(CONSUMERS[name](settings).run(stop))  # type: ignore[call-arg]

@@ -12,14 +12,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.alerts import AlertEvent, AlertKind, Severity
+from schemas.alerts import ALERT_NAMESPACE, AlertEvent, AlertKind, Severity, alert_id
 from stream_processors.detectors.signals import Signal
 
-ALERT_NAMESPACE = uuid.UUID("6f1c1f0e-9a52-4c57-9a8e-2f1d8a4d1e5b")
-
-
-def alert_id(*parts: object) -> uuid.UUID:
-    return uuid.uuid5(ALERT_NAMESPACE, "|".join(str(p) for p in parts))
+__all__ = ["ALERT_NAMESPACE", "alert_id", "make_alert"]
 
 
 def utc(ts: float) -> datetime:
