@@ -118,7 +118,7 @@ def sink() -> None:
 
 @app.command()
 def notify(
-    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status or escalation (repeat); default: all")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status, escalation or digest (repeat); default: all")] = None,
 ) -> None:
     """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
     from sinks.notify_service import ROLES, run_notify
@@ -237,6 +237,26 @@ def report(
     from errstream.report_cli import run_report
 
     raise typer.Exit(run_report(get_settings(), since, service, top, as_json, html, console))
+
+
+@app.command()
+def digest(fmt: Annotated[str, typer.Option("--format", help="text, slack (Block Kit JSON) or json")] = "text") -> None:
+    """The daily digest as it would be sent now: new issues, top issues, regressions, error-rate change."""
+    import orjson
+
+    from sinks.clickhouse_client import connect
+    from sinks.digest import build_digest, render_slack, render_text
+
+    if fmt not in ("text", "slack", "json"):
+        console.print(f"[red]error:[/red] --format must be text, slack or json, not {fmt!r}")
+        raise typer.Exit(2)
+    settings = get_settings()
+    d = build_digest(connect(settings), settings.clickhouse_database)
+    if fmt == "text":
+        typer.echo(render_text(d, settings.web_base_url))
+    else:
+        payload = render_slack(d, settings.web_base_url) if fmt == "slack" else d.to_json()
+        typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
 
 
 @schema_app.command("export")

@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     escalation_after_minutes: list[int] = Field(default_factory=list)  # e.g. [60, 240]; empty = off
     escalation_active_minutes: int = Field(default=15, ge=1)  # "still occurring": seen within this window
     escalation_interval_seconds: float = Field(default=60.0, gt=0)
+    # daily digest (errstream notify): names of webhook/e-mail destinations, and when (UTC, HH:MM)
+    digest_destinations: list[str] = Field(default_factory=list)
+    digest_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    digest_interval_seconds: float = Field(default=60.0, gt=0)
     web_base_url: str = ""  # links in alert messages point here (the web app), e.g. https://errors.example.com
 
     # --- local launcher ----------------------------------------------------

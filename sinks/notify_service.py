@@ -15,13 +15,14 @@ from collections.abc import Sequence
 from errstream_core.settings import Settings
 from sinks.alerts_sink import AlertsSink
 from sinks.chains_sink import ChainsSink
+from sinks.digest import DigestSender
 from sinks.escalation import Escalator
 from sinks.status_sink import StatusSink
 from sinks.topic_sink import TopicSink
 
 CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink}
 # periodic tasks of the same process: they read ClickHouse and publish alerts
-PERIODIC: dict[str, type[Escalator]] = {"escalation": Escalator}
+PERIODIC: dict[str, type[Escalator] | type[DigestSender]] = {"escalation": Escalator, "digest": DigestSender}
 ROLES = sorted([*CONSUMERS, *PERIODIC])
 
 

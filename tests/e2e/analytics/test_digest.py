@@ -1,0 +1,93 @@
+"""The daily digest on a known history: what it says, how it renders, and that it goes out once a day."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from errstream_core.settings import Settings
+from schemas.notifications import EmailDestination
+from sinks.clickhouse_client import connect
+from sinks.digest import DigestSender, build_digest, render_email, render_slack, render_text
+from sinks.migrate import migrate
+from tests.e2e.analytics.data import build, fp, load
+from tests.support.smtp import LocalSMTP
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def history(clickhouse_url: str) -> Iterator[tuple[Settings, Client]]:
+    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=f"errstream_d{uuid.uuid4().hex[:10]}")
+    migrate(settings)
+    client = connect(settings, database=settings.clickhouse_database)
+    load(client, settings.clickhouse_database, build())
+    yield settings, client
+    client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
+    client.close()
+
+
+def test_the_digest_lists_new_and_top_issues_and_the_rate_change(history: tuple[Settings, Client]) -> None:
+    settings, client = history
+    db = settings.clickhouse_database
+    d = build_digest(client, db)
+    expected_top = [r[0] for r in client.query(
+        f"SELECT fingerprint FROM {db}.v_issues_24h ORDER BY events_24h DESC, fingerprint LIMIT 10").result_rows]
+    assert [i.fingerprint for i in d.top_issues] == expected_top and d.top_issues[0].fingerprint == fp("A")
+    assert {i.fingerprint for i in d.new_issues} == {r[0] for r in client.query(
+        f"SELECT fingerprint FROM {db}.v_issues_24h WHERE is_new").result_rows}
+    assert fp("A") not in {i.fingerprint for i in d.new_issues}  # A was also seen yesterday
+    assert d.events == sum(r[0] for r in client.query(
+        f"SELECT events_current FROM {db}.v_error_rate_change").result_rows) > 0
+    text = render_text(d, "https://errors.example.com")
+    assert text.startswith(d.title) and "New issues:" in text and "Error rate by service" in text
+    assert "KeyError: 'cart_id'" in text and "Open errstream: https://errors.example.com/" in text
+
+
+def test_the_digest_renders_for_slack_and_email(history: tuple[Settings, Client]) -> None:
+    settings, client = history
+    d = build_digest(client, settings.clickhouse_database)
+    slack = render_slack(d)
+    assert slack["text"] == d.title and slack["blocks"][0]["type"] == "header"
+    sections = [b["text"]["text"] for b in slack["blocks"] if b["type"] == "section"]
+    assert any(s.startswith("*Top issues*") and "KeyError: 'cart_id'" in s for s in sections)
+    assert all(len(s) <= 3000 for s in sections)
+    dest = EmailDestination(name="mail", smtp_host="smtp.example.com", sender="e@example.com",
+                            recipients=["team@example.com"])
+    mail = render_email(d, dest)
+    assert mail["Subject"] == d.title
+    html = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "<h3>Top issues</h3>" in html and "KeyError: &#x27;cart_id&#x27;" in html
+
+
+def test_the_digest_goes_to_slack_and_email_once_a_day(history: tuple[Settings, Client], tmp_path: Path) -> None:
+    base, client = history
+    with WebhookReceiver() as receiver, LocalSMTP(tmp_path) as smtp:
+        settings = Settings(
+            clickhouse_url=base.clickhouse_url, clickhouse_database=base.clickhouse_database,
+            alert_webhooks=[{"name": "team-slack", "kind": "slack", "url": receiver.url("hook")}],  # type: ignore[list-item]
+            alert_emails=[{"name": "team-mail", "smtp_host": "127.0.0.1", "smtp_port": smtp.port,  # type: ignore[list-item]
+                           "username": smtp.user, "password": smtp.password, "sender": "e@example.com",
+                           "recipients": ["team@example.com"], "ca_file": str(smtp.ca_file)}],
+            digest_destinations=["team-slack", "team-mail"], digest_at="00:00",
+        )
+        sender = DigestSender(settings, client)
+
+        async def two_rounds() -> tuple[int, int]:
+            async with httpx.AsyncClient() as http:
+                now = datetime.now(UTC)
+                first = await sender.round(http, now)
+                second = await sender.round(http, now + timedelta(minutes=5))
+                return first, second
+
+        assert asyncio.run(two_rounds()) == (2, 0)
+        assert len(receiver.ok()) == 1 and receiver.ok()[0].body["blocks"][0]["type"] == "header"
+        assert len(smtp.messages) == 1 and smtp.messages[0]["Subject"].startswith("errstream daily digest")
