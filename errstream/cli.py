@@ -118,7 +118,7 @@ def sink() -> None:
 
 @app.command()
 def notify(
-    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status, escalation or digest (repeat); default: all")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status, sessions, escalation or digest (repeat); default: all")] = None,
 ) -> None:
     """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
     from sinks.notify_service import ROLES, run_notify

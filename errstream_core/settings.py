@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     topic_processed: str = "errstream-processed-events"
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
     topic_grouping_rules: str = "errstream-grouping-rules"  # compacted, keyed by rules version
+    topic_sessions: str = "errstream-sessions"  # per-minute session/request counts (release health)
     grouping_rules_delay_seconds: float = 5.0  # a published rules version takes effect this much later
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4

@@ -48,7 +48,8 @@ def by_trace_topic(settings: Settings) -> str:
 
 def pipeline_topics(settings: Settings) -> list[str]:
     return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts,
-            settings.topic_issue_status, settings.topic_grouping_rules, by_fingerprint_topic(settings), by_service_topic(settings),
+            settings.topic_issue_status, settings.topic_grouping_rules, settings.topic_sessions,
+            by_fingerprint_topic(settings), by_service_topic(settings),
             by_trace_topic(settings),
             settings.chains_topic]
 

@@ -51,6 +51,10 @@ class ErrorPublisher:
         """Publish bytes as they are (the worker validates them); waits for the broker's ack."""
         await self._producer.send_and_wait(self.settings.topic_errors, payload, key=key)
 
+    async def publish_to(self, topic: str, payload: bytes, key: bytes | None = None) -> None:
+        """One record to another topic (the gateway's session aggregates): acknowledged before returning."""
+        await self._producer.send_and_wait(topic, payload, key=key)
+
     async def publish_many(self, events: Iterable[ErrorEvent]) -> int:
         futures = [
             await self._producer.send(self.settings.topic_errors, e.model_dump_json().encode(), key=e.event_id.hex.encode())

@@ -25,6 +25,7 @@ import logging
 import random
 import socket
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -46,9 +47,11 @@ from producers.scope import (  # noqa: F401 - facade
     set_trace,
     set_user,
 )
+from producers.sessions import SessionCounter
 from producers.transport import KafkaTransport
 from schemas.events import ErrorEvent
 from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS
+from schemas.sessions import SessionAggregate
 
 log = logging.getLogger("errstream.sdk")
 SDK_NAME = "errstream.python/0.1.0"
@@ -121,6 +124,10 @@ class Client:
         self.internal_errors = 0
         self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
                                         **(transport_options or {}))
+        # release health: requests per minute, started on the first request a middleware records
+        self._sessions: SessionCounter | None = None
+        self._session_transport: KafkaTransport | None = None
+        self._sessions_lock = threading.Lock()
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -185,8 +192,28 @@ class Client:
                                       logger, scope, crumbs, otel, overrides))
         return event_id
 
+    def record_request(self, outcome: str, user: str | None = None) -> None:
+        """Count one request (``ok``, ``errored`` or ``crashed``) for error rates; a few dict updates."""
+        try:
+            counter = self._sessions
+            if counter is None:
+                with self._sessions_lock:
+                    if self._sessions is None:
+                        self._session_transport = KafkaTransport(
+                            self.settings, _serialise_aggregate, queue_size=1_000,
+                            topic=self.settings.topic_sessions)
+                        self._sessions = SessionCounter(self.service, self.environment, self.release,
+                                                        self._session_transport.submit)
+                    counter = self._sessions
+            counter.record(outcome, user)
+        except Exception:
+            self.internal_errors += 1
+
     def flush(self, timeout: float = 2.0) -> bool:
         try:
+            if self._sessions is not None and self._session_transport is not None:
+                self._sessions.flush()
+                self._session_transport.flush(timeout)
             return self.transport.flush(timeout)
         except Exception:
             self.internal_errors += 1
@@ -194,6 +221,9 @@ class Client:
 
     def close(self, timeout: float | None = None) -> None:
         try:
+            if self._sessions is not None and self._session_transport is not None:
+                self._sessions.flush()
+                self._session_transport.close(self.shutdown_timeout if timeout is None else timeout)
             self.transport.close(self.shutdown_timeout if timeout is None else timeout)
         except Exception:
             self.internal_errors += 1
@@ -255,6 +285,10 @@ def _event_id() -> str:
     ``random`` is reseeded after fork by CPython, so forked workers do not repeat ids.
     """
     return f"{(random.getrandbits(128) & _V4_CLEAR) | _V4_SET:032x}"
+
+def _serialise_aggregate(aggregate: SessionAggregate) -> tuple[bytes | None, bytes]:
+    return aggregate.service.encode(), aggregate.model_dump_json().encode()
+
 
 # --- the process-wide default client ----------------------------------------------------------
 _client: Client | None = None

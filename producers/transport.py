@@ -91,9 +91,10 @@ class KafkaTransport:
         linger_ms: int = 20,
         compression: str | None = "lz4",
         producer_options: dict[str, Any] | None = None,
+        topic: str | None = None,
     ) -> None:
         self.settings = settings
-        self.topic = settings.topic_errors
+        self.topic = topic or settings.topic_errors
         self._build = build
         self._queue: deque[Any] = deque(maxlen=queue_size)
         self._lock = threading.Lock()

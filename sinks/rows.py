@@ -23,7 +23,7 @@ EVENT_COLUMNS = [
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
-    "first_seen", "last_seen", "exception_type", "title", "culprit", "releases",
+    "first_seen", "last_seen", "exception_type", "title", "culprit", "releases", "release",
 ]
 
 
@@ -110,13 +110,14 @@ class MinuteCounts:
     insert sees every event — stored or sampled away.
     """
 
-    cells: dict[tuple[datetime, str, str, str, str], _Cell] = field(default_factory=dict)
+    cells: dict[tuple[datetime, str, str, str, str, str], _Cell] = field(default_factory=dict)
 
     def add(self, p: dict[str, Any]) -> None:
         e = p["event"]
         ts = _ts(e["timestamp"])
         minute = ts.replace(second=0, microsecond=0)
-        key = (minute, e["service"], e.get("environment") or "", p["fingerprint"], e["level"])
+        # the release too: true error counts per release are the numerator of release health
+        key = (minute, e["service"], e.get("environment") or "", p["fingerprint"], e["level"], e.get("release") or "")
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = _Cell()
@@ -137,7 +138,7 @@ class MinuteCounts:
 
     def rows(self) -> list[list[Any]]:
         return [
-            [*key, c.events, c.stored, sorted(c.users), c.first_seen, c.last_seen,
-             c.exception_type, c.title, c.culprit, sorted(c.releases)]
+            [*key[:5], c.events, c.stored, sorted(c.users), c.first_seen, c.last_seen,
+             c.exception_type, c.title, c.culprit, sorted(c.releases), key[5]]
             for key, c in self.cells.items()
         ]

@@ -33,11 +33,13 @@ from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
 from producers.gateway.incoming import Incoming, Receive, Send, send_json
 from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
-from producers.gateway.sentry import EVENT_ITEM_TYPES, loads_or_reject, parse_envelope
+from producers.gateway.sentry import EVENT_ITEM_TYPES, SESSION_ITEM_TYPES, loads_or_reject, parse_envelope
 from producers.gateway.sentry_typed import convert_sentry_payload
 from producers.publisher import ErrorPublisher
+from producers.sessions import from_sentry_aggregates, from_sentry_session
 from schemas.fast import ErrorEvent, convert_event, encode
 from schemas.limits import MAX_EVENT_BYTES
+from schemas.sessions import SessionAggregate
 
 log = logging.getLogger("errstream.gateway")
 MAX_BATCH_EVENTS = 1_000  # per POST /api/v1/events
@@ -94,6 +96,17 @@ class Gateway:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
                            {"Retry-After": "5"}) from None
 
+    async def _publish_sessions(self, aggregates: list[SessionAggregate]) -> None:
+        publisher = self.publisher
+        if publisher is None:
+            raise Rejected(503, "broker_unavailable", "Kafka is not reachable yet; retry later", {"Retry-After": "5"})
+        try:
+            await asyncio.gather(*(publisher.publish_to(self.settings.topic_sessions, a.model_dump_json().encode(),
+                                                        key=a.service.encode()) for a in aggregates))
+        except Exception as exc:
+            raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
+                           {"Retry-After": "5"}) from None
+
     async def connect(self) -> None:
         """Start the publisher, retrying with backoff: the gateway serves (503) while Kafka is down at start."""
         delay = 0.5
@@ -125,8 +138,14 @@ class Gateway:
         header, items = parse_envelope(await self._body(request))
         project = project or self.projects.authenticate(dsn_key(header.get("dsn")), project_id)
         events: list[ErrorEvent] = []
+        sessions: list[SessionAggregate] = []
         for item_header, payload in items:
             kind = item_header["type"]
+            if kind in SESSION_ITEM_TYPES:  # release health: the denominator of error rates
+                doc = loads_or_reject(payload, f"{kind} item")
+                sessions.extend(from_sentry_aggregates(doc, project.service) if kind == "sessions"
+                                else [a for a in [from_sentry_session(doc, project.service)] if a is not None])
+                continue
             if kind not in EVENT_ITEM_TYPES:
                 self.metrics.ignored.labels(kind if kind in KNOWN_ITEM_TYPES else "other").inc()
                 continue
@@ -135,6 +154,8 @@ class Gateway:
             events.append(convert_sentry_payload(payload, service=project.service, client_ip=request.client_ip))
         project.admit(len(events))
         await self._publish(events)
+        if sessions:
+            await self._publish_sessions(sessions)
         self.metrics.accepted_by["envelope"].inc(len(events))
         event_id = header.get("event_id") or (events[0].event_id.hex if events else None)
         return 200, ({"id": event_id} if event_id else {})

@@ -40,6 +40,7 @@ from schemas.limits import (
 
 _LEVEL_MAP: dict[str, str] = {"fatal": "critical", "warn": "warning", "log": "info", **{lvl: lvl for lvl in LEVELS}}
 EVENT_ITEM_TYPES = frozenset({"event"})
+SESSION_ITEM_TYPES = frozenset({"session", "sessions"})  # release health (producers/sessions.py)
 
 
 def loads_or_reject(data: bytes, what: str) -> Any:

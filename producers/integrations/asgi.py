@@ -20,9 +20,11 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitab
 
 
 class ErrstreamASGIMiddleware:
-    def __init__(self, app: ASGIApp, client: Client | None = None) -> None:
+    def __init__(self, app: ASGIApp, client: Client | None = None, *, track_requests: bool = True) -> None:
+        """``track_requests``: count HTTP requests per minute (ok / errored = 5xx / crashed) for error rates."""
         self.app = app
         self._client = client
+        self.track_requests = track_requests
 
     async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]],
                        send: Callable[[Any], Awaitable[None]]) -> None:
@@ -34,10 +36,22 @@ class ErrstreamASGIMiddleware:
         url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{scope.get('path', '')}"
         query = (scope.get("query_string") or b"").decode("latin-1")
         with isolated_scope(**request_fields(scope.get("method", "GET"), url, query, headers)):
+            status: list[int] = []
+
+            async def recording_send(message: Any) -> None:
+                if message.get("type") == "http.response.start":
+                    status[:] = [int(message.get("status") or 0)]
+                await send(message)
+
+            client = self._client or get_client()
+            track = self.track_requests and scope.get("type") == "http"
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, recording_send if track else send)
             except Exception as exc:
-                client = self._client or get_client()
                 if client is not None:
                     client.capture_exception(exc, handled=False, mechanism="asgi")
+                    if track:
+                        client.record_request("crashed")
                 raise
+            if client is not None and track:
+                client.record_request("errored" if status and status[0] >= 500 else "ok")
