@@ -36,8 +36,8 @@ def test_an_alert_email_arrives_with_subject_body_and_link(settings: Settings, c
             message = smtp.messages[0]
             assert message["Subject"] == "[ERROR] New issue in billing: KeyError: 'cus_1234'"
             assert message["To"] == "oncall@example.com" and message["Message-ID"] == f"<alert-{alert.alert_id}@errstream>"
-            text = message.get_body(("plain",)).get_content()
-            html = message.get_body(("html",)).get_content()
+            text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+            html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
             assert "New issue in billing: KeyError: 'cus_1234'" in text
             assert f"Issue:       {alert.fingerprint}" in text and "First seen:" in text and "Culprit:" in text
             assert f"https://errors.example.com/issues/{alert.fingerprint}" in text

@@ -65,7 +65,7 @@ def test_errstream_middleware_gives_the_true_error_rate(
         except KeyError:
             pass
     assert client.flush(10)
-    rows = wait_for(lambda: _rate(ch, settings, "checkout"), lambda r: r and r[0][1] == 20 and r[0][3] == 2, 120,
+    rows = wait_for(lambda: _rate(ch, settings, "checkout"), lambda r: bool(r) and r[0][1] == 20 and r[0][3] == 2, 120,
                     "20 requests and 2 errors in v_error_rate",
                     diagnostics=lambda: notify.output()[-2000:] + services["sink"].output()[-2000:])
     # 20 requests; 5 errored (3 answered 503, 2 crashed); 2 error events (the crashes)
@@ -85,7 +85,7 @@ def test_unmodified_sentry_sdk_session_tracking_gives_the_error_rate(
         run = subprocess.run([sys.executable, "-m", "tests.support.apps.sentry_wsgi_sessions", dsn, "9", "3"],
                              capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
-        rows = wait_for(lambda: _rate(ch, settings, "shop"), lambda r: r and r[0][1] == 12 and r[0][3] == 3, 120,
+        rows = wait_for(lambda: _rate(ch, settings, "shop"), lambda r: bool(r) and r[0][1] == 12 and r[0][3] == 3, 120,
                         "12 sessions and 3 errors in v_error_rate",
                         diagnostics=lambda: notify.output()[-2000:] + services["sink"].output()[-2000:])
     assert rows == [("shop@3.1.0", 12, 3, 3)]
