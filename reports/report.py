@@ -105,6 +105,20 @@ class ChainRow(BaseModel):
     event_count: int
 
 
+class HealthRow(BaseModel):
+    """Release health over the window: sessions (or requests), errors and crash-free rates."""
+
+    service: str
+    environment: str
+    release: str
+    sessions: int
+    errored_sessions: int
+    errors: int
+    error_rate_pct: float | None
+    crash_free_sessions_pct: float | None
+    crash_free_users_pct: float | None
+
+
 class Report(BaseModel):
     generated_at: datetime
     window_start: datetime
@@ -118,6 +132,7 @@ class Report(BaseModel):
     by_service: list[ServiceRow]
     spikes: list[SpikeRow]
     chains: list[ChainRow]
+    release_health: list[HealthRow] = []
 
 
 def change_pct(current: int, previous: int) -> float | None:
@@ -277,6 +292,32 @@ class ReportQueries:
         return [ChainRow(**{**r, "started_at": _utc(r["started_at"]), "services": list(r["services"])}) for r in rows]
 
 
+    def release_health(self, limit: int = 20) -> list[HealthRow]:
+        rows = self._rows(
+            "SELECT h.service AS service, h.environment AS environment, h.release AS release,"
+            " sum(h.sessions) AS sessions, sum(h.errored_sessions) AS errored_sessions,"
+            " sum(h.crashed_sessions) AS crashed, sum(h.users) AS users, sum(h.crashed_users) AS crashed_users,"
+            " sum(h.errors) AS errors"
+            " FROM (SELECT r.*, ifNull(e.errors, 0) AS errors FROM {db}.v_release_health AS r"
+            "   LEFT JOIN {db}.v_error_rate AS e ON e.hour = r.hour AND e.service = r.service"
+            "   AND e.environment = r.environment AND e.release = r.release) AS h"
+            " WHERE h.hour >= toStartOfHour({start:DateTime}) AND h.hour <= {end:DateTime}" + self._svc("h.service") +
+            " GROUP BY service, environment, release ORDER BY sessions DESC LIMIT {limit:UInt32}",
+            limit=limit,
+        )
+        out = []
+        for r in rows:
+            sessions, users = int(r["sessions"]), int(r["users"])
+            out.append(HealthRow(
+                service=r["service"], environment=r["environment"], release=r["release"], sessions=sessions,
+                errored_sessions=int(r["errored_sessions"]), errors=int(r["errors"]),
+                error_rate_pct=round(100 * int(r["errored_sessions"]) / sessions, 2) if sessions else None,
+                crash_free_sessions_pct=round(100 * (1 - int(r["crashed"]) / sessions), 2) if sessions else None,
+                crash_free_users_pct=round(100 * (1 - int(r["crashed_users"]) / users), 2) if users else None,
+            ))
+        return out
+
+
 def build_report(
     client: Client, database: str, since: str, service: str | None = None, top: int = 10,
     now: datetime | None = None,
@@ -289,5 +330,5 @@ def build_report(
     return Report(
         generated_at=datetime.now(UTC), window_start=q.start, window_end=end, since=since, service=service,
         bucket_seconds=bucket, overview=q.overview(), top_issues=q.top_issues(top), timeline=q.timeline(bucket),
-        by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(),
+        by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(), release_health=q.release_health(),
     )

@@ -132,4 +132,17 @@ def render(report: Report, console: Console) -> None:
         parts.append(ch)
     else:
         parts.append(Text("No error chains in this window.", style="dim"))
+    if report.release_health:
+        rh = Table(title="Release health (sessions or requests)", title_justify="left")
+        for col in ("service", "environment", "release", "sessions", "errored", "error rate", "crash-free",
+                    "crash-free users"):
+            rh.add_column(col, justify="right" if col not in ("service", "environment", "release") else "left")
+        for h in report.release_health:
+            rh.add_row(h.service, h.environment, h.release or "—", f"{h.sessions:,}", f"{h.errored_sessions:,}",
+                       _pct(h.error_rate_pct), _pct(h.crash_free_sessions_pct), _pct(h.crash_free_users_pct))
+        parts.append(rh)
     console.print(Group(*parts))
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f} %"

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 from errstream_core.settings import GatewayProject, Settings
 from producers.integrations.wsgi import ErrstreamWSGIMiddleware
 from producers.sdk import Client as SdkClient
+from reports.report import build_report
 from tests.support.alerts import query_rows
 from tests.support.gateway import running_gateway
 from tests.support.services import Service, wait_for
@@ -73,6 +74,9 @@ def test_errstream_middleware_gives_the_true_error_rate(
     health = query_rows(ch, f"SELECT sum(sessions), sum(crashed_sessions), min(crash_free_sessions_pct) "
                             f"FROM {settings.clickhouse_database}.v_release_health WHERE service = 'checkout'")
     assert health == [(20, 2, 90.0)]
+    report = build_report(ch, settings.clickhouse_database, "2h", "checkout")  # what `errstream report` shows
+    assert [(h.release, h.sessions, h.errored_sessions, h.errors, h.error_rate_pct, h.crash_free_sessions_pct)
+            for h in report.release_health] == [("2.4.0", 20, 5, 2, 25.0, 90.0)]
     client.close()
 
 
