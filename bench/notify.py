@@ -21,13 +21,14 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from errstream.local.process import wait_for
+from errstream.local.roles import RoleProcess
+from errstream.local.servers import clickhouse_server, kafka_server
+from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
+from producers.synthetic import synthetic_alert
 from sinks.clickhouse_client import connect
-from tests.support.alerts import make_alert
-from tests.support.servers import clickhouse_server, kafka_server
-from tests.support.services import Service, wait_for
-from tests.support.webhook_receiver import WebhookReceiver
 
 
 async def publish(settings: Settings, n: int, rate: float | None) -> None:
@@ -38,7 +39,7 @@ async def publish(settings: Settings, n: int, rate: float | None) -> None:
         for i in range(n):
             if rate:
                 await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
-            alert = make_alert(details={"published_at": time.time()})
+            alert = synthetic_alert(details={"published_at": time.time()})
             await producer.send(settings.topic_alerts, alert.model_dump_json().encode())
         await producer.flush()
     finally:
@@ -63,8 +64,8 @@ def main() -> None:
                             topic_issue_status=f"b{run}.status", sink_group=f"b{run}")
         asyncio.run(ensure_topics(settings, [settings.topic_alerts]))
         hooks = [{"name": "bench", "url": receiver.url(), "rate_limit_per_minute": 1e6}]
-        notify = Service("notify", settings, Path(tmp),
-                         extra_env={"ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(hooks).decode()}).start()
+        notify = RoleProcess("notify", settings, Path(tmp),
+                             extra_env={"ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(hooks).decode()}).start()
         try:
             ch = connect(settings)
             wait_for(lambda: ch.command("EXISTS TABLE " + f"{settings.clickhouse_database}.alert_deliveries"),

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.servers import clickhouse_server, kafka_server
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from sinks.clickhouse_client import connect
-from tests.support.servers import clickhouse_server, kafka_server
 from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
 
 

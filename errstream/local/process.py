@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -32,6 +35,25 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for(fn: Callable[[], T], ok: Callable[[T], bool], timeout: float, what: str,
+             diagnostics: Callable[[], Any] | None = None, interval: float = 0.5) -> T:
+    """Call ``fn`` every ``interval`` s until ``ok`` holds for its value; that value.
+
+    Polling instead of fixed sleeps: as fast as the system allows, as patient as
+    ``timeout``. On timeout the AssertionError names ``what``, the last value and
+    whatever ``diagnostics`` returns (a process's log, say).
+    """
+    deadline = time.monotonic() + timeout
+    last: T = fn()
+    while not ok(last):
+        if time.monotonic() > deadline:
+            extra = f"\n{diagnostics()}" if diagnostics else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}{extra}")
+        time.sleep(interval)
+        last = fn()
+    return last
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Which Kafka and ClickHouse the tests use.
+"""Which Kafka and ClickHouse the tests and the benchmarks use.
 
 Order, per the project's rule: an explicit URL from the environment, then
 testcontainers when a Docker engine answers, else the local launchers (a real
