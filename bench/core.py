@@ -16,11 +16,11 @@ import io
 import os
 import pstats
 import resource
-import statistics
 import time
 import tracemalloc
 from dataclasses import dataclass
 
+from bench import harness
 from producers.synthetic import realistic_events
 from schemas.events import ErrorEvent
 from schemas.fast import ProcessedEvent, decode_event, encode
@@ -29,6 +29,8 @@ from stream_processors.fingerprint import group_event
 from stream_processors.rate_limit import RateLimiter
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import Scrubber
+
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 
 @dataclass
@@ -44,9 +46,18 @@ class BenchResult:
     stages_us: dict[str, float]
     cpu_with_output_s: float
 
+    def figures(self) -> dict[str, object]:
+        return {
+            "events_per_s_wall": round(self.events / self.wall_s), "events_per_s_cpu": round(self.events / self.cpu_s),
+            "events_per_s_cpu_with_output": round(self.events / self.cpu_with_output_s),
+            "latency_us": {k: round(v, 1) for k, v in harness.percentiles(self.latencies_us, QUANTILES).items()},
+            "stages_us": {k: round(v, 2) for k, v in self.stages_us.items()}, "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "processing_peak_mb": round(self.processing_peak_mb, 2), "stack_frames": self.stack_frames,
+            "outcomes": self.counts,
+        }
+
     def report(self) -> str:
-        lat = sorted(self.latencies_us)
-        q = statistics.quantiles(lat, n=1000)
+        q = harness.percentiles(self.latencies_us, QUANTILES)
         stages = "  ".join(f"{name} {us:.1f}" for name, us in self.stages_us.items())
         lines = [
             f"events            {self.events:,} (stacks of {self.stack_frames} frames)",
@@ -54,8 +65,8 @@ class BenchResult:
             f"throughput (CPU)  {self.events / self.cpu_s:,.0f} events/s per core",
             (f"with output      {self.events / self.cpu_with_output_s:,.0f} events/s per core, the processed event "
              f"encoded too (the worker's whole per-event processing)"),
-            (f"latency per event p50 {q[499]:.1f} us  p90 {q[899]:.1f} us  p99 {q[989]:.1f} us  "
-             f"p99.9 {q[998]:.1f} us  max {lat[-1]:.1f} us"),
+            (f"latency per event p50 {q['p50']:.1f} us  p90 {q['p90']:.1f} us  p99 {q['p99']:.1f} us  "
+             f"p99.9 {q['p999']:.1f} us  max {q['max']:.1f} us"),
             f"CPU us per event  {stages} (each step alone, GC paused)",
             (f"memory            peak RSS {self.peak_rss_mb:,.1f} MB (inputs included); "
              f"peak allocated while processing {self.processing_peak_mb:,.2f} MB"),
