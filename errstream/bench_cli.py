@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Annotated, Any
 
@@ -24,8 +25,22 @@ bench_app = typer.Typer(help="Benchmarks that print numbers (from a source check
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON document (progress goes to stderr)")]
 
 
+def _checkout_root() -> Path | None:
+    """The source checkout this ``errstream`` package runs from (an editable install), if it has ``bench/``."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "bench" / "__init__.py").is_file() else None
+
+
 def _bench(module: str) -> ModuleType:
-    """``bench.<module>``; one clear line and exit 2 where the benchmarks are not installed."""
+    """``bench.<module>``; one clear line and exit 2 where the benchmarks are not installed.
+
+    An editable install puts only the shipped packages on ``sys.path``, so the
+    checkout that holds this package is added when ``bench`` is next to it:
+    ``errstream bench`` then works from any directory.
+    """
+    root = _checkout_root()
+    if root is not None and str(root) not in sys.path:
+        sys.path.append(str(root))
     try:
         return importlib.import_module(f"bench.{module}")
     except ModuleNotFoundError as exc:
