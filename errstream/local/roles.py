@@ -34,6 +34,21 @@ _ALWAYS = ("kafka_bootstrap", "clickhouse_url", "clickhouse_database", "topic_er
            "sink_batch_seconds", "sink_batch_rows")
 
 
+def _plain(value: Any) -> Any:
+    """JSON-ready, with secrets revealed: the child needs the real webhook URL or password, not ``**********``."""
+    if isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
 def _env_value(value: Any) -> str | None:
     if value is None:
         return None
@@ -43,17 +58,7 @@ def _env_value(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, str | int | float | Path):
         return str(value)
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-
-    def plain(v: Any) -> Any:
-        return v.model_dump(mode="json") if isinstance(v, BaseModel) else str(v) if isinstance(v, Path) else v
-
-    if isinstance(value, dict):
-        return json.dumps({k: plain(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return json.dumps([plain(v) for v in value])
-    return str(value)
+    return json.dumps(_plain(value), default=str)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
