@@ -9,12 +9,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from bench import harness
 from errstream.local.roles import RoleProcess, settings_env
 from errstream_core.settings import Settings
 from producers.synthetic import realistic_events
 from schemas.events import ErrorEvent
+from schemas.notifications import WebhookDestination
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -67,8 +69,9 @@ def test_realistic_events_are_deterministic_with_deep_stacks() -> None:
 
 
 def test_settings_env_passes_explicit_settings_and_secrets_to_children(monkeypatch: pytest.MonkeyPatch) -> None:
-    s = Settings(topic_errors="mine.errors", detection_enabled=False, clickhouse_password="pw",  # type: ignore[arg-type]
-                 sample_rates={"info": 1.0}, alert_webhooks=[{"name": "x", "url": "https://hooks.example/x"}])
+    hook = WebhookDestination.model_validate({"name": "x", "url": "https://hooks.example/x"})
+    s = Settings(topic_errors="mine.errors", detection_enabled=False, clickhouse_password=SecretStr("pw"),
+                 sample_rates={"info": 1.0}, alert_webhooks=[hook])
     env = settings_env(s)
     assert env["ERRSTREAM_TOPIC_ERRORS"] == "mine.errors"
     assert env["ERRSTREAM_DETECTION_ENABLED"] == "false"
