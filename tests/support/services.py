@@ -6,7 +6,7 @@ this module keeps the names the tests use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,8 +28,9 @@ STORE_EVERYTHING_ENV = {
 class Service(RoleProcess):
     """One `errstream <command>` process with its output in a log file (``Service(command, settings, log_dir)``)."""
 
-    def __init__(self, command: str, settings: Settings, log_dir: Path, extra_env: dict[str, str] | None = None):
-        super().__init__(command, settings, log_dir, extra_env=extra_env)
+    def __init__(self, command: str, settings: Settings, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 args: Sequence[str] = ()):
+        super().__init__(command, settings, log_dir, extra_env=extra_env, args=args)
         self.command = command
 
 
