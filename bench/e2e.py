@@ -212,6 +212,8 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
             cpu = {p.pid: cpu_seconds(p.pid) - cpu0[p.pid] for p in procs}
             result.worker_cpu_us_per_event = round(sum(cpu[p.pid] for p in worker_procs) / events * 1e6, 1)
             result.sink_cpu_us_per_event = round(sum(cpu[p.pid] for p in sink_procs) / events * 1e6, 1)
+            # the steady phase starts from an idle sink: everything it was given is inserted and committed
+            harness.wait_caught_up(s, s.sink_group, [s.topic_processed], 120, procs)
 
             progress(f"steady: {rate:,} events/s for {seconds:g} s, a probe every {probe_interval * 1000:.0f} ms…")
             published: dict[str, float] = {}

@@ -61,13 +61,15 @@ def _run(name: str, root: Path, kafka_bootstrap: str, clickhouse_url: str) -> Ru
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str,
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str,
          clickhouse_url: str) -> Iterator[dict[str, Future[Run]]]:
-    """All benchmarks, three at a time: each is mostly waiting (process start-up, group joins), so the
-    suite pays for the slowest lane, not for the sum."""
+    """The selected benchmarks, three at a time: each is mostly waiting (process start-up, group joins), so
+    the suite pays for the slowest lane, not for the sum."""
+    selected = [item.callspec.params["name"] for item in request.session.items
+                if isinstance(item, pytest.Function) and item.module is request.module and hasattr(item, "callspec")]
     root = tmp_path_factory.mktemp("bench")
     with ThreadPoolExecutor(max_workers=3) as pool:
-        yield {name: pool.submit(_run, name, root, kafka_bootstrap, clickhouse_url) for name in TINY}
+        yield {name: pool.submit(_run, name, root, kafka_bootstrap, clickhouse_url) for name in selected}
 
 
 @pytest.mark.parametrize("name", list(TINY))
