@@ -65,7 +65,7 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
          clickhouse_url: str) -> Iterator[dict[str, Future[Run]]]:
     """The selected benchmarks, three at a time: each is mostly waiting (process start-up, group joins), so
     the suite pays for the slowest lane, not for the sum."""
-    selected = [item.callspec.params["name"] for item in request.session.items
+    selected = [str(item.callspec.params["name"]) for item in request.session.items
                 if isinstance(item, pytest.Function) and item.module is request.module and hasattr(item, "callspec")]
     root = tmp_path_factory.mktemp("bench")
     with ThreadPoolExecutor(max_workers=3) as pool:
