@@ -46,7 +46,7 @@ from errstream.local.kafka import LocalKafka
 from errstream.local.process import cpu_seconds, free_port, port_open, wait_for
 from errstream.local.roles import RoleProcess
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
+from errstream_core.topics import ensure_topics, pipeline_topics
 from producers.synthetic import synthetic_event
 
 T = TypeVar("T")
@@ -85,8 +85,22 @@ def run_dir(settings: Settings, run: str) -> Path:
     return path
 
 
-def create_topics(settings: Settings, topics: Sequence[str] | None = None) -> None:
-    asyncio.run(ensure_topics(settings, list(topics) if topics is not None else None))
+async def _create_topics(settings: Settings, topics: Sequence[str] | None, timeout: float) -> None:
+    await ensure_topics(settings, list(topics) if topics is not None else None)
+    wanted = set(topics if topics is not None else pipeline_topics(settings))
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs())
+    await consumer.start()
+    try:  # until the broker's metadata has the new topics, producers wait and log about it
+        deadline = time.monotonic() + timeout
+        while not wanted <= await consumer.topics() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
+
+
+def create_topics(settings: Settings, topics: Sequence[str] | None = None, timeout: float = 30.0) -> None:
+    """Create ``topics`` (default: the pipeline's) and wait until the broker's metadata lists them."""
+    asyncio.run(_create_topics(settings, topics, timeout))
 
 
 async def _delete_run_topics(settings: Settings, run: str) -> int:
