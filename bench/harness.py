@@ -43,7 +43,7 @@ from aiokafka.structs import TopicPartition
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import cpu_seconds, free_port, port_open, wait_for
+from errstream.local.process import cpu_seconds, free_port, free_port_pair, port_open, wait_for
 from errstream.local.roles import RoleProcess
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics, pipeline_topics
@@ -195,7 +195,7 @@ def local_stack(settings: Settings, state_dir: Path) -> Iterator[Stack]:
             stack.kafka_pid = kafka.process.pid() if settings.kafka_bootstrap == kafka.bootstrap else None
         else:
             kafka = LocalKafka(state_dir=state_dir, cache_dir=settings.cache_dir, version=settings.kafka_version,
-                               port=free_port(), partitions=settings.topic_partitions)
+                               port=free_port_pair(), partitions=settings.topic_partitions)
             own.append(kafka)
             stack.settings = stack.settings.model_copy(update={"kafka_bootstrap": kafka.up()})
             stack.kafka_pid = kafka.process.pid()

@@ -62,6 +62,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_pair(attempts: int = 50) -> int:
+    """A free port whose successor is free too: the local broker listens on both (clients, controller)."""
+    for _ in range(attempts):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -123,3 +123,14 @@ def test_e2e_figures_and_lines() -> None:
     text = "\n".join(r.lines())
     assert "5,000 events/s until all counted" in text and "drain/raw = 0.12" in text
     assert "p50 500 ms  p90 900 ms  p99 990 ms" in text and "broker ?" in text and "NOT all counted" not in text
+
+
+def test_free_port_pair_gives_two_bindable_consecutive_ports() -> None:
+    import socket
+
+    from errstream.local.process import free_port_pair
+
+    port = free_port_pair()
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", port))
+        b.bind(("127.0.0.1", port + 1))
