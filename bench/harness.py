@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import subprocess
 import time
 import uuid
@@ -184,7 +185,8 @@ def _clickhouse_up(settings: Settings) -> bool:
 @contextlib.contextmanager
 def local_stack(settings: Settings, state_dir: Path) -> Iterator[Stack]:
     """The broker and ClickHouse of ``settings`` if they answer (say from ``errstream local up``);
-    otherwise a broker and an embedded ClickHouse on free ports under ``state_dir``, stopped afterwards."""
+    otherwise a broker and an embedded ClickHouse on free ports under ``state_dir``, stopped and their data
+    removed afterwards (their logs stay)."""
     kafka = LocalKafka(state_dir=Path(settings.home), cache_dir=settings.cache_dir, version=settings.kafka_version,
                        port=settings.local_kafka_port, partitions=settings.topic_partitions)
     clickhouse = LocalClickHouse(state_dir=Path(settings.home), port=settings.local_clickhouse_port)
@@ -213,6 +215,9 @@ def local_stack(settings: Settings, state_dir: Path) -> Iterator[Stack]:
     finally:
         for server in reversed(own):
             server.down()
+        # the logs stay with the run; the data of servers started for it would only fill the disk
+        shutil.rmtree(state_dir / "kafka-data", ignore_errors=True)
+        shutil.rmtree(state_dir / "chdb", ignore_errors=True)
 
 
 # --- Kafka: payloads, publishing and consumer progress ---------------------------------------------------------
