@@ -11,27 +11,16 @@ process → processed topic → detection → alerts, two Kafka hops.
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import resource
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench import harness
+from errstream.local.process import cpu_seconds
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
-from producers.synthetic import synthetic_event
 from schemas.events import ErrorEvent
-
-STAMP = "2000-01-01T00:00:00Z"
 
 
 @dataclass
@@ -46,46 +35,25 @@ class AlertLatencyResult:
     worker_max_rss_mb: float = 0.0
     log: str = ""
 
-    def percentile(self, q: float) -> float:
-        xs = sorted(self.latencies)
-        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+    def figures(self) -> dict[str, object]:
+        lat = harness.percentiles(self.latencies)
+        return {"rate_achieved": round(self.rate_achieved), "seconds": round(self.seconds, 1), "probes": self.probes,
+                "probes_alerted": len(self.latencies),
+                "alert_latency_ms": {k: round(v * 1000) if v == v else None for k, v in lat.items()},
+                "worker_cpu_seconds": round(self.worker_cpu_seconds, 2), "worker_peak_rss_mb": self.worker_max_rss_mb}
 
     def lines(self) -> list[str]:
+        lat = {k: v * 1000 for k, v in harness.percentiles(self.latencies).items()}
         return [
             (f"background load   {self.rate_achieved:,.0f} events/s achieved (target {self.rate_target:,}) "
              f"for {self.seconds:.1f} s"),
             f"probes            {self.probes} published, {len(self.latencies)} alerted",
-            (f"alert latency     p50 {self.percentile(0.5) * 1000:.0f} ms   p90 {self.percentile(0.9) * 1000:.0f} ms   "
-             f"p99 {self.percentile(0.99) * 1000:.0f} ms   max {max(self.latencies, default=float('nan')) * 1000:.0f} ms"),
-            (f"worker(s)         {self.workers} process(es), {self.worker_cpu_seconds:.1f} CPU s in all from start to "
-             f"stop (startup included), peak RSS {self.worker_max_rss_mb:.0f} MB (largest process)"),
-            f"worker log        {self.log}",
+            (f"alert latency     p50 {lat['p50']:.0f} ms   p90 {lat['p90']:.0f} ms   p99 {lat['p99']:.0f} ms   "
+             f"max {lat['max']:.0f} ms"),
+            (f"worker(s)         {self.workers} process(es), {self.worker_cpu_seconds:.1f} CPU s in all from start to the "
+             f"last probe (startup included), peak RSS {self.worker_max_rss_mb:.0f} MB (largest process)"),
+            f"worker logs       {self.log}",
         ]
-
-
-def _bench_settings(settings: Settings) -> Settings:
-    run = f"bench{uuid.uuid4().hex[:8]}"
-    return settings.model_copy(update={
-        "topic_errors": f"{run}.errors", "topic_dlq": f"{run}.errors.dlq", "topic_alerts": f"{run}.alerts",
-        "topic_processed": f"{run}.processed", "topic_issue_status": f"{run}.issue-status",
-        "app_id": f"{run}-errstream",
-    })
-
-
-def _env(s: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("kafka_bootstrap", "topic_errors", "topic_dlq", "topic_alerts", "topic_processed",
-                 "topic_issue_status", "app_id", "topic_partitions"):
-        env[f"ERRSTREAM_{name.upper()}"] = str(getattr(s, name))
-    return env
-
-
-def _templates(n: int) -> list[bytes]:
-    """Serialized synthetic events with a timestamp placeholder, re-stamped at publish time."""
-    rng = random.Random(5)
-    stamp = datetime(2000, 1, 1, tzinfo=UTC)
-    return [synthetic_event(rng, timestamp=stamp).model_dump_json().encode().replace(
-        stamp.isoformat().replace("+00:00", "Z").encode(), STAMP.encode()) for _ in range(n)]
 
 
 def _probe(i: int, run: str) -> ErrorEvent:
@@ -129,7 +97,7 @@ async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: fl
                 raise RuntimeError("the worker did not raise the first probe's alert within 180 s")
             await asyncio.sleep(0.2)
         del published[ready], alerted[ready]
-        templates = _templates(500)
+        payloads = harness.Payloads()
         tick = 0.01
         sent = 0
         start = time.monotonic()
@@ -137,11 +105,10 @@ async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: fl
         i = 0
         pending: list[asyncio.Future] = []
         while (elapsed := time.monotonic() - start) < seconds:
-            stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z").encode()
+            stamp = payloads.now()
             due = int(elapsed * rate) - sent
             for _ in range(max(0, due)):
-                payload = templates[sent % len(templates)].replace(STAMP.encode(), stamp, 1)
-                pending.append(await producer.send(s.topic_errors, payload))
+                pending.append(await producer.send(s.topic_errors, payloads.next(stamp)))
                 sent += 1
             if time.monotonic() >= next_probe:
                 await probe(i)
@@ -166,30 +133,17 @@ async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: fl
 
 
 def run_alert_latency_bench(settings: Settings, rate: int = 5_000, seconds: float = 30.0,
-                            probes_per_second: float = 10.0, workers: int = 1,
-                            log_dir: Path = Path(".")) -> AlertLatencyResult:
-    s = _bench_settings(settings)
-    asyncio.run(ensure_topics(s))
-    log = log_dir / f"{s.app_id}-worker.log"
-    result = AlertLatencyResult(rate_target=rate, workers=workers, log=str(log))
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    procs = []
-    with open(log, "wb") as out:
-        for _ in range(workers):  # one consumer group: the partitions are shared out
-            procs.append(subprocess.Popen([sys.executable, "-m", "errstream.cli", "worker"], stdout=out,
-                                          stderr=subprocess.STDOUT, env=_env(s), start_new_session=True))
+                            probes_per_second: float = 10.0, workers: int = 1) -> AlertLatencyResult:
+    run = harness.new_run("alerts")
+    s = harness.fresh_settings(settings, run)
+    harness.create_topics(s)
+    log_dir = harness.run_dir(settings, run)
+    result = AlertLatencyResult(rate_target=rate, workers=workers, log=str(log_dir))
     try:
-        asyncio.run(_measure(s, rate, seconds, probes_per_second, result))
+        with harness.spawn("worker", s, log_dir, workers) as procs:  # one consumer group: partitions shared out
+            asyncio.run(_measure(s, rate, seconds, probes_per_second, result))
+            result.worker_cpu_seconds = sum(cpu_seconds(p.pid) for p in procs)
+            result.worker_max_rss_mb = max(harness.peak_rss_mb(p.pid) or 0.0 for p in procs)
     finally:
-        for worker in procs:
-            os.killpg(worker.pid, signal.SIGTERM)
-        for worker in procs:
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result.worker_cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    result.worker_max_rss_mb = after.ru_maxrss / 1024
+        harness.delete_run_topics(s, run)
     return result

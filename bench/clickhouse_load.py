@@ -1,9 +1,10 @@
 """Load millions of generated error events into embedded ClickHouse and time the report.
 
-    .venv/bin/python bench/clickhouse_load.py --events 10000000 --raw 3000000
+    errstream bench clickhouse-load --events 10000000 --raw 3000000
+    .venv/bin/python -m bench.clickhouse_load --events 10000000 --raw 3000000
 
-What it does, on its own embedded ClickHouse (a fresh ERRSTREAM_HOME-like
-directory and a free port; never the default 8123):
+What it does, on its own embedded ClickHouse (under ``ERRSTREAM_HOME/bench/<run>/``
+on a free port; never the default 8123) and a fresh database:
 
 1. ``errstream migrate`` into a bench database.
 2. **True counts for every event**: ``--events`` rows are generated inside
@@ -34,16 +35,16 @@ import argparse
 import json
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
+from bench import harness
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.process import free_port
 from errstream_core.settings import Settings
@@ -129,7 +130,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: int, now: datetime,
-             days: int, groups: int, label: str) -> float:
+             days: int, groups: int, label: str, progress: Callable[[str], None] = print) -> float:
     """Insert ``total`` generated rows in chunks (bounded memory); returns seconds."""
     start = int((now - timedelta(days=days)).timestamp())
     common = _COMMON.format(
@@ -142,13 +143,14 @@ def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: in
         q = sql.format(db=db, common=common, offset=offset, count=count, columns=", ".join(EVENT_COLUMNS))
         dt, _ = _timed(partial(client.command, q, settings={"max_insert_threads": 2}))
         elapsed += dt
-        print(f"  {label}: {offset + count:>11,} rows  {(offset + count) / elapsed:>12,.0f} rows/s", flush=True)
+        progress(f"  {label}: {offset + count:>11,} rows  {(offset + count) / elapsed:>12,.0f} rows/s")
     return elapsed
 
 
 def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str, float]:
     """Real processed events → sinks/rows.py → clickhouse-connect inserts, as the sink does."""
     from producers.synthetic import synthetic_stream
+    from schemas.fast import encode
     from stream_processors.event_processor import EventProcessor
 
     proc = EventProcessor()
@@ -157,7 +159,7 @@ def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str,
     for e in synthetic_stream(n, seed=11, start=datetime.now(UTC) - timedelta(hours=2), spread=timedelta(hours=2)):
         out = proc.process(e.model_dump_json().encode())
         assert out.processed is not None
-        records.append(out.processed.model_dump(mode="json"))
+        records.append(orjson.loads(encode(out.processed)))  # what the sink reads off the processed topic
     gen = time.perf_counter() - t0
     build = insert_events = insert_counts = 0.0
     occurrence_rows = 0
@@ -189,7 +191,8 @@ def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str,
     }
 
 
-def time_queries(client: Client, db: str, repeat: int) -> list[dict[str, Any]]:
+def time_queries(client: Client, db: str, repeat: int,
+                 progress: Callable[[str], None] = print) -> list[dict[str, Any]]:
     now = datetime.now(UTC).replace(microsecond=0)
     results = []
 
@@ -200,7 +203,7 @@ def time_queries(client: Client, db: str, repeat: int) -> list[dict[str, Any]]:
             times.append(dt)
         results.append({"query": name, "best_s": round(min(times), 3), "worst_s": round(max(times), 3),
                         "median_s": round(statistics.median(times), 3)})
-        print(f"  {name:<42} best {min(times):7.3f}s  worst {max(times):7.3f}s", flush=True)
+        progress(f"  {name:<42} best {min(times):7.3f}s  worst {max(times):7.3f}s")
 
     for since, service in (("1h", None), ("24h", None), ("7d", None), ("24h", "checkout")):
         window = parse_since(since)
@@ -236,13 +239,89 @@ def column_sizes(client: Client, db: str, table: str) -> list[dict[str, Any]]:
         parameters={"db": db, "t": table}).named_results())
 
 
-def peak_rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return None
+def run_clickhouse_load(settings: Settings, events: int = 10_000_000, raw: int = 3_000_000,
+                        client_events: int = 100_000, client_batch: int = 50_000, groups: int = 5_000, days: int = 7,
+                        chunk: int = 1_000_000, repeat: int = 3, url: str | None = None, keep: bool = False,
+                        progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """The figures of one load (see the module docstring); the embedded server's store is under
+    ``ERRSTREAM_HOME/bench/<run>/`` and removed afterwards unless ``keep``."""
+    run = harness.new_run("chload")
+    home = harness.run_dir(settings, run)
+    local = None
+    if url is None:
+        local = LocalClickHouse(state_dir=home, port=free_port())
+        url = local.up()
+    progress(f"ClickHouse at {url} (store {home})")
+    s = Settings(clickhouse_url=url, clickhouse_database=f"errstream_{run}")
+    db = s.clickhouse_database
+    try:
+        client = connect(s, send_receive_timeout=3600)
+        migrate(s, client)
+        now = datetime.now(UTC)
+        progress(f"generating {events:,} counted events over {days} days, {groups:,} issues")
+        occ_s = generate(client, db, OCCURRENCES_SQL, events, chunk, 1, now, days, groups,
+                         "error_occurrences_in → views", progress)
+        progress(f"generating {raw:,} raw events")
+        raw_s = generate(client, db, EVENTS_SQL, raw, min(chunk, 500_000), 2, now, days, groups, "error_events",
+                         progress) if raw else 0.0
+        before = storage(client, db)
+        progress(f"client insert path: {client_events:,} processed events")
+        client_path = client_insert_path(client, db, client_events, client_batch) if client_events else {}
+        progress(f"  {client_path}")
+        progress("timing queries")
+        timings = time_queries(client, db, repeat, progress)
+        progress("merging (OPTIMIZE FINAL: the steady state background merges reach)")
+        for table in ("error_counts_1m", "error_counts_1h", "error_groups", "error_events"):
+            dt, _ = _timed(partial(client.command, f"OPTIMIZE TABLE {db}.{table} FINAL"))
+            progress(f"  {table}: {dt:.1f}s")
+        after = storage(client, db)
+        progress("timing queries again after the merges")
+        timings_merged = time_queries(client, db, repeat, progress)
+        result: dict[str, Any] = {
+            "insert_sql_generated": {
+                "occurrences_rows_per_s": round(events / occ_s) if occ_s else None, "occurrences_s": round(occ_s, 1),
+                "raw_events_rows_per_s": round(raw / raw_s) if raw_s else None, "raw_events_s": round(raw_s, 1),
+            },
+            "insert_client_path": client_path,
+            "queries": timings,
+            "queries_after_merge": timings_merged,
+            "storage_before_optimize": before,
+            "storage_after_optimize": after,
+            "error_events_columns": column_sizes(client, db, "error_events"),
+            "server_peak_rss_mb": harness.peak_rss_mb(local.process.pid() if local else None),
+        }
+        raw_table = next((t for t in after if t["table"] == "error_events"), None)
+        total_bytes = sum(t["bytes_on_disk"] for t in after)
+        agg_bytes = sum(t["bytes_on_disk"] for t in after if t["table"] != "error_events")
+        result["summary"] = {
+            "raw_error_events_mb_per_million_rows": round(raw_table["bytes_on_disk"] / raw_table["rows"], 1)
+            if raw_table and raw_table["rows"] else None,
+            "aggregates_mb_per_million_events": round(agg_bytes / events, 2) if events else None,
+            "all_tables_mb_per_million_events": round(total_bytes / events, 1) if events else None,
+            "slowest_query_s": max(t["worst_s"] for t in timings),
+            "slowest_query_after_merge_s": max(t["worst_s"] for t in timings_merged),
+        }
+        if not keep:
+            client.command(f"DROP DATABASE IF EXISTS {db}")
+        return result
+    finally:
+        if local is not None:
+            local.down()
+            if not keep:
+                shutil.rmtree(home, ignore_errors=True)
+
+
+def report_lines(result: dict[str, Any]) -> list[str]:
+    lines = [json.dumps(result["summary"], indent=2), "storage after OPTIMIZE:"]
+    for t in result["storage_after_optimize"]:
+        lines.append(f"  {t['table']:<20} {t['rows']:>12,} rows {t['bytes_on_disk'] / 1e6:>10.1f} MB on disk "
+                     f"({t['uncompressed'] / 1e6:,.0f} MB raw)")
+    if result["insert_client_path"]:
+        c = result["insert_client_path"]
+        lines.append(f"client insert path: {c['end_to_end_events_per_s']:,} events/s end to end "
+                     f"({c['error_events_insert_rows_per_s']:,} error_events rows/s)")
+    lines.append(f"server peak RSS: {result['server_peak_rss_mb']} MB")
+    return lines
 
 
 def main() -> None:
@@ -256,82 +335,14 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--url", help="an existing ClickHouse (default: start an embedded one on a free port)")
-    ap.add_argument("--home", type=Path, help="state directory for the embedded server (default: a temp dir)")
-    ap.add_argument("--keep", action="store_true", help="keep the embedded store afterwards")
-    ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the database and the embedded store afterwards")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args()
-
-    home = args.home or Path(tempfile.mkdtemp(prefix="errstream-bench-"))
-    local = None
-    url = args.url
-    if url is None:
-        local = LocalClickHouse(state_dir=home, port=free_port())
-        url = local.up()
-    print(f"ClickHouse at {url} (store {home})", flush=True)
-    settings = Settings(clickhouse_url=url, clickhouse_database="errstream_bench")
-    db = settings.clickhouse_database
-    try:
-        client = connect(settings, send_receive_timeout=3600)
-        client.command(f"DROP DATABASE IF EXISTS {db}")
-        migrate(settings, client)
-        now = datetime.now(UTC)
-        print(f"generating {args.events:,} counted events over {args.days} days, {args.groups:,} issues", flush=True)
-        occ_s = generate(client, db, OCCURRENCES_SQL, args.events, args.chunk, 1, now, args.days, args.groups,
-                         "error_occurrences_in → views")
-        print(f"generating {args.raw:,} raw events", flush=True)
-        raw_s = generate(client, db, EVENTS_SQL, args.raw, min(args.chunk, 500_000), 2, now, args.days,
-                         args.groups, "error_events") if args.raw else 0.0
-        before = storage(client, db)
-        print(f"client insert path: {args.client_events:,} processed events", flush=True)
-        client_path = client_insert_path(client, db, args.client_events, args.client_batch) if args.client_events else {}
-        print(f"  {client_path}", flush=True)
-        print("timing queries", flush=True)
-        timings = time_queries(client, db, args.repeat)
-        print("merging (OPTIMIZE FINAL: the steady state background merges reach)", flush=True)
-        for table in ("error_counts_1m", "error_counts_1h", "error_groups", "error_events"):
-            dt, _ = _timed(partial(client.command, f"OPTIMIZE TABLE {db}.{table} FINAL"))
-            print(f"  {table}: {dt:.1f}s", flush=True)
-        after = storage(client, db)
-        print("timing queries again after the merges", flush=True)
-        timings_merged = time_queries(client, db, args.repeat)
-        result = {
-            "events": args.events, "raw_events": args.raw, "groups": args.groups, "days": args.days,
-            "insert_sql_generated": {
-                "occurrences_rows_per_s": round(args.events / occ_s), "occurrences_s": round(occ_s, 1),
-                "raw_events_rows_per_s": round(args.raw / raw_s) if raw_s else None, "raw_events_s": round(raw_s, 1),
-            },
-            "insert_client_path": client_path,
-            "queries": timings,
-            "queries_after_merge": timings_merged,
-            "storage_before_optimize": before,
-            "storage_after_optimize": after,
-            "error_events_columns": column_sizes(client, db, "error_events"),
-            "server_peak_rss_mb": peak_rss_mb(local.process.pid() if local else None),
-        }
-        raw_table = next((t for t in after if t["table"] == "error_events"), None)
-        total_bytes = sum(t["bytes_on_disk"] for t in after)
-        agg_bytes = sum(t["bytes_on_disk"] for t in after if t["table"] != "error_events")
-        result["summary"] = {
-            "raw_error_events_mb_per_million_rows": round(raw_table["bytes_on_disk"] / raw_table["rows"], 1)
-            if raw_table else None,
-            "aggregates_mb_per_million_events": round(agg_bytes / args.events, 2),
-            "all_tables_mb_per_million_events": round(total_bytes / args.events, 1),
-            "slowest_query_s": max(t["worst_s"] for t in timings),
-            "slowest_query_after_merge_s": max(t["worst_s"] for t in timings_merged),
-        }
-        print(json.dumps(result["summary"], indent=2))
-        print("storage after OPTIMIZE:")
-        for t in after:
-            print(f"  {t['table']:<20} {t['rows']:>12,} rows {t['bytes_on_disk'] / 1e6:>10.1f} MB on disk "
-                  f"({t['uncompressed'] / 1e6:,.0f} MB raw)")
-        print(f"server peak RSS: {result['server_peak_rss_mb']} MB")
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2, default=str))
-    finally:
-        if local is not None:
-            local.down()
-            if not args.keep and args.home is None:
-                shutil.rmtree(home, ignore_errors=True)
+    settings = Settings()
+    params = {k: v for k, v in vars(args).items() if k not in ("json", "keep")}
+    result = run_clickhouse_load(settings, args.events, args.raw, args.client_events, args.client_batch,
+                                 args.groups, args.days, args.chunk, args.repeat, args.url, args.keep)
+    harness.emit(settings, "clickhouse-load", params, result, report_lines(result), args.json)
 
 
 if __name__ == "__main__":

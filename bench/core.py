@@ -15,18 +15,14 @@ import gc
 import io
 import os
 import pstats
-import random
 import resource
-import statistics
 import time
 import tracemalloc
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from producers.capture import event_from_exception
-from schemas.events import Breadcrumb, ErrorEvent, RequestInfo, User
+from bench import harness
+from producers.synthetic import realistic_events
+from schemas.events import ErrorEvent
 from schemas.fast import ProcessedEvent, decode_event, encode
 from stream_processors.event_processor import EventProcessor
 from stream_processors.fingerprint import group_event
@@ -34,66 +30,7 @@ from stream_processors.rate_limit import RateLimiter
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import Scrubber
 
-STACK_DEPTH = 20
-
-
-def _call_chain(depth: int) -> list[Callable[[int, random.Random], None]]:
-    """``depth`` distinct functions, each calling the next, like a web stack (handler → service → repo …)."""
-    source = "\n".join(
-        f"def layer_{i}(fail, rng):\n    return {'_fail' if i == depth - 1 else f'layer_{i + 1}'}(fail, rng)\n"
-        for i in range(depth)
-    )
-    namespace: dict[str, object] = {"_fail": _fail, "__name__": "shop.layers"}
-    exec(compile(source, "/srv/shop/app/layers.py", "exec"), namespace)  # noqa: S102 - generated bench code
-    return [namespace[f"layer_{i}"] for i in range(depth)]  # type: ignore[misc]
-
-
-def _fail(fail: int, rng: random.Random) -> None:
-    _FAILURES[fail](rng)
-
-
-def _missing_key(rng: random.Random) -> None:
-    raise KeyError(f"user_{rng.randint(1, 10_000)}")
-
-
-def _declined(rng: random.Random) -> None:
-    raise ValueError(f"card declined for customer{rng.randint(1, 99)}@example.com amount {rng.randint(1, 900)}.00")
-
-
-def _refused(rng: random.Random) -> None:
-    raise ConnectionRefusedError(f"connect to 10.0.{rng.randint(0, 9)}.{rng.randint(1, 254)}:5432 refused")
-
-
-_FAILURES = (_missing_key, _declined, _refused)
-
-
-def make_events(count: int, *, seed: int = 11, start: datetime | None = None) -> list[bytes]:
-    """``count`` serialised events, each with a ~20-frame in-app stack, tags, user, request, breadcrumbs."""
-    rng = random.Random(seed)
-    start = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    levels = ("error", "error", "warning", "critical", "info")
-    layers = _call_chain(STACK_DEPTH - 3)  # + make_events, _fail and the raiser = STACK_DEPTH frames
-    out: list[bytes] = []
-    for i in range(count):
-        fail = i % len(_FAILURES)
-        try:
-            layers[0](fail, rng)
-        except Exception as exc:  # noqa: BLE001 - every failure is the event we want
-            event: ErrorEvent = event_from_exception(
-                exc, service=("billing", "checkout", "auth")[i % 3], level=levels[i % len(levels)],
-                release="1.4.2", timestamp=start + timedelta(milliseconds=i * 7),
-                event_id=uuid.UUID(int=rng.getrandbits(128), version=4),
-                user=User(id=f"u{rng.randint(1, 500)}", email=f"user{rng.randint(1, 500)}@example.com",
-                          ip_address=f"192.0.2.{rng.randint(1, 254)}"),
-                tags={"region": rng.choice(["eu-west-1", "us-east-1"]), "http.status": "500"},
-                request=RequestInfo(method="POST", url=f"https://shop.example.com/pay?order={i}&token=abc",
-                                    headers={"Authorization": "Bearer abc.def", "Accept": "application/json"}),
-                breadcrumbs=[Breadcrumb(category="http", message=f"GET /api/items/{rng.randint(1, 999)}",
-                                        data={"status": 200}) for _ in range(5)],
-                context={"runtime": {"name": "CPython", "version": "3.11"}},
-            )
-            out.append(event.model_dump_json().encode())
-    return out
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
 
 @dataclass
@@ -109,9 +46,18 @@ class BenchResult:
     stages_us: dict[str, float]
     cpu_with_output_s: float
 
+    def figures(self) -> dict[str, object]:
+        return {
+            "events_per_s_wall": round(self.events / self.wall_s), "events_per_s_cpu": round(self.events / self.cpu_s),
+            "events_per_s_cpu_with_output": round(self.events / self.cpu_with_output_s),
+            "latency_us": {k: round(v, 1) for k, v in harness.percentiles(self.latencies_us, QUANTILES).items()},
+            "stages_us": {k: round(v, 2) for k, v in self.stages_us.items()}, "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "processing_peak_mb": round(self.processing_peak_mb, 2), "stack_frames": self.stack_frames,
+            "outcomes": self.counts,
+        }
+
     def report(self) -> str:
-        lat = sorted(self.latencies_us)
-        q = statistics.quantiles(lat, n=1000)
+        q = harness.percentiles(self.latencies_us, QUANTILES)
         stages = "  ".join(f"{name} {us:.1f}" for name, us in self.stages_us.items())
         lines = [
             f"events            {self.events:,} (stacks of {self.stack_frames} frames)",
@@ -119,8 +65,8 @@ class BenchResult:
             f"throughput (CPU)  {self.events / self.cpu_s:,.0f} events/s per core",
             (f"with output      {self.events / self.cpu_with_output_s:,.0f} events/s per core, the processed event "
              f"encoded too (the worker's whole per-event processing)"),
-            (f"latency per event p50 {q[499]:.1f} us  p90 {q[899]:.1f} us  p99 {q[989]:.1f} us  "
-             f"p99.9 {q[998]:.1f} us  max {lat[-1]:.1f} us"),
+            (f"latency per event p50 {q['p50']:.1f} us  p90 {q['p90']:.1f} us  p99 {q['p99']:.1f} us  "
+             f"p99.9 {q['p999']:.1f} us  max {q['max']:.1f} us"),
             f"CPU us per event  {stages} (each step alone, GC paused)",
             (f"memory            peak RSS {self.peak_rss_mb:,.1f} MB (inputs included); "
              f"peak allocated while processing {self.processing_peak_mb:,.2f} MB"),
@@ -209,7 +155,7 @@ def run(count: int = 50_000, *, passes: int = 3, profile: bool = False,
     disturbed by other processes, not an optimistic outlier of our own code.
     """
     pinned = _pin_to_one_core()
-    payloads = make_events(count)
+    payloads = realistic_events(count)
     frames = len(ErrorEvent.model_validate_json(payloads[0]).exceptions[-1].stacktrace)
     for raw in payloads[:1_000]:  # warm caches and imports
         EventProcessor().process(raw)

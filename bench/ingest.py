@@ -16,7 +16,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -25,7 +24,8 @@ from typing import Any
 
 import httpx
 
-from errstream.local.process import cpu_seconds, free_port
+from bench import harness
+from errstream.local.process import cpu_seconds, free_port, wait_for
 from errstream_core.settings import Settings
 from producers.sdk import Client
 
@@ -53,13 +53,10 @@ def handle_request(n: int) -> None:
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
-    s = sorted(samples_ns)
-
-    def at(q: float) -> float:
-        return s[min(len(s) - 1, int(len(s) * q))] / 1000
-
-    return {"p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "p999_us": at(0.999),
-            "max_us": s[-1] / 1000, "mean_us": statistics.fmean(s) / 1000}
+    """Caller-cost percentiles in µs (the harness's nearest rank) and the mean."""
+    us = [x / 1000 for x in samples_ns]
+    pct = harness.percentiles(us, (0.5, 0.9, 0.99, 0.999))
+    return {f"{k}_us": v for k, v in pct.items()} | {"mean_us": statistics.fmean(us)}
 
 
 def _capture_loop(client: Client, n: int, rate: float | None) -> list[int]:
@@ -81,26 +78,27 @@ def _capture_loop(client: Client, n: int, rate: float | None) -> list[int]:
     return costs
 
 
-def _wait(cond: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def bench_sdk(settings: Settings, events: int = 50_000, rate: float = 5_000.0,
               out: Callable[[str], None] = print) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    topic = f"bench-sdk-{uuid.uuid4().hex[:8]}"
-    s = settings.model_copy(update={"topic_errors": topic})
-    asyncio.run(_ensure_topic(s))
+    run = harness.new_run("sdk")
+    s = harness.fresh_settings(settings, run)
+    harness.create_topics(s, [s.topic_errors])
+    try:
+        return _bench_sdk(s, events, rate, out, results)
+    finally:
+        harness.delete_run_topics(s, run)
+
+
+def _bench_sdk(s: Settings, events: int, rate: float, out: Callable[[str], None],
+               results: dict[str, Any]) -> dict[str, Any]:
 
     # 1. Caller-thread cost while the sender thread is busy sending to the real broker.
     client = Client("bench", settings=s, queue_size=max(events, 10_000))
-    if not _wait(lambda: client.stats["connected"], 30):
-        raise SystemExit(f"broker {s.kafka_bootstrap} unreachable: start one (errstream local up)")
+    try:
+        wait_for(lambda: client.stats["connected"], bool, 30, f"the broker {s.kafka_bootstrap}", interval=0.05)
+    except AssertionError:
+        raise SystemExit(f"broker {s.kafka_bootstrap} unreachable: start one (errstream local up)") from None
     _capture_loop(client, 2_000, None)  # warm-up: caches, first batches
     client.flush(30)
     for label, r in (("paced", rate), ("burst", None)):
@@ -135,12 +133,6 @@ def bench_sdk(settings: Settings, events: int = 50_000, rate: float = 5_000.0,
         + f"; dropped={down.stats['dropped']:,}")
     down.close(0.5)
     return results
-
-
-async def _ensure_topic(settings: Settings) -> None:
-    from errstream_core.topics import ensure_topics
-
-    await ensure_topics(settings)
 
 
 # --- gateway ---------------------------------------------------------------------------------------
@@ -221,17 +213,15 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
     seconds of a fresh process and topic (imports, allocator, partition leaders)
     are not its steady state.
     """
-    topic = f"bench-gateway-{uuid.uuid4().hex[:8]}"
-    s = settings.model_copy(update={"topic_errors": topic})
-    asyncio.run(_ensure_topic(s))
+    run = harness.new_run("gateway")
+    s = harness.fresh_settings(settings, run)
+    harness.create_topics(s, [s.topic_errors])
     port = free_port()
-    env = {**os.environ, "ERRSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "ERRSTREAM_TOPIC_ERRORS": topic,
-           "ERRSTREAM_GATEWAY_PROJECTS": json.dumps({"1": {"public_key": "benchkey", "service": "shop"}})}
-    proc = subprocess.Popen([sys.executable, "-m", "errstream.cli", "gateway", "--port", str(port)], env=env)
+    projects = {"ERRSTREAM_GATEWAY_PROJECTS": json.dumps({"1": {"public_key": "benchkey", "service": "shop"}})}
     base = f"http://127.0.0.1:{port}"
-    try:
-        if not _wait(lambda: _up(base), 30):
-            raise SystemExit("gateway did not start")
+    with harness.spawn("gateway", s, harness.run_dir(settings, run), args=["--port", str(port)],
+                       extra_env=projects, stop_timeout=15) as (proc,):
+        harness.wait_until(lambda: _up(base), bool, 30, "the gateway to start", [proc])
         raw = sentry_envelope()
         body = gzip.compress(raw)
         url = f"{base}/api/1/envelope/"
@@ -240,11 +230,10 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
         if check.status_code != 200:
             raise SystemExit(f"gateway refused the envelope: {check.status_code} {check.text}")
         use_wrk = bool(driver == "wrk" or (driver == "auto" and shutil.which("wrk")))
-        with tempfile.TemporaryDirectory() as tmp:
-            load = _GatewayLoad(url, body, headers, connections, use_wrk, Path(tmp))
-            if warmup > 0:
-                load.run(warmup)
-            passes = [_measure_pass(load, proc.pid, base, seconds) for _ in range(max(1, runs))]
+        load = _GatewayLoad(url, body, headers, connections, use_wrk, harness.run_dir(settings, run))
+        if warmup > 0:
+            load.run(warmup)
+        passes = [_measure_pass(load, proc.pid, base, seconds) for _ in range(max(1, runs))]
         out(f"gateway: real sentry-sdk envelopes (1 event each, {len(raw):,} B raw, {len(body):,} B gzip), "
             f"1 uvicorn worker, {connections} connections, driver {'wrk' if use_wrk else 'httpx'}, "
             f"{warmup:g} s warm-up, {len(passes)} passes of {seconds:g} s; every event acknowledged by Kafka")
@@ -255,11 +244,10 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
         cpu_us = statistics.median(p["cpu_us_per_event"] for p in passes)
         out(f"gateway: median {rate:,.0f} events/s, {cpu_us:.0f} µs of gateway CPU per event (load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, shared by the load generator, Kafka and the gateway)")
-        return {"events_per_s": rate, "cpu_us_per_event": cpu_us, "passes": passes, "envelope_bytes": len(raw),
-                "driver": "wrk" if use_wrk else "httpx"}
-    finally:
-        proc.terminate()
-        proc.wait(15)
+        result = {"events_per_s": rate, "cpu_us_per_event": cpu_us, "passes": passes, "envelope_bytes": len(raw),
+                  "driver": "wrk" if use_wrk else "httpx"}
+    harness.delete_run_topics(s, run)
+    return result
 
 
 class _GatewayLoad:

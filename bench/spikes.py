@@ -124,6 +124,12 @@ def run_spike_bench(series: int = 100, minutes: int = 1_440, seed: int = 1, cfg:
     return result
 
 
+def figures(r: SpikeBenchResult) -> dict[str, object]:
+    return {"events": r.events, "false_alerts": r.false_alerts, "false_minutes": r.false_minutes,
+            "false_by_rate": r.false_by_rate, "seconds": round(r.seconds, 2),
+            "detected": {f"{factor:g}x": {"caught": c, "injected": n} for factor, (c, n) in r.detected.items()}}
+
+
 def report_lines(r: SpikeBenchResult, cfg: DetectionConfig) -> list[str]:
     rule = cfg.spike
     lines = [

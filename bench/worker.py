@@ -13,26 +13,11 @@ per second one core sustains; ``bench alerts`` shows the latency that follows.
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
-
-from errstream.local.process import cpu_seconds
+from bench import harness
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
-from producers.publisher import ErrorPublisher
-from producers.synthetic import synthetic_event
-
-_TOPIC_FIELDS = ("topic_errors", "topic_dlq", "topic_alerts", "topic_processed", "topic_issue_status", "app_id")
 
 
 @dataclass
@@ -41,6 +26,10 @@ class WorkerCost:
     detection: bool
     cpu_seconds: float
     wall_seconds: float
+
+    def figures(self) -> dict[str, object]:
+        return {"cpu_seconds": round(self.cpu_seconds, 3), "cpu_us_per_event": round(self.cpu_seconds / self.events * 1e6, 1),
+                "wall_seconds": round(self.wall_seconds, 2)}
 
     def lines(self) -> list[str]:
         return [
@@ -51,62 +40,26 @@ class WorkerCost:
         ]
 
 
-def _wait_idle(pid: int, window: float = 2.0, timeout: float = 180.0) -> float:
-    """CPU seconds once the process used under 5 % of a core for ``window`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        before = cpu_seconds(pid)
-        time.sleep(window)
-        after = cpu_seconds(pid)
-        if after - before < 0.05 * window:
-            return after
-    raise RuntimeError("the worker never became idle")
-
-
-async def _processed(settings: Settings) -> int:
-    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs())
-    await consumer.start()
+def run_worker_bench(settings: Settings, events: int = 20_000, detection: bool = True) -> WorkerCost:
+    run = harness.new_run("worker")
+    s = harness.fresh_settings(settings, run, detection_enabled=detection)
+    harness.create_topics(s)
+    payloads = harness.Payloads()
+    warm = 20
     try:
-        tps = [TopicPartition(settings.topic_processed, p) for p in range(settings.topic_partitions)]
-        return sum((await consumer.end_offsets(tps)).values())
+        with harness.spawn("worker", s, harness.run_dir(settings, run)) as (worker,):
+            # joining the group and the first recovery are not the per-event cost
+            asyncio.run(harness.publish_raw(s, s.topic_errors, payloads.batch(warm)))
+            harness.wait_until(lambda: harness.records_in(s, [s.topic_processed]), lambda n: n >= warm, 180,
+                               "the warm-up events processed", [worker], interval=0.5)
+            cpu_before = harness.wait_cpu_idle(worker.pid)
+            batch = payloads.batch(events)
+            start = time.monotonic()
+            asyncio.run(harness.publish_raw(s, s.topic_errors, batch))
+            harness.wait_until(lambda: harness.records_in(s, [s.topic_processed]), lambda n: n >= warm + events,
+                               max(180.0, events / 100), "every event processed", [worker], interval=0.5)
+            wall = time.monotonic() - start
+            cpu_after = harness.wait_cpu_idle(worker.pid)
     finally:
-        await consumer.stop()
-
-
-async def _publish(settings: Settings, payloads: list[bytes]) -> None:
-    async with ErrorPublisher(settings) as publisher:
-        await publisher.publish_many_raw(payloads)
-
-
-def run_worker_bench(settings: Settings, events: int = 20_000, detection: bool = True,
-                     log_dir: Path = Path(".")) -> WorkerCost:
-    run = f"benchw{uuid.uuid4().hex[:8]}"
-    s = settings.model_copy(update={**{f: f"{run}.{f}" for f in _TOPIC_FIELDS}, "detection_enabled": detection})
-    asyncio.run(ensure_topics(s))
-    env = dict(os.environ, ERRSTREAM_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
-               ERRSTREAM_DETECTION_ENABLED=str(detection).lower(),
-               **{f"ERRSTREAM_{f.upper()}": str(getattr(s, f)) for f in _TOPIC_FIELDS})
-    rng = random.Random(1)
-    now = datetime.now(UTC)
-    payloads = [synthetic_event(rng, timestamp=now).model_dump_json().encode() for _ in range(events)]
-    with open(log_dir / f"{run}-worker.log", "wb") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "errstream.cli", "worker"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-    try:
-        time.sleep(5)  # joining the group and the first recovery are not the per-event cost
-        cpu_before = _wait_idle(worker.pid)
-        start = time.monotonic()
-        asyncio.run(_publish(s, payloads))
-        while asyncio.run(_processed(s)) < events:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log.name}")
-            time.sleep(0.5)
-        wall = time.monotonic() - start
-        cpu_after = _wait_idle(worker.pid)
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        harness.delete_run_topics(s, run)
     return WorkerCost(events, detection, cpu_after - cpu_before, wall)

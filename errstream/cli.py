@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
+from errstream.bench_cli import bench_app
 from errstream.issue_cli import issue_app
 from errstream.rules_cli import grouping_app, rules_app
 from errstream_core.settings import Settings, get_settings
@@ -25,7 +26,6 @@ local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, withou
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
-bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
@@ -154,75 +154,12 @@ def gateway(
     serve(get_settings(), host, port)
 
 
-@bench_app.command("sdk")
-def bench_sdk_cmd(events: int = 50_000, rate: float = 5_000.0) -> None:
-    """SDK benchmark: caller-thread cost of capture_exception (p50/p99 µs) and send throughput (needs a broker)."""
-    from bench.ingest import bench_sdk
-
-    bench_sdk(get_settings(), events, rate, out=console.print)
-
-
-@bench_app.command("gateway")
-def bench_gateway_cmd(seconds: float = 15.0, connections: int = 64, driver: str = "auto", runs: int = 3,
-                      warmup: float = 3.0) -> None:
-    """Gateway benchmark: Sentry envelopes/s on one worker process, median of --runs passes after a warm-up
-    (driver: wrk if installed, else httpx)."""
-    from bench.ingest import bench_gateway
-
-    bench_gateway(get_settings(), seconds, connections, driver, runs, warmup, out=console.print)
-
-
 @app.command()
 def demo(events: Annotated[int, typer.Option(help="events to publish")] = 3000) -> None:
     """Start everything locally, publish a realistic mix of errors and show what landed in ClickHouse."""
     from errstream.demo import run_demo
 
     raise typer.Exit(run_demo(get_settings(), events, console))
-
-
-@bench_app.command("core")
-def bench_core(
-    events: Annotated[int, typer.Option(help="events to process")] = 50_000,
-    passes: Annotated[int, typer.Option(help="passes over the events; the fastest is reported")] = 3,
-    profile: Annotated[bool, typer.Option(help="one pass under cProfile, with its top functions")] = False,
-) -> None:
-    """Events/s on one core for validate + scrub + fingerprint + sample (20-frame stacks)."""
-    from bench.core import run
-
-    result, pinned, profile_text = run(events, passes=passes, profile=profile)
-    console.print(f"{pinned}; {'one pass under cProfile (slower)' if profile else f'fastest of {passes} passes'}")
-    console.print(result.report(), highlight=False)
-    if profile_text:
-        console.print(profile_text, highlight=False, markup=False)
-
-
-@bench_app.command("worker")
-def bench_worker(events: int = 20_000, detection: bool = True) -> None:
-    """CPU per event of a real worker process (Kafka in and out, processing, detection), on fresh topics."""
-    from bench.worker import run_worker_bench
-
-    for line in run_worker_bench(get_settings(), events, detection).lines():
-        typer.echo(line)
-
-
-@bench_app.command("alerts")
-def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0, workers: int = 1) -> None:
-    """Alert latency (publish → alert on `alerts`) at a background load, with real workers on fresh topics."""
-    from bench.alerts import run_alert_latency_bench
-
-    for line in run_alert_latency_bench(get_settings(), rate, seconds, probes, workers).lines():
-        typer.echo(line)
-
-
-@bench_app.command("spikes")
-def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1) -> None:
-    """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""
-    from bench.spikes import report_lines, run_spike_bench
-    from stream_processors.detectors.config import DetectionConfig
-
-    cfg = DetectionConfig.from_settings(get_settings())
-    for line in report_lines(run_spike_bench(series, minutes, seed, cfg, dispersion=dispersion), cfg):
-        typer.echo(line)
 
 
 @app.command()

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +12,7 @@ from rich.table import Table
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
+from errstream.local.roles import RoleProcess
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
@@ -23,12 +21,6 @@ from sinks.clickhouse_client import connect
 from sinks.migrate import migrate
 
 MALFORMED = [b"{not json", b'{"service": "", "message": "no service"}', b'{"service": "billing", "level": "loud"}']
-
-
-def _start(command: str, settings: Settings) -> subprocess.Popen[bytes]:
-    log = open(settings.home / f"demo-{command}.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "errstream.cli", command], stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ))
 
 
 async def _publish(settings: Settings, count: int) -> None:
@@ -61,7 +53,7 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
         return int(client.query(f"SELECT sum(events) FROM {db}.error_counts_1m").result_rows[0][0] or 0)
 
     before = total()
-    procs = [_start("worker", settings), _start("sink", settings)]
+    procs = [RoleProcess(role, settings, settings.home, name=f"demo-{role}").start() for role in ("worker", "sink")]
     try:
         console.print(f"publishing {count} events from 3 services (+{len(MALFORMED)} malformed payloads)…")
         asyncio.run(_publish(settings, count))
@@ -73,9 +65,7 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
             time.sleep(0.5)
     finally:
         for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+            p.stop()
 
     by_service = Table(title=f"error_counts_1m by service (database {db}, all runs)")
     for col in ("service", "events", "raw events stored", "issues", "users"):

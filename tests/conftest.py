@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.servers import clickhouse_server, kafka_server
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from sinks.clickhouse_client import connect
-from tests.support.servers import clickhouse_server, kafka_server
 from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
 
 
@@ -41,6 +41,7 @@ def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
         topic_processed=f"t{run}.processed",
         topic_issue_status=f"t{run}.issue-status",
         topic_grouping_rules=f"t{run}.grouping-rules",
+        topic_sessions=f"t{run}.sessions",
         app_id=f"t{run}-errstream",
         sink_group=f"t{run}-sink",
         sink_batch_seconds=0.5,

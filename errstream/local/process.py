@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -34,10 +37,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_for(fn: Callable[[], T], ok: Callable[[T], bool], timeout: float, what: str,
+             diagnostics: Callable[[], Any] | None = None, interval: float = 0.5) -> T:
+    """Call ``fn`` every ``interval`` s until ``ok`` holds for its value; that value.
+
+    Polling instead of fixed sleeps: as fast as the system allows, as patient as
+    ``timeout``. On timeout the AssertionError names ``what``, the last value and
+    whatever ``diagnostics`` returns (a process's log, say).
+    """
+    deadline = time.monotonic() + timeout
+    last: T = fn()
+    while not ok(last):
+        if time.monotonic() > deadline:
+            extra = f"\n{diagnostics()}" if diagnostics else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}{extra}")
+        time.sleep(interval)
+        last = fn()
+    return last
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_pair(attempts: int = 50) -> int:
+    """A free port whose successor is free too: the local broker listens on both (clients, controller)."""
+    for _ in range(attempts):
+        port = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
 
 
 def _alive(pid: int) -> bool:

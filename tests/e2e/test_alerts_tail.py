@@ -15,7 +15,8 @@ from rich.console import Console
 from errstream.alerts_cli import SEVERITY_STYLE, format_alert
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from tests.support.alerts import make_alert, publish, publish_alerts
+from producers.synthetic import synthetic_alert
+from tests.support.alerts import publish, publish_alerts
 from tests.support.services import settings_env, wait_for
 
 
@@ -26,8 +27,8 @@ def _style_of(text: object, word: str) -> str:
 
 
 def test_format_colours_by_severity_and_shows_the_essentials() -> None:
-    critical = make_alert(severity="critical", title="DBTimeout: pool exhausted", service="checkout")
-    info = make_alert(severity="info", kind="new_issue", message="")
+    critical = synthetic_alert(severity="critical", title="DBTimeout: pool exhausted", service="checkout")
+    info = synthetic_alert(severity="info", kind="new_issue", message="")
     line = format_alert(critical)
     assert _style_of(line, "CRITICAL") == SEVERITY_STYLE["critical"] == "bold white on red"
     assert _style_of(format_alert(info), "INFO") == "cyan"
@@ -49,7 +50,7 @@ def _tail(settings: Settings, *args: str, **kw: object) -> subprocess.Popen[byte
 
 @pytest.mark.e2e
 def test_tail_prints_published_alerts(settings: Settings, tmp_path: Path) -> None:
-    old = [make_alert(title="OldError: before the tail started"), make_alert(severity="warning")]
+    old = [synthetic_alert(title="OldError: before the tail started"), synthetic_alert(severity="warning")]
     publish_alerts(settings, old)
 
     done = _tail(settings, "--from-beginning", "--json", "-n", "2", stdout=subprocess.PIPE)
@@ -64,7 +65,7 @@ def test_tail_prints_published_alerts(settings: Settings, tmp_path: Path) -> Non
         follow = _tail(settings, "-n", "1", stdout=subprocess.PIPE, stderr=err)
         try:
             wait_for(lambda: err_file.read_text(), lambda t: "following" in t, 30, "the tail banner")
-            new = make_alert(severity="critical", title="NewError: after the banner")
+            new = synthetic_alert(severity="critical", title="NewError: after the banner")
             publish_alerts(settings, [new])
             out, _ = follow.communicate(timeout=60)
         finally:
@@ -78,7 +79,7 @@ def test_tail_prints_published_alerts(settings: Settings, tmp_path: Path) -> Non
 @pytest.mark.e2e
 def test_tail_reports_unreadable_records_and_continues(settings: Settings) -> None:
     asyncio.run(ensure_topics(settings, [settings.topic_alerts]))
-    good = make_alert(title="GoodError: after garbage")
+    good = synthetic_alert(title="GoodError: after garbage")
     # One partition key so the garbage is read before the good alert.
     publish(settings, settings.topic_alerts, [b"garbage", good.model_dump_json().encode()], key=b"k")
     done = _tail(settings, "--from-beginning", "-n", "2", stdout=subprocess.PIPE, stderr=subprocess.PIPE)

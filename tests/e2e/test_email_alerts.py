@@ -9,7 +9,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from tests.support.alerts import make_alert, publish_alerts, query_rows
+from producers.synthetic import synthetic_alert as make_alert
+from tests.support.alerts import publish_alerts, query_rows
 from tests.support.services import Service, wait_for
 from tests.support.smtp import LocalSMTP
 

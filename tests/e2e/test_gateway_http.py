@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import os
-import subprocess
-import sys
 import time
 import uuid
 import zlib
@@ -21,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from errstream_core.settings import GatewayProject, Settings
 from tests.support.gateway import free_port, running_gateway
 from tests.support.kafka import read_topic
-from tests.support.services import settings_env
+from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -190,26 +187,22 @@ def test_gateway_answers_503_while_kafka_is_unreachable(settings: Settings) -> N
 def test_errstream_gateway_command_serves_sentry_store(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
     projects = '{"5": {"public_key": "cli5", "service": "cli-app"}}'
-    env = {**os.environ, **settings_env(settings), "ERRSTREAM_GATEWAY_PROJECTS": projects}
-    with open(tmp_path / "gateway.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "errstream.cli", "gateway", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+    gateway = Service("gateway", settings, tmp_path, extra_env={"ERRSTREAM_GATEWAY_PROJECTS": projects},
+                      args=["--port", str(port)]).start()
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def kafka_ready() -> bool:
             try:
-                if httpx.get(f"{url}/healthz").json()["kafka"]:
-                    break
+                return bool(httpx.get(f"{url}/healthz").json()["kafka"])
             except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, (tmp_path / "gateway.log").read_text()
-            time.sleep(0.1)
+                return False
+
+        wait_for(kafka_ready, bool, 30, "the gateway and its Kafka connection", diagnostics=gateway.output)
         r = httpx.post(f"{url}/api/5/store/?sentry_key=cli5", content=orjson.dumps(sentry_event(message="via cli")))
         assert r.status_code == 200, r.text
         [event] = read_topic(settings, settings.topic_errors, expect=1, timeout=30)
         assert (event["service"], event["message"]) == ("cli-app", "via cli")
     finally:
-        proc.terminate()
-        assert proc.wait(15) in (0, -15)  # graceful; uvicorn re-raises SIGTERM after shutting down
-        assert "Traceback" not in (tmp_path / "gateway.log").read_text()
+        assert gateway.stop(15) in (0, -15)  # graceful; uvicorn re-raises SIGTERM after shutting down
+        assert "Traceback" not in gateway.output()

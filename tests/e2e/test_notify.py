@@ -19,16 +19,17 @@ import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
+from producers.synthetic import synthetic_alert
 from schemas.alerts import AlertEvent
 from schemas.chains import ChainEvent, ErrorChain
 from sinks.chains_sink import chains_topic
 from sinks.notifier import RECORD_BATCH
-from tests.support.alerts import make_alert, publish, publish_alerts, query_rows
+from tests.support.alerts import publish, publish_alerts, query_rows
 from tests.support.kafka import read_topic
 from tests.support.services import Service, wait_for
-from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +61,7 @@ def test_webhook_failing_twice_then_succeeding_receives_the_alert_once(
     secret_path = "services/T000/B000/s3cr3t-t0ken"
     with WebhookReceiver(script=[500, 500]) as receiver:
         svc = start_notify([{"name": "ops", "url": receiver.url(secret_path), **FAST_RETRIES}])
-        alert = make_alert(severity="critical")
+        alert = synthetic_alert(severity="critical")
         publish_alerts(settings, [alert])
 
         rows = wait_for(lambda: deliveries(ch, settings), lambda r: len(r) >= 3, 60, "3 delivery attempts",
@@ -91,7 +92,7 @@ def test_retry_after_is_honoured_and_a_4xx_is_not_retried(
             {"name": "limited", "url": limited.url(), **FAST_RETRIES},
             {"name": "missing", "url": missing.url(), **FAST_RETRIES},
         ])
-        publish_alerts(settings, [make_alert()])
+        publish_alerts(settings, [synthetic_alert()])
         rows = wait_for(lambda: deliveries(ch, settings), lambda r: len(r) >= 3, 60, "deliveries")
         assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
             ("limited", 1, "retry", 429), ("limited", 2, "delivered", 200), ("missing", 1, "rejected", 404),
@@ -106,7 +107,7 @@ def test_slack_destination_gets_text_and_blocks(
 ) -> None:
     with WebhookReceiver() as slack:
         start_notify([{"name": "slack-oncall", "url": slack.url("services/T/B/x"), "kind": "slack"}])
-        alert = make_alert(kind="new_issue", severity="warning", title="ValueError: " + "x" * 300,
+        alert = synthetic_alert(kind="new_issue", severity="warning", title="ValueError: " + "x" * 300,
                            message="lookup failed for <cus_1234> & retried")
         publish_alerts(settings, [alert])
         wait_for(lambda: len(slack.requests), lambda n: n >= 1, 60, "the Slack request")
@@ -132,7 +133,7 @@ def test_rate_limit_drops_excess_with_a_record_and_reports_it_in_the_next_messag
             {"name": "pager", "url": pager.url(), "rate_limit_per_minute": 60, "rate_limit_burst": 2},
             {"name": "critical", "url": critical_only.url(), "min_severity": "critical", "kinds": ["spike"]},
         ])
-        flood = [make_alert(severity="critical" if i == 0 else "error") for i in range(5)]
+        flood = [synthetic_alert(severity="critical" if i == 0 else "error") for i in range(5)]
         publish_alerts(settings, flood)
         rows = wait_for(lambda: [r for r in deliveries(ch, settings) if r[1] == "pager"],
                         lambda r: len(r) >= 5, 60, "5 pager delivery records")
@@ -145,7 +146,7 @@ def test_rate_limit_drops_excess_with_a_record_and_reports_it_in_the_next_messag
         assert [r.body["alert_id"] for r in critical_only.requests] == [str(flood[0].alert_id)]
 
         asyncio.run(asyncio.sleep(1.2))  # one token back
-        late = make_alert()
+        late = synthetic_alert()
         publish_alerts(settings, [late])
         wait_for(lambda: len(pager.requests), lambda n: n >= 3, 30, "the next pager message")
         assert pager.requests[2].body["alert_id"] == str(late.alert_id)
@@ -159,7 +160,7 @@ def test_an_alert_published_twice_is_stored_and_delivered_once(
 ) -> None:
     with WebhookReceiver() as receiver:
         start_notify([{"name": "ops", "url": receiver.url()}])
-        alert, other = make_alert(), make_alert()
+        alert, other = synthetic_alert(), synthetic_alert()
         publish_alerts(settings, [alert, alert])  # same batch
         wait_for(lambda: len(receiver.requests), lambda n: n >= 1, 60, "the first delivery")
         publish_alerts(settings, [alert, other])  # a later batch: already stored and delivered
@@ -177,7 +178,7 @@ def test_bad_records_are_dead_lettered_and_the_sink_keeps_going(
     settings: Settings, ch: Client, start_notify: Callable[..., Service],
 ) -> None:
     start_notify([])
-    good = make_alert()
+    good = synthetic_alert()
     publish(settings, settings.topic_alerts, [b"not json", b'{"kind": "spike"}', good.model_dump_json().encode()])
     db = settings.clickhouse_database
     wait_for(lambda: _count(ch, f"{db}.alerts"), lambda n: n >= 1, 60, "the valid alert stored")
@@ -230,7 +231,7 @@ def test_a_burst_of_alerts_is_stored_and_delivered_exactly_once_each(
     settings: Settings, ch: Client, start_notify: Callable[..., Service],
 ) -> None:
     with WebhookReceiver() as receiver:
-        burst = [make_alert() for _ in range(600)]
+        burst = [synthetic_alert() for _ in range(600)]
         publish_alerts(settings, burst + burst[:50])  # before the sink starts: polls of hundreds, some twice
         start_notify([{"name": "ops", "url": receiver.url(), "rate_limit_per_minute": 100_000}])
         wait_for(lambda: len(receiver.requests), lambda n: n >= 600, 120, "600 deliveries")
@@ -247,7 +248,7 @@ def test_a_killed_notifier_loses_no_alert_and_stores_each_once(
     Idempotency-Key for the receiver to drop) and `alerts` still holds each alert once."""
     with WebhookReceiver(delay=0.02) as receiver:
         hooks = [{"name": "ops", "url": receiver.url(), "rate_limit_per_minute": 100_000}]
-        alerts = [make_alert() for _ in range(300)]
+        alerts = [synthetic_alert() for _ in range(300)]
         publish_alerts(settings, alerts)
         first = start_notify(hooks)
         wait_for(lambda: len(receiver.requests), lambda n: n >= 60, 60, "some deliveries", diagnostics=first.output)

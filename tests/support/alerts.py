@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -26,17 +24,6 @@ def publish(settings: Settings, topic: str, payloads: list[bytes], key: bytes | 
             await producer.stop()
 
     asyncio.run(go())
-
-
-def make_alert(**kw: Any) -> AlertEvent:
-    fp = kw.pop("fingerprint", uuid.uuid4().hex)
-    defaults: dict[str, Any] = {
-        "kind": "spike", "severity": "error", "dedup_key": f"spike:billing:{fp}", "service": "billing",
-        "fingerprint": fp, "title": "KeyError: 'cus_1234'", "message": "billing: 412 events in 1 min (baseline 38)",
-        "trigger_event_id": uuid.uuid4(), "trigger_event_time": datetime.now(UTC) - timedelta(seconds=2),
-        "details": {"count": 412, "baseline": 38.2},
-    }
-    return AlertEvent(**{**defaults, **kw})
 
 
 def publish_alerts(settings: Settings, alerts: list[AlertEvent]) -> None:

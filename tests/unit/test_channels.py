@@ -9,10 +9,10 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from producers.synthetic import synthetic_alert as make_alert
 from schemas.notifications import EmailDestination, WebhookDestination
 from sinks.email import IssueFacts, build_email
 from sinks.webhooks import build_request
-from tests.support.alerts import make_alert
 
 
 def test_pagerduty_gets_an_events_v2_trigger_with_the_alerts_dedup_key() -> None:

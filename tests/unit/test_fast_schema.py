@@ -21,8 +21,7 @@ import pytest
 from annotated_types import Ge, MaxLen, MinLen
 from pydantic import BaseModel, ValidationError
 
-from bench.core import make_events
-from producers.synthetic import synthetic_event
+from producers.synthetic import realistic_events, synthetic_event
 from schemas import events as models
 from schemas import fast
 from schemas.processed import ProcessedEvent as ProcessedModel
@@ -81,7 +80,7 @@ def test_mirror_has_the_same_fields_defaults_and_constraints(model: type[BaseMod
 def _valid_events() -> list[dict[str, Any]]:
     rng = random.Random(3)
     now = datetime(2026, 11, 23, 12, tzinfo=UTC)
-    events = [orjson.loads(raw) for raw in make_events(30)]
+    events = [orjson.loads(raw) for raw in realistic_events(30)]
     events += [orjson.loads(synthetic_event(rng, s, timestamp=now).model_dump_json())
                for s in ("billing", "checkout", "auth") for _ in range(5)]
     events.append({"service": "minimal"})

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from errstream_core.settings import Settings
 from errstream_core.token_bucket import TokenBucket
+from producers.synthetic import synthetic_alert
 from schemas.notifications import WebhookDestination
 from sinks.notifier import parse_retry_after
 from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload
-from tests.support.alerts import make_alert
 
 SLACK_URL = "https://hooks.slack.com/services/T0001/B0002/abcdefSECRET"
 
@@ -75,15 +75,15 @@ def test_destinations_from_the_environment_with_filters(monkeypatch: pytest.Monk
     ]).decode())
     [dest] = Settings().alert_webhooks
     assert (dest.kind, dest.rate_limit_per_minute, dest.max_attempts) == ("slack", 10, 6)
-    assert dest.accepts(make_alert(kind="spike", severity="critical"))
-    assert not dest.accepts(make_alert(kind="spike", severity="warning"))
-    assert not dest.accepts(make_alert(kind="new_issue", severity="critical"))
+    assert dest.accepts(synthetic_alert(kind="spike", severity="critical"))
+    assert not dest.accepts(synthetic_alert(kind="spike", severity="warning"))
+    assert not dest.accepts(synthetic_alert(kind="new_issue", severity="critical"))
 
 
 def test_requests_carry_idempotency_key_signature_and_suppressed_count() -> None:
     dest = WebhookDestination(name="siem", url="https://siem.example/hook", secret="k3y",
                               headers={"Authorization": "Bearer t0k"})
-    alert = make_alert()
+    alert = synthetic_alert()
     body, headers = build_request(dest, alert, suppressed=4)
     assert orjson.loads(body) == alert.model_dump(mode="json")
     assert headers["Idempotency-Key"] == str(alert.alert_id)
@@ -96,7 +96,7 @@ def test_requests_carry_idempotency_key_signature_and_suppressed_count() -> None
 
 
 def test_slack_payload_mentions_suppressed_alerts_and_respects_limits() -> None:
-    alert = make_alert(severity="critical", message="m" * 4000, fingerprint=None, dedup_key="d" * 400)
+    alert = synthetic_alert(severity="critical", message="m" * 4000, fingerprint=None, dedup_key="d" * 400)
     payload = slack_payload(alert, suppressed=2)
     assert payload["text"].startswith(":rotating_light: [CRITICAL] Spike in billing")
     assert payload["text"].endswith("(+2 suppressed by rate limit)")

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from schemas.notifications import EmailDestination
 from sinks.clickhouse_client import connect
@@ -19,7 +20,6 @@ from sinks.digest import DigestSender, build_digest, render_email, render_slack,
 from sinks.migrate import migrate
 from tests.e2e.analytics.data import build, fp, load
 from tests.support.smtp import LocalSMTP
-from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 

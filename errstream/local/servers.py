@@ -1,4 +1,4 @@
-"""Which Kafka and ClickHouse the tests use.
+"""Which Kafka and ClickHouse the tests and the benchmarks use.
 
 Order, per the project's rule: an explicit URL from the environment, then
 testcontainers when a Docker engine answers, else the local launchers (a real
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import free_port
+from errstream.local.process import free_port, free_port_pair
 
 
 def docker_available() -> bool:
@@ -39,7 +39,7 @@ def kafka_server(state_dir: Path) -> Iterator[str]:
             yield kc.get_bootstrap_server()
         return
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=free_port(), partitions=4)
+    kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=free_port_pair(), partitions=4)
     kafka.up()
     try:
         yield kafka.bootstrap

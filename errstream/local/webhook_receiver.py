@@ -1,4 +1,4 @@
-"""A real HTTP webhook receiver for tests: uvicorn + Starlette on a free loopback port, in a thread.
+"""A real HTTP webhook receiver for tests and benchmarks: uvicorn + Starlette on a free loopback port, in a thread.
 
 It answers from a script of responses (then 200) and records every request,
 so tests see exactly what a receiver would: status codes, headers, bodies and
