@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.text import Text
 
 from errstream_core.settings import Settings, get_settings
+from schemas.alert_rules import AlertRules, AlertRulesError, parse_alert_rules
 from schemas.alerts import AlertEvent
 
 alerts_app = typer.Typer(help="Alerts on the `alerts` topic.", no_args_is_help=True)
@@ -97,3 +99,42 @@ def tail(
                                 max_alerts=max_alerts, out=Console(highlight=False), err=Console(stderr=True)))
     except KeyboardInterrupt:
         pass
+
+
+alert_rules_app = typer.Typer(help="Alert rules as code (a TOML file): check, then apply without restarting.",
+                              no_args_is_help=True)
+alerts_app.add_typer(alert_rules_app, name="rules")
+
+
+def _load_rules(path: Path) -> tuple[str, AlertRules]:
+    console = Console(soft_wrap=True)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        console.print(f"[red]error:[/red] cannot read {path}: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        return text, parse_alert_rules(text)
+    except AlertRulesError as exc:
+        for problem in exc.problems:
+            console.print(f"[red]{path}:[/red] {problem}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+@alert_rules_app.command("check")
+def rules_check(path: Annotated[Path, typer.Argument(help="alert rules (TOML; see docs/notifications.md)")]) -> None:
+    """Validate an alert rules file: every problem with its line."""
+    _, rules = _load_rules(path)
+    Console(soft_wrap=True).print(f"{path}: {len(rules.rules)} rule(s) ok")
+
+
+@alert_rules_app.command("apply")
+def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")]) -> None:
+    """Publish an alert rules file; `errstream notify` switches to it without restarting."""
+    from producers.rules_publisher import publish_alert_rules
+    from stream_processors.grouping_rules import rules_version
+
+    text, rules = _load_rules(path)
+    version = rules_version(text)
+    asyncio.run(publish_alert_rules(get_settings(), text, version))
+    Console(soft_wrap=True).print(f"alert rules {version} published ({len(rules.rules)} rule(s))")

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
     topic_grouping_rules: str = "errstream-grouping-rules"  # compacted, keyed by rules version
     topic_sessions: str = "errstream-sessions"  # per-minute session/request counts (release health)
+    topic_alert_rules: str = "errstream-alert-rules"  # compacted: the alert rules in force (errstream alerts rules)
+    alert_rules_interval_seconds: float = Field(default=15.0, gt=0)  # how often notify evaluates measured rules
     grouping_rules_delay_seconds: float = 5.0  # a published rules version takes effect this much later
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4

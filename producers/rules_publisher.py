@@ -39,3 +39,16 @@ async def publish_rules(settings: Settings, text: str, version: str, delay_secon
     finally:
         await producer.stop()
     return effective_at_ms
+
+
+async def publish_alert_rules(settings: Settings, text: str, version: str) -> None:
+    """The alert rules in force: one key on a compacted topic, so the latest file wins everywhere."""
+    await ensure_topics(settings, [settings.topic_alert_rules])
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        body = {"version": version, "text": text, "published_at": datetime.now(UTC).isoformat(),
+                "published_by": _actor()}
+        await producer.send_and_wait(settings.topic_alert_rules, orjson.dumps(body), key=b"alert-rules")
+    finally:
+        await producer.stop()

@@ -24,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
+from sinks.alert_rules import AlertRulesFollower, route
 from sinks.email import IssueFacts
 from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
 from sinks.topic_sink import TopicSink
@@ -53,13 +54,16 @@ class AlertsSink(TopicSink):
         self.notifier = WebhookNotifier([*settings.alert_webhooks, *settings.alert_emails], self,
                                         web_base_url=settings.web_base_url)
         self.stats["stored"] = 0
+        self.rules = AlertRulesFollower(settings)  # routed rules set severity and destinations
 
     async def stop(self) -> None:
+        await self.rules.stop()
         await super().stop()
         await self.notifier.close()
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        parsed = {tp: await self.parse(msgs, AlertEvent) for tp, msgs in batches.items()}
+        rules = await self.rules.poll()
+        parsed = {tp: [route(a, rules) for a in await self.parse(msgs, AlertEvent)] for tp, msgs in batches.items()}
         unique: dict[uuid.UUID, AlertEvent] = {}
         for alerts in parsed.values():
             for alert in alerts:

@@ -144,6 +144,12 @@ class _BackoffOrRetryAfter:
         return float(self.backoff(state))
 
 
+def _routed_to(alert: AlertEvent, destination: str) -> bool:
+    """An alert rule's ``destinations`` (in ``details``) name where it goes; without them, everywhere."""
+    names = alert.details.get("destinations")
+    return not isinstance(names, list) or not names or destination in names
+
+
 class WebhookNotifier:
     def __init__(self, destinations: Sequence[Destination], delivery_log: DeliveryLog,
                  http: httpx.AsyncClient | None = None, web_base_url: str = "") -> None:
@@ -172,7 +178,8 @@ class WebhookNotifier:
             return
         done = await self.delivery_log.finished(seen_before) if seen_before else set()
         await asyncio.gather(*(
-            self._deliver_in_order(d, [a for a in alerts if d.accepts(a) and (str(a.alert_id), d.name) not in done])
+            self._deliver_in_order(d, [a for a in alerts if d.accepts(a) and _routed_to(a, d.name)
+                                       and (str(a.alert_id), d.name) not in done])
             for d in self.destinations
         ))
 

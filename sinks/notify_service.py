@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Sequence
 
 from errstream_core.settings import Settings
+from sinks.alert_rules import RuleEvaluator
 from sinks.alerts_sink import AlertsSink
 from sinks.chains_sink import ChainsSink
 from sinks.digest import DigestSender
@@ -24,7 +25,8 @@ from sinks.topic_sink import TopicSink
 CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink,
                                          "sessions": SessionsSink}
 # periodic tasks of the same process: they read ClickHouse and publish alerts
-PERIODIC: dict[str, type[Escalator] | type[DigestSender]] = {"escalation": Escalator, "digest": DigestSender}
+PERIODIC: dict[str, type[Escalator] | type[DigestSender] | type[RuleEvaluator]] = {
+    "escalation": Escalator, "digest": DigestSender, "rules": RuleEvaluator}
 ROLES = sorted([*CONSUMERS, *PERIODIC])
 
 

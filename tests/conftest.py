@@ -42,6 +42,7 @@ def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
         topic_issue_status=f"t{run}.issue-status",
         topic_grouping_rules=f"t{run}.grouping-rules",
         topic_sessions=f"t{run}.sessions",
+        topic_alert_rules=f"t{run}.alert-rules",
         app_id=f"t{run}-errstream",
         sink_group=f"t{run}-sink",
         sink_batch_seconds=0.5,
