@@ -22,6 +22,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.fast import encode
 from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, PreparedRecord, prepare_record
 from stream_processors.event_processor import EventProcessor
+from stream_processors.scrub import Scrubber
 from tests.support.hostile import VALID_EVENT, hostile_corpus
 from tests.support.native import serialise
 
@@ -182,3 +183,42 @@ def test_valid_events_with_extreme_dates_are_stored_at_the_receive_time_with_the
     assert processor.adjusted == {"timestamp_too_old": 2, "timestamp_in_future": 2}
     inside = processor.process(orjson.dumps({**VALID_EVENT, "timestamp": "2026-11-23T11:00:00Z"}), received_at=NOW)
     assert inside.processed is not None and inside.processed.original_timestamp is None
+
+
+class _BrokenScrubber(Scrubber):
+    """A scrubber with a bug that one event triggers: stands for any step that raises."""
+
+    def scrub(self, event: Any) -> Any:
+        if event.message == "boom":
+            raise RuntimeError("scrubber bug")
+        return super().scrub(event)
+
+
+def test_an_exception_in_any_step_is_a_dead_letter_with_its_stage_and_the_next_event_goes_through() -> None:
+    processor = EventProcessor(scrubber=_BrokenScrubber())
+    bad = processor.process(orjson.dumps({**VALID_EVENT, "message": "boom"}), partition=2, offset=9)
+    assert bad.dead_letter is not None and bad.processed is None
+    assert (bad.dead_letter.stage, bad.dead_letter.reason) == ("scrub", "processing_error")
+    assert "RuntimeError: scrubber bug" in bad.dead_letter.detail
+    assert (bad.dead_letter.source_partition, bad.dead_letter.source_offset) == (2, 9)
+    assert processor.process(orjson.dumps(VALID_EVENT)).processed is not None
+    assert processor.counts == {"rejected": 1, "accepted": 1}
+
+
+def test_the_sink_dead_letters_a_record_whose_values_its_columns_cannot_hold() -> None:
+    """A processed record from an older worker (or a replay) with a year-1 timestamp: one dead letter, no raise."""
+    out = EventProcessor().process(orjson.dumps(VALID_EVENT), received_at=NOW).processed
+    assert out is not None
+    record = orjson.loads(encode(out))
+    for mutate, expected in (
+        (lambda r: r["event"].update(timestamp="0001-01-01T00:00:00Z"), "outside 1970-01-01..2106-02-07"),
+        (lambda r: r["event"].update(level="apocalyptic"), "level"),
+        (lambda r: r.update(sample_rate=5.0), "sample_rate"),
+        (lambda r: r["event"].update(tags={"k": 1}), "must be a string"),
+        (lambda r: r.pop("event"), "missing 'event'"),
+    ):
+        broken = orjson.loads(orjson.dumps(record))
+        mutate(broken)
+        dl = prepare_record(json.dumps(broken).encode(), source_topic="processed", partition=1, offset=5)
+        assert isinstance(dl, DeadLetter) and dl.stage == "rows" and expected in dl.detail, dl
+    assert isinstance(prepare_record(encode(out), source_topic="processed"), PreparedRecord)
