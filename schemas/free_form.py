@@ -27,35 +27,40 @@ class FreeFormError(ValueError):
         return f"{where.lstrip('.') or '(value)'}: {self.problem}" if self.path else self.problem
 
 
-def _walk(value: Any, depth: int, budget: list[int]) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise FreeFormError(f"more than {MAX_FREE_FORM_VALUES} values")
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return
+def _problem(item: Any) -> str | None:
+    """What is wrong with a scalar that is not a str, bool or None, if anything."""
+    t = type(item)
     if t is int:
-        if not MIN_INT <= value <= MAX_INT:
-            raise FreeFormError(f"integer out of range ({MIN_INT}..{MAX_INT})")
-        return
+        return None if MIN_INT <= item <= MAX_INT else f"integer out of range ({MIN_INT}..{MAX_INT})"
     if t is float:
-        if not math.isfinite(value):
-            raise FreeFormError("not a finite number (NaN, Infinity, or beyond a double's range)")
-        return
-    if t is dict or t is list:
-        if depth >= MAX_DEPTH:
-            raise FreeFormError(f"nested deeper than {MAX_DEPTH} levels")
-        items = value.items() if t is dict else enumerate(value)
-        for key, item in items:
-            try:
-                _walk(item, depth + 1, budget)
-            except FreeFormError as exc:
-                exc.path.append(f".{key}" if t is dict else f"[{key}]")
-                raise
+        return None if math.isfinite(item) else "not a finite number (NaN, Infinity, or beyond a double's range)"
     # Other Python objects only come from Python callers, who serialise them to JSON before the worker sees them.
+    return None
+
+
+def _walk(value: dict[str, Any] | list[Any], depth: int, left: int) -> int:
+    """Checks a container's items (one call per container, not per value); returns the values budget left."""
+    left -= len(value)
+    if left < 0:
+        raise FreeFormError(f"more than {MAX_FREE_FORM_VALUES} values")
+    is_dict = type(value) is dict
+    for key, item in (value.items() if is_dict else enumerate(value)):  # type: ignore[union-attr]
+        t = type(item)
+        if t is str or t is bool or item is None:
+            continue
+        try:
+            if t is dict or t is list:
+                if depth + 1 >= MAX_DEPTH:
+                    raise FreeFormError(f"nested deeper than {MAX_DEPTH} levels")
+                left = _walk(item, depth + 1, left)
+            elif (problem := _problem(item)) is not None:
+                raise FreeFormError(problem)
+        except FreeFormError as exc:
+            exc.path.append(f".{key}" if is_dict else f"[{key}]")
+            raise
+    return left
 
 
 def check_free_form(value: dict[str, Any] | list[Any]) -> None:
     """Raises ``FreeFormError`` (a ``ValueError``) when ``value`` breaks a bound; the top level is depth 0."""
-    budget = [MAX_FREE_FORM_VALUES + 1]  # the container itself is not one of its values
-    _walk(value, 0, budget)
+    _walk(value, 0, MAX_FREE_FORM_VALUES)

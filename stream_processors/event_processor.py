@@ -69,6 +69,8 @@ class EventProcessor:
     # accepted (stored), sampled_out, rate_limited, rejected: they add up to every input event
     counts: dict[str, int] = field(default_factory=dict)
     adjusted: dict[str, int] = field(default_factory=dict)  # valid events stored with an adjustment, by reason
+    _window: tuple[datetime, datetime, datetime] = field(  # (received, earliest, latest) accepted timestamp
+        default=(MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP), repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventProcessor:
@@ -140,8 +142,11 @@ class EventProcessor:
     def _clamp(self, event: ErrorEvent, received: datetime) -> datetime | None:
         """Outside the accepted window the receive time is stored; returns the original timestamp then."""
         ts = event.timestamp
-        low = max(received - self.max_past, MIN_TIMESTAMP)
-        high = min(received + self.max_future, MAX_TIMESTAMP)
+        window = self._window
+        if window[0] != received:  # the processing stage passes one receive time per poll: compute once
+            window = self._window = (received, max(received - self.max_past, MIN_TIMESTAMP),
+                                     min(received + self.max_future, MAX_TIMESTAMP))
+        low, high = window[1], window[2]
         if low <= ts <= high:
             return None
         reason = TOO_OLD if ts < low else IN_FUTURE
