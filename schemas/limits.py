@@ -21,6 +21,9 @@ MAX_BREADCRUMBS = 100
 MAX_TAGS = 50
 MAX_FINGERPRINT_PARTS = 10
 MAX_EVENT_BYTES = 1_000_000  # serialized event, checked before parsing
+# The worker's output for one event (scrubbing can lengthen values): Kafka's default limit for a record batch
+# is 1,048,588 bytes, and the worker ships each record in a batch with at most ~16 KB of others.
+MAX_PROCESSED_BYTES = MAX_EVENT_BYTES + 16_000
 
 # Free-form values (``context``, breadcrumb ``data``): any JSON, within these bounds.
 MAX_DEPTH = 20  # levels of nesting below the field; pydantic's JSON parser stops at 200 for the whole document

@@ -34,7 +34,7 @@ from errstream_core.settings import Settings
 from schemas.dead_letter import DeadLetter, ValidationProblem
 from schemas.events import ErrorEvent as EventModel
 from schemas.fast import DecodeError, ErrorEvent, ProcessedEvent, decode_event, encode, event_from_model
-from schemas.limits import MAX_EVENT_BYTES, MAX_TIMESTAMP, MIN_TIMESTAMP
+from schemas.limits import MAX_EVENT_BYTES, MAX_PROCESSED_BYTES, MAX_TIMESTAMP, MIN_TIMESTAMP
 from stream_processors.detectors.signals import Signal
 from stream_processors.fingerprint import group_event
 from stream_processors.metrics import ADJUSTED, EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
@@ -197,6 +197,10 @@ class EventProcessor:
             )
             stage = "encode"
             encoded = encode(processed)
+            if len(encoded) > MAX_PROCESSED_BYTES:  # the producer or the broker would refuse it
+                return self._reject(raw, stage, "too_large",
+                                    f"processed event is {len(encoded)} bytes; the limit is {MAX_PROCESSED_BYTES}",
+                                    None, partition, offset)
             stage = "signals"
             signal = Signal.from_event(processed).fields() if self.detection else None
         except Exception as exc:  # noqa: BLE001 - one record, whatever it triggers, must not stop the partition

@@ -222,3 +222,15 @@ def test_the_sink_dead_letters_a_record_whose_values_its_columns_cannot_hold() -
         dl = prepare_record(json.dumps(broken).encode(), source_topic="processed", partition=1, offset=5)
         assert isinstance(dl, DeadLetter) and dl.stage == "rows" and expected in dl.detail, dl
     assert isinstance(prepare_record(encode(out), source_topic="processed"), PreparedRecord)
+
+
+def test_an_event_whose_processed_form_outgrows_a_kafka_batch_is_a_dead_letter() -> None:
+    """Scrubbing lengthens short secrets to "[Filtered]": an event just under the input limit can outgrow it."""
+    context = {f"k{i}": {f"password{j}": "x" for j in range(190)} for i in range(50)}  # 9,500 secrets
+    event = {**VALID_EVENT, "context": context, "message": "m" * 8_000,
+             "breadcrumbs": [{"message": "b" * 8_000}] * 100}
+    raw = orjson.dumps(event)
+    assert len(raw) < 1_000_000
+    out = EventProcessor().process(raw, received_at=NOW)
+    assert out.dead_letter is not None, len(out.encoded)
+    assert (out.dead_letter.stage, out.dead_letter.reason) == ("encode", "too_large")
