@@ -28,7 +28,7 @@ Reason = Literal["invalid_json", "invalid_event", "too_large", "processing_error
 
 class DeadLetter(BaseModel):
     stage: str = Field(default="validate", max_length=64, description="the step that refused the record")
-    reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+    reason: Reason
     detail: str = Field(max_length=4_000)
     problems: list[ValidationProblem] = Field(default_factory=list)
     source_topic: str
