@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     scrub_user_ids: bool = False  # hash user.id (distinct-user counts keep working)
     scrub_hash_key: SecretStr = SecretStr("")  # key of those hashes; set one per deployment
     scrub_sensitive_keys: list[str] = Field(default_factory=list)  # extra key names to filter
+    # Event timestamps further than this from the worker's receive time are replaced by the receive time
+    # (the original is kept as original_timestamp and counted): a device with a wrong clock still counts
+    # "now" instead of in 1970 or 2999, and a batch cannot spread over hundreds of daily partitions.
+    # Sentry's Relay also allows 30 days. At most 90: one insert may touch at most 100 daily partitions of
+    # error_events (ClickHouse's max_partitions_per_insert_block), and the default TTL is 90 days.
+    event_max_past_seconds: float = Field(default=30 * 86_400, gt=0, le=90 * 86_400)
+    event_max_future_seconds: float = Field(default=300, gt=0)  # as detection's MAX_FUTURE (signals.py)
     # a crashed worker's partitions wait this long before the group moves them (faust's default is 60 s)
     worker_session_timeout_seconds: float = 10.0
 

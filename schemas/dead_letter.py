@@ -1,8 +1,10 @@
-"""A record on ``errors.dlq``: input the worker refused, with the reason.
+"""A record on ``errors.dlq``: input the worker or a sink refused, with the stage and the reason.
 
 Bad input must never crash a worker nor disappear; the dead-letter record keeps
 the original bytes (as text when they decode, base64 otherwise) next to a
-reason a human can act on.
+reason a human can act on and the step that refused it (``stage``: the
+worker's ``decode``, ``validate``, ``scrub``, ``fingerprint``, ``sample``,
+``encode``, ``signals``; the ClickHouse sink's ``rows``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ class ValidationProblem(BaseModel):
     msg: str
 
 
+Reason = Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+
+
 class DeadLetter(BaseModel):
-    reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+    stage: str = Field(default="validate", max_length=64, description="the step that refused the record")
+    reason: Reason
     detail: str = Field(max_length=4_000)
     problems: list[ValidationProblem] = Field(default_factory=list)
     source_topic: str
@@ -39,12 +45,13 @@ class DeadLetter(BaseModel):
         cls,
         raw: bytes,
         *,
-        reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"],
+        reason: Reason,
         detail: str,
         source_topic: str,
         problems: list[ValidationProblem] | None = None,
         partition: int | None = None,
         offset: int | None = None,
+        stage: str = "validate",
     ) -> DeadLetter:
         cut = raw[:MAX_DLQ_PAYLOAD]
         try:
@@ -52,6 +59,7 @@ class DeadLetter(BaseModel):
         except UnicodeDecodeError:
             text, encoding = base64.b64encode(cut).decode("ascii"), "base64"
         return cls(
+            stage=stage,
             reason=reason,
             detail=detail[:4_000],
             problems=problems or [],

@@ -15,25 +15,52 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.free_form import check_free_form
 from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
     MAX_CONTEXT_LINE,
+    MAX_DEPTH,
     MAX_FINGERPRINT_PARTS,
     MAX_FRAMES,
+    MAX_FREE_FORM_VALUES,
+    MAX_INT,
     MAX_MESSAGE,
     MAX_PATH,
     MAX_SHORT,
     MAX_TAGS,
+    MAX_UINT32,
+    MIN_INT,
 )
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error", "critical")
 _LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+
+FREE_FORM = (
+    f"Any JSON object, nested at most {MAX_DEPTH} levels, at most {MAX_FREE_FORM_VALUES} values, "
+    f"integers within {MIN_INT}..{MAX_INT}, no NaN or Infinity."
+)
+TIMESTAMP = (
+    "When the error happened (UTC; naive times are UTC). Outside the window the worker accepts around its "
+    "receive time (ERRSTREAM_EVENT_MAX_PAST_SECONDS, ERRSTREAM_EVENT_MAX_FUTURE_SECONDS), or outside what "
+    "the tables hold (1970-01-01..2106-02-07), the receive time is stored instead and this value is kept "
+    "as original_timestamp."
+)
+
+
+
+def _free_form(value: dict[str, Any]) -> dict[str, Any]:
+    if value:
+        check_free_form(value)
+    return value
+
+
+FreeForm = Annotated[dict[str, Any], AfterValidator(_free_form)]
 
 ShortStr = Field(min_length=1, max_length=MAX_SHORT)
 
@@ -54,8 +81,8 @@ class StackFrame(_Model):
     abs_path: str | None = Field(default=None, max_length=MAX_PATH)
     module: str | None = Field(default=None, max_length=MAX_SHORT)
     function: str | None = Field(default=None, max_length=MAX_SHORT)
-    lineno: int | None = Field(default=None, ge=0)
-    colno: int | None = Field(default=None, ge=0)
+    lineno: int | None = Field(default=None, ge=0, le=MAX_UINT32)
+    colno: int | None = Field(default=None, ge=0, le=MAX_UINT32)
     in_app: bool | None = None
     context_line: str | None = Field(default=None, max_length=MAX_CONTEXT_LINE)
 
@@ -93,7 +120,7 @@ class Breadcrumb(_Model):
     category: str | None = Field(default=None, max_length=MAX_SHORT)
     message: str | None = Field(default=None, max_length=MAX_MESSAGE)
     level: str | None = Field(default=None, max_length=16)
-    data: dict[str, Any] = Field(default_factory=dict, max_length=50)
+    data: FreeForm = Field(default_factory=dict, max_length=50, description=FREE_FORM)
 
     @field_validator("timestamp")
     @classmethod
@@ -105,7 +132,7 @@ class ErrorEvent(_Model):
     """One error occurrence, as published by a service."""
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC), description=TIMESTAMP)
     service: str = Field(min_length=1, max_length=MAX_SHORT, pattern=r"^[A-Za-z0-9_.:\-/]+$")
     environment: str = Field(default="production", min_length=1, max_length=MAX_SHORT)
     release: str | None = Field(default=None, max_length=MAX_SHORT)
@@ -118,7 +145,7 @@ class ErrorEvent(_Model):
     user: User | None = None
     request: RequestInfo | None = None
     tags: dict[str, str] = Field(default_factory=dict, max_length=MAX_TAGS)
-    context: dict[str, Any] = Field(default_factory=dict, max_length=MAX_TAGS)
+    context: FreeForm = Field(default_factory=dict, max_length=MAX_TAGS, description=FREE_FORM)
     breadcrumbs: list[Breadcrumb] = Field(default_factory=list, max_length=MAX_BREADCRUMBS)
     trace_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{16,32}$")
     span_id: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{8,16}$")

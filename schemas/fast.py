@@ -34,6 +34,7 @@ from msgspec import Meta
 
 from schemas import events as models
 from schemas.events import _LEVEL_ALIASES, LEVELS
+from schemas.free_form import check_free_form
 from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
@@ -44,13 +45,14 @@ from schemas.limits import (
     MAX_PATH,
     MAX_SHORT,
     MAX_TAGS,
+    MAX_UINT32,
 )
 
 Short = Annotated[str, Meta(max_length=MAX_SHORT)]
 NonEmptyShort = Annotated[str, Meta(min_length=1, max_length=MAX_SHORT)]
 PathStr = Annotated[str, Meta(max_length=MAX_PATH)]
 Message = Annotated[str, Meta(max_length=MAX_MESSAGE)]
-NonNegative = Annotated[int, Meta(ge=0)]
+UInt32 = Annotated[int, Meta(ge=0, le=MAX_UINT32)]
 _LEVEL_SET = frozenset(LEVELS)
 
 
@@ -63,8 +65,8 @@ class StackFrame(msgspec.Struct, gc=False):
     abs_path: PathStr | None = None
     module: Short | None = None
     function: Short | None = None
-    lineno: NonNegative | None = None
-    colno: NonNegative | None = None
+    lineno: UInt32 | None = None
+    colno: UInt32 | None = None
     in_app: bool | None = None
     context_line: Annotated[str, Meta(max_length=MAX_CONTEXT_LINE)] | None = None
 
@@ -107,6 +109,8 @@ class Breadcrumb(msgspec.Struct, gc=False):
     def __post_init__(self) -> None:
         if self.timestamp is not None:
             self.timestamp = _utc(self.timestamp)
+        if self.data:
+            check_free_form(self.data)  # a ValueError here is a msgspec.ValidationError to the caller
 
 
 def _now() -> datetime:
@@ -145,10 +149,16 @@ class ErrorEvent(msgspec.Struct, kw_only=True, gc=False):
             raise ValueError(f"level {self.level!r} is not one of {LEVELS}")
         self.level = level
         self.timestamp = _utc(self.timestamp)
+        if self.context:
+            check_free_form(self.context)
 
 
 class ProcessedEvent(msgspec.Struct, gc=False):
-    """Output only: built by the worker from values it computed, so it carries no constraints."""
+    """Output only: built by the worker from values it computed, so it carries no constraints.
+
+    The pydantic model checks the storable ranges (timestamps) when the sink's tests parse it; the
+    worker guarantees them by clamping before it builds this.
+    """
 
     event: ErrorEvent
     fingerprint: str
@@ -160,6 +170,7 @@ class ProcessedEvent(msgspec.Struct, gc=False):
     drop_reason: str | None
     received_at: datetime
     grouping_rules: str = ""
+    original_timestamp: datetime | None = None
 
 
 _DECODER = msgspec.json.Decoder(ErrorEvent)

@@ -28,7 +28,6 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
@@ -41,7 +40,7 @@ from errstream_core.topics import ensure_topics
 from schemas.dead_letter import DeadLetter
 from sinks.clickhouse_client import connect
 from sinks.migrate import migrate
-from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
+from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, PreparedRecord, prepare_record
 
 log = logging.getLogger("errstream.sink")
 
@@ -54,7 +53,7 @@ SKIPPED = Counter("errstream_sink_skipped", "Records not written, by reason", ["
 class PartitionBuffer:
     first: int | None = None
     last: int | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[PreparedRecord] = field(default_factory=list)
     plans: deque[tuple[int, int]] = field(default_factory=deque)  # recorded (first, last) still to replay
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
     started: float = 0.0
@@ -235,23 +234,19 @@ class ClickHouseSink:
                     self.stats["duplicates"] += 1
                     SKIPPED.labels("duplicate").inc()
                     continue
-                try:
-                    record = orjson.loads(m.value)
-                    record["event"]["event_id"]  # noqa: B018 - shape check
-                except Exception as exc:
-                    await self._dead_letter(m, exc)
+                record = prepare_record(m.value, source_topic=m.topic, partition=m.partition, offset=m.offset)
+                if isinstance(record, DeadLetter):
+                    await self._dead_letter(record)
                     continue
                 buf.records.append(record)
         await self.flush()
 
-    async def _dead_letter(self, m: Any, exc: Exception) -> None:
+    async def _dead_letter(self, dl: DeadLetter) -> None:
         self.stats["invalid"] += 1
         SKIPPED.labels("invalid").inc()
+        log.warning("dead letter: %s (%s) at %s/%s", dl.reason, dl.detail[:200], dl.source_partition,
+                    dl.source_offset)
         assert self.producer is not None
-        dl = DeadLetter.for_payload(
-            m.value or b"", reason="processing_error", detail=f"sink could not read record: {exc}",
-            source_topic=m.topic, partition=m.partition, offset=m.offset,
-        )
         await self.producer.send_and_wait(self.settings.topic_dlq, dl.model_dump_json().encode())
 
     def _due(self) -> bool:
@@ -311,14 +306,14 @@ class ClickHouseSink:
             with attempt:
                 await asyncio.to_thread(fn)
 
-    async def _insert(self, tp: TopicPartition, first: int, last: int, records: list[dict[str, Any]]) -> None:
+    async def _insert(self, tp: TopicPartition, first: int, last: int, records: list[PreparedRecord]) -> None:
         if not records:
             return
         token = f"{self.group}/{tp.topic}/{tp.partition}/{first}-{last}"
-        events = [event_row(r) for r in records if r.get("stored", True)]
+        events = [r.event_row for r in records if r.event_row is not None]
         counts = MinuteCounts()
         for r in records:
-            counts.add(r)
+            counts.add_occurrence(r.occurrence)
         db = self.settings.clickhouse_database
         client = self.client
         assert client is not None

@@ -1,8 +1,16 @@
-"""Processed events → ClickHouse rows.
+"""Processed events → ClickHouse rows, total: a record becomes rows the columns hold, or a dead letter.
 
 The processed topic is written only by our worker, so the sink reads it with
-orjson and trusts its shape rather than re-validating with pydantic: the sink's
-budget goes to batching, not parsing.
+orjson rather than re-validating it with pydantic: the sink's budget goes to
+batching, not parsing. It still checks every value that clickhouse-connect
+serialises on the client against its column (timestamps within DateTime's
+range, the level within the Enum, strings that are strings, a sample rate a
+Float32 holds), because a value outside a column's range fails the client's
+serialisation of the whole batch, before anything reaches ClickHouse — and a
+batch that cannot be written stops its partition. ``prepare_record`` turns
+one Kafka record into a ``PreparedRecord`` (its ``error_events`` row, when
+stored, and its contribution to the minute counts) or a ``DeadLetter`` with
+stage ``rows`` and the reason; it never raises.
 """
 
 from __future__ import annotations
@@ -10,21 +18,74 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from schemas.dead_letter import DeadLetter
+from schemas.events import LEVELS
+from schemas.limits import MAX_TIMESTAMP, MIN_TIMESTAMP
 
 EVENT_COLUMNS = [
     "event_id", "timestamp", "received_at", "service", "environment", "release", "level", "fingerprint",
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
-    "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "grouping_rules",
+    "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "original_timestamp",
+    "grouping_rules",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
     "first_seen", "last_seen", "exception_type", "title", "culprit", "releases", "release",
 ]
+_LEVELS = frozenset(LEVELS)
+
+
+class RowError(ValueError):
+    """A processed record whose values the ClickHouse columns cannot hold."""
+
+
+def _str(value: Any, name: str) -> str:
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise RowError(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _obj(value: Any, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise RowError(f"{name} must be an object, not {type(value).__name__}")
+    return value
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise RowError(f"{name} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _ts(value: Any, name: str = "timestamp") -> datetime:
+    """An aware UTC datetime within what every timestamp column holds (DateTime is the narrowest)."""
+    ts = datetime.fromisoformat(_str(value, name))
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if not MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+        raise RowError(f"{name} {value} is outside {MIN_TIMESTAMP:%Y-%m-%d}..{MAX_TIMESTAMP:%Y-%m-%d}")
+    return ts
+
+
+def _level(value: Any) -> str:
+    if value not in _LEVELS:
+        raise RowError(f"level {str(value)[:40]!r} is not one of {LEVELS}")
+    return str(value)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode() if value else ""
 
 
 def user_hash(user: dict[str, Any] | None) -> int:
@@ -37,55 +98,115 @@ def user_hash(user: dict[str, Any] | None) -> int:
     return int.from_bytes(hashlib.blake2b(str(key).encode(), digest_size=8).digest(), "little") or 1
 
 
-def _ts(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode() if value else ""
-
-
 def event_row(p: dict[str, Any]) -> list[Any]:
-    e = p["event"]
-    user = e.get("user") or {}
-    request = e.get("request") or {}
+    """The ``error_events`` row (``EVENT_COLUMNS``); raises ``RowError`` (or KeyError/TypeError/ValueError)."""
+    e = _obj(p["event"], "event")
+    user = _obj(e.get("user"), "user")
+    request = _obj(e.get("request"), "request")
+    tags = _obj(e.get("tags"), "tags")
+    for k, v in tags.items():
+        _str(v, f"tag {k[:40]!r}")
     frames = [
         f"{f.get('module') or f.get('filename') or '?'}.{f.get('function') or '?'}"
-        for exc in e.get("exceptions") or []
-        for f in exc.get("stacktrace") or []
-        if f.get("in_app")
+        for exc in _list(e.get("exceptions"), "exceptions")
+        for f in _list(_obj(exc, "exception").get("stacktrace"), "stacktrace")
+        if _obj(f, "frame").get("in_app")
     ]
+    rate = p.get("sample_rate", 1.0)
+    if type(rate) not in (int, float) or not (0.0 < rate <= 1.0):  # NaN fails the comparison too
+        raise RowError(f"sample_rate {str(rate)[:40]} is not within (0, 1]")
     return [
-        uuid.UUID(e["event_id"]),
+        uuid.UUID(_str(e["event_id"], "event_id")),
         _ts(e["timestamp"]),
-        _ts(p["received_at"]),
-        e["service"],
-        e.get("environment") or "",
-        e.get("release") or "",
-        e["level"],
-        p["fingerprint"],
-        p.get("exception_type") or "",
-        p.get("title") or "",
-        p.get("culprit") or "",
-        e.get("message") or "",
-        e.get("logger") or "",
-        e.get("platform") or "",
-        e.get("server_name") or "",
-        user.get("id") or "",
+        _ts(p["received_at"], "received_at"),
+        _str(e["service"], "service"),
+        _str(e.get("environment"), "environment"),
+        _str(e.get("release"), "release"),
+        _level(e["level"]),
+        _str(p["fingerprint"], "fingerprint"),
+        _str(p.get("exception_type"), "exception_type"),
+        _str(p.get("title"), "title"),
+        _str(p.get("culprit"), "culprit"),
+        _str(e.get("message"), "message"),
+        _str(e.get("logger"), "logger"),
+        _str(e.get("platform"), "platform"),
+        _str(e.get("server_name"), "server_name"),
+        _str(user.get("id"), "user.id"),
         user_hash(user),
-        e.get("tags") or {},
-        e.get("trace_id") or "",
-        e.get("span_id") or "",
-        e.get("correlation_id") or "",
-        request.get("method") or "",
-        request.get("url") or "",
+        tags,
+        _str(e.get("trace_id"), "trace_id"),
+        _str(e.get("span_id"), "span_id"),
+        _str(e.get("correlation_id"), "correlation_id"),
+        _str(request.get("method"), "request.method"),
+        _str(request.get("url"), "request.url"),
         frames,
         _json(e.get("exceptions")),
         _json(e.get("breadcrumbs")),
         _json(e.get("context")),
-        float(p.get("sample_rate", 1.0)),
-        p.get("grouping_rules") or "",
+        float(rate),
+        _str(p.get("original_timestamp"), "original_timestamp"),
+        _str(p.get("grouping_rules"), "grouping_rules"),
     ]
+
+
+@dataclass(slots=True)
+class Occurrence:
+    """One processed event's part in ``error_occurrences_in`` (stored or sampled away)."""
+
+    key: tuple[datetime, str, str, str, str]  # minute, service, environment, fingerprint, level
+    ts: datetime
+    stored: bool
+    user_hash: int
+    exception_type: str
+    title: str
+    culprit: str
+    release: str
+
+
+def occurrence(p: dict[str, Any]) -> Occurrence:
+    """Raises ``RowError`` (or KeyError/TypeError/ValueError) for a record the count tables cannot hold."""
+    e = _obj(p["event"], "event")
+    ts = _ts(e["timestamp"])
+    key = (ts.replace(second=0, microsecond=0), _str(e["service"], "service"),
+           _str(e.get("environment"), "environment"), _str(p["fingerprint"], "fingerprint"), _level(e["level"]))
+    return Occurrence(
+        key=key, ts=ts, stored=bool(p.get("stored", True)), user_hash=user_hash(_obj(e.get("user"), "user")),
+        exception_type=_str(p.get("exception_type"), "exception_type"), title=_str(p.get("title"), "title"),
+        culprit=_str(p.get("culprit"), "culprit"), release=_str(e.get("release"), "release"),
+    )
+
+
+@dataclass(slots=True)
+class PreparedRecord:
+    event_id: str
+    event_row: list[Any] | None  # None: counted, not stored (sampled away or rate limited)
+    occurrence: Occurrence
+
+
+def prepare(p: dict[str, Any]) -> PreparedRecord:
+    """Rows of one processed event; raises for a record the tables cannot hold."""
+    o = occurrence(p)
+    return PreparedRecord(p["event"]["event_id"], event_row(p) if o.stored else None, o)
+
+
+def prepare_record(raw: bytes | None, *, source_topic: str, partition: int | None = None,
+                   offset: int | None = None) -> PreparedRecord | DeadLetter:
+    """One record of the processed topic → its rows, or a dead letter (stage ``rows``); never raises."""
+    try:
+        p = orjson.loads(raw or b"")
+        if type(p) is not dict:
+            raise RowError(f"a processed event must be a JSON object, not {type(p).__name__}")
+        return prepare(p)
+    except orjson.JSONDecodeError as exc:
+        reason, detail = "invalid_json", f"sink could not read record: {exc}"
+    except (RowError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        reason, detail = "invalid_event", f"the tables cannot hold this record: {what}"
+    except Exception as exc:  # noqa: BLE001 - one record must never stop the partition
+        reason, detail = "processing_error", f"{type(exc).__name__}: {exc}"
+    return DeadLetter.for_payload(raw or b"", stage="rows", reason=reason,  # type: ignore[arg-type]
+                                  detail=detail[:4_000], source_topic=source_topic, partition=partition,
+                                  offset=offset)
 
 
 @dataclass
@@ -110,31 +231,32 @@ class MinuteCounts:
     insert sees every event — stored or sampled away.
     """
 
+    # the key ends with the release: true error counts per release are the numerator of release health
     cells: dict[tuple[datetime, str, str, str, str, str], _Cell] = field(default_factory=dict)
 
     def add(self, p: dict[str, Any]) -> None:
-        e = p["event"]
-        ts = _ts(e["timestamp"])
-        minute = ts.replace(second=0, microsecond=0)
-        # the release too: true error counts per release are the numerator of release health
-        key = (minute, e["service"], e.get("environment") or "", p["fingerprint"], e["level"], e.get("release") or "")
+        """A processed event as a dict; raises for one the tables cannot hold (see ``prepare_record``)."""
+        self.add_occurrence(occurrence(p))
+
+    def add_occurrence(self, o: Occurrence) -> None:
+        key = (*o.key, o.release)
         cell = self.cells.get(key)
         if cell is None:
             cell = self.cells[key] = _Cell()
         cell.events += 1
-        cell.stored += 1 if p.get("stored", True) else 0
-        uh = user_hash(e.get("user"))
-        if uh:
-            cell.users.add(uh)
+        cell.stored += 1 if o.stored else 0
+        if o.user_hash:
+            cell.users.add(o.user_hash)
+        ts = o.ts
         if cell.first_seen is None or ts < cell.first_seen:
             cell.first_seen = ts
         if cell.last_seen is None or ts >= cell.last_seen:
             cell.last_seen = ts
-            cell.exception_type = p.get("exception_type") or cell.exception_type
-            cell.title = p.get("title") or cell.title
-            cell.culprit = p.get("culprit") or cell.culprit
-        if e.get("release"):
-            cell.releases.add(e["release"])
+            cell.exception_type = o.exception_type or cell.exception_type
+            cell.title = o.title or cell.title
+            cell.culprit = o.culprit or cell.culprit
+        if o.release:
+            cell.releases.add(o.release)
 
     def rows(self) -> list[list[Any]]:
         return [

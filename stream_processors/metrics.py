@@ -9,7 +9,15 @@ EVENTS = Counter(
     "Events seen by the worker, by outcome",
     ["outcome"],  # accepted, rejected, sampled_out, rate_limited
 )
-REJECTED = Counter("errstream_worker_rejected", "Events sent to the dead-letter topic, by reason", ["reason"])
+REJECTED = Counter(
+    "errstream_worker_rejected", "Events sent to the dead-letter topic, by the stage that refused them and reason",
+    ["stage", "reason"],
+)
+ADJUSTED = Counter(
+    "errstream_worker_adjusted",
+    "Valid events stored with a documented adjustment (docs/ingestion.md), by reason",
+    ["reason"],  # timestamp_too_old, timestamp_in_future
+)
 RATE_LIMITED = Counter(
     "errstream_worker_rate_limited", "Valid events counted but not stored because of a rate limit", ["scope"]
 )  # scope: fingerprint, global

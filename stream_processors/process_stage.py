@@ -11,7 +11,7 @@ record produce path were the rest.
 
 Per poll of up to ``BATCH_MAX`` records:
 
-1. every record is processed (``EventProcessor`` never raises for bad input);
+1. every record is processed (``EventProcessor.process`` is total: a dead letter, never an exception);
 2. outputs are appended to aiokafka record batches per (topic, partition)
    and shipped with ``send_batch`` — processed events keyed and partitioned
    by fingerprint (so duplicates of an event meet the sink's dedup window on
@@ -39,8 +39,6 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeToo
 
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, key_hash
-from schemas.fast import encode
-from stream_processors.detectors.signals import Signal
 from stream_processors.event_processor import EventProcessor
 from stream_processors.rules_follower import RulesFollower
 
@@ -149,10 +147,10 @@ class ProcessingStage:
                 if p is not None:
                     key = p.fingerprint.encode()
                     hashed = key_hash(key)
-                    await outputs.add(s.topic_processed, hashed % processed_partitions, key, encode(p),
+                    await outputs.add(s.topic_processed, hashed % processed_partitions, key, outcome.encoded,
                                       [("event_id", p.event.event_id.hex.encode())])
-                    if self.detection_topic is not None:
-                        signals[hashed % n].append(Signal.from_event(p).fields())
+                    if self.detection_topic is not None and outcome.signal is not None:
+                        signals[hashed % n].append(outcome.signal)
                 elif outcome.dead_letter is not None:
                     dl = outcome.dead_letter
                     log.warning("dead letter: %s (%s) at %s/%s", dl.reason, dl.detail[:200],

@@ -86,3 +86,21 @@ def test_exported_json_schema_validates_what_pydantic_accepts(tmp_path: Path) ->
     jsonschema.validate(good, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"service": "api", "level": "apocalyptic"}, schema)
+
+
+def test_exported_json_schema_carries_the_storable_bounds(tmp_path: Path) -> None:
+    """Producers in other languages see the same bounds the worker enforces (docs/ingestion.md)."""
+    export_json_schemas(tmp_path)
+    schema = json.loads((tmp_path / "error_event.schema.json").read_text())
+    event = {"service": "api", "exceptions": [{"type": "E", "stacktrace": [{"lineno": 2**32 - 1}]}]}
+    jsonschema.validate(event, schema)
+    event["exceptions"][0]["stacktrace"][0]["lineno"] = 2**32  # type: ignore[index]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(event, schema)
+    # what JSON Schema cannot express is described where a reader of the schema looks
+    assert "nested at most 20 levels" in schema["properties"]["context"]["description"]
+    assert "original_timestamp" in schema["properties"]["timestamp"]["description"]
+    processed = json.loads((tmp_path / "processed_event.schema.json").read_text())
+    assert "original_timestamp" in processed["properties"]
+    dead = json.loads((tmp_path / "dead_letter.schema.json").read_text())
+    assert "stage" in dead["properties"]
