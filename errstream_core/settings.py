@@ -25,6 +25,9 @@ class GatewayProject(BaseModel):
 
     public_key: str
     service: str | None = None  # service name of its events; defaults to "project-<id>"
+    # Services this key may post for through /api/v1/events (which names the service per event). Empty: only
+    # `service` (or "project-<id>"). "*" allows any: one key for a whole fleet, knowingly.
+    services: list[str] = []
     rate_limit: float | None = None  # events per second (token bucket); None = unlimited
     burst: int | None = None  # bucket size; defaults to max(rate_limit, 1)
 
