@@ -266,8 +266,10 @@ def main() -> None:
     url = args.url
     if url is None:
         local = LocalClickHouse(state_dir=home, port=free_port())
-        url = local.up()
-    print(f"ClickHouse at {url} (store {home})", flush=True)
+        print(f"ClickHouse at {local.up()} (store {home})", flush=True)
+        url = local.client_url
+    else:
+        print(f"ClickHouse at {url}", flush=True)
     settings = Settings(clickhouse_url=url, clickhouse_database="errstream_bench")
     db = settings.clickhouse_database
     try:
