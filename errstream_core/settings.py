@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
+    # errors.dlq keeps raw payloads (before scrubbing) for replay: ensure_topics gives it this retention
+    # (new and existing topic); 0 leaves the broker's default. Who may read it: docs/ingestion.md.
+    dlq_retention_hours: float = Field(default=72.0, ge=0)
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
 

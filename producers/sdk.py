@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings, get_settings
 from producers.capture import RawException, cut, exception_dicts, snapshot_exception
 from producers.scope import (  # noqa: F401 - facade
@@ -48,6 +49,7 @@ from producers.scope import (  # noqa: F401 - facade
 )
 from producers.transport import KafkaTransport
 from schemas.events import ErrorEvent
+from schemas.fast import convert_event, encode
 from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS
 
 log = logging.getLogger("errstream.sdk")
@@ -106,7 +108,10 @@ class Client:
         max_breadcrumbs: int = MAX_BREADCRUMBS,
         shutdown_timeout: float = 2.0,
         transport_options: Mapping[str, Any] | None = None,
+        scrub: bool = True,
     ) -> None:
+        """``scrub``: remove secrets and personal data (``errstream_core.scrub``) on the sender thread, before
+        the event leaves the process; the worker scrubs again either way. ``False`` opts out."""
         # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
         ErrorEvent(service=service, environment=environment, release=release)
         self.service = service
@@ -119,6 +124,7 @@ class Client:
         self.breadcrumbs: deque[dict[str, Any]] = deque(maxlen=self.max_breadcrumbs)
         self.shutdown_timeout = shutdown_timeout
         self.internal_errors = 0
+        self.scrubber = Scrubber.from_settings(self.settings) if scrub else None
         self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
                                         **(transport_options or {}))
 
@@ -241,7 +247,13 @@ class Client:
         return event
 
     def _serialise(self, p: Pending) -> tuple[bytes | None, bytes]:
-        return p.event_id.encode(), orjson.dumps(self.build_event(p), default=str)
+        event = self.build_event(p)
+        if self.scrubber is not None:
+            try:
+                return p.event_id.encode(), encode(self.scrubber.scrub(convert_event(event)))
+            except Exception:  # an event the schema refuses: the worker dead-letters it with the reason
+                pass
+        return p.event_id.encode(), orjson.dumps(event, default=str)
 
 
 _NO_OVERRIDES = Overrides(None, None, None, None)

@@ -33,7 +33,9 @@ from schemas.limits import (
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error", "critical")
-_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+# Accepted on input (any letter case) and stored as the level they name.
+LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+_LEVEL_ALIASES = LEVEL_ALIASES
 
 ShortStr = Field(min_length=1, max_length=MAX_SHORT)
 

@@ -20,6 +20,7 @@ EVENT_COLUMNS = [
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
     "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate",
+    "request_query_string", "request_headers", "user_username", "user_ip",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
@@ -84,6 +85,10 @@ def event_row(p: dict[str, Any]) -> list[Any]:
         _json(e.get("breadcrumbs")),
         _json(e.get("context")),
         float(p.get("sample_rate", 1.0)),
+        request.get("query_string") or "",
+        request.get("headers") or {},
+        user.get("username") or "",
+        user.get("ip_address") or "",
     ]
 
 

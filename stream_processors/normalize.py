@@ -18,13 +18,14 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from stream_processors import sensitive
+from errstream_core.scrub import sensitive
 
 _HEX = r"[0-9a-fA-F]"
 
 # (pattern, placeholder), applied in order. Every pattern is compiled once at import.
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # secrets first, with the scrubber's own placeholders, so scrubbing never changes a key
+    (sensitive.URL_USERINFO, sensitive.USERINFO_REPLACEMENT),
     (sensitive.SECRET_ASSIGNMENT, sensitive.SECRET_REPLACEMENT),
     (sensitive.EMAIL, sensitive.PLACEHOLDER_EMAIL),
     (sensitive.AUTH_SCHEME, sensitive.PLACEHOLDER_TOKEN),

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings
 from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
@@ -67,6 +68,8 @@ class Gateway:
     def __init__(self, settings: Settings, publisher: ErrorPublisher | None = None) -> None:
         self.settings = settings
         self.projects = Projects(settings.gateway_projects)
+        # Secrets and personal data go before Kafka, as Sentry's Relay removes them before its queue.
+        self.scrubber = Scrubber.from_settings(settings)
         self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
         self.metrics = Metrics()
 
@@ -85,7 +88,8 @@ class Gateway:
             raise Rejected(503, "broker_unavailable", "Kafka is not reachable yet; retry later", {"Retry-After": "5"})
         # Encoded before publishing: an event the encoder refuses (RecursionError on deep nesting) is the
         # client's fault, not the broker's.
-        records = [(encode(e), e.event_id.hex.encode()) for e in events]
+        scrub = self.scrubber.scrub
+        records = [(encode(scrub(e)), e.event_id.hex.encode()) for e in events]
         try:  # the publisher fails the call after settings.gateway_publish_timeout
             if len(records) == 1:  # the usual envelope: skip gather's task per event
                 value, key = records[0]

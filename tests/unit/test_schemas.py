@@ -85,3 +85,15 @@ def test_exported_json_schema_validates_what_pydantic_accepts(tmp_path: Path) ->
     jsonschema.validate(good, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"service": "api", "level": "apocalyptic"}, schema)
+
+
+def test_exported_json_schema_takes_every_level_spelling_the_worker_takes(tmp_path: Path) -> None:
+    export_json_schemas(tmp_path)
+    schema = json.loads((tmp_path / "error_event.schema.json").read_text())
+    for level in ("fatal", "FATAL", "Fatal", "warn", "critical", "ERROR", "err", "crit", "debug"):
+        jsonschema.validate({"service": "api", "level": level}, schema)
+        assert ErrorEvent.model_validate({"service": "api", "level": level}).level in (
+            "debug", "info", "warning", "error", "critical")
+    for level in ("apocalyptic", "fatal ", ""):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"service": "api", "level": level}, schema)
