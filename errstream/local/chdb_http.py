@@ -86,7 +86,7 @@ class ClickHouseError(Exception):
     def status(self) -> int:
         if self.code in (60, 81, 16):  # unknown table / database / column
             return 404
-        if self.code in (62, 36, 27, 47, 46):  # syntax, bad arguments, parse, unknown identifier/function
+        if self.code in (62, 36, 27, 47, 46, 73):  # syntax, bad arguments, parse, unknown identifier/function/format
             return 400
         if self.code in (516, 192, 193, 194, 195):  # authentication
             return 401
@@ -382,6 +382,8 @@ def create_app(engine: EmbeddedClickHouse, logins: Sequence[Login]) -> Starlette
             }
             qparams = {k[6:]: v for k, v in [*params.items(), *form.items()] if k.startswith("param_")}
             fmt = params.get("default_format") or "TabSeparated"
+            if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", fmt):
+                raise ClickHouseError(f"Code: 73. DB::Exception: Unknown format {fmt[:64]!r}. (UNKNOWN_FORMAT)")
             out, summary = await run_in_threadpool(
                 engine.execute,
                 sql,

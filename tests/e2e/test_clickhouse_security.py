@@ -131,8 +131,9 @@ def test_the_analyst_login_reads_and_cannot_write(endpoint: LocalClickHouse) -> 
     assert _q(endpoint, f"SELECT count() FROM {db}.t", admin).text == "2\n"
     # the unmodified clickhouse-connect with the analyst login: connects, queries, and cannot insert
     client = clickhouse_connect.get_client(host="127.0.0.1", port=endpoint.port, username=analyst[0],
-                                           password=analyst[1], autogenerate_session_id=False)
-    assert client.query(f"SELECT sum(a) FROM {db}.t").result_rows == [(3,)]
+                                           password=analyst[1], autogenerate_session_id=False, database=db)
+    assert client.query("SELECT sum(a) FROM t").result_rows == [(3,)]
+    assert client.query(f"SELECT sum(a) FROM {db}.t WHERE a = {{n:UInt8}}", parameters={"n": 2}).result_rows == [(2,)]
     with pytest.raises(DatabaseError, match="READONLY|readonly"):
         client.insert(f"{db}.t", [[9]], column_names=["a"])
     assert _q(endpoint, f"SELECT count() FROM {db}.t", admin).text == "2\n"
@@ -180,6 +181,7 @@ def _disguises(secret: Path, out: Path) -> list[tuple[str, dict[str, str], bytes
         ("SELECT 1", {"database": f"default; SELECT * FROM file('{s}', 'LineAsString')"}, None),
         ("SELECT 1", {f"max_threads = 1; SELECT * FROM file('{s}', 'LineAsString') --": "1"}, None),
         ("SELECT 1 FORMAT Template", {"format_template_resultset": s}, None),
+        ("SELECT 1", {"default_format": "TSV; SELECT * FROM file('" + s + "')"}, None),
     ]
 
 
@@ -193,7 +195,8 @@ def test_clients_cannot_reach_the_host_in_any_disguise(endpoint: LocalClickHouse
             r = httpx.post(endpoint.url + "/", params={"query": sql, **extra}, content=body, auth=who, timeout=30)
             # refused by the guard (ACCESS_DENIED), or for a database name the injection made unknown
             refused = r.status_code == 403 and r.headers["X-ClickHouse-Exception-Code"] in ("497", "164")
-            assert refused or (r.status_code == 404 and "database" in extra), (who[0], sql, extra, r.text)
+            odd_name = (r.status_code, "database" in extra or "default_format" in extra) in ((404, True), (400, True))
+            assert refused or odd_name, (who[0], sql, extra, r.text)
             assert SECRET not in r.text, (sql, r.text)
             assert not out.exists(), sql
     # the same through the bodies clients use: the whole statement in the body, and a multipart form
