@@ -171,6 +171,7 @@ class EmbeddedClickHouse:
         engines = self._default.query("SELECT name FROM system.table_engines UNION ALL "
                                       "SELECT name FROM system.database_engines", "TabSeparated").bytes().decode()
         self.known_engines = frozenset(engines.split())
+        self._rendered_ok: set[tuple[str, bool]] = set()
 
     def _new_connection(self, readonly: bool) -> Any:
         conn = chdb.connect(f"file:{self.path}")
@@ -281,7 +282,10 @@ class EmbeddedClickHouse:
         Whatever the tokenizer and ClickHouse's parser might disagree on (quoting, comments, escapes),
         ``formatQuery`` prints the statement as the parser understood it: plain names, no comments.
         Statements it cannot parse are refused by the engine anyway; the tokenizer's verdict stands.
+        Statements that passed are remembered (the sink sends the same INSERT again and again).
         """
+        if (sql, readonly) in self._rendered_ok:
+            return
         try:
             rendered = self._default.query("SELECT formatQuery({q:String})", "RawBLOB",
                                            params={"q": sql}).bytes().decode("utf-8", errors="replace")
@@ -292,6 +296,10 @@ class EmbeddedClickHouse:
                                       known_engines=self.known_engines)
         except sql_guard.Refused as exc:
             raise _refused(exc, readonly) from None
+        if len(sql) <= 4_096:
+            if len(self._rendered_ok) >= 4_096:
+                self._rendered_ok.clear()
+            self._rendered_ok.add((sql, readonly))
 
     def close(self) -> None:
         with self._lock:
