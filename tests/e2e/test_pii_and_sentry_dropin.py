@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -218,3 +219,22 @@ def test_sentry_node_sdk_lands_scrubbed(settings: Settings, gateway: str, tmp_pa
     assert event["correlation_id"] == "node-req-1"
     assert event["user"]["username"] == "grace" and event["user"]["ip_address"] == "198.51.100.4"
     assert event["user"]["email"].startswith("email:")  # hashed, as the worker does
+
+
+def test_the_gateway_scrubs_before_kafka_on_every_endpoint(settings: Settings, gateway: str) -> None:
+    auth = {"X-Sentry-Auth": "Sentry sentry_key=webkey42, sentry_version=7"}
+    own = {"service": "web", "message": f"cache {REDIS_URL} down for {OWNER}",
+           "request": {"url": "https://shop.example.com/login?password=hunter2", "query_string": "password=hunter2",
+                       "headers": {"Authorization": "Bearer secret-token-123", "X-Request-Id": "own-1"}},
+           "context": {"db": DATABASE_URL}, "user": {"id": "u-1", "email": "ada@example.com"}}
+    store = {"event_id": uuid.uuid4().hex, "message": f"db {DATABASE_URL} gone; token=abc123session",
+             "request": {"headers": {"Cookie": "session=abc123session"}}, "extra": {"api_key": "key-xyz-987"}}
+    with httpx.Client(base_url=gateway, timeout=30) as http:
+        assert http.post("/api/v1/events", json=own, headers={"X-Errstream-Key": "webkey42"}).status_code == 200
+        assert http.post("/api/42/store/", json=store, headers=auth).status_code == 200
+    raw = read_topic(settings, settings.topic_errors, expect=2, timeout=60)
+    assert len(raw) == 2
+    _no_secrets(orjson.dumps(raw).decode(), "the raw errors topic (JSON and store endpoints)")
+    mine = next(e for e in raw if e["message"].startswith("cache"))
+    assert mine["message"] == "cache redis://:[Filtered]@cache:6379/0 down for <email>"
+    assert mine["request"]["query_string"] == "password=[Filtered]"
