@@ -8,6 +8,7 @@ makes the first consumer wait for metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -16,6 +17,8 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from errstream_core.settings import Settings
+
+log = logging.getLogger("errstream.topics")
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -120,6 +123,11 @@ async def ensure_topics(
             except TopicAlreadyExistsError:
                 pass
         if settings.topic_dlq in names and settings.topic_dlq in existing and settings.dlq_retention_hours > 0:
-            await _apply_dlq_retention(admin, settings)
+            try:
+                await _apply_dlq_retention(admin, settings)
+            except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
+                log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
+                            "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
+                            settings.dlq_retention_hours)
     finally:
         await admin.close()
