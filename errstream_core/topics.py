@@ -74,6 +74,8 @@ async def _topic_overrides(admin: AIOKafkaAdminClient, topic: str) -> dict[str, 
     [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     overrides: dict[str, str] = {}
     for resource in response.resources:
+        if resource[0]:
+            raise RuntimeError(f"DescribeConfigs error {resource[0]}: {resource[1]}")
         for entry in resource[4]:
             name, value, read_only, source = entry[0], entry[1], entry[2], entry[3]
             # v0 reports is_default (bool); v1+ a config source, 1 = DYNAMIC_TOPIC_CONFIG
@@ -90,7 +92,12 @@ async def _apply_dlq_retention(admin: AIOKafkaAdminClient, settings: Settings) -
     current = await _topic_overrides(admin, settings.topic_dlq)
     if all(current.get(k) == v for k, v in wanted.items()):
         return
-    await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic_dlq, {**current, **wanted})])
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, settings.topic_dlq, {**current, **wanted})])
+    for response in responses:
+        for error_code, error_message, *_ in response.resources:
+            if error_code:
+                raise RuntimeError(f"AlterConfigs error {error_code}: {error_message}")
 
 
 async def ensure_topics(
