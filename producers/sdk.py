@@ -247,13 +247,13 @@ class Client:
         return event
 
     def _serialise(self, p: Pending) -> tuple[bytes | None, bytes]:
-        event = self.build_event(p)
+        data = orjson.dumps(self.build_event(p), default=str)  # str() for whatever JSON cannot hold
         if self.scrubber is not None:
             try:
-                return p.event_id.encode(), encode(self.scrubber.scrub(convert_event(event)))
+                return p.event_id.encode(), encode(self.scrubber.scrub(convert_event(orjson.loads(data))))
             except Exception:  # an event the schema refuses: the worker dead-letters it with the reason
                 pass
-        return p.event_id.encode(), orjson.dumps(event, default=str)
+        return p.event_id.encode(), data
 
 
 _NO_OVERRIDES = Overrides(None, None, None, None)
