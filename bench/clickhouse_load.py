@@ -118,7 +118,10 @@ SELECT
                '"message":"GET https://inventory.example.com/items/', toString(cityHash64(number, 13 + i) % 100000),
                '","level":"info","data":{{"status_code":200}}}}'), range(5)), ','), ']') AS breadcrumbs,
     '{{"runtime":{{"name":"CPython","version":"3.11.9"}},"os":{{"name":"Linux"}}}}' AS context,
-    toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate
+    toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate,
+    if(number % 3 = 0, 'page=2&sort=desc', '') AS request_query_string,
+    map('user-agent', 'python-httpx/0.27', 'accept', 'application/json') AS request_headers,
+    '' AS user_username, '' AS user_ip
 FROM (SELECT number, {common} FROM numbers({offset}, {count}))
 """
 
@@ -250,8 +253,9 @@ def run_clickhouse_load(settings: Settings, events: int = 10_000_000, raw: int =
     local = None
     if url is None:
         local = LocalClickHouse(state_dir=home, port=free_port())
-        url = local.up()
-    progress(f"ClickHouse at {url} (store {home})")
+        local.up()
+        url = local.client_url  # with the read-write login `up` created
+    progress(f"ClickHouse at {url.rsplit('@', 1)[-1]} (store {home})")  # never the login
     s = Settings(clickhouse_url=url, clickhouse_database=f"errstream_{run}")
     db = s.clickhouse_database
     try:

@@ -208,7 +208,8 @@ def local_stack(settings: Settings, state_dir: Path) -> Iterator[Stack]:
         else:
             clickhouse = LocalClickHouse(state_dir=state_dir, port=free_port())
             own.append(clickhouse)
-            stack.settings = stack.settings.model_copy(update={"clickhouse_url": clickhouse.up()})
+            clickhouse.up()
+            stack.settings = stack.settings.model_copy(update={"clickhouse_url": clickhouse.client_url})
             stack.clickhouse_pid = clickhouse.process.pid()
             stack.started.append("clickhouse")
         yield stack

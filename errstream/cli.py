@@ -59,6 +59,8 @@ def local_up() -> None:
     except (KafkaSetupError, RuntimeError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+    for line in clickhouse.how_to_connect():  # type: ignore[attr-defined]
+        console.print(f"{'':<10} {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @local_app.command("down")
@@ -74,7 +76,11 @@ def local_status() -> None:
     """Say what runs where."""
     kafka, clickhouse = _local(get_settings())
     for name, svc in (("kafka", kafka), ("clickhouse", clickhouse)):
-        console.print(f"{name:<10} {svc.status() or 'not running'}")  # type: ignore[attr-defined]
+        status = svc.status()  # type: ignore[attr-defined]
+        console.print(f"{name:<10} {status or 'not running'}")
+        if name == "clickhouse" and status:
+            for line in clickhouse.how_to_connect():  # type: ignore[attr-defined]
+                console.print(f"{'':<10} {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

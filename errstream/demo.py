@@ -13,6 +13,7 @@ from rich.table import Table
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
 from errstream.local.roles import RoleProcess
+from errstream_core.local_credentials import ANALYST_USER, password_file
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
@@ -42,8 +43,11 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
     ch_local = LocalClickHouse(state_dir=settings.home, port=settings.local_clickhouse_port)
     if settings.kafka_bootstrap == kafka.bootstrap:
         console.print(f"kafka      {kafka.up()}")
-    if settings.clickhouse_url.rstrip("/") == ch_local.url:
+    local_ch = settings.clickhouse_url.rstrip("/") == ch_local.url
+    if local_ch:
         console.print(f"clickhouse {ch_local.up()}")
+    analyst = password_file(settings.home, ANALYST_USER)
+    login = f'-u "{ANALYST_USER}:$(cat {analyst})" ' if local_ch else ""
     client = connect(settings)
     migrate(settings, client)
     asyncio.run(ensure_topics(settings))
@@ -90,7 +94,8 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
     console.print(
         f"{count} events published, {total() - before} counted; {len(MALFORMED)} malformed payloads went to "
         f"{settings.topic_dlq}. Done in {time.monotonic() - t0:.1f}s. "
-        f"Query it: curl '{settings.clickhouse_url}/?query=SELECT+count()+FROM+{db}.error_events'. "
+        f"Query it: curl {login}'{ch_local.url if local_ch else settings.clickhouse_url}"
+        f"/?query=SELECT+count()+FROM+{db}.error_events'. "
         "Stop with `errstream local down`."
     )
     return 0

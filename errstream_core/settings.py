@@ -12,11 +12,12 @@ import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, read_password
 from schemas.notifications import EmailDestination, WebhookDestination
 
 
@@ -25,6 +26,9 @@ class GatewayProject(BaseModel):
 
     public_key: str
     service: str | None = None  # service name of its events; defaults to "project-<id>"
+    # Services this key may post for through /api/v1/events (which names the service per event). Empty: only
+    # `service` (or "project-<id>"). "*" allows any: one key for a whole fleet, knowingly.
+    services: list[str] = []
     rate_limit: float | None = None  # events per second (token bucket); None = unlimited
     burst: int | None = None  # bucket size; defaults to max(rate_limit, 1)
 
@@ -54,6 +58,9 @@ class Settings(BaseSettings):
     grouping_rules_delay_seconds: float = 5.0  # a published rules version takes effect this much later
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
+    # errors.dlq keeps raw payloads (before scrubbing) for replay: ensure_topics gives it this retention
+    # (new and existing topic); 0 leaves the broker's default. Who may read it: docs/ingestion.md.
+    dlq_retention_hours: float = Field(default=72.0, ge=0)
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
 
@@ -186,17 +193,27 @@ class Settings(BaseSettings):
     def clickhouse_client_kwargs(self) -> dict[str, Any]:
         u = urlparse(self.clickhouse_url)
         secure = u.scheme == "https"
+        host, port = u.hostname or "127.0.0.1", u.port or (8443 if secure else 8123)
+        username = unquote(u.username) if u.username else self.clickhouse_user
+        password = unquote(u.password) if u.password else self.clickhouse_password.get_secret_value()
+        if not password and self._is_local_clickhouse(host, port, secure) and username in (ADMIN_USER, ANALYST_USER):
+            password = read_password(self.home, username) or ""
         kw: dict[str, Any] = {
-            "host": u.hostname or "127.0.0.1",
-            "port": u.port or (8443 if secure else 8123),
-            "username": u.username or self.clickhouse_user,
-            "password": u.password or self.clickhouse_password.get_secret_value(),
+            "host": host,
+            "port": port,
+            "username": username,
+            "password": password,
             "secure": secure,
             "verify": self.clickhouse_verify_tls,
         }
         if self.clickhouse_ca_cert:
             kw["ca_cert"] = str(self.clickhouse_ca_cert)
         return kw
+
+
+    def _is_local_clickhouse(self, host: str, port: int, secure: bool) -> bool:
+        """Whether the URL is the endpoint `errstream local up` serves (whose password is in a file)."""
+        return not secure and port == self.local_clickhouse_port and host in ("127.0.0.1", "localhost", "::1")
 
 
 @lru_cache(maxsize=1)

@@ -8,13 +8,17 @@ makes the first consumer wait for metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from errstream_core.settings import Settings
+
+log = logging.getLogger("errstream.topics")
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -56,13 +60,52 @@ def pipeline_topics(settings: Settings) -> list[str]:
 
 
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    return {
+    configs = {
         settings.topic_issue_status: COMPACTED,
         settings.topic_grouping_rules: COMPACTED,
         settings.topic_alert_rules: COMPACTED,
         # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.rules_follower)
         settings.topic_errors: {"message.timestamp.type": "LogAppendTime"},
     }
+    if settings.dlq_retention_hours > 0:
+        configs[settings.topic_dlq] = dlq_configs(settings)
+    return configs
+
+
+def dlq_configs(settings: Settings) -> dict[str, str]:
+    """The dead-letter topic keeps raw, unscrubbed payloads (for replay): only for a short while."""
+    return {"retention.ms": str(int(settings.dlq_retention_hours * 3_600_000))}
+
+
+async def _topic_overrides(admin: AIOKafkaAdminClient, topic: str) -> dict[str, str]:
+    """The configs set on the topic itself (not broker or static defaults)."""
+    [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    overrides: dict[str, str] = {}
+    for resource in response.resources:
+        if resource[0]:
+            raise RuntimeError(f"DescribeConfigs error {resource[0]}: {resource[1]}")
+        for entry in resource[4]:
+            name, value, read_only, source = entry[0], entry[1], entry[2], entry[3]
+            # v0 reports is_default (bool); v1+ a config source, 1 = DYNAMIC_TOPIC_CONFIG
+            set_on_topic = (source is False) if isinstance(source, bool) else source == 1
+            if set_on_topic and not read_only and value is not None:
+                overrides[name] = value
+    return overrides
+
+
+async def _apply_dlq_retention(admin: AIOKafkaAdminClient, settings: Settings) -> None:
+    """An existing dead-letter topic follows ERRSTREAM_DLQ_RETENTION_HOURS too (its other overrides are kept:
+    Kafka's AlterConfigs replaces a topic's whole set)."""
+    wanted = dlq_configs(settings)
+    current = await _topic_overrides(admin, settings.topic_dlq)
+    if all(current.get(k) == v for k, v in wanted.items()):
+        return
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, settings.topic_dlq, {**current, **wanted})])
+    for response in responses:
+        for error_code, error_message, *_ in response.resources:
+            if error_code:
+                raise RuntimeError(f"AlterConfigs error {error_code}: {error_message}")
 
 
 async def ensure_topics(
@@ -94,5 +137,12 @@ async def ensure_topics(
                 )
             except TopicAlreadyExistsError:
                 pass
+        if settings.topic_dlq in names and settings.topic_dlq in existing and settings.dlq_retention_hours > 0:
+            try:
+                await _apply_dlq_retention(admin, settings)
+            except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
+                log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
+                            "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
+                            settings.dlq_retention_hours)
     finally:
         await admin.close()

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings, get_settings
 from producers.capture import RawException, cut, exception_dicts, snapshot_exception
 from producers.scope import (  # noqa: F401 - facade
@@ -50,6 +51,7 @@ from producers.scope import (  # noqa: F401 - facade
 from producers.sessions import SessionCounter
 from producers.transport import KafkaTransport
 from schemas.events import ErrorEvent
+from schemas.fast import convert_event, encode
 from schemas.limits import MAX_BREADCRUMBS, MAX_FINGERPRINT_PARTS, MAX_MESSAGE, MAX_SHORT, MAX_TAGS
 from schemas.sessions import SessionAggregate
 
@@ -109,7 +111,10 @@ class Client:
         max_breadcrumbs: int = MAX_BREADCRUMBS,
         shutdown_timeout: float = 2.0,
         transport_options: Mapping[str, Any] | None = None,
+        scrub: bool = True,
     ) -> None:
+        """``scrub``: remove secrets and personal data (``errstream_core.scrub``) on the sender thread, before
+        the event leaves the process; the worker scrubs again either way. ``False`` opts out."""
         # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
         ErrorEvent(service=service, environment=environment, release=release)
         self.service = service
@@ -122,6 +127,7 @@ class Client:
         self.breadcrumbs: deque[dict[str, Any]] = deque(maxlen=self.max_breadcrumbs)
         self.shutdown_timeout = shutdown_timeout
         self.internal_errors = 0
+        self.scrubber = Scrubber.from_settings(self.settings) if scrub else None
         self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
                                         **(transport_options or {}))
         # release health: requests per minute, started on the first request a middleware records
@@ -271,7 +277,13 @@ class Client:
         return event
 
     def _serialise(self, p: Pending) -> tuple[bytes | None, bytes]:
-        return p.event_id.encode(), orjson.dumps(self.build_event(p), default=str)
+        data = orjson.dumps(self.build_event(p), default=str)  # str() for whatever JSON cannot hold
+        if self.scrubber is not None:
+            try:
+                return p.event_id.encode(), encode(self.scrubber.scrub(convert_event(orjson.loads(data))))
+            except Exception:  # an event the schema refuses: the worker dead-letters it with the reason
+                pass
+        return p.event_id.encode(), data
 
 
 _NO_OVERRIDES = Overrides(None, None, None, None)

@@ -39,7 +39,9 @@ from schemas.limits import (
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
 LEVELS: tuple[Level, ...] = ("debug", "info", "warning", "error", "critical")
-_LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+# Accepted on input (any letter case) and stored as the level they name.
+LEVEL_ALIASES = {"warn": "warning", "fatal": "critical", "err": "error", "crit": "critical"}
+_LEVEL_ALIASES = LEVEL_ALIASES
 
 FREE_FORM = (
     f"Any JSON object, nested at most {MAX_DEPTH} levels, at most {MAX_FREE_FORM_VALUES} values, "

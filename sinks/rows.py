@@ -32,7 +32,7 @@ EVENT_COLUMNS = [
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
     "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "original_timestamp",
-    "grouping_rules",
+    "grouping_rules", "request_query_string", "request_headers", "user_username", "user_ip",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
@@ -146,7 +146,17 @@ def event_row(p: dict[str, Any]) -> list[Any]:
         float(rate),
         _str(p.get("original_timestamp"), "original_timestamp"),
         _str(p.get("grouping_rules"), "grouping_rules"),
+        _str(request.get("query_string"), "request.query_string"),
+        _str_map(request.get("headers"), "request.headers"),
+        _str(user.get("username"), "user.username"),
+        _str(user.get("ip_address"), "user.ip_address"),
     ]
+
+
+def _str_map(value: Any, what: str) -> dict[str, str]:
+    """A Map(String, String) column: every key and value a storable string."""
+    m = _obj(value, what)
+    return {_str(k, f"{what} key"): _str(v, f"{what}[{str(k)[:40]!r}]") for k, v in m.items()}
 
 
 @dataclass(slots=True)

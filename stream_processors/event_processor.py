@@ -41,7 +41,7 @@ from stream_processors.metrics import ADJUSTED, EVENTS, LAX_EVENTS, RATE_LIMITED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
 from stream_processors.rules_follower import RulesBook
 from stream_processors.sampling import SamplingPolicy, keep
-from stream_processors.scrub import DEFAULT_SENSITIVE_KEYS, Scrubber, ScrubConfig
+from stream_processors.scrub import Scrubber
 
 SAMPLED_OUT = "sampled_out"
 TOO_OLD = "timestamp_too_old"
@@ -79,12 +79,7 @@ class EventProcessor:
     def from_settings(cls, settings: Settings) -> EventProcessor:
         return cls(
             source_topic=settings.topic_errors,
-            scrubber=Scrubber(ScrubConfig(
-                hash_ip_addresses=settings.scrub_ip_addresses,
-                hash_user_ids=settings.scrub_user_ids,
-                hash_key=settings.scrub_hash_key.get_secret_value(),
-                sensitive_keys=DEFAULT_SENSITIVE_KEYS + tuple(settings.scrub_sensitive_keys),
-            )),
+            scrubber=Scrubber.from_settings(settings),
             sampling=SamplingPolicy(settings.sample_rates, settings.service_sample_rates),
             rate_limiter=RateLimiter(settings.rate_limit_per_fingerprint, settings.rate_limit_global),
             detection=settings.detection_enabled,

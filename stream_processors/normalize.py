@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from stream_processors import sensitive
+from errstream_core.scrub import sensitive
 
 _HEX = r"[0-9a-fA-F]"
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
@@ -28,6 +28,7 @@ _WEEKDAY = r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)
 # (pattern, placeholder), applied in order. Every pattern is compiled once at import.
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # secrets first, with the scrubber's own placeholders, so scrubbing never changes a key
+    (sensitive.URL_USERINFO, sensitive.USERINFO_REPLACEMENT),
     (sensitive.SECRET_ASSIGNMENT, sensitive.SECRET_REPLACEMENT),
     (sensitive.EMAIL, sensitive.PLACEHOLDER_EMAIL),
     (sensitive.AUTH_SCHEME, sensitive.PLACEHOLDER_TOKEN),

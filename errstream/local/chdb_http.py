@@ -16,7 +16,14 @@ URL parameter as a per-query setting (e.g. ``insert_deduplication_token``),
 request bodies compressed with gzip/deflate/zstd/lz4/br, ``INSERT … FORMAT X``
 with the data in the body (spooled to a file and read with ``FROM INFILE``),
 and errors as ClickHouse's own text with a non-200 status and
-``X-ClickHouse-Exception-Code``. What is not: ClickHouse's native-compressed
+``X-ClickHouse-Exception-Code``.
+
+Who may ask: only the logins ``errstream local up`` creates
+(``errstream_core.local_credentials``: ``default`` read-write, ``analyst``
+read-only), given the ways ClickHouse takes them (HTTP basic auth,
+``X-ClickHouse-User``/``X-ClickHouse-Key``, ``user``/``password`` parameters).
+What they may ask: nothing that reaches the host (``sql_guard``); read-only
+logins run on connections with ``readonly=2`` as well. What is not honoured: ClickHouse's native-compressed
 bodies (``decompress=1``) and response compression (answers are plain;
 clients accept that).
 """
@@ -24,6 +31,7 @@ clients accept that).
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import email.parser
 import email.policy
@@ -37,7 +45,7 @@ import time
 import uuid
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +56,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+
+from errstream.local import sql_guard
+from errstream_core.local_credentials import Login
 
 # URL parameters that are part of the HTTP protocol, not ClickHouse settings.
 _PROTOCOL_PARAMS = {
@@ -75,10 +86,12 @@ class ClickHouseError(Exception):
     def status(self) -> int:
         if self.code in (60, 81, 16):  # unknown table / database / column
             return 404
-        if self.code in (62, 36, 27, 47, 46):  # syntax, bad arguments, parse, unknown identifier/function
+        if self.code in (62, 36, 27, 47, 46, 73):  # syntax, bad arguments, parse, unknown identifier/function/format
             return 400
         if self.code in (516, 192, 193, 194, 195):  # authentication
             return 401
+        if self.code in (164, 497):  # readonly, access denied
+            return 403
         return 500
 
 
@@ -119,6 +132,17 @@ def _concatenated_frames(body: bytes, new_decoder: Any) -> bytes:
     return b"".join(out)
 
 
+def _identifier(name: str) -> str:
+    """A name quoted as ClickHouse reads a backquoted identifier (no way out of the quotes)."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def _refused(exc: sql_guard.Refused, readonly: bool) -> ClickHouseError:
+    if readonly and "read-only" in str(exc):
+        return ClickHouseError(f"Code: 164. DB::Exception: {exc}. (READONLY)")
+    return ClickHouseError(f"Code: 497. DB::Exception: {exc}. (ACCESS_DENIED)")
+
+
 def _sql_literal(value: str) -> str:
     if _NUMBER.match(value):
         return value
@@ -139,20 +163,35 @@ class EmbeddedClickHouse:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._default = chdb.connect(f"file:{path}")
-        self._sessions: OrderedDict[str, Any] = OrderedDict()
+        self._readonly = self._new_connection(readonly=True)
+        self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        # What the guard refuses, from this engine's own lists (a newer chDB's new table functions included).
+        listed = self._default.query("SELECT name FROM system.table_functions", "TabSeparated").bytes().decode()
+        self.denied_calls = sql_guard.denied_calls_of(listed.split())
+        engines = self._default.query("SELECT name FROM system.table_engines UNION ALL "
+                                      "SELECT name FROM system.database_engines", "TabSeparated").bytes().decode()
+        self.known_engines = frozenset(engines.split())
+        self._rendered_ok: set[tuple[str, bool]] = set()
 
-    def _connection(self, session_id: str | None) -> Any:
+    def _new_connection(self, readonly: bool) -> Any:
+        conn = chdb.connect(f"file:{self.path}")
+        if readonly:  # 2: settings may change per query, writes and `readonly` itself may not
+            conn.query("SET readonly = 2")
+        return conn
+
+    def _connection(self, session_id: str | None, user: str, readonly: bool) -> Any:
         if not session_id:
-            return self._default
-        conn = self._sessions.get(session_id)
+            return self._readonly if readonly else self._default
+        key = (user, session_id)  # one login cannot reach another's session
+        conn = self._sessions.get(key)
         if conn is None:
-            conn = chdb.connect(f"file:{self.path}")
-            self._sessions[session_id] = conn
+            conn = self._new_connection(readonly)
+            self._sessions[key] = conn
             while len(self._sessions) > _MAX_SESSIONS:
                 _, old = self._sessions.popitem(last=False)
                 old.close()
         else:
-            self._sessions.move_to_end(session_id)
+            self._sessions.move_to_end(key)
         return conn
 
     def execute(
@@ -165,13 +204,21 @@ class EmbeddedClickHouse:
         database: str | None = None,
         settings: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
+        user: str = "",
+        readonly: bool = False,
+        guarded: bool = True,
     ) -> tuple[bytes, dict[str, int]]:
+        """Run one statement. ``guarded``: it comes from a client, so ``sql_guard`` checks it first."""
         spool: Path | None = None
+        m = _INSERT_FORMAT.match(sql) if data is not None else None
+        if data is not None and not m:
+            sql = sql + "\n" + data.decode("utf-8", errors="strict")
+        client_sql = sql  # what the guard sees: the client's statement, before the spool rewrite below
+        if guarded:
+            self._check(sql, readonly, settings or {}, params or {},
+                        (m.group("fmt"), data) if m and data is not None else None)
         if data is not None:
-            m = _INSERT_FORMAT.match(sql)
-            if not m:
-                sql = sql + "\n" + data.decode("utf-8", errors="strict")
-            else:
+            if m:
                 fd, name = tempfile.mkstemp(dir=self.spool_dir, suffix="." + m.group("fmt"))
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -179,11 +226,13 @@ class EmbeddedClickHouse:
                 sql = f"INSERT INTO {m.group('target')} FROM INFILE '{spool}' FORMAT {m.group('fmt')}"
         try:
             with self._lock:
-                conn = self._connection(session_id)
+                if guarded:
+                    self._check_rendered(client_sql, readonly)
+                conn = self._connection(session_id, user, readonly)
                 applied: list[str] = []
                 try:
                     if database:
-                        conn.query(f"USE {database}")
+                        conn.query(f"USE {_identifier(database)}")
                     for key, value in (settings or {}).items():
                         conn.query(f"SET {key} = {_sql_literal(value)}")
                         applied.append(key)
@@ -210,11 +259,54 @@ class EmbeddedClickHouse:
         }
         return out, summary
 
+    def _check(self, sql: str, readonly: bool, settings: dict[str, str], params: dict[str, str],
+               insert: tuple[str, bytes] | None) -> None:
+        try:
+            sql_guard.check_statement(sql, readonly=readonly, denied_calls=self.denied_calls,
+                                      known_engines=self.known_engines)
+            for key in settings:
+                sql_guard.check_setting(key)
+            for name in sql_guard.identifier_parameters(sql):
+                value = params.get(name, "")
+                parts = [p.strip("`\" ").lower() for p in value.split(".")]
+                if "(" in value or any(p in self.denied_calls for p in parts):
+                    raise sql_guard.Refused(f"identifier parameter {name} = {value[:60]!r} is not allowed")
+            if insert is not None:
+                sql_guard.check_data(insert[0], insert[1], denied_calls=self.denied_calls)
+        except sql_guard.Refused as exc:
+            raise _refused(exc, readonly) from None
+
+    def _check_rendered(self, sql: str, readonly: bool) -> None:
+        """The guard again, on ClickHouse's own rendering of the statement (caller holds the lock).
+
+        Whatever the tokenizer and ClickHouse's parser might disagree on (quoting, comments, escapes),
+        ``formatQuery`` prints the statement as the parser understood it: plain names, no comments.
+        Statements it cannot parse are refused by the engine anyway; the tokenizer's verdict stands.
+        Statements that passed are remembered (the sink sends the same INSERT again and again).
+        """
+        if (sql, readonly) in self._rendered_ok:
+            return
+        try:
+            rendered = self._default.query("SELECT formatQuery({q:String})", "RawBLOB",
+                                           params={"q": sql}).bytes().decode("utf-8", errors="replace")
+        except Exception:
+            return
+        try:
+            sql_guard.check_statement(rendered, readonly=readonly, denied_calls=self.denied_calls,
+                                      known_engines=self.known_engines)
+        except sql_guard.Refused as exc:
+            raise _refused(exc, readonly) from None
+        if len(sql) <= 4_096:
+            if len(self._rendered_ok) >= 4_096:
+                self._rendered_ok.clear()
+            self._rendered_ok.add((sql, readonly))
+
     def close(self) -> None:
         with self._lock:
             for conn in self._sessions.values():
                 conn.close()
             self._sessions.clear()
+            self._readonly.close()
             self._default.close()
 
 
@@ -228,14 +320,30 @@ def _stat(result: Any, attr: str) -> int:
 def _credentials(request: Request) -> tuple[str, str]:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("basic "):
-        user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+        try:
+            user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return "", ""
         return user, password
     user = request.headers.get("x-clickhouse-user") or request.query_params.get("user") or "default"
     password = request.headers.get("x-clickhouse-key") or request.query_params.get("password") or ""
     return user, password
 
 
-def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starlette:
+def _authenticate(request: Request, logins: dict[str, Login]) -> Login | None:
+    user, given = _credentials(request)
+    login = logins.get(user)
+    # Compared even for unknown users, so the answer takes as long either way.
+    ok = secrets.compare_digest(given.encode(), (login.password if login else secrets.token_hex(16)).encode())
+    return login if login is not None and ok else None
+
+
+def create_app(engine: EmbeddedClickHouse, logins: Sequence[Login]) -> Starlette:
+    """The HTTP interface; ``logins`` are the only credentials accepted (at least one: nothing listens open)."""
+    if not logins:
+        raise ValueError("the embedded ClickHouse endpoint needs at least one login")
+    by_user = {login.user: login for login in logins}
+
     async def ping(_: Request) -> Response:
         return PlainTextResponse("Ok.\n")
 
@@ -246,12 +354,16 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
             "X-ClickHouse-Server-Display-Name": "errstream-chdb",
             "X-ClickHouse-Timezone": "UTC",
         }
-        if password:
-            _, given = _credentials(request)
-            if not secrets.compare_digest(given, password):
-                text = "Code: 516. DB::Exception: default: Authentication failed. (AUTHENTICATION_FAILED)\n"
-                return PlainTextResponse(text, status_code=401, headers={**headers, "X-ClickHouse-Exception-Code": "516"})
         params = request.query_params
+        if request.method == "GET" and "query" not in params:
+            return PlainTextResponse("Ok.\n", headers=headers)  # ClickHouse answers this without a login too
+        login = _authenticate(request, by_user)
+        if login is None:
+            text = ("Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user "
+                    "with such name. (AUTHENTICATION_FAILED)\n")
+            return PlainTextResponse(text, status_code=401, headers={**headers, "X-ClickHouse-Exception-Code": "516"})
+        # readonly=1 in the URL makes this one query read-only, as on a ClickHouse server.
+        readonly = login.readonly or params.get("readonly", "0") not in ("", "0")
         started = time.perf_counter()
         try:
             body = _decode_body(await request.body(), request.headers.get("content-encoding"))
@@ -273,10 +385,13 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
             else:
                 sql, data = url_query, None
             settings = {
-                k: v for k, v in params.items() if k not in _PROTOCOL_PARAMS and not k.startswith("param_")
+                k: v for k, v in params.items()
+                if k not in _PROTOCOL_PARAMS and not k.startswith("param_") and k != "readonly"
             }
             qparams = {k[6:]: v for k, v in [*params.items(), *form.items()] if k.startswith("param_")}
             fmt = params.get("default_format") or "TabSeparated"
+            if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", fmt):
+                raise ClickHouseError(f"Code: 73. DB::Exception: Unknown format {fmt[:64]!r}. (UNKNOWN_FORMAT)")
             out, summary = await run_in_threadpool(
                 engine.execute,
                 sql,
@@ -286,6 +401,8 @@ def create_app(engine: EmbeddedClickHouse, password: str | None = None) -> Starl
                 database=params.get("database") or request.headers.get("x-clickhouse-database"),
                 settings=settings,
                 params=qparams,
+                user=login.user,
+                readonly=readonly,
             )
         except Exception as exc:  # the client must get a ClickHouse-shaped error, never a bare 500
             err = exc if isinstance(exc, ClickHouseError) else ClickHouseError(
@@ -352,20 +469,23 @@ def _split_body(body: bytes) -> tuple[str, bytes | None]:
     return head[: m.end()], rest
 
 
-def serve(path: Path, host: str = "127.0.0.1", port: int = 8123, password: str | None = None) -> None:
+def serve(path: Path, logins: Sequence[Login], host: str = "127.0.0.1", port: int = 8123) -> None:
     import uvicorn
 
-    engine = EmbeddedClickHouse(path)
-    uvicorn.run(create_app(engine, password), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app(EmbeddedClickHouse(path), logins)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":
     import argparse
 
+    from errstream_core.local_credentials import ensure_logins
+
     ap = argparse.ArgumentParser(description="Serve ClickHouse's HTTP interface from an embedded chDB store")
     ap.add_argument("--path", type=Path, required=True)
+    ap.add_argument("--home", type=Path, required=True, help="where the logins' password files are (0600)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8123)
     args = ap.parse_args()
-    serve(args.path, args.host, args.port, os.environ.get("ERRSTREAM_LOCAL_CLICKHOUSE_PASSWORD") or None)
+    serve(args.path, ensure_logins(args.home), args.host, args.port)
 

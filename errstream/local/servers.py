@@ -63,6 +63,6 @@ def clickhouse_server(state_dir: Path) -> Iterator[str]:
     ch_local = LocalClickHouse(state_dir=state_dir, port=free_port())
     ch_local.up()
     try:
-        yield ch_local.url
+        yield ch_local.client_url  # with the read-write login `up` created
     finally:
         ch_local.down()

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings
 from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
@@ -69,6 +70,8 @@ class Gateway:
     def __init__(self, settings: Settings, publisher: ErrorPublisher | None = None) -> None:
         self.settings = settings
         self.projects = Projects(settings.gateway_projects)
+        # Secrets and personal data go before Kafka, as Sentry's Relay removes them before its queue.
+        self.scrubber = Scrubber.from_settings(settings)
         self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
         self.metrics = Metrics()
 
@@ -85,13 +88,16 @@ class Gateway:
         publisher = self.publisher
         if publisher is None:
             raise Rejected(503, "broker_unavailable", "Kafka is not reachable yet; retry later", {"Retry-After": "5"})
+        # Encoded before publishing: an event the encoder refuses (RecursionError on deep nesting) is the
+        # client's fault, not the broker's.
+        scrub = self.scrubber.scrub
+        records = [(encode(scrub(e)), e.event_id.hex.encode()) for e in events]
         try:  # the publisher fails the call after settings.gateway_publish_timeout
-            if len(events) == 1:  # the usual envelope: skip gather's task per event
-                e = events[0]
-                await publisher.publish_coalesced(encode(e), key=e.event_id.hex.encode())
+            if len(records) == 1:  # the usual envelope: skip gather's task per event
+                value, key = records[0]
+                await publisher.publish_coalesced(value, key=key)
             else:
-                await asyncio.gather(*(publisher.publish_coalesced(encode(e),
-                                                                   key=e.event_id.hex.encode()) for e in events))
+                await asyncio.gather(*(publisher.publish_coalesced(value, key=key) for value, key in records))
         except Exception as exc:
             raise Rejected(503, "broker_unavailable", f"could not publish to Kafka: {type(exc).__name__}",
                            {"Retry-After": "5"}) from None
@@ -192,6 +198,11 @@ class Gateway:
         except Rejected as r:
             self.metrics.rejected.labels(r.reason).inc()
             await send_json(send, r.status, {"detail": r.detail}, r.headers)
+        except RecursionError:
+            # orjson stops at 1,024 levels, but msgspec and pydantic recurse in Python below that: a body
+            # nested deeply enough is the client's fault and must read as such, not as a 500.
+            self.metrics.rejected.labels("too_deep").inc()
+            await send_json(send, 400, {"detail": "JSON is nested too deeply (limit about 1,000 levels)"})
         except Exception:
             log.exception("gateway: unexpected error")
             self.metrics.rejected.labels("internal_error").inc()
@@ -210,6 +221,8 @@ def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
         raise Rejected(400, "invalid_event", f"event #{index} must be a JSON object")
     if "service" not in doc:
         doc["service"] = project.service
+    else:
+        project.check_service(doc["service"])
     try:
         return convert_event(doc)
     except ValidationError as exc:
@@ -283,4 +296,16 @@ def server_config(settings: Settings, host: str | None = None, port: int | None 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
     import uvicorn
 
-    uvicorn.Server(server_config(settings, host, port)).run()
+    class _Server(uvicorn.Server):
+        """Says where it listens once bound (uvicorn's own line is hidden at log level warning)."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                for server in self.servers:
+                    for sock in server.sockets:
+                        bound_host, bound_port = sock.getsockname()[:2]
+                        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+                        print(f"errstream gateway listening on http://{shown}:{bound_port}", flush=True)
+
+    _Server(server_config(settings, host, port)).run()

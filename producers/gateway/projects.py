@@ -1,8 +1,12 @@
 """Who may send: per-project DSN public keys, and how fast (a token bucket per project).
 
 Projects come from ``ERRSTREAM_GATEWAY_PROJECTS`` (JSON): ``{"<id>": {"public_key": ...,
-"service": ..., "rate_limit": events per second, "burst": ...}}``. A Sentry DSN
+"service": ..., "services": [...], "rate_limit": events per second, "burst": ...}}``. A Sentry DSN
 ``http://<public_key>@host:port/<id>`` addresses one of them.
+
+A key is bound to its service(s): Sentry events get the project's service; our own JSON events
+name theirs, and one naming a service the key is not bound to is refused (403), so one leaked or
+shared key cannot write into another team's issues.
 """
 
 from __future__ import annotations
@@ -21,6 +25,15 @@ class Project:
     public_key: str
     service: str
     bucket: TokenBucket | None
+    allowed_services: frozenset[str] = frozenset()  # besides `service`; "*" = any
+
+    def check_service(self, service: object) -> None:
+        """Refuse (403) an event naming a service this project's key is not bound to."""
+        if service == self.service or service in self.allowed_services or "*" in self.allowed_services:
+            return
+        allowed = ", ".join(sorted({self.service, *self.allowed_services}))
+        raise Rejected(403, "service_not_allowed", f"project {self.id}'s key may not send events for service "
+                       f"{str(service)[:80]!r} (allowed: {allowed})")
 
     def admit(self, events: int) -> None:
         if self.bucket is None or events == 0:
@@ -45,7 +58,8 @@ class Projects:
             bucket = None
             if cfg.rate_limit:
                 bucket = TokenBucket.per_second(cfg.rate_limit, float(cfg.burst or max(cfg.rate_limit, 1.0)))
-            project = Project(str(pid), cfg.public_key, cfg.service or f"project-{pid}", bucket)
+            project = Project(str(pid), cfg.public_key, cfg.service or f"project-{pid}", bucket,
+                              frozenset(cfg.services))
             self.by_id[project.id] = project
             self.by_key[cfg.public_key] = project
 

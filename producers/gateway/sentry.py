@@ -203,6 +203,16 @@ def _request(r: Any) -> dict[str, Any] | None:
             "query_string": _str(query, MAX_PATH), "headers": headers}
 
 
+def _request_id(request: dict[str, Any] | None) -> str | None:
+    """The request's ``X-Request-Id`` (or ``X-Correlation-Id``) header: what ties the event to the logs."""
+    if not request:
+        return None
+    for name, value in request["headers"].items():
+        if name.lower() in ("x-request-id", "x-correlation-id") and value:
+            return str(value)
+    return None
+
+
 def _hex_id(value: Any, lengths: tuple[int, ...]) -> str | None:
     if isinstance(value, str) and len(value) in lengths:
         try:
@@ -252,6 +262,7 @@ def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None
         context["extra"] = extra
     sdk = _obj(get("sdk"))
     level = get("level")
+    request = _request(get("request"))
     fields: dict[str, Any] = {
         "service": service,
         "environment": _str(get("environment"), MAX_SHORT) or "production",
@@ -262,13 +273,13 @@ def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None
         "logger": _str(get("logger"), MAX_SHORT),
         "message": _message(get),
         "user": _user(get("user"), client_ip),
-        "request": _request(get("request")),
+        "request": request,
         "tags": tags,
         "context": dict(list(context.items())[:MAX_TAGS]),
         "trace_id": _hex_id(trace.get("trace_id"), (16, 32)),
         "span_id": _hex_id(trace.get("span_id"), (8, 16)),
         "parent_span_id": _hex_id(trace.get("parent_span_id"), (8, 16)),
-        "correlation_id": tags.get("correlation_id") or tags.get("request_id"),
+        "correlation_id": tags.get("correlation_id") or tags.get("request_id") or _request_id(request),
         "sdk": _str(f"{sdk.get('name')}/{sdk.get('version')}", MAX_SHORT) if sdk.get("name") else None,
     }
     timestamp = get("timestamp")

@@ -28,7 +28,7 @@ AUTH = {"X-Sentry-Auth": "Sentry sentry_key=key7, sentry_version=7, sentry_clien
 @pytest.fixture
 def gateway(settings: Settings) -> Iterator[httpx.Client]:
     settings.gateway_projects = {
-        "7": GatewayProject(public_key="key7", service="web"),
+        "7": GatewayProject(public_key="key7", service="web", services=["billing"]),
         "8": GatewayProject(public_key="key8", service="slow", rate_limit=1, burst=2),
     }
     settings.gateway_max_body_bytes = 64_000
@@ -83,7 +83,7 @@ def test_sentry_envelope_gzip_with_ignored_items(gateway: httpx.Client, settings
     assert published["user"]["id"] == "7" and published["user"]["ip_address"] == "127.0.0.1"
     assert (published["trace_id"], published["span_id"]) == ("a" * 32, "b" * 16)
     assert published["context"] == {"os": {"name": "Linux"}}
-    assert published["fingerprint"][1] == "eu" and len(published["fingerprint"][0]) == 32
+    assert published["fingerprint"] == ["{{ default }}", "eu"]  # resolved by the worker's grouping
     assert published["exceptions"][0]["stacktrace"][0]["in_app"] is True
     m = metrics(gateway)
     assert m["errstream_gateway_envelope_items_ignored_total[session]"] == 1
@@ -203,6 +203,7 @@ def test_errstream_gateway_command_serves_sentry_store(settings: Settings, tmp_p
         assert r.status_code == 200, r.text
         [event] = read_topic(settings, settings.topic_errors, expect=1, timeout=30)
         assert (event["service"], event["message"]) == ("cli-app", "via cli")
+        assert f"listening on http://127.0.0.1:{port}" in (tmp_path / "gateway.log").read_text()
     finally:
         assert gateway.stop(15) in (0, -15)  # graceful; uvicorn re-raises SIGTERM after shutting down
         assert "Traceback" not in gateway.output()

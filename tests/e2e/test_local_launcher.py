@@ -46,6 +46,9 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(tmp_path: Path) -> Non
     _cli(home, kafka_port, ch_port, "up")  # a second `up` is fine
     status = _cli(home, kafka_port, ch_port, "status")
     assert "ready" in status and "not running" not in status
+    # how to connect: the logins and their password files (never the passwords themselves)
+    assert f"{home / 'clickhouse-analyst.password'}" in status and "read-only" in status
+    assert (home / "clickhouse.password").read_text().strip() not in first + status
     assert port_open("127.0.0.1", kafka_port) and port_open("127.0.0.1", ch_port)
 
     down = _cli(home, kafka_port, ch_port, "down")

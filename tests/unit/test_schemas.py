@@ -104,3 +104,15 @@ def test_exported_json_schema_carries_the_storable_bounds(tmp_path: Path) -> Non
     assert "original_timestamp" in processed["properties"]
     dead = json.loads((tmp_path / "dead_letter.schema.json").read_text())
     assert "stage" in dead["properties"]
+
+
+def test_exported_json_schema_takes_every_level_spelling_the_worker_takes(tmp_path: Path) -> None:
+    export_json_schemas(tmp_path)
+    schema = json.loads((tmp_path / "error_event.schema.json").read_text())
+    for level in ("fatal", "FATAL", "Fatal", "warn", "critical", "ERROR", "err", "crit", "debug"):
+        jsonschema.validate({"service": "api", "level": level}, schema)
+        assert ErrorEvent.model_validate({"service": "api", "level": level}).level in (
+            "debug", "info", "warning", "error", "critical")
+    for level in ("apocalyptic", "fatal ", ""):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"service": "api", "level": level}, schema)

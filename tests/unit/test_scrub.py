@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from schemas.events import Breadcrumb, ErrorEvent, RequestInfo, User
+from schemas.events import Breadcrumb, ErrorEvent, ExceptionInfo, RequestInfo, User
 from stream_processors.scrub import FILTERED, Scrubber, ScrubConfig, scrub_text
 from tests.support.raising import capture, load_module
 
@@ -124,3 +124,43 @@ def test_a_real_exception_message_is_scrubbed_and_nothing_leaks(tmp_path: Path) 
     dumped = orjson.dumps(event.model_dump(mode="json")).decode()
     for secret in ("dave@example.org", "4012888888881881", "hunter2"):
         assert secret not in dumped
+
+
+def test_credentials_in_connection_urls_of_any_scheme_lose_their_password() -> None:
+    cases = {
+        "redis://:hunter22@cache:6379/0 down": "redis://:[Filtered]@cache:6379/0 down",
+        "postgres://admin:s3cretpw@db:5432/x": "postgres://admin:[Filtered]@db:5432/x",
+        # dotted hosts: the e-mail matcher must not take "pw@db.internal.example.com" for an address
+        "postgres://admin:s3cretpw@db.internal.example.com:5432/app": (
+            "postgres://admin:[Filtered]@db.internal.example.com:5432/app"),
+        "mongodb+srv://app:p@ss@cluster0.example.net/db?retryWrites=true": (
+            "mongodb+srv://app:[Filtered]@cluster0.example.net/db?retryWrites=true"),
+        "amqp://guest:guest@rabbit.svc.cluster.local:5672//": "amqp://guest:[Filtered]@rabbit.svc.cluster.local:5672//",
+        "postgres://reader@db.example.com:5432/app": "postgres://reader@db.example.com:5432/app",  # no password
+        "see mailto:ada@example.com or https://x.io": "see mailto:<email> or https://x.io",
+        "ada@example.com cannot reach https://u:pw@api.example.com/v1": (
+            "<email> cannot reach https://u:[Filtered]@api.example.com/v1"),
+    }
+    for raw, scrubbed in cases.items():
+        assert scrub_text(raw) == scrubbed, raw
+        assert scrub_text(scrubbed) == scrubbed, scrubbed
+
+
+def test_scrubbing_is_idempotent_on_whole_events() -> None:
+    """Producers scrub before Kafka and the worker again: a second pass must change nothing."""
+    for config in (ScrubConfig(), ScrubConfig(hash_ip_addresses=True, hash_user_ids=True, hash_key="k")):
+        scrubber = Scrubber(config)
+        event = ErrorEvent(
+            service="api", message="login for ada@example.com from 10.0.0.7 with password=hunter2",
+            exceptions=[ExceptionInfo(type="ConnectionError", value="redis://:hunter22@cache:6379/0 refused")],
+            user=User(id="u-1", email="ada@example.com", username="ada", ip_address="203.0.113.5"),
+            request=RequestInfo(url="https://u:pw@shop.example.com/p?token=abc&page=2", query_string="token=abc&x=1",
+                                headers={"Authorization": "Bearer abc", "X-Request-Id": "r-1"}),
+            tags={"db": "postgres://admin:s3cretpw@db.internal.example.com:5432/app", "session_id": "s"},
+            context={"cfg": {"dsn": "mysql://root:toor@10.0.0.8/x", "card": "4111 1111 1111 1111"}},
+            breadcrumbs=[Breadcrumb(message="GET https://k:v@api.example.com", data={"api_key": "k"})],
+        )
+        once = scrubber.scrub(event.model_copy(deep=True)).model_dump(mode="json")
+        twice = scrubber.scrub(ErrorEvent.model_validate(once)).model_dump(mode="json")
+        assert twice == once
+        assert "hunter2" not in orjson.dumps(once).decode() and "s3cretpw" not in orjson.dumps(once).decode()

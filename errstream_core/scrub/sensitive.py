@@ -16,6 +16,13 @@ import re
 # scans, so a hostile 8 KB message costs milliseconds, not seconds: a pattern that may start at every
 # character and scan to the end of the token is quadratic (tests/unit/test_normalize.py::test_hostile_*).
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b")
+# The password of a URL's userinfo, any scheme: "redis://:pw@cache:6379/0", "postgres://admin:pw@db:5432/x".
+# Up to the last "@" before the path, so an unencoded "@" inside the password goes too.
+URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://[^\s/?#@:]{0,200}):(?!\[Filtered\]@)[^\s/?#]{0,400}@")
+USERINFO_REPLACEMENT = r"\1:[Filtered]@"
+# "scheme://user@" (kept) or an e-mail address: one pass, so an address never starts inside a URL's authority
+EMAIL_OR_AUTHORITY = re.compile(
+    r"(?P<authority>\b[a-z][a-z0-9+.-]{0,30}://[^\s/?#@]{0,200}@)|" + EMAIL.pattern, re.IGNORECASE)
 # "Bearer <anything>" and "Basic <base64>" in headers or messages
 AUTH_SCHEME = re.compile(r"(?i)(?<=\bbearer )(?!<token>)[\w~+/.=-]+|(?<=\bbasic )(?!<token>)[A-Za-z0-9+/=]{8,}")
 # Keys with well-known prefixes (Stripe, GitHub, Slack, AWS, OpenAI-style, Google) and JWTs.
