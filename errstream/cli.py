@@ -118,12 +118,14 @@ def notify(
     only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains or status (repeat); default: all")] = None,
 ) -> None:
     """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
+    from errstream_core.metrics_server import serve_metrics
     from sinks.notify_service import CONSUMERS, run_notify
 
     if unknown := sorted(set(only or ()) - set(CONSUMERS)):
         console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
         raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    serve_metrics(get_settings())  # /metrics: counters, and what the compose healthcheck asks
     _run_until_signal(lambda stop: run_notify(get_settings(), stop, only or ()))
 
 
