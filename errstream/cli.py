@@ -13,12 +13,14 @@ import typer
 from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
+from errstream.cli_errors import OPTIONS, ErrorReportingGroup
 from errstream.issue_cli import issue_app
+from errstream_core.kafka_logging import quiet_transient_kafka_logs
 from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
     help="errstream: error tracking on Kafka, faust and ClickHouse.", no_args_is_help=True,
-    pretty_exceptions_enable=False,
+    pretty_exceptions_enable=False, cls=ErrorReportingGroup,
 )
 local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, without Docker.", no_args_is_help=True)
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
@@ -29,6 +31,33 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
 console = Console()
+
+
+@app.callback()
+def global_options(
+    debug: Annotated[bool, typer.Option("--debug", envvar="ERRSTREAM_DEBUG",
+                                        help="show tracebacks and the Kafka client's own log lines")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", envvar="ERRSTREAM_TIMEOUT", min=0.1,
+        help="seconds to wait for Kafka/ClickHouse before giving up (one-shot commands: 10; sink, notify: "
+             "ERRSTREAM_STARTUP_TIMEOUT)")] = None,
+) -> None:
+    """Options for every command (before the command: `errstream --debug --timeout 3 report`)."""
+    OPTIONS.debug, OPTIONS.timeout = debug, timeout
+    # A server that is down is reported once, by the command; the client's per-retry lines add nothing.
+    quiet_transient_kafka_logs(silence_unreachable=not debug)
+    for noisy in ("clickhouse_connect", "urllib3.connectionpool"):  # they log, then raise what is reported
+        logging.getLogger(noisy).setLevel(logging.NOTSET if debug else logging.ERROR)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _service_settings() -> Settings:
+    """Settings of a long-running role; the global --timeout bounds its wait for servers at start."""
+    settings = get_settings()
+    if OPTIONS.timeout is not None:
+        settings = settings.model_copy(update={"startup_timeout": OPTIONS.timeout})
+    return settings
 
 
 def _local(settings: Settings) -> tuple[object, object]:
@@ -77,9 +106,12 @@ def local_status() -> None:
 @app.command()
 def migrate() -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
+    from errstream.cli_errors import command_timeout
+    from sinks.clickhouse_client import connect
     from sinks.migrate import migrate as run
 
-    applied = run(get_settings())
+    settings = get_settings()
+    applied = run(settings, connect(settings, connect_timeout=command_timeout()))
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -89,6 +121,13 @@ def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "warn") 
     from stream_processors.runner import run_worker
 
     run_worker(get_settings(), loglevel=loglevel)
+
+
+def _service_logging() -> None:
+    """Log lines with time and level; a broker outage shows as one aiokafka line a minute, not one a retry."""
+    logging.basicConfig(level=logging.DEBUG if OPTIONS.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    quiet_transient_kafka_logs(silence_unreachable=False)
 
 
 def _run_until_signal(coro_factory: object) -> None:
@@ -108,9 +147,10 @@ def sink() -> None:
     from errstream_core.metrics_server import serve_metrics
     from sinks.clickhouse_sink import ClickHouseSink
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve_metrics(get_settings())
-    _run_until_signal(lambda stop: ClickHouseSink(get_settings()).run(stop))
+    settings = _service_settings()
+    _service_logging()
+    serve_metrics(settings)
+    _run_until_signal(lambda stop: ClickHouseSink(settings).run(stop))
 
 
 @app.command()
@@ -124,9 +164,10 @@ def notify(
     if unknown := sorted(set(only or ()) - set(CONSUMERS)):
         console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {sorted(CONSUMERS)}")
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve_metrics(get_settings())  # /metrics: counters, and what the compose healthcheck asks
-    _run_until_signal(lambda stop: run_notify(get_settings(), stop, only or ()))
+    settings = _service_settings()
+    _service_logging()
+    serve_metrics(settings)  # /metrics: counters, and what the compose healthcheck asks
+    _run_until_signal(lambda stop: run_notify(settings, stop, only or ()))
 
 
 @app.command()
@@ -136,9 +177,10 @@ def send(
     service: Annotated[str | None, typer.Option(help="service for synthetic events")] = None,
 ) -> None:
     """Publish events to the `errors` topic (smoke tests)."""
+    from errstream.cli_errors import command_timeout
     from producers.send import send_events
 
-    n = asyncio.run(send_events(get_settings(), file, synthetic, service))
+    n = asyncio.run(send_events(get_settings(), file, synthetic, service, timeout=command_timeout()))
     console.print(f"published {n} event(s) to {get_settings().topic_errors}")
 
 

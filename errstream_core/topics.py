@@ -8,13 +8,17 @@ makes the first consumer wait for metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import lru_cache
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from errstream_core.settings import Settings
+
+log = logging.getLogger("errstream.topics")
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -60,31 +64,65 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
 async def ensure_topics(
     settings: Settings, names: list[str] | None = None, timeout: float = 60.0, configs: dict[str, str] | None = None
 ) -> None:
-    """Create missing topics; ``configs`` (e.g. ``cleanup.policy=compact``) apply to the ones created now."""
+    """Create missing topics and wait until every partition of ``names`` has a leader.
+
+    ``configs`` (e.g. ``cleanup.policy=compact``) apply to the topics created now. The whole call is bounded
+    by ``timeout``: a broker that cannot be reached by then raises ``KafkaConnectionError`` (one that answers
+    too slowly, ``KafkaTimeoutError``), so callers can say what is down instead of waiting forever. Waiting for
+    leaders matters on a fresh broker: a producer sending to a partition whose leader is not elected yet gets
+    ``NotLeaderForPartitionError`` and retries, noisily.
+    """
     names = names or pipeline_topics(settings)
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=int(timeout * 1000))
-    deadline = asyncio.get_running_loop().time() + timeout
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=max(1, int(timeout * 1000)))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last_error: Exception | None = None
     while True:
         try:
-            await admin.start()
+            await asyncio.wait_for(admin.start(), max(0.1, deadline - loop.time()))
             break
-        except Exception:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
+        except Exception as exc:
+            last_error = exc
+            if loop.time() + 0.5 > deadline:
+                await admin.close()
+                raise KafkaConnectionError(
+                    f"no broker answered at {settings.kafka_bootstrap} within {timeout:g} s") from last_error
             await asyncio.sleep(0.5)
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
-                                 topic_configs=configs or topic_configs(settings).get(n, {}))
-                        for n in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass
+        async with asyncio.timeout(max(0.1, deadline - loop.time())):
+            existing = set(await admin.list_topics())
+            missing = [n for n in names if n not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [
+                            NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
+                                     topic_configs=configs or topic_configs(settings).get(n, {}))
+                            for n in missing
+                        ]
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+            await _wait_for_leaders(admin, names)
+    except TimeoutError:
+        raise KafkaTimeoutError(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s") from None
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Poll metadata until every partition of ``names`` has a leader (bounded by the caller's timeout)."""
+    delay = 0.05
+    while True:
+        waiting = [t["topic"] for t in await admin.describe_topics(names) if not _has_leaders(t)]
+        if not waiting:
+            return
+        log.debug("waiting for partition leaders of %s", waiting)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _has_leaders(topic: dict[str, Any]) -> bool:
+    partitions = topic.get("partitions") or []
+    return topic.get("error_code", 0) == 0 and bool(partitions) and all(
+        p.get("error_code", 0) == 0 and p.get("leader", -1) >= 0 for p in partitions)

@@ -40,3 +40,18 @@ def list_statuses(client: Any, settings: Settings, statuses: list[str], limit: i
         f"  ON s.fingerprint = t.fingerprint {where} ORDER BY s.changed_at DESC LIMIT {{n:UInt32}}",
         parameters={"st": statuses, "n": limit},
     ).result_rows)
+
+
+def match_fingerprints(client: Any, settings: Settings, prefix: str, limit: int = 10) -> list[str]:
+    """Fingerprints of known issues (seen in ``error_groups`` or given a status) that start with ``prefix``.
+
+    Reports and ``alerts tail`` show 12 characters; people type what they see, so any unique prefix names
+    an issue. Sorted, at most ``limit``.
+    """
+    db = settings.clickhouse_database
+    return [row[0] for row in client.query(
+        f"SELECT fingerprint FROM (SELECT fingerprint FROM {db}.error_groups WHERE startsWith(fingerprint, {{p:String}}) "
+        f"UNION DISTINCT SELECT fingerprint FROM {db}.issue_status WHERE startsWith(fingerprint, {{p:String}})) "
+        "ORDER BY fingerprint LIMIT {n:UInt32}",
+        parameters={"p": prefix, "n": limit},
+    ).result_rows]
