@@ -1,0 +1,84 @@
+"""`errstream issue` takes the short fingerprints reports show; `report` tells a missing schema from a down server.
+
+Real Kafka and embedded ClickHouse; the issues are rows of the real `error_groups` table after `migrate`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from errstream_core.settings import Settings
+from sinks.migrate import migrate
+from tests.support.kafka import read_topic
+from tests.support.services import settings_env
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings_env(settings), "COLUMNS": "250"}
+    return subprocess.run([sys.executable, "-m", "errstream.cli", "--timeout", "20", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def two_issues_sharing_12_characters(settings: Settings, ch: Client) -> tuple[str, str]:
+    migrate(settings, ch)
+    shared = uuid.uuid4().hex[:12]
+    first, second = shared + "0" + uuid.uuid4().hex[:19], shared + "f" + uuid.uuid4().hex[:19]
+    now = datetime.now(UTC)  # the table's TTL drops rows last seen long ago
+    ch.insert(f"{settings.clickhouse_database}.error_groups",
+              [[first, "KeyError: 'user'", 3, now, now], [second, "TimeoutError: upstream", 5, now, now]],
+              column_names=["fingerprint", "title", "events", "first_seen", "last_seen"])
+    return first, second
+
+
+def test_issue_commands_accept_a_unique_prefix_and_refuse_ambiguous_or_unknown_ones(
+    settings: Settings, ch: Client,
+) -> None:
+    first, second = two_issues_sharing_12_characters(settings, ch)
+
+    ambiguous = cli(settings, "issue", "status", first[:12])
+    assert ambiguous.returncode == 2
+    assert "ambiguous" in ambiguous.stderr and first in ambiguous.stderr and second in ambiguous.stderr
+
+    shown = cli(settings, "issue", "status", first[:13].upper())
+    assert shown.returncode == 0, shown.stderr
+    assert f"{first}: new (no status change recorded)" in shown.stdout
+
+    resolved = cli(settings, "issue", "resolve", second[:13], "--by", "dana", "-m", "fixed upstream timeout")
+    assert resolved.returncode == 0, resolved.stderr
+    assert second in resolved.stdout
+    [change] = read_topic(settings, settings.topic_issue_status, expect=1, timeout=30)
+    assert (change["fingerprint"], change["status"], change["changed_by"]) == (second, "resolved", "dana")
+
+    unknown_prefix = cli(settings, "issue", "ack", "deadbeef00")
+    assert unknown_prefix.returncode == 1
+    assert "no issue has a fingerprint starting with deadbeef00" in unknown_prefix.stderr
+
+    too_short = cli(settings, "issue", "ack", first[:7])
+    assert too_short.returncode == 2 and "8 or more" in too_short.stderr
+
+
+def test_issue_status_of_an_unknown_fingerprint_says_there_is_no_such_issue(settings: Settings, ch: Client) -> None:
+    two_issues_sharing_12_characters(settings, ch)
+    unknown = uuid.uuid4().hex
+    done = cli(settings, "issue", "status", unknown)
+    assert done.returncode == 1
+    assert f"no such issue {unknown}" in done.stderr
+    assert "new" not in done.stdout
+
+
+def test_report_on_a_database_without_the_schema_says_to_run_migrate(settings: Settings, ch: Client) -> None:
+    done = cli(settings, "report")  # the per-test database was never migrated
+    output = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "has no errstream tables" in output and "run `errstream migrate`" in output
+    assert "unreachable" not in output and "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
