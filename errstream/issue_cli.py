@@ -37,7 +37,7 @@ Note = Annotated[str, typer.Option("--note", "-m", help="resolution or triage no
 By = Annotated[str | None, typer.Option("--by", help="who made the change (default: $ERRSTREAM_USER or login)")]
 
 STATUS_STYLE = {"new": "cyan", "acknowledged": "yellow", "investigating": "magenta", "resolved": "green",
-                "ignored": "dim"}
+                "ignored": "dim", "regressed": "bold red"}
 
 
 def default_actor() -> str:
@@ -128,8 +128,13 @@ def status(fingerprint: Fingerprint) -> None:
     if latest is None:
         console.print(f"{fp}: [cyan]new[/] (no status change recorded)")
         return
-    console.print(f"{fp}: [{STATUS_STYLE[latest['status']]}]{latest['status']}[/] since {_when(latest['changed_at'])}"
-                  f" by {latest['changed_by'] or '?'}" + (f" — {latest['note']}" if latest["note"] else ""))
+    note = f" — {latest['note']}" if latest["note"] else ""
+    if latest["status"] == "regressed":
+        console.print(f"{fp}: [{STATUS_STYLE['regressed']}]regressed[/]: resolved {_when(latest['changed_at'])} by "
+                      f"{latest['changed_by'] or '?'}{note}, seen again {_when(latest['last_seen'])}")
+    else:
+        console.print(f"{fp}: [{STATUS_STYLE[latest['status']]}]{latest['status']}[/] since "
+                      f"{_when(latest['changed_at'])} by {latest['changed_by'] or '?'}{note}")
     table = Table("changed at", "status", "by", "note", title="history")
     for changed_at, st, by, note in status_history(client, settings, fp):
         table.add_row(_when(changed_at), f"[{STATUS_STYLE[st]}]{st}[/]", by, note)

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -82,3 +82,29 @@ def test_report_on_a_database_without_the_schema_says_to_run_migrate(settings: S
     assert "has no errstream tables" in output and "run `errstream migrate`" in output
     assert "unreachable" not in output and "Traceback" not in output
     assert len(output.strip().splitlines()) == 1
+
+
+def test_a_resolved_issue_seen_again_reads_regressed_in_the_issue_cli_and_the_view(
+    settings: Settings, ch: Client,
+) -> None:
+    first, second = two_issues_sharing_12_characters(settings, ch)  # both last seen now
+    db = settings.clickhouse_database
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    in_an_hour = datetime.now(UTC) + timedelta(hours=1)
+    ch.insert(f"{db}.issue_status_history",
+              [[first, "resolved", an_hour_ago, "erin", "fixed in 2.3"], [second, "resolved", in_an_hour, "erin", ""]],
+              column_names=["fingerprint", "status", "changed_at", "changed_by", "note"])
+
+    shown = cli(settings, "issue", "status", first[:13])
+    assert shown.returncode == 0, shown.stderr
+    line = shown.stdout.splitlines()[0]
+    assert line.startswith(f"{first}: regressed: resolved ") and "by erin — fixed in 2.3, seen again " in line
+
+    regressed = cli(settings, "issue", "list", "--status", "regressed")
+    assert first in regressed.stdout and second not in regressed.stdout
+    resolved = cli(settings, "issue", "list", "--status", "resolved")
+    assert second in resolved.stdout and first not in resolved.stdout
+
+    view = {fp: (status, is_open) for fp, status, is_open in
+            ch.query(f"SELECT fingerprint, status, is_open FROM {db}.v_error_groups").result_rows}
+    assert view == {first: ("regressed", 1), second: ("resolved", 0)}
