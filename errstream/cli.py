@@ -31,10 +31,12 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
 console = Console()
+SERVICES = {"worker", "sink", "notify", "gateway", "demo"}  # long-running: they log rather than print one error
 
 
 @app.callback()
 def global_options(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", envvar="ERRSTREAM_DEBUG",
                                         help="show tracebacks and the Kafka client's own log lines")] = False,
     timeout: Annotated[float | None, typer.Option(
@@ -44,8 +46,9 @@ def global_options(
 ) -> None:
     """Options for every command (before the command: `errstream --debug --timeout 3 report`)."""
     OPTIONS.debug, OPTIONS.timeout = debug, timeout
-    # A server that is down is reported once, by the command; the client's per-retry lines add nothing.
-    quiet_transient_kafka_logs(silence_unreachable=not debug)
+    # A one-shot command reports a server that is down once, itself: the client's per-retry lines add nothing.
+    # Services keep one "cannot connect" line a minute in their log.
+    quiet_transient_kafka_logs(silence_unreachable=not debug and ctx.invoked_subcommand not in SERVICES)
     for noisy in ("clickhouse_connect", "urllib3.connectionpool"):  # they log, then raise what is reported
         logging.getLogger(noisy).setLevel(logging.NOTSET if debug else logging.ERROR)
     if debug:
@@ -127,7 +130,6 @@ def _service_logging() -> None:
     """Log lines with time and level; a broker outage shows as one aiokafka line a minute, not one a retry."""
     logging.basicConfig(level=logging.DEBUG if OPTIONS.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    quiet_transient_kafka_logs(silence_unreachable=False)
 
 
 def _run_until_signal(coro_factory: object) -> None:
