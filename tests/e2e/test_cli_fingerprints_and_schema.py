@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.process import free_port
 from errstream_core.settings import Settings
 from sinks.migrate import migrate
 from tests.support.kafka import read_topic
@@ -108,3 +110,20 @@ def test_a_resolved_issue_seen_again_reads_regressed_in_the_issue_cli_and_the_vi
     view = {fp: (status, is_open) for fp, status, is_open in
             ch.query(f"SELECT fingerprint, status, is_open FROM {db}.v_error_groups").result_rows}
     assert view == {first: ("regressed", 1), second: ("resolved", 0)}
+
+
+@pytest.mark.parametrize("command", ["sink", "notify"])
+def test_services_with_clickhouse_up_and_kafka_down_exit_with_one_line(clickhouse_url: str, command: str) -> None:
+    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=f"errstream_k{uuid.uuid4().hex[:10]}",
+                        kafka_bootstrap=f"127.0.0.1:{free_port()}")  # nothing listens there
+    env = {**os.environ, **settings_env(settings), "ERRSTREAM_METRICS_PORT": "0", "COLUMNS": "250"}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "errstream.cli", "--timeout", "3", command], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    elapsed = time.monotonic() - started
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode == 1, output
+    assert output.splitlines()[-1].startswith(f"error: Kafka at {settings.kafka_bootstrap} is unreachable"), output
+    assert "errstream local up" in output and "Traceback" not in output
+    assert len(output.splitlines()) <= 3, output  # at most the client's one "cannot connect" line before it
+    assert elapsed < 3 + 40, f"took {elapsed:.1f} s"
