@@ -12,6 +12,7 @@ infrastructure errors themselves; they only bound their waits with
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -100,6 +101,23 @@ def _why(text: str) -> str:
     return "cannot connect"
 
 
+def _is_connection_error(e: BaseException) -> bool:
+    """Refused/reset/unresolvable connections from the stdlib, urllib3 or httpx (webhooks, probes)."""
+    if isinstance(e, ConnectionError):
+        return True
+    for module, names in (("urllib3.exceptions", ("NewConnectionError", "MaxRetryError", "ConnectTimeoutError")),
+                          ("httpx", ("ConnectError", "ConnectTimeout"))):
+        mod = sys.modules.get(module)  # only if loaded: an exception of it can only come from a loaded module
+        if mod is not None and isinstance(e, tuple(getattr(mod, n) for n in names if hasattr(mod, n))):
+            return True
+    return False
+
+
+def _mentions(text: str, url: str) -> bool:
+    parts = urlsplit(url)
+    return bool(parts.hostname) and f"{parts.hostname}" in text and str(parts.port or "") in text
+
+
 def _settings() -> Any | None:
     try:
         from errstream_core.settings import get_settings
@@ -147,6 +165,11 @@ def explain(exc: BaseException) -> str:
         if isinstance(e, OperationalError):
             return (f"ClickHouse at {ch_url} is unreachable ({_why(str(e))}): {START_HINT}, "
                     "or set ERRSTREAM_CLICKHOUSE_URL to a running server")
+        if _is_connection_error(e):
+            if settings and _mentions(str(e), settings.clickhouse_url):
+                return (f"ClickHouse at {ch_url} is unreachable ({_why(str(e))}): {START_HINT}, "
+                        "or set ERRSTREAM_CLICKHOUSE_URL to a running server")
+            return f"cannot connect ({_why(str(e))}): {_one_line(str(e))}"
         if isinstance(e, ValidationError) and e.title == "Settings":
             problems = "; ".join(f"ERRSTREAM_{'.'.join(map(str, x['loc'])).upper()}: {x['msg']}" for x in e.errors())
             return f"invalid configuration: {_one_line(problems)}"

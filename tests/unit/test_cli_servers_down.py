@@ -111,3 +111,15 @@ def test_the_error_layer_keeps_exit_codes_and_explains_the_rest() -> None:
     failed = runner.invoke(app, ["fails"])
     assert failed.exit_code == 1
     assert failed.output.strip() == "error: RuntimeError: the disk is full (run with --debug for the traceback)"
+
+
+def test_plain_connection_errors_are_one_line_too() -> None:
+    import httpx
+
+    from errstream.cli_errors import explain
+
+    refused = ConnectionRefusedError(111, "Connection refused")
+    assert explain(refused) == "cannot connect (connection refused): [Errno 111] Connection refused"
+    wrapped = RuntimeError("delivery failed")
+    wrapped.__cause__ = httpx.ConnectError("[Errno -2] Name or service not known")
+    assert explain(wrapped) == "cannot connect (host not found): [Errno -2] Name or service not known"
