@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
-from errstream.cli_errors import CliError, command_timeout
+from errstream.cli_errors import CliError, Timeout, command_timeout
 from errstream_core.settings import Settings, get_settings
 from schemas.alerts import AlertEvent
 
@@ -93,6 +93,7 @@ def tail(
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="start at the oldest retained alert")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON records, one per line")] = False,
     max_alerts: Annotated[int | None, typer.Option("--max", "-n", help="exit after N alerts")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Follow the alerts topic, coloured by severity."""
     try:

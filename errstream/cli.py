@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
-from errstream.cli_errors import OPTIONS, ErrorReportingGroup
+from errstream.cli_errors import OPTIONS, ErrorReportingGroup, Timeout
 from errstream.issue_cli import issue_app
 from errstream_core.kafka_logging import quiet_transient_kafka_logs
 from errstream_core.settings import Settings, get_settings
@@ -107,7 +107,7 @@ def local_status() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(timeout: Timeout = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
     from errstream.cli_errors import command_timeout
     from sinks.clickhouse_client import connect
@@ -144,7 +144,7 @@ def _run_until_signal(coro_factory: object) -> None:
 
 
 @app.command()
-def sink() -> None:
+def sink(timeout: Timeout = None) -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
     from errstream_core.metrics_server import serve_metrics
     from sinks.clickhouse_sink import ClickHouseSink
@@ -158,6 +158,7 @@ def sink() -> None:
 @app.command()
 def notify(
     only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains or status (repeat); default: all")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
     from errstream_core.metrics_server import serve_metrics
@@ -177,6 +178,7 @@ def send(
     file: Annotated[Path | None, typer.Argument(help="JSON file: one event, a list, or JSON lines; - for stdin")] = None,
     synthetic: Annotated[int, typer.Option(help="publish N synthetic events instead")] = 0,
     service: Annotated[str | None, typer.Option(help="service for synthetic events")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Publish events to the `errors` topic (smoke tests)."""
     from errstream.cli_errors import command_timeout
@@ -275,6 +277,7 @@ def report(
     top: Annotated[int, typer.Option(help="top issues to list")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
     html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML page")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Overview, top issues, timeline, spikes and error chains from ClickHouse."""
     from errstream.report_cli import run_report

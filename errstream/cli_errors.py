@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -38,6 +38,19 @@ class CliOptions:
 
 
 OPTIONS = CliOptions()
+
+
+def _remember_timeout(value: float | None) -> float | None:
+    if value is not None:
+        OPTIONS.timeout = value
+    return value
+
+
+# `errstream report --timeout 3` works as well as `errstream --timeout 3 report`.
+Timeout = Annotated[float | None, typer.Option(
+    "--timeout", min=0.1, callback=_remember_timeout,
+    help="seconds to wait for Kafka/ClickHouse before giving up (default 10; sink and notify: "
+         "ERRSTREAM_STARTUP_TIMEOUT)")]
 
 
 def command_timeout(default: float = DEFAULT_TIMEOUT) -> float:

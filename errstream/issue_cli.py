@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from errstream.cli_errors import CliError, command_timeout, redact_url
+from errstream.cli_errors import CliError, Timeout, command_timeout, redact_url
 from errstream_core.settings import Settings, get_settings
 from reports.issues import latest_status, list_statuses, match_fingerprints, status_history
 from schemas.issue_status import IssueStatus, IssueStatusChange
@@ -85,7 +85,7 @@ def resolve_fingerprint(text: str, settings: Settings, client: Any | None = None
 
 
 def _status_command(status: IssueStatus, verb: str) -> Callable[..., None]:
-    def command(fingerprint: Fingerprint, note: Note = "", by: By = None) -> None:
+    def command(fingerprint: Fingerprint, note: Note = "", by: By = None, timeout: Timeout = None) -> None:
         from producers.issue_status import publish_status_change
 
         settings = get_settings()
@@ -118,7 +118,7 @@ def _when(ts: datetime) -> str:
 
 
 @issue_app.command("status")
-def status(fingerprint: Fingerprint) -> None:
+def status(fingerprint: Fingerprint, timeout: Timeout = None) -> None:
     """Show an issue's current status and its history (an issue ClickHouse has never seen is refused)."""
     settings = get_settings()
     normalise_fingerprint(fingerprint)  # a typo is refused before any server is asked
@@ -145,6 +145,7 @@ def status(fingerprint: Fingerprint) -> None:
 def list_issues(
     status: Annotated[list[str] | None, typer.Option("--status", "-s", help="only these statuses (repeat)")] = None,
     limit: Annotated[int, typer.Option(help="at most this many, most recently changed first")] = 50,
+    timeout: Timeout = None,
 ) -> None:
     """Issues whose status was changed, most recent first."""
     settings = get_settings()

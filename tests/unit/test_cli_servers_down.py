@@ -123,3 +123,12 @@ def test_plain_connection_errors_are_one_line_too() -> None:
     wrapped = RuntimeError("delivery failed")
     wrapped.__cause__ = httpx.ConnectError("[Errno -2] Name or service not known")
     assert explain(wrapped) == "cannot connect (host not found): [Errno -2] Name or service not known"
+
+
+@pytest.mark.parametrize("args", [["issue", "resolve", "0123456789abcdef0123456789abcdef"], ["alerts", "tail"],
+                                  ["send", "--synthetic", "1"]], ids=" ".join)
+def test_timeout_after_the_command_works_too(args: list[str]) -> None:
+    done, elapsed = run(*args, "--timeout", "2", timeout=0)
+    assert done.returncode == 1
+    assert "Kafka at 127.0.0.1:" in done.stderr and "within 2 s" in done.stderr
+    assert elapsed < 2.0 + SLACK, f"took {elapsed:.1f} s"
