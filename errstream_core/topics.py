@@ -12,6 +12,7 @@ import logging
 from functools import lru_cache
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -103,23 +104,43 @@ async def ensure_topics(
                     )
                 except TopicAlreadyExistsError:
                     pass
-            await _wait_for_leaders(admin, names)
+            partitions = await _wait_for_leaders(admin, names)
+            await _wait_until_served(settings, partitions, timeout)
     except TimeoutError:
         raise KafkaTimeoutError(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s") from None
     finally:
         await admin.close()
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
     """Poll metadata until every partition of ``names`` has a leader (bounded by the caller's timeout)."""
     delay = 0.05
     while True:
-        waiting = [t["topic"] for t in await admin.describe_topics(names) if not _has_leaders(t)]
+        topics = await admin.describe_topics(names)
+        waiting = [t["topic"] for t in topics if not _has_leaders(t)]
         if not waiting:
-            return
+            return [TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]]
         log.debug("waiting for partition leaders of %s", waiting)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+async def _wait_until_served(settings: Settings, partitions: list[TopicPartition], timeout: float) -> None:
+    """Ask every partition's leader for its end offset: it answers once it actually serves the partition.
+
+    Metadata names a leader a moment before that broker has loaded the partition (KRaft publishes the
+    election first); a producer sending in that moment gets ``NotLeaderForPartitionError``. ListOffsets
+    retries that state quietly (aiokafka logs it at DEBUG) until the leader answers.
+    """
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
+                                request_timeout_ms=max(1, int(timeout * 1000)))
+    await consumer.start()
+    try:
+        await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
 
 
 def _has_leaders(topic: dict[str, Any]) -> bool:
