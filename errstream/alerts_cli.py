@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
+from errstream.cli_errors import CliError, Timeout, command_timeout
 from errstream_core.settings import Settings, get_settings
 from schemas.alert_rules import AlertRules, AlertRulesError, parse_alert_rules
 from schemas.alerts import AlertEvent
@@ -42,27 +43,29 @@ def format_alert(alert: AlertEvent) -> Text:
 
 
 async def tail_alerts(settings: Settings, *, from_beginning: bool, as_json: bool, max_alerts: int | None,
-                      out: Console, err: Console) -> int:
+                      out: Console, err: Console, timeout: float = 10.0) -> int:
+    """Follow the topic; ``timeout`` bounds connecting (a broker that is down raises, never retried forever)."""
     from aiokafka import AIOKafkaConsumer
 
     from errstream_core.topics import ensure_topics
 
     topic = settings.topic_alerts
-    await ensure_topics(settings, [topic])
+    await ensure_topics(settings, [topic], timeout=timeout)  # also waits for the partitions' leaders
     # Without a group, a subscribed consumer is assigned every partition of the topic (no coordinator).
     # The start comes from the reset policy: an explicit seek_to_beginning raced with the default "latest"
     # reset in aiokafka 0.14 and could land at the end.
     consumer = AIOKafkaConsumer(topic, **settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest" if from_beginning else "latest")
-    await consumer.start()
     shown = 0
     try:
-        for _ in range(120):  # a just-created topic may take a moment to show its partitions
-            if tps := sorted(consumer.assignment()):
-                break
+        await asyncio.wait_for(consumer.start(), timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not (tps := sorted(consumer.assignment())):  # the consumer's metadata may lag a moment
+            if loop.time() > deadline:
+                raise CliError(f"topic {topic!r} has no partitions in the metadata of Kafka at "
+                               f"{settings.kafka_bootstrap} after {timeout:g} s")
             await asyncio.sleep(0.25)
-        else:
-            raise RuntimeError(f"topic {topic!r} has no partitions in the cluster metadata")
         for tp in tps:
             await consumer.position(tp)  # resolve now, not at the first fetch
         err.print(f"[dim]following {topic!r}{' from the beginning' if from_beginning else ''} (Ctrl-C to stop)[/]")
@@ -92,11 +95,13 @@ def tail(
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="start at the oldest retained alert")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the raw JSON records, one per line")] = False,
     max_alerts: Annotated[int | None, typer.Option("--max", "-n", help="exit after N alerts")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Follow the alerts topic, coloured by severity."""
     try:
         asyncio.run(tail_alerts(get_settings(), from_beginning=from_beginning, as_json=as_json,
-                                max_alerts=max_alerts, out=Console(highlight=False), err=Console(stderr=True)))
+                                max_alerts=max_alerts, out=Console(highlight=False), err=Console(stderr=True),
+                                timeout=command_timeout()))
     except KeyboardInterrupt:
         pass
 

@@ -14,13 +14,15 @@ from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
 from errstream.bench_cli import bench_app
+from errstream.cli_errors import OPTIONS, ErrorReportingGroup, Timeout
 from errstream.issue_cli import issue_app
 from errstream.rules_cli import grouping_app, rules_app
+from errstream_core.kafka_logging import quiet_transient_kafka_logs
 from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
     help="errstream: error tracking on Kafka, faust and ClickHouse.", no_args_is_help=True,
-    pretty_exceptions_enable=False,
+    pretty_exceptions_enable=False, cls=ErrorReportingGroup,
 )
 local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, without Docker.", no_args_is_help=True)
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
@@ -32,6 +34,36 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
 app.add_typer(grouping_app, name="grouping")
 console = Console()
+SERVICES = {"worker", "sink", "notify", "gateway", "demo"}  # long-running: they log rather than print one error
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", envvar="ERRSTREAM_DEBUG",
+                                        help="show tracebacks and the Kafka client's own log lines")] = False,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", envvar="ERRSTREAM_TIMEOUT", min=0.1,
+        help="seconds to wait for Kafka/ClickHouse before giving up (one-shot commands: 10; sink, notify: "
+             "ERRSTREAM_STARTUP_TIMEOUT)")] = None,
+) -> None:
+    """Options for every command (before the command: `errstream --debug --timeout 3 report`)."""
+    OPTIONS.debug, OPTIONS.timeout = debug, timeout
+    # A one-shot command reports a server that is down once, itself: the client's per-retry lines add nothing.
+    # Services keep one "cannot connect" line a minute in their log.
+    quiet_transient_kafka_logs(silence_unreachable=not debug and ctx.invoked_subcommand not in SERVICES)
+    for noisy in ("clickhouse_connect", "urllib3.connectionpool"):  # they log, then raise what is reported
+        logging.getLogger(noisy).setLevel(logging.NOTSET if debug else logging.ERROR)
+    if debug:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _service_settings() -> Settings:
+    """Settings of a long-running role; the global --timeout bounds its wait for servers at start."""
+    settings = get_settings()
+    if OPTIONS.timeout is not None:
+        settings = settings.model_copy(update={"startup_timeout": OPTIONS.timeout})
+    return settings
 
 
 def _local(settings: Settings) -> tuple[object, object]:
@@ -84,11 +116,14 @@ def local_status() -> None:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(timeout: Timeout = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
+    from errstream.cli_errors import command_timeout
+    from sinks.clickhouse_client import connect
     from sinks.migrate import migrate as run
 
-    applied = run(get_settings())
+    settings = get_settings()
+    applied = run(settings, connect(settings, connect_timeout=command_timeout()))
     console.print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
 
 
@@ -98,6 +133,12 @@ def worker(loglevel: Annotated[str, typer.Option("--loglevel", "-l")] = "warn") 
     from stream_processors.runner import run_worker
 
     run_worker(get_settings(), loglevel=loglevel)
+
+
+def _service_logging() -> None:
+    """Log lines with time and level; a broker outage shows as one aiokafka line a minute, not one a retry."""
+    logging.basicConfig(level=logging.DEBUG if OPTIONS.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def _run_until_signal(coro_factory: object) -> None:
@@ -112,28 +153,35 @@ def _run_until_signal(coro_factory: object) -> None:
 
 
 @app.command()
-def sink() -> None:
+def sink(timeout: Timeout = None) -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
     from errstream_core.metrics_server import serve_metrics
     from sinks.clickhouse_sink import ClickHouseSink
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    serve_metrics(get_settings())
-    _run_until_signal(lambda stop: ClickHouseSink(get_settings()).run(stop))
+    settings = _service_settings()
+    _service_logging()
+    serve_metrics(settings)
+    _run_until_signal(lambda stop: ClickHouseSink(settings).run(stop))
 
 
 @app.command()
 def notify(
-    only: Annotated[list[str] | None, typer.Option("--only", help="alerts, chains, status, sessions, escalation or digest (repeat); default: all")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="alerts, chains, status, sessions, rules, escalation or digest (repeat); default: all")] = None,
+    timeout: Timeout = None,
 ) -> None:
-    """Run the alerts (ClickHouse + webhooks), error-chain and issue-status consumers (docs in README)."""
+    """Run the alerts (ClickHouse + delivery), chains, issue-status and sessions consumers and the periodic
+    rules, escalation and digest tasks (docs/notifications.md)."""
+    from errstream_core.metrics_server import serve_metrics
     from sinks.notify_service import ROLES, run_notify
 
     if unknown := sorted(set(only or ()) - set(ROLES)):
         console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {ROLES}")
         raise typer.Exit(2)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    _run_until_signal(lambda stop: run_notify(get_settings(), stop, only or ()))
+    settings = _service_settings()
+    _service_logging()
+    serve_metrics(settings)  # /metrics: counters, and what the compose healthcheck asks
+    _run_until_signal(lambda stop: run_notify(settings, stop, only or ()))
 
 
 @app.command()
@@ -141,11 +189,13 @@ def send(
     file: Annotated[Path | None, typer.Argument(help="JSON file: one event, a list, or JSON lines; - for stdin")] = None,
     synthetic: Annotated[int, typer.Option(help="publish N synthetic events instead")] = 0,
     service: Annotated[str | None, typer.Option(help="service for synthetic events")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Publish events to the `errors` topic (smoke tests)."""
+    from errstream.cli_errors import command_timeout
     from producers.send import send_events
 
-    n = asyncio.run(send_events(get_settings(), file, synthetic, service))
+    n = asyncio.run(send_events(get_settings(), file, synthetic, service, timeout=command_timeout()))
     console.print(f"published {n} event(s) to {get_settings().topic_errors}")
 
 
@@ -175,6 +225,7 @@ def report(
     top: Annotated[int, typer.Option(help="top issues to list")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON for scripts")] = False,
     html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML page")] = None,
+    timeout: Timeout = None,
 ) -> None:
     """Overview, top issues, timeline, spikes and error chains from ClickHouse."""
     from errstream.report_cli import run_report

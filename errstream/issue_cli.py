@@ -11,29 +11,33 @@ from __future__ import annotations
 import asyncio
 import getpass
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from errstream_core.settings import get_settings
-from reports.issues import latest_status, list_statuses, status_history
+from errstream.cli_errors import CliError, Timeout, command_timeout, redact_url
+from errstream_core.settings import Settings, get_settings
+from reports.issues import latest_status, list_statuses, match_fingerprints, status_history
 from schemas.issue_status import IssueStatus, IssueStatusChange
 
 issue_app = typer.Typer(help="Issue workflow: resolve, ignore, acknowledge, investigate, reopen; status; list.",
                         no_args_is_help=True)
 console = Console()
 
-Fingerprint = Annotated[str, typer.Argument(help="the issue's fingerprint (32 hex characters)")]
+Fingerprint = Annotated[str, typer.Argument(
+    help="the issue's fingerprint: all 32 hex characters, or a unique prefix of 8 or more (as reports show)")]
+_HEX = re.compile(r"^[0-9a-f]{8,32}$")
 Note = Annotated[str, typer.Option("--note", "-m", help="resolution or triage note")]
 By = Annotated[str | None, typer.Option("--by", help="who made the change (default: $ERRSTREAM_USER or login)")]
 
 STATUS_STYLE = {"new": "cyan", "acknowledged": "yellow", "investigating": "magenta", "resolved": "green",
-                "ignored": "dim"}
+                "ignored": "dim", "regressed": "bold red"}
 
 
 def default_actor() -> str:
@@ -48,18 +52,50 @@ def make_change(fingerprint: str, status: IssueStatus, note: str = "", by: str |
                              changed_by=by if by is not None else default_actor())
 
 
+def _client(settings: Settings) -> Any:
+    from sinks.clickhouse_client import connect
+
+    return connect(settings, connect_timeout=command_timeout())
+
+
+def normalise_fingerprint(text: str) -> str:
+    fp = text.strip().lower()
+    if not _HEX.match(fp):
+        raise CliError(f"{text!r} is not a fingerprint: give its 32 hex characters or a unique prefix of 8 or more",
+                       code=2)
+    return fp
+
+
+def resolve_fingerprint(text: str, settings: Settings, client: Any | None = None, *, lookup_full: bool = False) -> str:
+    """The full fingerprint ``text`` names: itself when it has all 32 characters (unless ``lookup_full``), else
+    the one known issue it is a prefix of. Unknown or ambiguous prefixes are refused with a reason."""
+    fp = normalise_fingerprint(text)
+    if len(fp) == 32 and not lookup_full:
+        return fp
+    matches = match_fingerprints(client if client is not None else _client(settings), settings, fp)
+    if not matches:
+        what = "no such issue" if len(fp) == 32 else "no issue has a fingerprint starting with"
+        raise CliError(f"{what} {fp} in ClickHouse at {redact_url(settings.clickhouse_url)} "
+                       f"(database {settings.clickhouse_database!r})")
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise CliError(f"{fp} is ambiguous: it starts {len(matches) if len(matches) < 10 else '10 or more'} "
+                       f"fingerprints ({shown}); give more characters", code=2)
+    return matches[0]
+
+
 def _status_command(status: IssueStatus, verb: str) -> Callable[..., None]:
-    def command(fingerprint: Fingerprint, note: Note = "", by: By = None) -> None:
+    def command(fingerprint: Fingerprint, note: Note = "", by: By = None, timeout: Timeout = None) -> None:
         from producers.issue_status import publish_status_change
 
+        settings = get_settings()
         try:
-            change = make_change(fingerprint, status, note, by)
+            change = make_change(resolve_fingerprint(fingerprint, settings), status, note, by)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             console.print(f"[red]error:[/red] {problems}")
             raise typer.Exit(2) from None
-        settings = get_settings()
-        asyncio.run(publish_status_change(settings, change))
+        asyncio.run(publish_status_change(settings, change, timeout=command_timeout()))
         console.print(f"{change.fingerprint} → [{STATUS_STYLE[status]}]{status}[/] by {change.changed_by or '?'}"
                       + (f": {change.note}" if change.note else ""))
 
@@ -82,19 +118,23 @@ def _when(ts: datetime) -> str:
 
 
 @issue_app.command("status")
-def status(fingerprint: Fingerprint) -> None:
-    """Show an issue's current status and its history."""
-    from sinks.clickhouse_client import connect
-
+def status(fingerprint: Fingerprint, timeout: Timeout = None) -> None:
+    """Show an issue's current status and its history (an issue ClickHouse has never seen is refused)."""
     settings = get_settings()
-    fp = fingerprint.strip().lower()
-    client = connect(settings)
+    normalise_fingerprint(fingerprint)  # a typo is refused before any server is asked
+    client = _client(settings)
+    fp = resolve_fingerprint(fingerprint, settings, client, lookup_full=True)
     latest = latest_status(client, settings, fp)
     if latest is None:
         console.print(f"{fp}: [cyan]new[/] (no status change recorded)")
         return
-    console.print(f"{fp}: [{STATUS_STYLE[latest['status']]}]{latest['status']}[/] since {_when(latest['changed_at'])}"
-                  f" by {latest['changed_by'] or '?'}" + (f" — {latest['note']}" if latest["note"] else ""))
+    note = f" — {latest['note']}" if latest["note"] else ""
+    if latest["status"] == "regressed":
+        console.print(f"{fp}: [{STATUS_STYLE['regressed']}]regressed[/]: resolved {_when(latest['changed_at'])} by "
+                      f"{latest['changed_by'] or '?'}{note}, seen again {_when(latest['last_seen'])}")
+    else:
+        console.print(f"{fp}: [{STATUS_STYLE[latest['status']]}]{latest['status']}[/] since "
+                      f"{_when(latest['changed_at'])} by {latest['changed_by'] or '?'}{note}")
     table = Table("changed at", "status", "by", "note", title="history")
     for changed_at, st, by, note in status_history(client, settings, fp):
         table.add_row(_when(changed_at), f"[{STATUS_STYLE[st]}]{st}[/]", by, note)
@@ -105,12 +145,11 @@ def status(fingerprint: Fingerprint) -> None:
 def list_issues(
     status: Annotated[list[str] | None, typer.Option("--status", "-s", help="only these statuses (repeat)")] = None,
     limit: Annotated[int, typer.Option(help="at most this many, most recently changed first")] = 50,
+    timeout: Timeout = None,
 ) -> None:
     """Issues whose status was changed, most recent first."""
-    from sinks.clickhouse_client import connect
-
     settings = get_settings()
     table = Table("fingerprint", "status", "changed at", "by", "note", "title")
-    for fp, st, changed_at, by, note, title in list_statuses(connect(settings), settings, status or [], limit):
+    for fp, st, changed_at, by, note, title in list_statuses(_client(settings), settings, status or [], limit):
         table.add_row(fp, f"[{STATUS_STYLE[st]}]{st}[/]", _when(changed_at), by, note, title)
     console.print(table)

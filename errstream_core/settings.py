@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     dlq_retention_hours: float = Field(default=72.0, ge=0)
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
+    # How long the sink and notify wait for Kafka at start before exiting with one line saying so
+    # (a supervisor restarts them); `errstream --timeout N sink` overrides it.
+    startup_timeout: float = Field(default=60.0, gt=0)
 
     # --- ClickHouse --------------------------------------------------------
     clickhouse_url: str = "http://127.0.0.1:8123"

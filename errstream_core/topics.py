@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import lru_cache
+from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from errstream_core.settings import Settings
@@ -111,38 +113,93 @@ async def _apply_dlq_retention(admin: AIOKafkaAdminClient, settings: Settings) -
 async def ensure_topics(
     settings: Settings, names: list[str] | None = None, timeout: float = 60.0, configs: dict[str, str] | None = None
 ) -> None:
-    """Create missing topics; ``configs`` (e.g. ``cleanup.policy=compact``) apply to the ones created now."""
+    """Create missing topics and wait until every partition of ``names`` has a leader.
+
+    ``configs`` (e.g. ``cleanup.policy=compact``) apply to the topics created now. The whole call is bounded
+    by ``timeout``: a broker that cannot be reached by then raises ``KafkaConnectionError`` (one that answers
+    too slowly, ``KafkaTimeoutError``), so callers can say what is down instead of waiting forever. Waiting for
+    leaders matters on a fresh broker: a producer sending to a partition whose leader is not elected yet gets
+    ``NotLeaderForPartitionError`` and retries, noisily.
+    """
     names = names or pipeline_topics(settings)
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=int(timeout * 1000))
-    deadline = asyncio.get_running_loop().time() + timeout
+    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs(), request_timeout_ms=max(1, int(timeout * 1000)))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last_error: Exception | None = None
     while True:
         try:
-            await admin.start()
+            await asyncio.wait_for(admin.start(), max(0.1, deadline - loop.time()))
             break
-        except Exception:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
+        except Exception as exc:
+            last_error = exc
+            if loop.time() + 0.5 > deadline:
+                await admin.close()
+                raise KafkaConnectionError(
+                    f"no broker answered at {settings.kafka_bootstrap} within {timeout:g} s") from last_error
             await asyncio.sleep(0.5)
     try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
-                                 topic_configs=configs or topic_configs(settings).get(n, {}))
-                        for n in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass
-        if settings.topic_dlq in names and settings.topic_dlq in existing and settings.dlq_retention_hours > 0:
-            try:
-                await _apply_dlq_retention(admin, settings)
-            except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
-                log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
-                            "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
-                            settings.dlq_retention_hours)
+        async with asyncio.timeout(max(0.1, deadline - loop.time())):
+            existing = set(await admin.list_topics())
+            missing = [n for n in names if n not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(
+                        [
+                            NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
+                                     topic_configs=configs or topic_configs(settings).get(n, {}))
+                            for n in missing
+                        ]
+                    )
+                except TopicAlreadyExistsError:
+                    pass
+            if (settings.topic_dlq in names and settings.topic_dlq in existing
+                    and settings.dlq_retention_hours > 0):
+                try:
+                    await _apply_dlq_retention(admin, settings)
+                except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
+                    log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
+                                "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
+                                settings.dlq_retention_hours)
+            partitions = await _wait_for_leaders(admin, names)
+            await _wait_until_served(settings, partitions, timeout)
+    except TimeoutError:
+        raise KafkaTimeoutError(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s") from None
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
+    """Poll metadata until every partition of ``names`` has a leader (bounded by the caller's timeout)."""
+    delay = 0.05
+    while True:
+        topics = await admin.describe_topics(names)
+        waiting = [t["topic"] for t in topics if not _has_leaders(t)]
+        if not waiting:
+            return [TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]]
+        log.debug("waiting for partition leaders of %s", waiting)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def _wait_until_served(settings: Settings, partitions: list[TopicPartition], timeout: float) -> None:
+    """Ask every partition's leader for its end offset: it answers once it actually serves the partition.
+
+    Metadata names a leader a moment before that broker has loaded the partition (KRaft publishes the
+    election first); a producer sending in that moment gets ``NotLeaderForPartitionError``. ListOffsets
+    retries that state quietly (aiokafka logs it at DEBUG) until the leader answers.
+    """
+    if not partitions:
+        return
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False,
+                                request_timeout_ms=max(1, int(timeout * 1000)))
+    await consumer.start()
+    try:
+        await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+
+
+def _has_leaders(topic: dict[str, Any]) -> bool:
+    partitions = topic.get("partitions") or []
+    return topic.get("error_code", 0) == 0 and bool(partitions) and all(
+        p.get("error_code", 0) == 0 and p.get("leader", -1) >= 0 for p in partitions)

@@ -38,7 +38,11 @@ class ErrorPublisher:
         self._next_partition = 0
 
     async def __aenter__(self) -> ErrorPublisher:
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # else aiokafka warns "Unclosed AIOKafkaProducer" at exit
+            raise
         return self
 
     async def __aexit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:

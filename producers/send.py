@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 
@@ -31,8 +32,11 @@ def read_payloads(data: bytes) -> list[bytes]:
     return [orjson.dumps(doc)]
 
 
-async def send_events(settings: Settings, file: Path | None, synthetic: int, service: str | None) -> int:
-    async with ErrorPublisher(settings) as pub:
+async def send_events(settings: Settings, file: Path | None, synthetic: int, service: str | None,
+                      timeout: float = 10.0) -> int:
+    """Publish; ``timeout`` bounds the wait for the broker (and for the topic's leaders on a fresh one)."""
+    await ensure_topics(settings, [settings.topic_errors], timeout=timeout)
+    async with ErrorPublisher(settings, ack_timeout=timeout) as pub:
         if synthetic or file is None:
             rng = random.Random()
             return await pub.publish_many(synthetic_event(rng, service) for _ in range(synthetic or 1))

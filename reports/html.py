@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
-from reports.report import Report
+from reports.report import Report, bucket_label
 
 _COLORS = {"critical": "#c62828", "error": "#ef6c00", "other": "#fbc02d"}
 _CSS = """
@@ -137,8 +137,7 @@ def render_html(report: Report) -> str:
         [_fmt_time(c.started_at), _num(str(c.event_count)), _num(f"{c.duration_ms / 1000:.1f}s"),
          f"{escape(c.root_service)}: {escape(c.root_title)}", escape(" → ".join(c.services))]
         for c in report.chains], "No error chains in this window.")
-    bucket = (f"{report.bucket_seconds // 60} minutes" if report.bucket_seconds < 3600
-              else f"{report.bucket_seconds // 3600} hours")
+    bucket = bucket_label(report.bucket_seconds)
     top_bars = bars_svg([(i.title or i.fingerprint, i.events, _COLORS.get(i.worst_level, _COLORS["other"]))
                          for i in report.top_issues])
     svc_bars = bars_svg([(s.service, s.events, "#1565c0") for s in report.by_service])

@@ -40,6 +40,15 @@ def bucket_seconds(since: timedelta) -> int:
     return next((b for b in BUCKETS if total / b <= MAX_BUCKETS), BUCKETS[-1])
 
 
+def bucket_label(seconds: int) -> str:
+    """A timeline bucket as people say it: "minute", "5 minutes", "hour", "6 hours", "day"."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return unit if n == 1 else f"{n} {unit}s"
+    return f"{seconds} seconds"
+
+
 class Overview(BaseModel):
     events: int
     stored: int

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from reports.report import Report, TimelinePoint
+from reports.report import Report, TimelinePoint, bucket_label
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _LEVEL_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "cyan", "debug": "dim"}
@@ -79,7 +79,7 @@ def render(report: Report, console: Console) -> None:
         f" · {fmt_int(o.stored)} raw events stored",
     )
     window = f"{report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%Y-%m-%d %H:%M} UTC"
-    bucket = f"{report.bucket_seconds // 60} min" if report.bucket_seconds < 3600 else f"{report.bucket_seconds // 3600} h"
+    bucket = bucket_label(report.bucket_seconds)
     console.print(Panel(head, title=f"errstream report · last {report.since} · {scope}", subtitle=window))
     console.print(Panel(timeline_chart(report, console.width - 4),
                         title=f"events per {bucket} (red: with critical)", expand=False))

@@ -113,7 +113,7 @@ class ClickHouseSink:
         if self.client is None:
             self.client = await asyncio.to_thread(connect, self.settings)
         await asyncio.to_thread(migrate, self.settings, self.client)
-        await ensure_topics(self.settings)
+        await ensure_topics(self.settings, timeout=self.settings.startup_timeout)
         kw = self.settings.kafka_client_kwargs()
         self.producer = AIOKafkaProducer(**kw, acks="all")
         await self.producer.start()

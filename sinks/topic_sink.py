@@ -71,8 +71,9 @@ class TopicSink(ABC):
             # No session: the notifier records deliveries to several destinations concurrently.
             self.client = await asyncio.to_thread(connect, self.settings, autogenerate_session_id=False)
         await asyncio.to_thread(migrate, self.settings, self.client)
-        await ensure_topics(self.settings, [self.topic])  # configs: errstream_core.topics.topic_configs
-        await ensure_topics(self.settings, [self.settings.topic_dlq])
+        wait = self.settings.startup_timeout
+        await ensure_topics(self.settings, [self.topic], timeout=wait)  # configs: errstream_core.topics.topic_configs
+        await ensure_topics(self.settings, [self.settings.topic_dlq], timeout=wait)
         kw = self.settings.kafka_client_kwargs()
         self.producer = AIOKafkaProducer(**kw, acks="all")
         await self.producer.start()

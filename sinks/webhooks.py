@@ -45,6 +45,20 @@ def _mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def headline(alert: AlertEvent) -> str:
+    """The alert in one line, naming its kind and service once.
+
+    Detectors title most alerts with their kind and service already ("New issue in billing: KeyError…",
+    "Regression in …", "Spike in …", "Error chain across …"); prefixing those again read "New issue in
+    billing: New issue in billing: …". Titles that do not start with the kind ("KeyError reached 100
+    events") get the prefix.
+    """
+    label = KIND_LABEL.get(alert.kind, alert.kind)
+    if alert.title.lower().startswith(label.lower()):
+        return alert.title
+    return f"{label} in {alert.service}: {alert.title}"
+
+
 def generic_payload(alert: AlertEvent) -> dict[str, Any]:
     return alert.model_dump(mode="json")
 
@@ -52,7 +66,8 @@ def generic_payload(alert: AlertEvent) -> dict[str, Any]:
 def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
     emoji = SEVERITY_EMOJI[alert.severity]
     label = KIND_LABEL.get(alert.kind, alert.kind)
-    text = f"{emoji} [{alert.severity.upper()}] {label} in {alert.service}: {alert.title}"
+    summary = headline(alert)
+    text = f"{emoji} [{alert.severity.upper()}] {summary}"
     fields = [
         {"type": "mrkdwn", "text": _cut(f"*Service*\n{_mrkdwn_escape(alert.service)}", FIELD_MAX)},
         {"type": "mrkdwn", "text": f"*Severity*\n{alert.severity}"},
@@ -66,7 +81,7 @@ def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
         f"{alert.created_at:%Y-%m-%d %H:%M:%S} UTC",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(f"{label}: {alert.title}", HEADER_MAX),
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(summary, HEADER_MAX),
                                     "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": _cut(_mrkdwn_escape(alert.message or alert.title), SECTION_MAX)}},

@@ -22,6 +22,24 @@ def utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
+def human_utc(when: float | str | datetime) -> str:
+    """A time as people read it in an alert's message: ``2026-11-30 14:03:07 UTC``.
+
+    ``details`` keep ISO 8601 for programs; messages go to Slack, terminals and reports.
+    """
+    if isinstance(when, int | float):
+        dt = utc(when)
+    elif isinstance(when, str):
+        try:
+            dt = datetime.fromisoformat(when)
+        except ValueError:
+            return when
+    else:
+        dt = when
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return f"{dt:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def make_alert(
     kind: AlertKind, severity: Severity, dedup_key: str, identity: tuple[object, ...], trigger: Signal,
     title: str, message: str = "", *, service: str | None = None, fingerprint: str | None = None,

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.alerts import AlertEvent, Severity
-from stream_processors.detectors.alerts import make_alert, utc
+from stream_processors.detectors.alerts import human_utc, make_alert, utc
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
 from stream_processors.detectors.signals import Signal
@@ -70,7 +70,7 @@ class IssueDetector:
         if new:
             raised.append(make_alert(
                 "new_issue", "error" if sig.level == "critical" else "warning", f"new_issue:{fp}", (fp,), sig,
-                f"New issue in {sig.service}: {sig.title}", f"First seen at {utc(sig.ts).isoformat()}",
+                f"New issue in {sig.service}: {sig.title}", f"First seen at {human_utc(sig.ts)}",
                 fingerprint=fp, details={"level": sig.level},
             ))
         regression = self._regression(state, sig, status)
@@ -104,7 +104,8 @@ class IssueDetector:
         return make_alert(
             "regression", "error", f"regression:{fp}", (fp, changed), sig,
             f"Regression in {sig.service}: {sig.title}",
-            f"Resolved at {changed} by {status.get('changed_by') or 'unknown'}, seen again at {utc(sig.ts).isoformat()}",
+            f"Resolved at {human_utc(changed)} by {status.get('changed_by') or 'unknown'}, "
+            f"seen again at {human_utc(sig.ts)}",
             fingerprint=fp, details={"resolved_at": changed, "resolved_by": status.get("changed_by", ""),
                                      "note": status.get("note", "")},
         )
@@ -120,7 +121,7 @@ class IssueDetector:
         fp = sig.fingerprint
         return [make_alert(
             "threshold", _count_severity(crossed), f"threshold:{fp}:{crossed}", (fp, crossed), sig,
-            f"{sig.title} reached {crossed:,} events", f"{state.count:,} events since {utc(state.first_seen).isoformat()}",
+            f"{sig.title} reached {crossed:,} events", f"{state.count:,} events since {human_utc(state.first_seen)}",
             fingerprint=fp, details={"threshold": crossed, "count": state.count},
         )]
 
@@ -149,7 +150,7 @@ def spike_alert(dedup_key: str, hit: SpikeHit, sig: Signal, what: str, *, finger
     return make_alert(
         "spike", "critical" if hit.ratio >= 10 else "error", dedup_key, (hit.minute,), sig,
         f"Spike in {sig.service}: {hit.count:,} errors/min",
-        f"{what}: {hit.count:,} events in the minute from {utc(hit.minute).isoformat()}, "
+        f"{what}: {hit.count:,} events in the minute from {human_utc(hit.minute)}, "
         f"baseline {hit.baseline:.1f}/min (threshold {hit.threshold:.0f})",
         fingerprint=fingerprint,
         details={"window_start": utc(hit.minute).isoformat(), "count": hit.count, "baseline": round(hit.baseline, 3),

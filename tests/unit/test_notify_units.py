@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from datetime import UTC, datetime
 
 import orjson
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from errstream_core.settings import Settings
 from errstream_core.token_bucket import TokenBucket
 from producers.synthetic import synthetic_alert
+from schemas.alerts import AlertEvent
 from schemas.notifications import WebhookDestination
 from sinks.notifier import parse_retry_after
 from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload
@@ -106,3 +108,44 @@ def test_slack_payload_mentions_suppressed_alerts_and_respects_limits() -> None:
     assert [f["text"].split("\n")[0] for f in fields["fields"]] == ["*Service*", "*Severity*", "*Kind*"]
     assert "2 earlier alert(s)" in note["elements"][0]["text"]
     assert len(orjson.dumps(payload)) < 40_000  # Slack rejects oversized messages
+
+
+def _detected(kind: str) -> AlertEvent:
+    """An alert as the real issue detector raises it for a Go service's error."""
+    from stream_processors.detectors.config import DetectionConfig
+    from stream_processors.detectors.issues import IssueDetector
+    from stream_processors.detectors.signals import Signal
+
+    t0 = datetime(2026, 11, 23, 12, 0, 5, tzinfo=UTC).timestamp()
+    det = IssueDetector(DetectionConfig(thresholds=(1,)))
+    title = "*net.OpError: dial tcp 10.0.0.7:5432: connect: connection refused"
+
+    def sig(ts: float) -> Signal:
+        return Signal(event_id=str(uuid.uuid4()), service="billing-go", fingerprint="ab" * 16, title=title,
+                      level="error", ts=ts, received=ts, trace_id=None, span_id=None, parent_span_id=None)
+
+    state, alerts = det.observe(None, sig(t0), None)
+    if kind == "regression":
+        resolved = {"status": "resolved", "changed_at": "2026-11-23T12:30:00+00:00", "changed_by": "bob"}
+        _, alerts = det.observe(state, sig(t0 + 3600), resolved)
+    return next(a for a in alerts if a.kind == kind)
+
+
+def test_slack_text_names_kind_and_service_once() -> None:
+    payload = slack_payload(_detected("new_issue"))
+    title = "New issue in billing-go: *net.OpError: dial tcp 10.0.0.7:5432: connect: connection refused"
+    assert payload["text"] == f":warning: [WARNING] {title}"
+    assert payload["blocks"][0]["text"]["text"] == title
+    assert payload["blocks"][1]["text"]["text"] == "First seen at 2026-11-23 12:00:05 UTC"
+
+    regression = slack_payload(_detected("regression"))
+    assert regression["text"] == (":red_circle: [ERROR] Regression in billing-go: *net.OpError: dial tcp "
+                                  "10.0.0.7:5432: connect: connection refused")
+    assert regression["blocks"][1]["text"]["text"] == (
+        "Resolved at 2026-11-23 12:30:00 UTC by bob, seen again at 2026-11-23 13:00:05 UTC")
+
+    # A title without its kind gets the prefix once.
+    threshold = slack_payload(_detected("threshold"))
+    assert threshold["text"] == (":information_source: [INFO] Threshold reached in billing-go: *net.OpError: dial tcp "
+                                 "10.0.0.7:5432: connect: connection refused reached 1 events")
+    assert threshold["blocks"][1]["text"]["text"] == "1 events since 2026-11-23 12:00:05 UTC"

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from rich.console import Console
 
 from reports.html import render_html
-from reports.report import bucket_seconds, build_report, parse_since
+from reports.report import bucket_label, bucket_seconds, build_report, parse_since
 from reports.terminal import render
 from tests.e2e.analytics.data import Dataset, fp
 
@@ -79,7 +79,9 @@ def test_terminal_and_html_rendering(loaded: tuple[Client, Dataset]) -> None:
     text = console.export_text()
     for needle in ("468 events", "+836.0%", "KeyError: 'cart_id'", "billing → checkout", "█", "checkout"):
         assert needle in text
+    assert f"events per {bucket_label(r.bucket_seconds)} " in text and " 1 " not in bucket_label(r.bucket_seconds)
     page = render_html(r)
+    assert f"<h2>Events per {bucket_label(r.bucket_seconds)}</h2>" in page
     assert page.count("<svg") == 3 and "<script" not in page and "src=" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
     assert "KeyError: &#x27;cart_id&#x27;" in page  # escaped
@@ -100,3 +102,19 @@ def test_cli_json_and_html(loaded: tuple[Client, Dataset], clickhouse_url: str, 
     bad = subprocess.run([sys.executable, "-m", "errstream.cli", "report", "--since", "soon"],
                          check=False, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--since must look like" in bad.stdout
+
+
+def test_a_regressed_issue_reads_regressed_not_resolved(loaded: tuple[Client, Dataset]) -> None:
+    """C was resolved 10 h ago and seen again since: the report must not call it resolved."""
+    client, ds = loaded
+    r = build_report(client, str(client.database), "30d", top=20, now=ds.now)
+    statuses = {i.fingerprint: i.status for i in r.top_issues}
+    assert statuses[fp("C")] == "regressed" and statuses[fp("D")] == "resolved"
+    console = Console(width=200, record=True, color_system=None)
+    render(r, console)
+    assert "regressed" in console.export_text() and "regressed" in render_html(r)
+
+
+def test_bucket_labels_read_as_spoken() -> None:
+    assert [bucket_label(s) for s in (60, 300, 3_600, 21_600, 86_400, 30)] == [
+        "minute", "5 minutes", "hour", "6 hours", "day", "30 seconds"]

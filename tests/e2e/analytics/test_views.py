@@ -48,9 +48,9 @@ def test_error_groups_hold_true_counts_users_and_issue_metadata(loaded: tuple[Cl
     assert got[fp("B")]["worst_level"] == "critical"
     status = {k: (got[fp(k)]["status"], got[fp(k)]["is_open"]) for k in data.ISSUES}
     assert status == {
-        "A": ("new", True), "B": ("investigating", True), "C": ("resolved", True), "D": ("resolved", False),
+        "A": ("new", True), "B": ("investigating", True), "C": ("regressed", True), "D": ("resolved", False),
         "E": ("new", True), "F": ("ignored", False), "G": ("new", True),
-    }  # C was resolved 10 h ago and came back 5 h ago: open without a status change (a regression)
+    }  # C was resolved 10 h ago and came back 5 h ago: regressed (and open) without a status change
 
 
 def test_recent_errors_are_the_stored_events_of_the_last_day_newest_first(loaded: tuple[Client, Dataset]) -> None:
