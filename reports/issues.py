@@ -40,3 +40,32 @@ def list_statuses(client: Any, settings: Settings, statuses: list[str], limit: i
         f"  ON s.fingerprint = t.fingerprint {where} ORDER BY s.changed_at DESC LIMIT {{n:UInt32}}",
         parameters={"st": statuses, "n": limit},
     ).result_rows)
+
+
+def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> dict[str, dict[str, Any]]:
+    """The latest workflow record of each issue plus its true event count and releases.
+
+    A change must carry the issue's whole state (the status topic is compacted), so the
+    web app and ``errstream issue assign`` read it here before publishing. Issues with no
+    recorded change are absent from ``issue_status`` and come back with status ``new``.
+    """
+    db = settings.clickhouse_database
+    rows = client.query(
+        "SELECT if(g.fingerprint != '', g.fingerprint, s.fingerprint), toString(s.status), s.assignee, s.note, s.ignore_until, s.ignore_until_events,"
+        " s.ignore_events_baseline, s.resolved_in_next_release, s.resolved_releases, g.events, g.releases,"
+        " s.fingerprint != '', g.fingerprint != ''"
+        f" FROM (SELECT fingerprint, sum(events) AS events, arraySort(groupUniqArrayArray(releases)) AS releases"
+        f"   FROM {db}.error_groups WHERE fingerprint IN {{fps:Array(String)}} GROUP BY fingerprint) AS g"
+        f" FULL OUTER JOIN (SELECT * FROM {db}.issue_status FINAL WHERE fingerprint IN {{fps:Array(String)}}) AS s"
+        "   ON s.fingerprint = g.fingerprint",
+        parameters={"fps": fingerprints},
+    ).result_rows
+    out: dict[str, dict[str, Any]] = {}
+    for fp, status, assignee, note, until, until_n, baseline, next_rel, rel_rel, events, releases, recorded, seen in rows:
+        out[fp] = {
+            "status": status if recorded else "new", "assignee": assignee or "", "note": note or "",
+            "ignore_until": until, "ignore_until_events": until_n, "ignore_events_baseline": baseline,
+            "resolved_in_next_release": bool(next_rel), "resolved_releases": list(rel_rel or []),
+            "events": int(events or 0), "releases": list(releases or []), "seen": bool(seen),
+        }
+    return out
