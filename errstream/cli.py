@@ -14,6 +14,7 @@ from rich.console import Console
 
 from errstream.alerts_cli import alerts_app
 from errstream.issue_cli import issue_app
+from errstream.web.cli import web_app
 from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(web_app, name="web")
 console = Console()
 
 

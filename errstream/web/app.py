@@ -1,0 +1,103 @@
+"""``errstream web``: the FastAPI application, its lifespan and the uvicorn configuration.
+
+FastAPI rather than bare Starlette (which it is built on, so the gateway's stack and
+uvicorn stay the same): the REST API's parameters and responses are pydantic models,
+and FastAPI turns them into validation (a clear 422) and the OpenAPI schema the API is
+documented by (``/api/v1/openapi.json``, browsable at ``/api/v1/docs`` without any CDN:
+the page there is our own, plain HTML).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.live import AlertFeed
+from errstream.web.state import WebState
+from errstream_core.settings import Settings
+from producers.issue_status import StatusPublisher
+
+log = logging.getLogger("errstream.web")
+HERE = Path(__file__).parent
+
+
+class NeedLogin(Exception):
+    """A page asked for without a session: the browser is sent to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def create_app(settings: Settings, client: Any = None, live: bool = True) -> FastAPI:
+    from errstream.web import api, pages
+
+    if client is None:
+        from sinks.clickhouse_client import connect
+
+        client = connect(settings)
+    state = WebState(
+        settings=settings, client=client, tokens=TokenStore(settings.tokens_path),
+        sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
+        publisher=StatusPublisher(settings),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if live:
+            state.feed = AlertFeed(settings, on_new_issue=state.apply_ownership)
+            task = asyncio.create_task(state.feed.run())
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await state.publisher.stop()
+
+    app = FastAPI(title="errstream", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url="/api/v1/openapi.json",
+                  description="Issues, events, alerts and chains from ClickHouse; changes go to the issue-status "
+                              "topic. Authenticate with `Authorization: Bearer <token>` (errstream web token create).")
+    app.state.web = state
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(NeedLogin)
+    async def need_login(request: Request, exc: NeedLogin) -> RedirectResponse:
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        feed = state.feed
+        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set())})
+
+    return app
+
+
+def server_config(settings: Settings, host: str | None = None, port: int | None = None, app: Any = None) -> Any:
+    """The uvicorn configuration ``errstream web`` runs (loopback unless ERRSTREAM_WEB_HOST says otherwise)."""
+    import uvicorn
+
+    return uvicorn.Config(app or create_app(settings), host=host or settings.web_host, port=port or settings.web_port,
+                          log_level="warning", access_log=False, server_header=False)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.Server(server_config(settings, host, port)).run()
