@@ -246,3 +246,27 @@ def test_new_issue_is_assigned_by_the_ownership_rules(web_env: WebEnv) -> None:
     got = wait_for(lambda: state(web_env, fp("F")), lambda s: s is not None and s[2] == "#identity", 60,
                    "the owner from the rules", diagnostics=web_env.notify.output)
     assert got[0] == "ignored" and got[1] == "ownership-rules" and got[3] == "assign"  # status kept
+
+
+def test_every_page_renders_for_a_viewer_without_actions(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    ev = api(web_env).get(f"/api/v1/issues/{fp('B')}/events", params={"limit": 1}).json()["events"][0]
+    pages = {
+        "/": ["Top issues", "KeyError: &#39;cart_id&#39;", "<svg"],
+        "/issues?status=&sort=events": ["table class=\"stream\"", "UserWarning: deprecated flag"],
+        f"/issues/{fp('B')}": ["OperationalError: database timeout", "billing.db", "investigating"],
+        f"/events/{ev['event_id']}": ["OperationalError", "charge", ev["event_id"]],
+        "/chains": ["root cause", "billing"],
+        "/alerts": ["spike", "300 events/h vs baseline 20"],
+        "/settings": ["Ownership rules", "auth.*", "#identity"],
+    }
+    for path, expected in pages.items():
+        r = c.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+        for text in expected:
+            assert text in r.text, (path, text)
+        assert "cdn" not in r.text.lower() and "https://" not in r.text  # nothing fetched from the internet
+    assert 'value="resolve"' not in c.get(f"/issues/{fp('B')}").text  # a viewer sees no action buttons
+    assert c.post(f"/issues/{fp('B')}/action", data={"action": "resolve"}).status_code == 403
+    assert c.get(f"/issues/{uuid.uuid4().hex}").status_code == 404
+    assert c.get("/events/not-a-uuid").status_code == 404
