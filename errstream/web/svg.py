@@ -8,8 +8,6 @@ from html import escape
 
 from markupsafe import Markup
 
-LEVEL_COLORS = {"critical": "#c62828", "error": "#ef6c00", "warning": "#f9a825", "info": "#1e88e5",
-                "debug": "#90a4ae"}
 
 
 def sparkline(values: Sequence[int], width: int = 120, height: int = 24, label: str = "") -> Markup:
@@ -78,6 +76,6 @@ def stacked_levels(series: Sequence[tuple[datetime, str, int]], width: int = 360
         y = height - stacks[i] - h
         stacks[i] += h
         out.append(f'<rect x="{i * step:.1f}" y="{y:.1f}" width="{max(step - 0.5, 0.8):.1f}" height="{h:.1f}" '
-                   f'fill="{LEVEL_COLORS.get(level, "#999")}"><title>{t:%H:%M} {escape(level)}: {n:,}</title></rect>')
+                   f'class="lv-{escape(level)}"><title>{t:%H:%M} {escape(level)}: {n:,}</title></rect>')
     out.append("</svg>")
     return Markup("".join(out))

@@ -16,9 +16,11 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from errstream.web.app import create_app, server_config
 from schemas.alerts import AlertEvent
 from tests.e2e.analytics.data import fp
 from tests.e2e.web.conftest import WebEnv
+from tests.support.asgi import serving
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -96,17 +98,18 @@ def test_browser_session_needs_csrf_on_every_change(web_env: WebEnv) -> None:
 
 
 def test_login_is_rate_limited_per_client(web_env: WebEnv) -> None:
-    from errstream.web.auth import LoginLimiter
-
-    w = httpx.Client(base_url=web_env.url, timeout=30)
-    # the module's app allows 600/min; exercise a strict limiter the same way the app does
-    limiter = LoginLimiter(per_minute=6, burst=3)
-    assert [limiter.wait_seconds("10.0.0.1") == 0 for _ in range(4)] == [True, True, True, False]
-    assert limiter.wait_seconds("10.0.0.2") == 0  # per client
-    form = w.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-    bad = w.post("/login", data={"csrf_token": token, "token": "est_0000_guess"})
-    assert bad.status_code == 401 and "not valid" in bad.text
+    strict = web_env.settings.model_copy(update={"web_login_per_minute": 3.0})  # burst 5, then 1 per 20 s
+    with serving(lambda port: server_config(strict, "127.0.0.1", port, app=create_app(strict, live=False)),
+                 "strict-web") as url:
+        c = httpx.Client(base_url=url, timeout=30)
+        form = c.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        codes = [c.post("/login", data={"csrf_token": token, "token": "est_0000_guess"}).status_code
+                 for _ in range(6)]
+        assert codes == [401] * 5 + [429]
+        limited = c.post("/login", data={"csrf_token": token, "token": web_env.tokens["member"]})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1  # even the right token waits
+        assert "Too many attempts" in limited.text
 
 
 def test_filters_sorts_and_counts(web_env: WebEnv) -> None:

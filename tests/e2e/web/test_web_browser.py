@@ -13,6 +13,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -34,7 +35,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[object]:
+def browser(tmp_path: Path) -> Iterator[Any]:
     from selenium.webdriver.chrome.service import Service as DriverService
 
     opts = webdriver.ChromeOptions()
@@ -57,56 +58,56 @@ def shots(tmp_path: Path) -> Path:
     return root
 
 
-def test_triage_in_a_real_browser(web_env: WebEnv, browser: object, shots: Path) -> None:
+def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) -> None:
     d = browser  # selenium WebDriver
-    wait = WebDriverWait(d, 30)  # type: ignore[arg-type]
+    wait = WebDriverWait(d, 30)
 
     def shot(name: str) -> None:
         path = shots / f"{name}.png"
-        d.save_screenshot(str(path))  # type: ignore[attr-defined]
+        d.save_screenshot(str(path))
         print(f"screenshot: {path}")
 
     # 1. no session: the login form; a wrong token is refused, the member's token lets alice in
-    d.get(f"{web_env.url}/issues")  # type: ignore[attr-defined]
-    assert "/login" in d.current_url  # type: ignore[attr-defined]
-    d.find_element(By.ID, "token").send_keys("est_0000_wrong")  # type: ignore[attr-defined]
-    d.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+    d.get(f"{web_env.url}/issues")
+    assert "/login" in d.current_url
+    d.find_element(By.ID, "token").send_keys("est_0000_wrong")
+    d.find_element(By.ID, "login").click()
     wait.until(lambda drv: "not valid" in drv.page_source)
-    d.find_element(By.ID, "token").send_keys(web_env.tokens["member"])  # type: ignore[attr-defined]
-    d.find_element(By.ID, "login").click()  # type: ignore[attr-defined]
+    d.find_element(By.ID, "token").send_keys(web_env.tokens["member"])
+    d.find_element(By.ID, "login").click()
     wait.until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "table.stream"))
     shot("1-issue-stream")
-    titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "table.stream a.title")]  # type: ignore[attr-defined]
+    titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "table.stream a.title")]
     assert "OperationalError: database timeout" in titles  # billing's open critical issue
     assert "UserWarning: deprecated flag" not in titles  # ignored: not in the default (open) stream
 
     # 2. filter: service checkout, level error
-    Select(d.find_element(By.ID, "f-service")).select_by_visible_text("checkout")  # type: ignore[attr-defined]
-    Select(d.find_element(By.ID, "f-level")).select_by_visible_text("error")  # type: ignore[attr-defined]
-    d.find_element(By.ID, "apply").click()  # type: ignore[attr-defined]
+    Select(d.find_element(By.ID, "f-service")).select_by_visible_text("checkout")
+    Select(d.find_element(By.ID, "f-level")).select_by_visible_text("error")
+    d.find_element(By.ID, "apply").click()
     wait.until(lambda drv: "service=checkout" in drv.current_url)
-    titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "table.stream a.title")]  # type: ignore[attr-defined]
+    titles = [e.text for e in d.find_elements(By.CSS_SELECTOR, "table.stream a.title")]
     assert set(titles) == {"KeyError: 'cart_id'", "ConnectionError: payments gateway", "ValueError: bad amount"}
     shot("2-filtered")
 
     # 3. open the issue and read its stack trace
-    d.find_element(By.LINK_TEXT, "KeyError: 'cart_id'").click()  # type: ignore[attr-defined]
+    d.find_element(By.LINK_TEXT, "KeyError: 'cart_id'").click()
     wait.until(lambda drv: drv.find_elements(By.ID, "stacktrace"))
-    trace = d.find_element(By.ID, "stacktrace").text  # type: ignore[attr-defined]
+    trace = d.find_element(By.ID, "stacktrace").text
     assert "KeyError: 'cart_id'" in trace
     assert "checkout.cart" in trace and "load_cart" in trace and "in app" in trace
-    assert d.find_element(By.ID, "issue-status").text == "new"  # type: ignore[attr-defined]
+    assert d.find_element(By.ID, "issue-status").text == "new"
     shot("3-issue-page")
 
     # 4. resolve it: the page says so at once, and ClickHouse records it (topic → status sink)
-    d.find_element(By.ID, "resolve").click()  # type: ignore[attr-defined]
+    d.find_element(By.ID, "resolve").click()
     wait.until(lambda drv: "Issue resolved." in drv.page_source)
-    assert d.find_element(By.ID, "issue-status").text == "resolved"  # type: ignore[attr-defined]
+    assert d.find_element(By.ID, "issue-status").text == "resolved"
     shot("4-resolved")
 
     def recorded() -> str:
-        d.refresh()  # type: ignore[attr-defined]
-        return d.find_element(By.ID, "history").text  # type: ignore[attr-defined,no-any-return]
+        d.refresh()
+        return str(d.find_element(By.ID, "history").text)
 
     history = wait_for(recorded, lambda text: "resolved" in text and "alice" in text, 60,
                        "the resolution in the issue's history", diagnostics=web_env.notify.output)
@@ -114,7 +115,7 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: object, shots: Path)
     shot("5-history")
 
     # 5. a new alert appears on the open alerts page without a reload
-    d.get(f"{web_env.url}/alerts")  # type: ignore[attr-defined]
+    d.get(f"{web_env.url}/alerts")
     wait.until(lambda drv: drv.find_elements(By.ID, "alerts-feed"))
     time.sleep(1.0)  # let EventSource connect (the page itself is already loaded)
     alert = AlertEvent(kind="new_issue", severity="critical", dedup_key="new:live", service="billing",
@@ -130,10 +131,10 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: object, shots: Path)
 
     sent = time.monotonic()
     asyncio.run(publish())
-    WebDriverWait(d, 20, poll_frequency=0.05).until(  # type: ignore[arg-type]
+    WebDriverWait(d, 20, poll_frequency=0.05).until(
         lambda drv: "Live: card processor down" in drv.find_element(By.ID, "alerts-feed").text)
     latency = time.monotonic() - sent
     print(f"live alert shown {latency:.2f} s after it was published")
     shot("6-live-alert")
-    assert d.find_elements(By.CSS_SELECTOR, "#alerts-feed tr.live-alert")  # type: ignore[attr-defined]
+    assert d.find_elements(By.CSS_SELECTOR, "#alerts-feed tr.live-alert")
     assert latency < 5.0  # goal 2 s; generous on the loaded test machine
