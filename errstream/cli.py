@@ -213,6 +213,14 @@ def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0,
         typer.echo(line)
 
 
+@bench_app.command("web")
+def bench_web(events: int = 1_000_000, raw: int = 200_000, groups: int = 5_000, requests: int = 100) -> None:
+    """Issue stream and issue page API latency (p50/p95) over a generated history, on its own embedded ClickHouse."""
+    from bench.web import run_web_bench
+
+    run_web_bench(events, raw, groups, requests, out=typer.echo)
+
+
 @bench_app.command("spikes")
 def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1) -> None:
     """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -252,6 +253,19 @@ LEFT JOIN (SELECT fingerprint, assignee, ignore_until, ignore_until_events, igno
   ON s.fingerprint = g.fingerprint
 """
 
+# Raw events of one issue: its services (from error_groups) narrow error_events' primary key (service, fingerprint).
+_OF_ISSUE = ("service IN (SELECT arrayJoin(services) FROM {db}.error_groups WHERE fingerprint = {fp:String})"
+             " AND fingerprint = {fp:String}")
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="issue-queries")
+    return _POOL
+
+
 _SORT_KEY = {
     "last_seen": "toInt64(toUnixTimestamp64Milli(last_seen))",
     "first_seen": "toInt64(toUnixTimestamp64Milli(first_seen))",
@@ -367,22 +381,28 @@ class IssueQueries:
             events=int(r["events"]), users=int(r["users"]),
         )
 
-    def _add_counts(self, issues: list[IssueSummary]) -> None:
-        """24 h / 14 d true counts and sparkline series for one page of issues, from error_counts_1h."""
-        if not issues:
-            return
-        now_hour = self._now().replace(minute=0, second=0, microsecond=0)
-        today = now_hour.replace(hour=0)
-        first_day = today - timedelta(days=13)
+    def _hourly(self, fingerprints: list[str]) -> dict[str, dict[datetime, int]]:
+        """True counts per hour of these issues over the last 14 days (error_counts_1h)."""
+        first_day = self._now().replace(minute=0, second=0, microsecond=0, hour=0) - timedelta(days=13)
         rows = self.client.query(
             f"SELECT fingerprint, hour, sum(events) FROM {self.db}.error_counts_1h"
             " WHERE hour >= {start:DateTime('UTC')} AND fingerprint IN {fps:Array(String)}"
             " GROUP BY fingerprint, hour",
-            parameters={"start": _naive(first_day), "fps": [i.fingerprint for i in issues]},
+            parameters={"start": _naive(first_day), "fps": fingerprints},
         ).result_rows
         hourly: dict[str, dict[datetime, int]] = {}
         for fp, hour, n in rows:
-            hourly.setdefault(fp, {})[utc(hour)] = int(n)  # type: ignore[index]
+            hourly.setdefault(fp, {})[ts(hour)] = int(n)
+        return hourly
+
+    def _add_counts(self, issues: list[IssueSummary]) -> None:
+        """24 h / 14 d true counts and sparkline series for one page of issues."""
+        if issues:
+            self._fill_counts(issues, self._hourly([i.fingerprint for i in issues]))
+
+    def _fill_counts(self, issues: list[IssueSummary], hourly: dict[str, dict[datetime, int]]) -> None:
+        now_hour = self._now().replace(minute=0, second=0, microsecond=0)
+        first_day = now_hour.replace(hour=0) - timedelta(days=13)
         for issue in issues:
             cells = hourly.get(issue.fingerprint, {})
             issue.series_24h = [cells.get(now_hour - timedelta(hours=23 - k), 0) for k in range(24)]
@@ -397,22 +417,31 @@ class IssueQueries:
 
     # --- one issue ----------------------------------------------------------------------------
     def issue(self, fingerprint: str) -> IssueDetail | None:
-        rows = self._rows(
-            f"SELECT * FROM ({_STATE.replace('{only}', ' WHERE fingerprint = {fp:String}')}) AS i"
-            " WHERE i.fingerprint = {fp:String}", fp=fingerprint,
+        """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
+        in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
+        pool = _pool()
+        state = pool.submit(self._rows, f"SELECT * FROM ({_STATE.replace('{only}', ' WHERE fingerprint = {fp:String}')})"
+                            " AS i WHERE i.fingerprint = {fp:String}", fp=fingerprint)
+        counts = pool.submit(self._hourly, [fingerprint])
+        ends = pool.submit(
+            self._rows,
+            "SELECT argMin(release, timestamp) AS first_release, argMax(release, timestamp) AS last_release,"
+            " toString(argMax(event_id, timestamp)) AS latest FROM {db}.error_events"
+            f" WHERE {_OF_ISSUE}", fp=fingerprint,
         )
+        history = pool.submit(self.history, fingerprint)
+        tags = pool.submit(self.top_tags, fingerprint)
+        alerts = pool.submit(self.alerts, fingerprint, 20)
+        chains = pool.submit(self.chains, fingerprint, 10)
+        rows = state.result()
         if not rows:
+            for f in (counts, ends, history, tags, alerts, chains):
+                f.result()
             return None
         r = rows[0]
         base = self._summary(r)
-        self._add_counts([base])
-        services = list(r["services"])
-        ends = self._rows(
-            "SELECT argMin(release, timestamp) AS first_release, argMax(release, timestamp) AS last_release,"
-            " toString(argMax(event_id, timestamp)) AS latest FROM {db}.error_events"
-            " WHERE service IN {svcs:Array(String)} AND fingerprint = {fp:String}", svcs=services, fp=fingerprint,
-        )
-        e = ends[0] if ends else {}
+        self._fill_counts([base], counts.result())
+        e = (ends.result() or [{}])[0]
         latest = e.get("latest")
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
@@ -422,10 +451,10 @@ class IssueQueries:
             raw_status=r["raw_status"], status_changed_at=utc(r["status_changed_at"]),
             ignore_until=utc(r["ignore_until"]), ignore_until_events=r["ignore_until_events"],
             resolved_in_next_release=bool(r["resolved_in_next_release"]),
-            history=self.history(fingerprint), tags=self.top_tags(fingerprint, services),
+            history=history.result(), tags=tags.result(),
             timeline_24h=[(now_hour - timedelta(hours=23 - k), n) for k, n in enumerate(base.series_24h)],
             timeline_14d=[(first_day + timedelta(days=k), n) for k, n in enumerate(base.series_14d)],
-            alerts=self.alerts(fingerprint=fingerprint, limit=20), chains=self.chains(fingerprint=fingerprint, limit=10),
+            alerts=alerts.result(), chains=chains.result(),
             latest_event_id=latest if latest and latest != "00000000-0000-0000-0000-000000000000" else None,
         )
 
@@ -437,7 +466,7 @@ class IssueQueries:
         )
         return [StatusChangeRow(**{**x, "changed_at": utc(x["changed_at"])}) for x in rows]
 
-    def top_tags(self, fingerprint: str, services: list[str], per_tag: int = 5) -> dict[str, list[TagValue]]:
+    def top_tags(self, fingerprint: str, per_tag: int = 5) -> dict[str, list[TagValue]]:
         """Top values per tag over the issue's stored events; environment, release, server and service too."""
         rows = self._rows(
             "SELECT k, v, count() AS n FROM {db}.error_events"
@@ -445,9 +474,9 @@ class IssueQueries:
             "   arrayMap(x -> toString(x), mapKeys(tags))) AS k,"
             "   arrayConcat([toString(environment), toString(release), toString(server_name), toString(service)],"
             "   mapValues(tags)) AS v"
-            " WHERE service IN {svcs:Array(String)} AND fingerprint = {fp:String} AND v != ''"
+            f" WHERE {_OF_ISSUE} AND v != ''"
             " GROUP BY k, v ORDER BY k, n DESC, v LIMIT {per:UInt32} BY k",
-            svcs=services, fp=fingerprint, per=per_tag,
+            fp=fingerprint, per=per_tag,
         )
         out: dict[str, list[TagValue]] = {}
         for x in rows:
@@ -456,9 +485,8 @@ class IssueQueries:
 
     def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
         limit = max(1, min(limit, MAX_LIMIT))
-        svcs = self._services(fingerprint)
-        where = ["service IN {svcs:Array(String)}", "fingerprint = {fp:String}"]
-        params: dict[str, Any] = {"svcs": svcs, "fp": fingerprint, "lim": limit + 1}
+        where = [_OF_ISSUE]
+        params: dict[str, Any] = {"fp": fingerprint, "lim": limit + 1}
         if cursor:
             c = decode_cursor(cursor)
             if not isinstance(c.get("t"), int) or not isinstance(c.get("e"), str):
@@ -478,13 +506,6 @@ class IssueQueries:
                   for x in rows]
         nxt = encode_cursor({"t": int(rows[-1]["ms"]), "e": rows[-1]["event_id"]}) if more else None
         return EventPage(events=events, next_cursor=nxt)
-
-    def _services(self, fingerprint: str) -> list[str]:
-        rows = self.client.query(
-            f"SELECT arraySort(groupUniqArrayArray(services)) FROM {self.db}.error_groups"
-            " WHERE fingerprint = {fp:String}", parameters={"fp": fingerprint},
-        ).result_rows
-        return list(rows[0][0]) if rows else []
 
     def event(self, event_id: str) -> EventDetail | None:
         rows = self._rows(

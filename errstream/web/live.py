@@ -34,6 +34,7 @@ class AlertFeed:
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.connected = asyncio.Event()
         self.received = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
@@ -94,7 +95,13 @@ class AlertFeed:
         self.received += 1
         self.publish(orjson.loads(alert.model_dump_json()))
         if alert.kind == "new_issue" and alert.fingerprint and self.on_new_issue is not None:
-            try:
-                await self.on_new_issue(alert)
-            except Exception as exc:  # ownership is best effort; the alert was delivered
-                log.warning("web: ownership rules for %s failed: %s", alert.fingerprint, exc)
+            task = asyncio.create_task(self._new_issue(alert))  # may wait for the sink; never holds the feed up
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _new_issue(self, alert: AlertEvent) -> None:
+        assert self.on_new_issue is not None
+        try:
+            await self.on_new_issue(alert)
+        except Exception as exc:  # ownership is best effort; the alert was delivered
+            log.warning("web: ownership rules for %s failed: %s", alert.fingerprint, exc)

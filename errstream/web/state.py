@@ -28,6 +28,7 @@ from schemas.issue_status import IssueStatusChange
 
 log = logging.getLogger("errstream.web")
 PENDING_SECONDS = 120.0
+FACTS_WAIT_SECONDS = 15.0
 
 
 @dataclass
@@ -87,7 +88,14 @@ class WebState:
     def _facts(self, alert: AlertEvent) -> IssueFacts:
         """The new issue's trigger event (if already stored), else what the alert itself says."""
         facts = IssueFacts(service=alert.service)
-        detail = self.queries.event(str(alert.trigger_event_id)) if alert.trigger_event_id else None
+        detail = None
+        deadline = time.monotonic() + FACTS_WAIT_SECONDS  # the sink may store the event a moment after the alert
+        while alert.trigger_event_id and detail is None:
+            detail = self.queries.event(str(alert.trigger_event_id))
+            if detail is None and time.monotonic() > deadline:
+                break
+            if detail is None:
+                time.sleep(1.0)
         if detail is not None:
             facts.tags = detail.tags
             for exc in detail.exceptions:

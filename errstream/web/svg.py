@@ -9,7 +9,6 @@ from html import escape
 from markupsafe import Markup
 
 
-
 def sparkline(values: Sequence[int], width: int = 120, height: int = 24, label: str = "") -> Markup:
     """Columns, one per value; the tallest fills the height."""
     n = max(len(values), 1)
