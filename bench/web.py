@@ -112,7 +112,7 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
                 ("issue page: /issues/{fp}", lambda i: f"/api/v1/issues/{picks[i]}"),
                 ("issue page: its events", lambda i: f"/api/v1/issues/{picks[i]}/events?limit=25"),
             ]
-            for name, fn in cases:  # one warm-up each (connection, caches of the first query)
+            for _, fn in cases:  # one warm-up each (connection, caches of the first query)
                 c.get(fn(0))
             timings = [Timing(name, _time(c, fn, requests)) for name, fn in cases]
         out(f"web API latency over HTTP ({requests} requests each, one client, loopback):")

@@ -13,16 +13,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
 from errstream.web.live import AlertFeed
-from errstream.web.state import WebState
+from errstream.web.state import Unavailable, WebState
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
 
@@ -40,12 +42,8 @@ class NeedLogin(Exception):
 def create_app(settings: Settings, client: Any = None, live: bool = True) -> FastAPI:
     from errstream.web import api, pages
 
-    if client is None:
-        from sinks.clickhouse_client import connect
-
-        client = connect(settings)
     state = WebState(
-        settings=settings, client=client, tokens=TokenStore(settings.tokens_path),
+        settings=settings, client_or_none=client, tokens=TokenStore(settings.tokens_path),
         sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
         publisher=StatusPublisher(settings),
     )
@@ -80,12 +78,30 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
 
         return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
 
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> Response:
+        return _problem(request, 503, str(exc))
+
+    @app.exception_handler(ClickHouseError)
+    async def clickhouse_down(request: Request, exc: ClickHouseError) -> Response:
+        # One line, no traceback: an unreachable or failing ClickHouse is an outage, not a bug of this request.
+        log.warning("web: ClickHouse query failed for %s: %s", request.url.path, str(exc).splitlines()[0][:300])
+        return _problem(request, 503, "ClickHouse is not answering; try again shortly")
+
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         feed = state.feed
         return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set())})
 
     return app
+
+
+def _problem(request: Request, status: int, detail: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": "5"})
+    return HTMLResponse(f"<!doctype html><title>errstream</title><h1>{escape(detail)}</h1>"
+                        '<p><a href="">Reload</a></p>', status_code=status,
+                        headers={"Retry-After": "5"})
 
 
 def server_config(settings: Settings, host: str | None = None, port: int | None = None, app: Any = None) -> Any:

@@ -8,6 +8,7 @@ change shows it before the status sink has written it to ClickHouse.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,19 +29,33 @@ from schemas.issue_status import IssueStatusChange
 
 log = logging.getLogger("errstream.web")
 PENDING_SECONDS = 120.0
+PUBLISH_TIMEOUT = 15.0
+
+
+class Unavailable(Exception):
+    """A backing service (Kafka, ClickHouse) is unreachable: the caller gets 503 and the same request may be retried."""
 FACTS_WAIT_SECONDS = 15.0
 
 
 @dataclass
 class WebState:
     settings: Settings
-    client: Any  # clickhouse-connect client (thread-safe: no session id)
+    client_or_none: Any  # clickhouse-connect client (thread-safe: no session id); None = connect on first use
     tokens: TokenStore
     sessions: Sessions
     limiter: LoginLimiter
     publisher: StatusPublisher
     feed: AlertFeed | None = None
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
+
+    @property
+    def client(self) -> Any:
+        """The ClickHouse client, connected on first use: the app starts (and answers 503) while ClickHouse is down."""
+        if self.client_or_none is None:
+            from sinks.clickhouse_client import connect
+
+            self.client_or_none = connect(self.settings)  # raises a ClickHouseError while unreachable
+        return self.client_or_none
 
     @property
     def queries(self) -> IssueQueries:
@@ -53,7 +68,12 @@ class WebState:
                 st = states.setdefault(fp, {})
                 st.update(change.model_dump(), events=st.get("events", 0), releases=st.get("releases", []))
         changes = plan_changes(request, states, who.name)
-        await self.publisher.publish(changes)
+        try:
+            await asyncio.wait_for(self.publisher.publish(changes), PUBLISH_TIMEOUT)
+        except Exception as exc:
+            await self.publisher.stop()  # start afresh next time
+            log.warning("web: could not publish to %s: %s", self.settings.topic_issue_status, exc or type(exc).__name__)
+            raise Unavailable("Kafka is not reachable: nothing was changed; try again") from None
         now = time.monotonic()
         for c in changes:
             self.pending[c.fingerprint] = (now, c)

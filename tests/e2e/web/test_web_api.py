@@ -273,3 +273,24 @@ def test_every_page_renders_for_a_viewer_without_actions(web_env: WebEnv) -> Non
     assert c.post(f"/issues/{fp('B')}/action", data={"action": "resolve"}).status_code == 403
     assert c.get(f"/issues/{uuid.uuid4().hex}").status_code == 404
     assert c.get("/events/not-a-uuid").status_code == 404
+
+
+def test_unreachable_clickhouse_or_kafka_is_a_503_not_a_crash(web_env: WebEnv) -> None:
+    from errstream.local.process import free_port
+
+    no_ch = web_env.settings.model_copy(update={"clickhouse_url": f"http://127.0.0.1:{free_port()}"})
+    with serving(lambda port: server_config(no_ch, "127.0.0.1", port, app=create_app(no_ch, live=False)),
+                 "web-without-clickhouse") as url:  # starts although ClickHouse is down
+        c = httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {web_env.tokens['member']}"})
+        r = c.get("/api/v1/issues")
+        assert r.status_code == 503 and "ClickHouse" in r.json()["detail"] and r.headers["retry-after"] == "5"
+        assert c.get("/api/v1/me").status_code == 200  # auth does not need ClickHouse
+
+    no_kafka = web_env.settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
+    with serving(lambda port: server_config(no_kafka, "127.0.0.1", port, app=create_app(no_kafka, live=False)),
+                 "web-without-kafka") as url:
+        c = httpx.Client(base_url=url, timeout=90, headers={"Authorization": f"Bearer {web_env.tokens['member']}"})
+        assert c.get("/api/v1/issues").status_code == 200  # reads work without Kafka
+        r = c.post(f"/api/v1/issues/{fp('D')}/actions", json={"action": "reopen"})
+        assert r.status_code == 503 and "nothing was changed" in r.json()["detail"]
+    assert state(web_env, fp("D"))[0] == "resolved"
