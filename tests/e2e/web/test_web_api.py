@@ -294,3 +294,22 @@ def test_unreachable_clickhouse_or_kafka_is_a_503_not_a_crash(web_env: WebEnv) -
         r = c.post(f"/api/v1/issues/{fp('D')}/actions", json={"action": "reopen"})
         assert r.status_code == 503 and "nothing was changed" in r.json()["detail"]
     assert state(web_env, fp("D"))[0] == "resolved"
+
+
+def test_bulk_form_on_the_stream(web_env: WebEnv) -> None:
+    c, csrf = login(web_env, "member")
+    back = "/issues?service=auth"
+    r = c.post("/issues/bulk", data={"csrf_token": csrf, "back": back, "action": "investigate",
+                                     "fp": [fp("C"), fp("F")], "note": "triage"})
+    assert r.status_code == 303 and r.headers["location"].startswith(back + "&msg=2+issues+under+investigation")
+    page = c.get(r.headers["location"]).text
+    assert "2 issues under investigation." in page
+    for target in (fp("C"), fp("F")):
+        wait_for(lambda t=target: state(web_env, t), lambda s: s is not None and s[0] == "investigating", 60,
+                 "the bulk change in issue_status")
+        assert state(web_env, target)[1] == "alice"
+    nothing = c.post("/issues/bulk", data={"csrf_token": csrf, "back": back, "action": "resolve"})
+    assert "Select+issues+first" in nothing.headers["location"]
+    evil = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "https://evil.example/", "action": "resolve",
+                                        "fp": [fp("C")], "ignore_minutes": "x"})
+    assert evil.headers["location"].startswith("/?msg=")  # never redirected off-site
