@@ -90,8 +90,14 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) ->
     assert set(titles) == {"KeyError: 'cart_id'", "ConnectionError: payments gateway", "ValueError: bad amount"}
     shot("2-filtered")
 
-    # 3. open the issue and read its stack trace
-    d.find_element(By.LINK_TEXT, "KeyError: 'cart_id'").click()
+    # 3. open the issue with the keyboard (j moves down the stream, o opens) and read its stack trace
+    body = d.find_element(By.TAG_NAME, "body")
+    target = titles.index("KeyError: 'cart_id'")
+    for _ in range(target + 1):
+        body.send_keys("j")
+    current = d.find_element(By.CSS_SELECTOR, "table.stream tr.cur a.title")
+    assert current.text == "KeyError: 'cart_id'"
+    body.send_keys("o")
     wait.until(lambda drv: drv.find_elements(By.ID, "stacktrace"))
     trace = d.find_element(By.ID, "stacktrace").text
     assert "KeyError: 'cart_id'" in trace
