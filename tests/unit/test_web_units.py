@@ -119,3 +119,27 @@ def test_cursors_round_trip_and_garbage_is_a_bad_query() -> None:
             continue
         with pytest.raises(BadQuery):
             decode_cursor(junk)
+
+
+def test_token_create_prints_the_token_once_and_stores_its_hash(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ERRSTREAM_HOME": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "errstream.cli", "web", "token", *args], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    made = cli("create", "--role", "member", "--name", "ana")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert token.startswith("est_") and "\n" not in token
+    who = TokenStore(tmp_path / "web-tokens.json").verify(token)
+    assert who is not None and (who.name, who.role) == ("ana", "member")
+    listed = cli("list")
+    assert "ana" in listed.stdout and "member" in listed.stdout and token not in listed.stdout
+    assert cli("create", "--role", "owner").returncode == 2
+    assert cli("revoke", who.token_id).returncode == 0
+    assert TokenStore(tmp_path / "web-tokens.json").verify(token) is None
