@@ -15,6 +15,7 @@ distribution. Prints p50/p95/max per endpoint, in milliseconds.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -115,7 +116,9 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
             for _, fn in cases:  # one warm-up each (connection, caches of the first query)
                 c.get(fn(0))
             timings = [Timing(name, _time(c, fn, requests)) for name, fn in cases]
-        out(f"web API latency over HTTP ({requests} requests each, one client, loopback):")
+        load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+        out(f"web API latency over HTTP ({requests} requests each, one client, loopback; "
+            f"{os.cpu_count()} CPUs, load average {load} at the end):")
         for t in timings:
             out(t.line())
         return timings
