@@ -60,7 +60,8 @@ def render(request: Request, name: str, who: Principal | None, session: Session 
 
 # --- login / logout ----------------------------------------------------------------------------
 def _safe_next(url: str | None) -> str:
-    return url if url and url.startswith("/") and not url.startswith("//") else "/"
+    # Only paths of this site: "//host" and "/\\host" are other sites to a browser.
+    return url if url and url.startswith("/") and not url.startswith(("//", "/\\")) and "\n" not in url else "/"
 
 
 @router.get("/login")

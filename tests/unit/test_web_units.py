@@ -143,3 +143,11 @@ def test_token_create_prints_the_token_once_and_stores_its_hash(tmp_path: Path) 
     assert cli("create", "--role", "owner").returncode == 2
     assert cli("revoke", who.token_id).returncode == 0
     assert TokenStore(tmp_path / "web-tokens.json").verify(token) is None
+
+
+def test_redirects_after_login_and_actions_stay_on_this_site() -> None:
+    from errstream.web.pages import _safe_next
+
+    assert _safe_next("/issues?status=open") == "/issues?status=open"
+    for evil in ("//evil.example", "/\\evil.example", "https://evil.example", "evil", "", None, "/x\nLocation: y"):
+        assert _safe_next(evil) == "/"
