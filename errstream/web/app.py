@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from html import escape
 from pathlib import Path
@@ -82,10 +83,15 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     async def unavailable(request: Request, exc: Unavailable) -> Response:
         return _problem(request, 503, str(exc))
 
+    last_ch_warning = [0.0]
+
     @app.exception_handler(ClickHouseError)
     async def clickhouse_down(request: Request, exc: ClickHouseError) -> Response:
-        # One line, no traceback: an unreachable or failing ClickHouse is an outage, not a bug of this request.
-        log.warning("web: ClickHouse query failed for %s: %s", request.url.path, str(exc).splitlines()[0][:300])
+        # One line per outage (at most one per 30 s), no traceback: it is an outage, not a bug of this request.
+        now = time.monotonic()
+        if now - last_ch_warning[0] > 30:
+            last_ch_warning[0] = now
+            log.warning("web: ClickHouse query failed (%s): %s", request.url.path, str(exc).splitlines()[0][:300])
         return _problem(request, 503, "ClickHouse is not answering; try again shortly")
 
     @app.get("/healthz", include_in_schema=False)
@@ -116,4 +122,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiokafka logs every failed connection attempt; the alerts feed and the publisher log state changes once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    for noisy in ("urllib3", "clickhouse_connect"):  # their retries are reported by the 503 handler's own line
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     uvicorn.Server(server_config(settings, host, port)).run()
