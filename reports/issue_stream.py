@@ -231,7 +231,7 @@ def decode_cursor(text: str) -> dict[str, Any]:
 
 
 # The issue's state: the fold of error_groups (v_error_groups) plus the latest workflow record's extra fields.
-_STATE = """
+STATE_SQL = """
 SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,
        toString(g.worst_level) AS level, g.first_seen AS first_seen, g.last_seen AS last_seen,
        g.events AS events, g.stored AS stored, g.users AS users, g.services AS services,
@@ -311,17 +311,28 @@ class IssueQueries:
                 raise BadQuery("cursor belongs to another sort or is not one this API returned")
             where.append(f"({key} < {{ck:Int64}} OR ({key} = {{ck:Int64}} AND i.fingerprint > {{cf:String}}))")
             params.update(ck=c["k"], cf=c["f"])
+        # Rank first, reading only what the filters and the sort need (unused columns of the view, such as the
+        # user-set merges, are not computed); then the page's full rows and its counts, at once.
         sql = (
-            f"SELECT i.*, {key} AS sort_key FROM ({_STATE.replace('{only}', '')}) AS i{trend_join}"
-            + (" WHERE " + " AND ".join(where) if where else "")
+            f"SELECT i.fingerprint AS fingerprint, {key} AS sort_key FROM ({STATE_SQL.replace('{only}', '')}) AS i"
+            + trend_join + (" WHERE " + " AND ".join(where) if where else "")
             + " ORDER BY sort_key DESC, i.fingerprint ASC LIMIT {lim:UInt32}"
         )
-        rows = self._rows(sql, **params, lim=limit + 1)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        issues = [self._summary(r) for r in rows]
-        self._add_counts(issues)
-        nxt = encode_cursor({"s": sort, "k": int(rows[-1]["sort_key"]), "f": rows[-1]["fingerprint"]}) if more else None
+        ranked = self._rows(sql, **params, lim=limit + 1)
+        more = len(ranked) > limit
+        ranked = ranked[:limit]
+        fps = [r["fingerprint"] for r in ranked]
+        if not fps:
+            return IssuePage(issues=[], next_cursor=None)
+        pool = _pool()
+        counts = pool.submit(self._hourly, fps)
+        full = {r["fingerprint"]: r for r in self._rows(
+            f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint IN {fps:Array(String)}')}) AS i"
+            " WHERE i.fingerprint IN {fps:Array(String)}", fps=fps)}
+        issues = [self._summary(full[fp]) for fp in fps if fp in full]
+        self._fill_counts(issues, counts.result())
+        last = ranked[-1]
+        nxt = encode_cursor({"s": sort, "k": int(last["sort_key"]), "f": last["fingerprint"]}) if more else None
         return IssuePage(issues=issues, next_cursor=nxt)
 
     def _where(self, f: IssueFilter) -> tuple[list[str], dict[str, Any]]:
@@ -395,11 +406,6 @@ class IssueQueries:
             hourly.setdefault(fp, {})[ts(hour)] = int(n)
         return hourly
 
-    def _add_counts(self, issues: list[IssueSummary]) -> None:
-        """24 h / 14 d true counts and sparkline series for one page of issues."""
-        if issues:
-            self._fill_counts(issues, self._hourly([i.fingerprint for i in issues]))
-
     def _fill_counts(self, issues: list[IssueSummary], hourly: dict[str, dict[datetime, int]]) -> None:
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
@@ -420,7 +426,7 @@ class IssueQueries:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
         pool = _pool()
-        state = pool.submit(self._rows, f"SELECT * FROM ({_STATE.replace('{only}', ' WHERE fingerprint = {fp:String}')})"
+        state = pool.submit(self._rows, f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint = {fp:String}')})"
                             " AS i WHERE i.fingerprint = {fp:String}", fp=fingerprint)
         counts = pool.submit(self._hourly, [fingerprint])
         ends = pool.submit(

@@ -43,29 +43,39 @@ def list_statuses(client: Any, settings: Settings, statuses: list[str], limit: i
 
 
 def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> dict[str, dict[str, Any]]:
-    """The latest workflow record of each issue plus its true event count and releases.
+    """The workflow state of each issue as it stands now, plus its true event count and releases.
 
     A change must carry the issue's whole state (the status topic is compacted), so the
-    web app and ``errstream issue assign`` read it here before publishing. Issues with no
-    recorded change are absent from ``issue_status`` and come back with status ``new``.
+    web app and ``errstream issue assign`` read it here before publishing. The status is
+    the effective one: a regressed issue or an expired ignore counts as ``new`` — an
+    assignment must not re-resolve an issue that came back. Issues with no recorded
+    change come back as ``new``; issues never seen (no events) from ``issue_status`` alone.
     """
+    from reports.issue_stream import STATE_SQL
+
     db = settings.clickhouse_database
-    rows = client.query(
-        "SELECT if(g.fingerprint != '', g.fingerprint, s.fingerprint), toString(s.status), s.assignee, s.note, s.ignore_until, s.ignore_until_events,"
-        " s.ignore_events_baseline, s.resolved_in_next_release, s.resolved_releases, g.events, g.releases,"
-        " s.fingerprint != '', g.fingerprint != ''"
-        f" FROM (SELECT fingerprint, sum(events) AS events, arraySort(groupUniqArrayArray(releases)) AS releases"
-        f"   FROM {db}.error_groups WHERE fingerprint IN {{fps:Array(String)}} GROUP BY fingerprint) AS g"
-        f" FULL OUTER JOIN (SELECT * FROM {db}.issue_status FINAL WHERE fingerprint IN {{fps:Array(String)}}) AS s"
-        "   ON s.fingerprint = g.fingerprint",
-        parameters={"fps": fingerprints},
-    ).result_rows
     out: dict[str, dict[str, Any]] = {}
-    for fp, status, assignee, note, until, until_n, baseline, next_rel, rel_rel, events, releases, recorded, seen in rows:
-        out[fp] = {
-            "status": status if recorded else "new", "assignee": assignee or "", "note": note or "",
-            "ignore_until": until, "ignore_until_events": until_n, "ignore_events_baseline": baseline,
-            "resolved_in_next_release": bool(next_rel), "resolved_releases": list(rel_rel or []),
-            "events": int(events or 0), "releases": list(releases or []), "seen": bool(seen),
+    seen = client.query(
+        f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint IN {fps:Array(String)}')}) AS i"
+        " WHERE i.fingerprint IN {fps:Array(String)}".replace("{db}", db), parameters={"fps": fingerprints},
+    ).named_results()
+    for r in seen:
+        out[r["fingerprint"]] = {
+            "status": "new" if r["status"] == "regressed" else r["status"], "assignee": r["assignee"] or "",
+            "ignore_until": r["ignore_until"], "ignore_until_events": r["ignore_until_events"],
+            "ignore_events_baseline": r["ignore_events_baseline"],
+            "resolved_in_next_release": bool(r["resolved_in_next_release"]),
+            "resolved_releases": list(r["resolved_releases"] or []), "events": int(r["events"]),
+            "releases": list(r["releases"]), "seen": True,
         }
+    unseen = [f for f in fingerprints if f not in out]
+    if unseen:
+        for fp, status, assignee, until, until_n, baseline, next_rel, rel in client.query(
+            "SELECT fingerprint, toString(status), assignee, ignore_until, ignore_until_events, ignore_events_baseline,"
+            f" resolved_in_next_release, resolved_releases FROM {db}.issue_status FINAL"
+            " WHERE fingerprint IN {fps:Array(String)}", parameters={"fps": unseen},
+        ).result_rows:
+            out[fp] = {"status": status, "assignee": assignee, "ignore_until": until, "ignore_until_events": until_n,
+                       "ignore_events_baseline": baseline, "resolved_in_next_release": bool(next_rel),
+                       "resolved_releases": list(rel), "events": 0, "releases": [], "seen": False}
     return out

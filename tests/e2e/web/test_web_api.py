@@ -93,6 +93,10 @@ def test_browser_session_needs_csrf_on_every_change(web_env: WebEnv) -> None:
     ok = c.post(f"/api/v1/issues/{target}/actions", json={"action": "note", "note": "seen"},
                 headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 200
+    # C was resolved and came back (regressed): a note must not re-resolve it — it is recorded as open
+    noted = wait_for(lambda: state(web_env, target), lambda s: s is not None and s[3] == "note", 60, "the note",
+                     diagnostics=web_env.notify.output)
+    assert (noted[0], noted[1], noted[4]) == ("new", "alice", "seen")
     assert c.post("/logout", data={"csrf_token": csrf}).status_code == 303
     assert c.get("/issues").status_code == 303  # the session is gone
 
