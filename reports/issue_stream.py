@@ -253,6 +253,27 @@ LEFT JOIN (SELECT fingerprint, assignee, ignore_until, ignore_until_events, igno
   ON s.fingerprint = g.fingerprint
 """
 
+# v_error_groups' fold for a few issues only: the fingerprints go inside its GROUP BY (a filter on the view is
+# not pushed through the fold and its user-set merges, which made a page of 25 cost a fold of every issue).
+_PAGE_GROUPS = """(
+SELECT f.fingerprint AS fingerprint, f.exception_type AS exception_type, f.title AS title, f.culprit AS culprit,
+       f.first_seen AS first_seen, f.last_seen AS last_seen, f.events AS events, f.stored AS stored, f.users AS users,
+       f.worst_level AS worst_level, f.services AS services, f.environments AS environments, f.releases AS releases,
+       if(st.fingerprint = '', 'new', toString(st.status)) AS status,
+       if(st.fingerprint = '', NULL, st.changed_at) AS status_changed_at
+FROM (SELECT fingerprint, anyLast(exception_type) AS exception_type, anyLast(title) AS title,
+             anyLast(culprit) AS culprit, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+             sum(events) AS events, sum(stored) AS stored, uniqCombinedMerge(12)(users) AS users,
+             max(worst_level) AS worst_level, arraySort(groupUniqArrayArray(services)) AS services,
+             arraySort(groupUniqArrayArray(environments)) AS environments,
+             arraySort(groupUniqArrayArray(releases)) AS releases
+      FROM {db}.error_groups WHERE fingerprint IN {fps:Array(String)} GROUP BY fingerprint) AS f
+LEFT JOIN (SELECT fingerprint, status, changed_at FROM {db}.issue_status FINAL
+           WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)"""
+# The state of the issues in the parameter ``fps`` (Array(String)), same columns as STATE_SQL.
+PAGE_STATE_SQL = (STATE_SQL.replace("{db}.v_error_groups AS g", _PAGE_GROUPS + " AS g")
+                  .replace("{only}", " WHERE fingerprint IN {fps:Array(String)}"))
+
 # Raw events of one issue: its services (from error_groups) narrow error_events' primary key (service, fingerprint).
 _OF_ISSUE = ("service IN (SELECT arrayJoin(services) FROM {db}.error_groups WHERE fingerprint = {fp:String})"
              " AND fingerprint = {fp:String}")
@@ -326,9 +347,7 @@ class IssueQueries:
             return IssuePage(issues=[], next_cursor=None)
         pool = _pool()
         counts = pool.submit(self._hourly, fps)
-        full = {r["fingerprint"]: r for r in self._rows(
-            f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint IN {fps:Array(String)}')}) AS i"
-            " WHERE i.fingerprint IN {fps:Array(String)}", fps=fps)}
+        full = {r["fingerprint"]: r for r in self._rows(PAGE_STATE_SQL, fps=fps)}
         issues = [self._summary(full[fp]) for fp in fps if fp in full]
         self._fill_counts(issues, counts.result())
         last = ranked[-1]
@@ -426,8 +445,7 @@ class IssueQueries:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
         pool = _pool()
-        state = pool.submit(self._rows, f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint = {fp:String}')})"
-                            " AS i WHERE i.fingerprint = {fp:String}", fp=fingerprint)
+        state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
         counts = pool.submit(self._hourly, [fingerprint])
         ends = pool.submit(
             self._rows,

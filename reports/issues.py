@@ -51,14 +51,11 @@ def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> 
     assignment must not re-resolve an issue that came back. Issues with no recorded
     change come back as ``new``; issues never seen (no events) from ``issue_status`` alone.
     """
-    from reports.issue_stream import STATE_SQL
+    from reports.issue_stream import PAGE_STATE_SQL
 
     db = settings.clickhouse_database
     out: dict[str, dict[str, Any]] = {}
-    seen = client.query(
-        f"SELECT * FROM ({STATE_SQL.replace('{only}', ' WHERE fingerprint IN {fps:Array(String)}')}) AS i"
-        " WHERE i.fingerprint IN {fps:Array(String)}".replace("{db}", db), parameters={"fps": fingerprints},
-    ).named_results()
+    seen = client.query(PAGE_STATE_SQL.replace("{db}", db), parameters={"fps": fingerprints}).named_results()
     for r in seen:
         out[r["fingerprint"]] = {
             "status": "new" if r["status"] == "regressed" else r["status"], "assignee": r["assignee"] or "",
