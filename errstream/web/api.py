@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -145,12 +145,8 @@ async def act(request: Request, who: Member, fingerprint: Fingerprint, body: Act
 
 
 @router.post("/issues/actions", response_model=ActionResult, summary="Bulk action over a selection of issues")
-async def bulk_act(request: Request, who: Member, body: Annotated[dict[str, Any], Body()]) -> ActionResult:
-    try:
-        req = ActionRequest.model_validate(body)
-    except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from None
-    return await _act(request, who, req)
+async def bulk_act(request: Request, who: Member, body: ActionRequest) -> ActionResult:
+    return await _act(request, who, body)
 
 
 @router.get("/overview", response_model=OverviewResponse)
