@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from functools import partial
 from typing import Any
 
 import httpx
@@ -309,9 +310,9 @@ def test_bulk_form_on_the_stream(web_env: WebEnv) -> None:
     page = c.get(r.headers["location"]).text
     assert "2 issues under investigation." in page
     for target in (fp("C"), fp("F")):
-        wait_for(lambda t=target: state(web_env, t), lambda s: s is not None and s[0] == "investigating", 60,
-                 "the bulk change in issue_status")
-        assert state(web_env, target)[1] == "alice"
+        got = wait_for(partial(state, web_env, target), lambda s: s is not None and s[0] == "investigating", 60,
+                       "the bulk change in issue_status")
+        assert got[1] == "alice"
     nothing = c.post("/issues/bulk", data={"csrf_token": csrf, "back": back, "action": "resolve"})
     assert "Select+issues+first" in nothing.headers["location"]
     evil = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "https://evil.example/", "action": "resolve",
