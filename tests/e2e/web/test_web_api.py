@@ -318,3 +318,23 @@ def test_bulk_form_on_the_stream(web_env: WebEnv) -> None:
     evil = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "https://evil.example/", "action": "resolve",
                                         "fp": [fp("C")], "ignore_minutes": "x"})
     assert evil.headers["location"].startswith("/?msg=")  # never redirected off-site
+
+
+def test_issue_assign_from_the_command_line_keeps_the_status(web_env: WebEnv) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.services import settings_env
+
+    env = {**os.environ, **settings_env(web_env.settings), "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "errstream.cli", "issue", "assign", fp("D"), "#platform", "--by", "cy"],
+                          env=env, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "#platform" in done.stdout and "resolved" in done.stdout
+    got = wait_for(lambda: state(web_env, fp("D")), lambda s: s is not None and s[2] == "#platform", 60,
+                   "the CLI assignment in issue_status", diagnostics=web_env.notify.output)
+    assert (got[0], got[1], got[3]) == ("resolved", "cy", "assign")
+    bad = subprocess.run([sys.executable, "-m", "errstream.cli", "issue", "assign", "nope", "x"], env=env,
+                         capture_output=True, text=True, timeout=90, check=False)
+    assert bad.returncode == 2 and "32 hex" in bad.stdout
