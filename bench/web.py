@@ -4,7 +4,8 @@
 
 On its own embedded ClickHouse (free port, temp store): migrate, generate ``--events``
 counted events and ``--raw`` stored ones with ``bench/clickhouse_load.py``'s generators
-(the real materialized views fill counts and groups), record a status for one issue in
+(the real materialized views fill counts and groups), merge the tables the app reads
+(``OPTIMIZE … FINAL``: the state background merges reach), record a status for one issue in
 ten, then serve ``errstream web`` with uvicorn on loopback (as ``errstream web`` does;
 no Kafka needed for reads) and time HTTP requests with a viewer token: the issue stream
 (default, sorted by events, by trend, filtered by service, a text search, a second page)
@@ -83,6 +84,8 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
         generate(ch, db, OCCURRENCES_SQL, events, 1_000_000, 1, now, days, groups, "counts")
         if raw:
             generate(ch, db, EVENTS_SQL, raw, 500_000, 2, now, days, groups, "raw events")
+        for table in ("error_groups", "error_counts_1h"):  # the steady state background merges reach
+            ch.command(f"OPTIMIZE TABLE {db}.{table} FINAL")
         fps = [r[0] for r in ch.query(f"SELECT fingerprint FROM {db}.error_groups GROUP BY fingerprint "
                                       "ORDER BY sum(events) DESC").result_rows]
         statuses = ["resolved", "ignored", "acknowledged", "investigating"]
