@@ -417,6 +417,9 @@ class IssueQueries:
         rows = self.client.query(
             f"SELECT fingerprint, hour, sum(events) FROM {self.db}.error_counts_1h"
             " WHERE hour >= {start:DateTime('UTC')} AND fingerprint IN {fps:Array(String)}"
+            # the services of these issues let the key (day, service, fingerprint, …) skip other issues' cells
+            f" AND service IN (SELECT arrayJoin(services) FROM {self.db}.error_groups"
+            "   WHERE fingerprint IN {fps:Array(String)})"
             " GROUP BY fingerprint, hour",
             parameters={"start": _naive(first_day), "fps": fingerprints},
         ).result_rows
