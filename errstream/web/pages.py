@@ -119,11 +119,21 @@ def _filter_from(request: Request) -> tuple[IssueFilter, str, dict[str, Any]]:
     return IssueFilter.model_validate({**raw, "status": status}), sort, {**raw, "status": status, "sort": sort}
 
 
+def _unrecorded(w: Any, issue: Any) -> Any:
+    """A change this app published that ClickHouse does not show yet (it keeps milliseconds), else None."""
+    p = w.pending_change(issue.fingerprint)
+    recorded = getattr(issue, "status_changed_at", None)
+    if p is None or (recorded is not None and p.changed_at.replace(
+            microsecond=p.changed_at.microsecond // 1000 * 1000) <= recorded):
+        return None
+    return p
+
+
 def _overlay(w: Any, issues: list[Any]) -> None:
     """Show changes this app published that the status sink has not written to ClickHouse yet."""
     for i in issues:
-        p = w.pending_change(i.fingerprint)
-        if p is not None and (getattr(i, "status_changed_at", None) is None or p.changed_at > i.status_changed_at):
+        p = _unrecorded(w, i)
+        if p is not None:
             i.status, i.assignee = p.status, p.assignee
 
 
@@ -164,11 +174,11 @@ def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> 
     issue = w.queries.issue(fingerprint)
     if issue is None:
         return render(request, "error.html", *user, status=404, message="No such issue.")
+    pending = _unrecorded(w, issue)
     _overlay(w, [issue])
     latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
     events = w.queries.events(fingerprint, None, 15)
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events,
-                  pending=w.pending_change(fingerprint))
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse)

@@ -118,6 +118,7 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) ->
     history = wait_for(recorded, lambda text: "resolved" in text and "alice" in text, 60,
                        "the resolution in the issue's history", diagnostics=web_env.notify.output)
     assert "status" in history
+    assert d.find_element(By.ID, "issue-status").text == "resolved" and "being recorded" not in d.page_source
     shot("5-history")
 
     # 5. a new alert appears on the open alerts page without a reload
