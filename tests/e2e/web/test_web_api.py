@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -131,6 +132,15 @@ def test_filters_sorts_and_counts(web_env: WebEnv) -> None:
     # D resolved, F ignored; C and E resolved but seen again since → regressed, hence open
     assert opened == {fp(k) for k in "ABCEG"}
     assert set(fps(v.get("/api/v1/issues", params={"status": ["ignored", "resolved"]}).json())) == {fp("D"), fp("F")}
+    now = web_env.ds.now
+    recent = {"first_seen_from": (now - timedelta(hours=7)).isoformat()}
+    assert set(fps(v.get("/api/v1/issues", params=recent).json())) == {fp("B"), fp("G")}
+    stale = {"last_seen_to": (now - timedelta(days=2)).isoformat()}
+    assert set(fps(v.get("/api/v1/issues", params=stale).json())) == {fp("D"), fp("F")}
+    window = {"first_seen_from": (now - timedelta(days=11)).isoformat(),
+              "first_seen_to": (now - timedelta(days=2)).isoformat()}
+    assert set(fps(v.get("/api/v1/issues", params=window).json())) == {fp("D"), fp("F")}
+    assert v.get("/api/v1/issues", params={"last_seen_from": "yesterday"}).status_code == 422
     by_events = fps(v.get("/api/v1/issues", params={"sort": "events", "limit": 3}).json())
     assert by_events == [fp("A"), fp("G"), fp("C")]
     assert fps(v.get("/api/v1/issues", params={"sort": "users", "limit": 1}).json()) == [fp("G")]
