@@ -157,6 +157,12 @@ def bench_clickhouse_load(
     _emit("clickhouse-load", params, result, load.report_lines(result), as_json)
 
 
+@bench_app.command("web")
+def bench_web(events: int = 1_000_000, raw: int = 200_000, groups: int = 5_000, requests: int = 100) -> None:
+    """Issue stream and issue page API latency (p50/p95) over a generated history, on its own embedded ClickHouse."""
+    _bench("web").run_web_bench(events, raw, groups, requests, out=typer.echo)
+
+
 @bench_app.command("e2e")
 def bench_e2e(
     events: Annotated[int, typer.Option(help="events published at once for the drain figure")] = 50_000,

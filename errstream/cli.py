@@ -18,6 +18,7 @@ from errstream.cli_errors import OPTIONS, ErrorReportingGroup, Timeout
 from errstream.issue_cli import issue_app
 from errstream.rules_cli import grouping_app, rules_app
 from errstream_core.kafka_logging import quiet_transient_kafka_logs
+from errstream.web.cli import web_app
 from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
 app.add_typer(grouping_app, name="grouping")
+app.add_typer(web_app, name="web")
 console = Console()
 SERVICES = {"worker", "sink", "notify", "gateway", "demo"}  # long-running: they log rather than print one error
 

@@ -58,6 +58,7 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
 
     before = total()
     procs = [RoleProcess(role, settings, settings.home, name=f"demo-{role}").start() for role in ("worker", "sink")]
+    web_login = _web_login(settings)
     try:
         console.print(f"publishing {count} events from 3 services (+{len(MALFORMED)} malformed payloads)…")
         asyncio.run(_publish(settings, count))
@@ -98,4 +99,24 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
         f"/?query=SELECT+count()+FROM+{db}.error_events'. "
         "Stop with `errstream local down`."
     )
+    console.print(web_login)
     return 0
+
+
+def _web_login(settings: Settings) -> str:
+    """Start `errstream web` (and `notify`, which records status changes) in the background; say how to log in."""
+    import httpx
+
+    from errstream.web.auth import TokenStore
+
+    token = TokenStore(settings.tokens_path).create("demo", "admin", created_by="errstream demo")
+    url = f"http://{settings.web_host}:{settings.web_port}"
+    try:
+        running = httpx.get(f"{url}/healthz", timeout=2).status_code == 200  # from an earlier demo
+    except httpx.HTTPError:
+        running = False
+    if not running:  # left running after the demo, like Kafka and ClickHouse
+        for command in ("notify", "web"):
+            RoleProcess(command, settings, settings.home, name=f"demo-{command}").start()
+    return (f"Web app: {url}/ — log in with this token (admin): {token}  "
+            f"(logs in {settings.home}/demo-web.log)")

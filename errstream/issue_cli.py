@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from errstream.cli_errors import CliError, Timeout, command_timeout, redact_url
+from errstream.issue_actions import ActionRequest
 from errstream_core.settings import Settings, get_settings
 from reports.issues import latest_status, list_statuses, match_fingerprints, status_history
 from schemas.issue_status import IssueStatus, IssueStatusChange
@@ -111,6 +112,52 @@ for _name, _status, _verb in [
     ("reopen", "new", "Reopen an issue (status back to new)"),
 ]:
     issue_app.command(_name)(_status_command(_status, _verb))  # type: ignore[arg-type]
+
+
+def _publish_action(request: ActionRequest, by: str | None) -> None:
+    """Carry the issue's current state forward (a compacted topic keeps only the latest record)."""
+    from errstream.issue_actions import plan_changes
+    from producers.issue_status import StatusPublisher
+    from reports.issues import workflow_state
+    from sinks.clickhouse_client import connect
+
+    settings = get_settings()
+    states = workflow_state(connect(settings), settings, request.fingerprints)
+    changes = plan_changes(request, states, by if by is not None else default_actor())
+
+    async def go() -> None:
+        publisher = StatusPublisher(settings)
+        try:
+            await publisher.publish(changes)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(go())
+    for c in changes:
+        console.print(f"{c.fingerprint} → {c.assignee or 'unassigned'} ([{STATUS_STYLE[c.status]}]{c.status}[/]) "
+                      f"by {c.changed_by or '?'}")
+
+
+def _action(action: str, fingerprint: str, by: str | None, **fields: str) -> ActionRequest:
+    try:
+        fp = resolve_fingerprint(fingerprint, get_settings())  # a unique prefix of 8+ characters works too
+        return ActionRequest(action=action, fingerprints=[fp], **fields)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
+        raise typer.Exit(2) from None
+
+
+@issue_app.command("assign")
+def assign(fingerprint: Fingerprint, owner: Annotated[str, typer.Argument(help="a person or a team")],
+           note: Note = "", by: By = None) -> None:
+    """Assign an issue to a person or team (its status is kept)."""
+    _publish_action(_action("assign", fingerprint, by, assignee=owner, note=note), by)
+
+
+@issue_app.command("unassign")
+def unassign(fingerprint: Fingerprint, by: By = None) -> None:
+    """Remove an issue's assignee."""
+    _publish_action(_action("unassign", fingerprint, by), by)
 
 
 def _when(ts: datetime) -> str:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, read_password
 from schemas.notifications import EmailDestination, WebhookDestination
+from schemas.ownership import OwnershipRule
 
 
 class GatewayProject(BaseModel):
@@ -159,6 +160,20 @@ class Settings(BaseSettings):
     # Reverse proxies (comma-separated IPs/CIDRs, or "*") whose X-Forwarded-For gives the client address used
     # for Sentry's {{auto}} user IP. Unset: no proxy is trusted and the TCP peer is the client.
     gateway_trusted_proxies: str | None = None
+
+    # --- web app and REST API (errstream/web); docs/web.md ------------------------------------
+    web_host: str = "127.0.0.1"  # loopback unless configured: nothing listens publicly by default
+    web_port: int = 8090
+    web_tokens_file: Path | None = None  # hashed API tokens (mode 0600); default <home>/web-tokens.json
+    web_session_hours: float = 12.0
+    web_cookie_secure: bool = False  # set when served over HTTPS (behind a TLS proxy)
+    web_login_per_minute: float = 10.0  # login attempts per client address (token bucket, burst 5)
+    # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
+    ownership_rules: list[OwnershipRule] = Field(default_factory=list)
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.web_tokens_file or self.home / "web-tokens.json"
 
     @property
     def chains_topic(self) -> str:

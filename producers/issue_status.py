@@ -1,4 +1,4 @@
-"""Publishing issue status changes (``errstream issue resolve|ignore|ack|investigate|reopen``).
+"""Publishing issue status changes (``errstream issue …`` and ``errstream web``).
 
 Changes go to a compacted topic keyed by fingerprint: the workers read it as
 table state (ignored issues stay silent, resolved + new event = regression)
@@ -6,6 +6,9 @@ and compaction keeps the latest change per issue forever, however old.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
@@ -18,15 +21,51 @@ async def ensure_status_topic(settings: Settings, timeout: float = 60.0) -> None
     await ensure_topics(settings, [settings.topic_issue_status], timeout=timeout)  # config: errstream_core.topics
 
 
+class StatusPublisher:
+    """A long-lived producer for the status topic (the web app keeps one; the CLI uses one per command).
+
+    ``publish`` returns once the broker acknowledged every change (acks=all), so a caller that
+    answers "done" after it can be sure the change is durable. ``timeout`` bounds every wait for the
+    broker: it raises, never retries forever.
+    """
+
+    def __init__(self, settings: Settings, timeout: float = 60.0) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.producer is not None:
+                return
+            await ensure_status_topic(self.settings, self.timeout)
+            producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs(), acks="all", enable_idempotence=True,
+                                        request_timeout_ms=max(1, int(self.timeout * 1000)))
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self.producer = producer
+
+    async def stop(self) -> None:
+        if self.producer is not None:
+            producer, self.producer = self.producer, None
+            await producer.stop()
+
+    async def publish(self, changes: Sequence[IssueStatusChange]) -> None:
+        await self.start()
+        assert self.producer is not None
+        sent = [await self.producer.send(self.settings.topic_issue_status, c.model_dump_json().encode(),
+                                         key=c.fingerprint.encode()) for c in changes]
+        await asyncio.gather(*sent)
+
+
 async def publish_status_change(settings: Settings, change: IssueStatusChange, timeout: float = 60.0) -> None:
     """Publish one change; ``timeout`` bounds the wait for the broker (it raises, never retries forever)."""
-    await ensure_status_topic(settings, timeout)
-    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True,
-                                request_timeout_ms=max(1, int(timeout * 1000)))
+    publisher = StatusPublisher(settings, timeout)
     try:
-        await producer.start()
-        await producer.send_and_wait(
-            settings.topic_issue_status, change.model_dump_json().encode(), key=change.fingerprint.encode(),
-        )
+        await publisher.publish([change])
     finally:
-        await producer.stop()
+        await publisher.stop()

@@ -71,3 +71,39 @@ def match_fingerprints(client: Any, settings: Settings, prefix: str, limit: int 
         "ORDER BY fingerprint LIMIT {n:UInt32}",
         parameters={"p": prefix, "n": limit},
     ).result_rows]
+
+
+def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> dict[str, dict[str, Any]]:
+    """The workflow state of each issue as it stands now, plus its true event count and releases.
+
+    A change must carry the issue's whole state (the status topic is compacted), so the
+    web app and ``errstream issue assign`` read it here before publishing. The status is
+    the effective one: a regressed issue or an expired ignore counts as ``new`` — an
+    assignment must not re-resolve an issue that came back. Issues with no recorded
+    change come back as ``new``; issues never seen (no events) from ``issue_status`` alone.
+    """
+    from reports.issue_stream import PAGE_STATE_SQL
+
+    db = settings.clickhouse_database
+    out: dict[str, dict[str, Any]] = {}
+    seen = client.query(PAGE_STATE_SQL.replace("{db}", db), parameters={"fps": fingerprints}).named_results()
+    for r in seen:
+        out[r["fingerprint"]] = {
+            "status": "new" if r["status"] == "regressed" else r["status"], "assignee": r["assignee"] or "",
+            "ignore_until": r["ignore_until"], "ignore_until_events": r["ignore_until_events"],
+            "ignore_events_baseline": r["ignore_events_baseline"],
+            "resolved_in_next_release": bool(r["resolved_in_next_release"]),
+            "resolved_releases": list(r["resolved_releases"] or []), "events": int(r["events"]),
+            "releases": list(r["releases"]), "seen": True,
+        }
+    unseen = [f for f in fingerprints if f not in out]
+    if unseen:
+        for fp, status, assignee, until, until_n, baseline, next_rel, rel in client.query(
+            "SELECT fingerprint, toString(status), assignee, ignore_until, ignore_until_events, ignore_events_baseline,"
+            f" resolved_in_next_release, resolved_releases FROM {db}.issue_status FINAL"
+            " WHERE fingerprint IN {fps:Array(String)}", parameters={"fps": unseen},
+        ).result_rows:
+            out[fp] = {"status": status, "assignee": assignee, "ignore_until": until, "ignore_until_events": until_n,
+                       "ignore_events_baseline": baseline, "resolved_in_next_release": bool(next_rel),
+                       "resolved_releases": list(rel), "events": 0, "releases": [], "seen": False}
+    return out

@@ -3,6 +3,13 @@
 Workers keep the latest change per fingerprint as table state (it decides which
 alerts fire: ignored issues stay silent, resolved + new event = regression) and
 the sink writes every change to ``issue_status_history``.
+
+Because compaction keeps only the latest record per fingerprint, every change
+carries the issue's whole workflow state (status, assignee, ignore/resolve
+conditions), not a delta: assigning an ignored issue publishes ``ignored`` again
+with the new assignee. ``action`` says what the change did. The fields after
+``note`` are optional and default to "none", so records written before they
+existed still parse, and readers that do not know them keep working.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 IssueStatus = Literal["new", "acknowledged", "investigating", "resolved", "ignored"]
+IssueAction = Literal["", "status", "assign", "unassign", "note", "owner_rule"]
 
 
 class IssueStatusChange(BaseModel):
@@ -21,3 +29,14 @@ class IssueStatusChange(BaseModel):
     changed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     changed_by: str = Field(default="", max_length=200)
     note: str = Field(default="", max_length=4_000)
+    # --- optional workflow state (backwards compatible: absent = none) -------------------------
+    action: IssueAction = ""  # "" = a status change from an older writer
+    assignee: str = Field(default="", max_length=200)  # a person or a team; "" = unassigned
+    # ignored "until": back to open after this time, and/or after this many more events than the issue
+    # had when it was ignored (``ignore_events_baseline``, its true count then).
+    ignore_until: datetime | None = None
+    ignore_until_events: int | None = Field(default=None, ge=1)
+    ignore_events_baseline: int | None = Field(default=None, ge=0)
+    # resolved "in the next release": only an event of a release other than these is a regression.
+    resolved_in_next_release: bool = False
+    resolved_releases: list[str] = Field(default_factory=list, max_length=200)

@@ -18,7 +18,13 @@ from errstream_core.settings import Settings
 from schemas.issue_status import IssueStatusChange
 from sinks.topic_sink import TopicSink
 
-STATUS_COLUMNS = ["fingerprint", "status", "changed_at", "changed_by", "note"]
+STATUS_COLUMNS = ["fingerprint", "status", "changed_at", "changed_by", "note", "action", "assignee", "ignore_until",
+                  "ignore_until_events", "ignore_events_baseline", "resolved_in_next_release", "resolved_releases"]
+
+
+def status_row(c: IssueStatusChange) -> list[object]:
+    return [c.fingerprint, c.status, c.changed_at, c.changed_by, c.note, c.action, c.assignee, c.ignore_until,
+            c.ignore_until_events, c.ignore_events_baseline, int(c.resolved_in_next_release), c.resolved_releases]
 
 
 class StatusSink(TopicSink):
@@ -30,5 +36,5 @@ class StatusSink(TopicSink):
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, msgs in batches.items():
             changes = await self.parse(msgs, IssueStatusChange)
-            rows = [[c.fingerprint, c.status, c.changed_at, c.changed_by, c.note] for c in changes]
+            rows = [status_row(c) for c in changes]
             await self.insert("issue_status_history", rows, STATUS_COLUMNS, self.token(tp, msgs))

@@ -1,0 +1,89 @@
+"""What an action on issues publishes: resolve, ignore, acknowledge, investigate, reopen, assign, note.
+
+The status topic is compacted by fingerprint, so each change carries the issue's
+whole workflow state: the action's own fields plus, carried forward from the
+latest record (``reports.issues.workflow_state``), what it does not change — an
+assignment keeps the status, a resolution keeps the assignee. The web app's
+actions (single and bulk) and ``errstream issue assign`` go through here.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from schemas.issue_status import IssueStatus, IssueStatusChange
+
+Action = Literal["resolve", "ignore", "acknowledge", "investigate", "reopen", "assign", "unassign", "note"]
+STATUS_OF: dict[str, IssueStatus] = {
+    "resolve": "resolved", "ignore": "ignored", "acknowledge": "acknowledged", "investigate": "investigating",
+    "reopen": "new",
+}
+MAX_BULK = 500
+_FP = re.compile(r"[0-9a-f]{32}")
+
+
+class ActionRequest(BaseModel):
+    """One action over one or more issues (a bulk action is the same request with more fingerprints)."""
+
+    action: Action
+    fingerprints: list[str] = Field(min_length=1, max_length=MAX_BULK)
+    note: str = Field(default="", max_length=4_000)
+    assignee: str = Field(default="", max_length=200)  # for assign
+    in_next_release: bool = False  # for resolve: only an event of a newer release is a regression
+    ignore_minutes: int | None = Field(default=None, ge=1, le=525_600)  # for ignore: back to open after this
+    ignore_until_events: int | None = Field(default=None, ge=1)  # for ignore: back to open after N more events
+
+    @model_validator(mode="after")
+    def _check(self) -> ActionRequest:
+        self.fingerprints = [f.strip().lower() for f in self.fingerprints]
+        bad = [f for f in self.fingerprints if not _FP.fullmatch(f)]
+        if bad:
+            raise ValueError(f"fingerprints must be 32 hex characters: {', '.join(b[:40] for b in bad[:3])}")
+        if self.action == "assign" and not self.assignee.strip():
+            raise ValueError("assign needs an assignee")
+        if self.action == "note" and not self.note.strip():
+            raise ValueError("a note needs text")
+        return self
+
+
+def plan_changes(request: ActionRequest, states: dict[str, dict[str, Any]], actor: str,
+                 now: datetime | None = None) -> list[IssueStatusChange]:
+    """The records to publish for ``request``, one per fingerprint (its validation errors are the caller's 4xx)."""
+    now = now or datetime.now(UTC)
+    out = []
+    for fp in dict.fromkeys(request.fingerprints):  # each issue once, in the given order
+        st = states.get(fp) or {"status": "new", "assignee": ""}
+        doc: dict[str, Any] = {
+            "fingerprint": fp, "changed_at": now, "changed_by": actor, "note": request.note,
+            "status": st.get("status") or "new", "assignee": st.get("assignee") or "",
+        }
+        if st.get("status") == "ignored":  # carried: an assignment does not lift an ignore's conditions
+            doc |= {k: st.get(k) for k in ("ignore_until", "ignore_until_events", "ignore_events_baseline")}
+        if st.get("status") == "resolved":
+            doc |= {"resolved_in_next_release": bool(st.get("resolved_in_next_release")),
+                    "resolved_releases": list(st.get("resolved_releases") or [])}
+        a = request.action
+        if a in STATUS_OF:
+            doc |= {"action": "status", "status": STATUS_OF[a], "ignore_until": None, "ignore_until_events": None,
+                    "ignore_events_baseline": None, "resolved_in_next_release": False, "resolved_releases": []}
+            if a == "ignore":
+                if request.ignore_minutes:
+                    doc["ignore_until"] = now + timedelta(minutes=request.ignore_minutes)
+                if request.ignore_until_events:
+                    doc["ignore_until_events"] = request.ignore_until_events
+                    doc["ignore_events_baseline"] = int(st.get("events") or 0)
+            if a == "resolve" and request.in_next_release:
+                doc["resolved_in_next_release"] = True
+                doc["resolved_releases"] = list(st.get("releases") or [])
+        elif a == "assign":
+            doc |= {"action": "assign", "assignee": request.assignee.strip()}
+        elif a == "unassign":
+            doc |= {"action": "unassign", "assignee": ""}
+        else:
+            doc["action"] = "note"
+        out.append(IssueStatusChange.model_validate(doc))
+    return out

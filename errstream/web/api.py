@@ -1,0 +1,210 @@
+"""The REST API under ``/api/v1``: reads from ClickHouse, changes through the issue-status topic.
+
+Read endpoints need the viewer role, actions the member role, token management admin.
+Query functions live in ``reports.issue_stream`` (the CLI and the pages use the same);
+they run in the thread pool because clickhouse-connect is synchronous.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from errstream.issue_actions import Action, ActionRequest
+from errstream.web.auth import Principal, Role
+from errstream.web.deps import api_user, web
+from reports.issue_stream import (
+    AlertRow,
+    BadQuery,
+    ChainRow,
+    EventDetail,
+    EventPage,
+    IssueDetail,
+    IssueFilter,
+    IssuePage,
+    IssueSummary,
+)
+from reports.report import Report, build_report, parse_since
+from schemas.issue_status import IssueStatusChange
+
+router = APIRouter(prefix="/api/v1", tags=["api"])
+Fingerprint = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="32 lowercase hex characters")]
+Viewer = Annotated[Principal, Depends(api_user("viewer"))]
+Member = Annotated[Principal, Depends(api_user("member"))]
+Admin = Annotated[Principal, Depends(api_user("admin"))]
+
+
+class ActionBody(BaseModel):
+    """An action on one issue (the issue is in the path)."""
+
+    action: Action
+    note: str = Field(default="", max_length=4_000)
+    assignee: str = Field(default="", max_length=200)
+    in_next_release: bool = False
+    ignore_minutes: int | None = Field(default=None, ge=1, le=525_600)
+    ignore_until_events: int | None = Field(default=None, ge=1)
+
+
+class ActionResult(BaseModel):
+    published: list[IssueStatusChange]  # the records on the issue-status topic, acknowledged by the broker
+
+
+class OverviewResponse(BaseModel):
+    report: Report  # counts, top issues, timeline, per service, spikes, chains (errstream report's model)
+    per_minute: dict[str, list[tuple[datetime, str, int]]]  # service → (minute, level, events), last hour
+    new_issues: list[IssueSummary]
+    alerts: list[AlertRow]
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = "viewer"
+
+
+class Me(BaseModel):
+    name: str
+    role: str
+
+
+def _bad(exc: Exception) -> HTTPException:
+    return HTTPException(400, str(exc))
+
+
+@router.get("/me", response_model=Me)
+async def me(who: Viewer) -> Me:
+    return Me(name=who.name, role=who.role)
+
+
+@router.get("/issues", response_model=IssuePage)
+def list_issues(
+    request: Request, who: Viewer,
+    service: str | None = None, environment: str | None = None, release: str | None = None,
+    level: str | None = None,
+    status: Annotated[list[str], Query(description="repeatable; open = new, acknowledged, investigating, "
+                                                   "regressed")] = [],  # noqa: B006 (FastAPI copies it)
+    assignee: Annotated[str | None, Query(description='a name, or "none" for unassigned')] = None,
+    first_seen_from: datetime | None = None, first_seen_to: datetime | None = None,
+    last_seen_from: datetime | None = None, last_seen_to: datetime | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in title, culprit or message")] = None,
+    sort: Annotated[str, Query(description="last_seen, first_seen, events, users or trend (descending)")] = "last_seen",
+    cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25,
+) -> IssuePage:
+    f = IssueFilter(service=service, environment=environment, release=release, level=level, status=status,
+                    assignee=assignee, first_seen_from=first_seen_from, first_seen_to=first_seen_to,
+                    last_seen_from=last_seen_from, last_seen_to=last_seen_to, q=q)
+    try:
+        return web(request).queries.list_issues(f, sort, cursor, limit)
+    except BadQuery as exc:
+        raise _bad(exc) from None
+
+
+@router.get("/issues/{fingerprint}", response_model=IssueDetail)
+def issue(request: Request, who: Viewer, fingerprint: Fingerprint) -> IssueDetail:
+    found = web(request).queries.issue(fingerprint)
+    if found is None:
+        raise HTTPException(404, "no such issue")
+    return found
+
+
+@router.get("/issues/{fingerprint}/events", response_model=EventPage)
+def issue_events(request: Request, who: Viewer, fingerprint: Fingerprint, cursor: str | None = None,
+                 limit: Annotated[int, Query(ge=1, le=100)] = 25) -> EventPage:
+    try:
+        return web(request).queries.events(fingerprint, cursor, limit)
+    except BadQuery as exc:
+        raise _bad(exc) from None
+
+
+@router.get("/events/{event_id}", response_model=EventDetail)
+def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
+    found = web(request).queries.event(str(event_id))
+    if found is None:
+        raise HTTPException(404, "no such event (it may have been sampled away or expired)")
+    return found
+
+
+async def _act(request: Request, who: Principal, req: ActionRequest) -> ActionResult:
+    changes = await web(request).apply(req, who)
+    return ActionResult(published=changes)
+
+
+@router.post("/issues/{fingerprint}/actions", response_model=ActionResult)
+async def act(request: Request, who: Member, fingerprint: Fingerprint, body: ActionBody) -> ActionResult:
+    try:
+        req = ActionRequest(fingerprints=[fingerprint], **body.model_dump())
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from None
+    return await _act(request, who, req)
+
+
+@router.post("/issues/actions", response_model=ActionResult, summary="Bulk action over a selection of issues")
+async def bulk_act(request: Request, who: Member, body: ActionRequest) -> ActionResult:
+    return await _act(request, who, body)
+
+
+@router.get("/overview", response_model=OverviewResponse)
+def overview(request: Request, who: Viewer, since: str = "24h", service: str | None = None) -> OverviewResponse:
+    try:
+        parse_since(since)
+    except ValueError as exc:
+        raise _bad(exc) from None
+    w = web(request)
+    q = w.queries
+    report = build_report(w.client, w.settings.clickhouse_database, since, service)
+    new = q.list_issues(IssueFilter(service=service, first_seen_from=report.window_start), "first_seen", None, 10)
+    return OverviewResponse(report=report, per_minute=q.service_series(), new_issues=new.issues,
+                            alerts=q.alerts(limit=20))
+
+
+@router.get("/alerts", response_model=list[AlertRow])
+def alerts(request: Request, who: Viewer, kind: str | None = None,
+           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[AlertRow]:
+    return web(request).queries.alerts(kind=kind, limit=limit)
+
+
+@router.get("/chains", response_model=list[ChainRow])
+def chains(request: Request, who: Viewer, limit: Annotated[int, Query(ge=1, le=200)] = 25) -> list[ChainRow]:
+    return web(request).queries.chains(limit=limit)
+
+
+@router.get("/stream", summary="Server-Sent Events: new alerts (new issues, regressions, spikes, chains)",
+            response_class=StreamingResponse)
+async def stream(request: Request, who: Viewer) -> StreamingResponse:
+    feed = web(request).feed
+    if feed is None:
+        raise HTTPException(503, "the live feed is off")
+    queue = feed.subscribe()
+
+    async def events() -> Any:
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            while True:
+                try:
+                    doc = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield b"event: alert\ndata: " + orjson.dumps(doc) + b"\n\n"
+        finally:
+            feed.unsubscribe(queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/tokens")
+async def list_tokens(request: Request, who: Admin) -> list[dict[str, str]]:
+    return web(request).tokens.list()
+
+
+@router.post("/tokens", summary="Create a token; its secret is in this response only")
+async def create_token(request: Request, who: Admin, body: TokenCreate) -> dict[str, str]:
+    token = web(request).tokens.create(body.name, body.role, created_by=who.name)
+    return {"token": token, "name": body.name, "role": body.role}

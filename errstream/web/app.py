@@ -1,0 +1,129 @@
+"""``errstream web``: the FastAPI application, its lifespan and the uvicorn configuration.
+
+FastAPI rather than bare Starlette (which it is built on, so the gateway's stack and
+uvicorn stay the same): the REST API's parameters and responses are pydantic models,
+and FastAPI turns them into validation (a clear 422) and the OpenAPI schema the API is
+documented by (``/api/v1/openapi.json``, browsable at ``/api/v1/docs`` without any CDN:
+the page there is our own, plain HTML).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from clickhouse_connect.driver.exceptions import ClickHouseError
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.live import AlertFeed
+from errstream.web.state import Unavailable, WebState
+from errstream_core.settings import Settings
+from producers.issue_status import StatusPublisher
+
+log = logging.getLogger("errstream.web")
+HERE = Path(__file__).parent
+
+
+class NeedLogin(Exception):
+    """A page asked for without a session: the browser is sent to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def create_app(settings: Settings, client: Any = None, live: bool = True) -> FastAPI:
+    from errstream.web import api, pages
+
+    state = WebState(
+        settings=settings, client_or_none=client, tokens=TokenStore(settings.tokens_path),
+        sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
+        publisher=StatusPublisher(settings),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if live:
+            state.feed = AlertFeed(settings, on_new_issue=state.apply_ownership)
+            task = asyncio.create_task(state.feed.run())
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await state.publisher.stop()
+
+    app = FastAPI(title="errstream", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url="/api/v1/openapi.json",
+                  description="Issues, events, alerts and chains from ClickHouse; changes go to the issue-status "
+                              "topic. Authenticate with `Authorization: Bearer <token>` (errstream web token create).")
+    app.state.web = state
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(NeedLogin)
+    async def need_login(request: Request, exc: NeedLogin) -> RedirectResponse:
+        from urllib.parse import quote
+
+        return RedirectResponse(f"/login?next={quote(exc.next_url, safe='/')}", status_code=303)
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> Response:
+        return _problem(request, 503, str(exc))
+
+    last_ch_warning = [0.0]
+
+    @app.exception_handler(ClickHouseError)
+    async def clickhouse_down(request: Request, exc: ClickHouseError) -> Response:
+        # One line per outage (at most one per 30 s), no traceback: it is an outage, not a bug of this request.
+        now = time.monotonic()
+        if now - last_ch_warning[0] > 30:
+            last_ch_warning[0] = now
+            log.warning("web: ClickHouse query failed (%s): %s", request.url.path, str(exc).splitlines()[0][:300])
+        return _problem(request, 503, "ClickHouse is not answering; try again shortly")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        feed = state.feed
+        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set())})
+
+    return app
+
+
+def _problem(request: Request, status: int, detail: str) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": "5"})
+    return HTMLResponse(f"<!doctype html><title>errstream</title><h1>{escape(detail)}</h1>"
+                        '<p><a href="">Reload</a></p>', status_code=status,
+                        headers={"Retry-After": "5"})
+
+
+def server_config(settings: Settings, host: str | None = None, port: int | None = None, app: Any = None) -> Any:
+    """The uvicorn configuration ``errstream web`` runs (loopback unless ERRSTREAM_WEB_HOST says otherwise)."""
+    import uvicorn
+
+    return uvicorn.Config(app or create_app(settings), host=host or settings.web_host, port=port or settings.web_port,
+                          log_level="warning", access_log=False, server_header=False)
+
+
+def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # aiokafka logs every failed connection attempt; the alerts feed and the publisher log state changes once.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    for noisy in ("urllib3", "clickhouse_connect"):  # their retries are reported by the 503 handler's own line
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    uvicorn.Server(server_config(settings, host, port)).run()

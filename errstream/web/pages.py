@@ -1,0 +1,273 @@
+"""Server-rendered pages: overview, issue stream, issue, event, chains, alerts, settings, login.
+
+Pages work without JavaScript: filters are GET forms, actions are POST forms with the
+session's CSRF token that redirect back (303) with a message. ``static/web.js`` only
+adds keyboard shortcuts and live alerts (Server-Sent Events). Jinja2 escapes every value.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from errstream.issue_actions import ActionRequest
+from errstream.web import svg
+from errstream.web.auth import Principal, Session
+from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
+from reports.report import build_report
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parent / "templates"))
+LOGIN_CSRF = "errstream_login_csrf"
+Fingerprint = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+ViewerPage = Annotated[tuple[Principal, Session], Depends(page_user("viewer"))]
+MemberPage = Annotated[tuple[Principal, Session], Depends(page_user("member"))]
+
+
+def _ago(t: datetime | None) -> str:
+    if t is None:
+        return "-"
+    s = (datetime.now(UTC) - t).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if abs(s) >= size:
+            return f"{int(s // size)}{unit} ago"
+    return "just now"
+
+
+templates.env.filters["ago"] = _ago
+templates.env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
+templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels)
+
+
+def render(request: Request, name: str, who: Principal | None, session: Session | None, status: int = 200,
+           **ctx: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request, name, {"who": who, "csrf": session.csrf if session else "", "flash": request.query_params.get("msg"),
+                        "nav": name.split(".")[0], **ctx}, status_code=status,
+        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                 "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                            "frame-ancestors 'none'; form-action 'self'"},
+    )
+
+
+# --- login / logout ----------------------------------------------------------------------------
+def _safe_next(url: str | None) -> str:
+    # Only paths of this site: "//host" and "/\\host" are other sites to a browser.
+    return url if url and url.startswith("/") and not url.startswith(("//", "/\\")) and "\n" not in url else "/"
+
+
+@router.get("/login")
+async def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    resp = render(request, "login.html", None, None, next=_safe_next(next), login_csrf=token, error=None)
+    resp.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=web(request).settings.web_cookie_secure,
+                    max_age=3600)
+    return resp
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    w = web(request)
+    client = request.client.host if request.client else "?"
+    form = await request.form()
+    nxt = _safe_next(str(form.get("next") or "/"))
+    cookie_token = request.cookies.get(LOGIN_CSRF) or ""
+    if not cookie_token or not secrets.compare_digest(cookie_token, str(form.get("csrf_token") or "")):
+        raise HTTPException(403, "missing or wrong CSRF token; reload the login page")
+    wait = w.limiter.wait_seconds(client)
+    if wait:
+        resp = render(request, "login.html", None, None, status=429, next=nxt, login_csrf=cookie_token,
+                      error=f"Too many attempts; try again in {int(wait) + 1} s.")
+        resp.headers["Retry-After"] = str(int(wait) + 1)
+        return resp
+    who = w.tokens.verify(str(form.get("token") or ""))
+    if who is None:
+        return render(request, "login.html", None, None, status=401, next=nxt, login_csrf=cookie_token,
+                      error="That token is not valid.")
+    sid, _ = w.sessions.open(who)
+    done = RedirectResponse(nxt, status_code=303)
+    done.set_cookie(COOKIE, sid, httponly=True, samesite="lax", secure=w.settings.web_cookie_secure,
+                    max_age=int(w.settings.web_session_hours * 3600), path="/")
+    done.delete_cookie(LOGIN_CSRF)
+    return done
+
+
+@router.post("/logout")
+async def logout(request: Request, user: ViewerPage) -> Response:
+    check_form_csrf(user[1], await request.form())
+    sid, _ = session_of(request)
+    web(request).sessions.close(sid)
+    resp = RedirectResponse("/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/")
+    return resp
+
+
+# --- pages ---------------------------------------------------------------------------------------
+def _filter_from(request: Request) -> tuple[IssueFilter, str, dict[str, Any]]:
+    qp = request.query_params
+    raw = {k: qp.get(k) or None for k in ("service", "environment", "release", "level", "assignee", "q")}
+    status = [s for s in qp.getlist("status") if s] or ([] if "status" in qp else ["open"])
+    sort = qp.get("sort") or "last_seen"
+    return IssueFilter.model_validate({**raw, "status": status}), sort, {**raw, "status": status, "sort": sort}
+
+
+def _unrecorded(w: Any, issue: Any) -> Any:
+    """A change this app published that ClickHouse does not show yet (it keeps milliseconds), else None."""
+    p = w.pending_change(issue.fingerprint)
+    recorded = getattr(issue, "status_changed_at", None)
+    if p is None or (recorded is not None and p.changed_at.replace(
+            microsecond=p.changed_at.microsecond // 1000 * 1000) <= recorded):
+        return None
+    return p
+
+
+def _overlay(w: Any, issues: list[Any]) -> None:
+    """Show changes this app published that the status sink has not written to ClickHouse yet."""
+    for i in issues:
+        p = _unrecorded(w, i)
+        if p is not None:
+            i.status, i.assignee = p.status, p.assignee
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResponse:
+    w = web(request)
+    since = since if since in ("1h", "6h", "24h", "7d", "14d") else "24h"
+    report = build_report(w.client, w.settings.clickhouse_database, since)
+    q = w.queries
+    new = q.list_issues(IssueFilter(first_seen_from=report.window_start), "first_seen", None, 10).issues
+    timeline = svg.columns([(p.start, p.events) for p in report.timeline], 1000, 150,
+                           "%H:%M" if report.bucket_seconds < 86400 else "%m-%d", "events over time")
+    return render(request, "overview.html", *user, report=report, per_minute=q.service_series(), new_issues=new,
+                  alerts=q.alerts(limit=15), since=since, timeline=timeline)
+
+
+@router.get("/issues", response_class=HTMLResponse)
+def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
+    w = web(request)
+    f, sort, chosen = _filter_from(request)
+    error = None
+    try:
+        page = w.queries.list_issues(f, sort, request.query_params.get("cursor"), 25)
+    except BadQuery as exc:
+        page, error = None, str(exc)
+    if page:
+        _overlay(w, page.issues)
+    keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
+    return render(request, "issues.html", *user, page=page, error=error, chosen=chosen, facets=w.queries.facets(),
+                  sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
+                  here=f"/issues?{urlencode(keep)}")
+
+
+@router.get("/issues/{fingerprint}", response_class=HTMLResponse)
+def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
+    w = web(request)
+    issue = w.queries.issue(fingerprint)
+    if issue is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    pending = _unrecorded(w, issue)
+    _overlay(w, [issue])
+    latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
+    events = w.queries.events(fingerprint, None, 15)
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending)
+
+
+@router.get("/events/{event_id}", response_class=HTMLResponse)
+def event_page(request: Request, user: ViewerPage, event_id: str) -> HTMLResponse:
+    import uuid
+
+    try:
+        eid = str(uuid.UUID(event_id))
+    except ValueError:
+        return render(request, "error.html", *user, status=404, message="No such event.")
+    ev = web(request).queries.event(eid)
+    if ev is None:
+        return render(request, "error.html", *user, status=404, message="No such event (sampled away or expired).")
+    return render(request, "event.html", *user, event=ev)
+
+
+@router.get("/chains", response_class=HTMLResponse)
+def chains_page(request: Request, user: ViewerPage) -> HTMLResponse:
+    return render(request, "chains.html", *user, chains=web(request).queries.chains(limit=50))
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+def alerts_page(request: Request, user: ViewerPage) -> HTMLResponse:
+    return render(request, "alerts.html", *user, alerts=web(request).queries.alerts(limit=200))
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_page(request: Request, user: ViewerPage) -> HTMLResponse:
+    s = web(request).settings
+    from stream_processors.sampling import DEFAULT_LEVEL_RATES
+
+    return render(request, "settings.html", *user, webhooks=[d.name for d in s.alert_webhooks],
+                  sample_rates={**DEFAULT_LEVEL_RATES, **s.sample_rates}, service_sample_rates=s.service_sample_rates,
+                  rules=s.ownership_rules, detection={
+                      "alert thresholds": ", ".join(map(str, s.alert_threshold_counts)),
+                      "alert cooldown (s)": s.alert_cooldown_seconds, "spike factor": s.spike_factor,
+                      "spike min count": s.spike_min_count, "chain window (s)": s.chain_window_seconds,
+                      "rate limit per issue (stored/min)": s.rate_limit_per_fingerprint,
+                  }, tokens=web(request).tokens.list() if user[0].can("admin") else None)
+
+
+# --- actions (forms) -----------------------------------------------------------------------------
+_VERBS = {"resolve": "resolved", "ignore": "ignored", "acknowledge": "acknowledged", "investigate": "under investigation",
+          "reopen": "reopened", "assign": "assigned", "unassign": "unassigned", "note": "noted"}
+
+
+def _action_from_form(form: Any, fingerprints: list[str]) -> ActionRequest:
+    def num(name: str) -> int | None:
+        v = str(form.get(name) or "").strip()
+        return int(v) if v.isdigit() else None
+
+    return ActionRequest(
+        action=str(form.get("action") or ""), fingerprints=fingerprints,  # type: ignore[arg-type]
+        note=str(form.get("note") or ""), assignee=str(form.get("assignee") or ""),
+        in_next_release=form.get("in_next_release") in ("1", "on", "true"),
+        ignore_minutes=num("ignore_minutes"), ignore_until_events=num("ignore_until_events"),
+    )
+
+
+async def _form_action(request: Request, user: tuple[Principal, Session], fingerprints: list[str],
+                       back: str) -> Response:
+    form = await request.form()
+    check_form_csrf(user[1], form)
+    try:
+        req = _action_from_form(form, fingerprints)
+    except (ValidationError, ValueError) as exc:
+        msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return RedirectResponse(_with_msg(back, f"Not done: {msg}"), status_code=303)
+    changes = await web(request).apply(req, user[0])
+    n = len(changes)
+    what = f"{n} issues" if n != 1 else "Issue"
+    return RedirectResponse(_with_msg(back, f"{what} {_VERBS[req.action]}."), status_code=303)
+
+
+def _with_msg(url: str, msg: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg})}"
+
+
+@router.post("/issues/{fingerprint}/action")
+async def issue_action(request: Request, user: MemberPage, fingerprint: Fingerprint) -> Response:
+    return await _form_action(request, user, [fingerprint], f"/issues/{fingerprint}")
+
+
+@router.post("/issues/bulk")
+async def bulk_action(request: Request, user: MemberPage) -> Response:
+    form = await request.form()
+    fps = [str(v) for v in form.getlist("fp") if len(str(v)) == 32]
+    back = _safe_next(str(form.get("back") or "/issues"))
+    if not fps:
+        check_form_csrf(user[1], form)
+        return RedirectResponse(_with_msg(back, "Select issues first."), status_code=303)
+    return await _form_action(request, user, fps, back)

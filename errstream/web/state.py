@@ -1,0 +1,126 @@
+"""What the web app's routes share: settings, the ClickHouse client, auth, the status publisher, live alerts.
+
+Also the one place changes are made: ``apply`` reads the issues' current workflow
+state, plans the records (``errstream.issue_actions``), publishes them to the
+issue-status topic and remembers them for a short while, so the page that made a
+change shows it before the status sink has written it to ClickHouse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from errstream.issue_actions import ActionRequest, plan_changes
+from errstream.ownership import IssueFacts, owner_for
+from errstream.web.auth import LoginLimiter, Principal, Sessions, TokenStore
+from errstream.web.live import AlertFeed
+from errstream_core.settings import Settings
+from producers.issue_status import StatusPublisher
+from reports.issue_stream import IssueQueries
+from reports.issues import workflow_state
+from schemas.alerts import AlertEvent
+from schemas.issue_status import IssueStatusChange
+
+log = logging.getLogger("errstream.web")
+PENDING_SECONDS = 120.0
+PUBLISH_TIMEOUT = 15.0
+
+
+class Unavailable(Exception):
+    """A backing service (Kafka, ClickHouse) is unreachable: the caller gets 503 and the same request may be retried."""
+FACTS_WAIT_SECONDS = 15.0
+
+
+@dataclass
+class WebState:
+    settings: Settings
+    client_or_none: Any  # clickhouse-connect client (thread-safe: no session id); None = connect on first use
+    tokens: TokenStore
+    sessions: Sessions
+    limiter: LoginLimiter
+    publisher: StatusPublisher
+    feed: AlertFeed | None = None
+    pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
+
+    @property
+    def client(self) -> Any:
+        """The ClickHouse client, connected on first use: the app starts (and answers 503) while ClickHouse is down."""
+        if self.client_or_none is None:
+            from sinks.clickhouse_client import connect
+
+            self.client_or_none = connect(self.settings)  # raises a ClickHouseError while unreachable
+        return self.client_or_none
+
+    @property
+    def queries(self) -> IssueQueries:
+        return IssueQueries(self.client, self.settings.clickhouse_database)
+
+    async def apply(self, request: ActionRequest, who: Principal) -> list[IssueStatusChange]:
+        states = await run_in_threadpool(workflow_state, self.client, self.settings, request.fingerprints)
+        for fp, (at, change) in list(self.pending.items()):  # a change not yet in ClickHouse is the latest state
+            if fp in request.fingerprints and time.monotonic() - at < PENDING_SECONDS:
+                st = states.setdefault(fp, {})
+                st.update(change.model_dump(), events=st.get("events", 0), releases=st.get("releases", []))
+        changes = plan_changes(request, states, who.name)
+        try:
+            await asyncio.wait_for(self.publisher.publish(changes), PUBLISH_TIMEOUT)
+        except Exception as exc:
+            await self.publisher.stop()  # start afresh next time
+            log.warning("web: could not publish to %s: %s", self.settings.topic_issue_status, exc or type(exc).__name__)
+            raise Unavailable("Kafka is not reachable: nothing was changed; try again") from None
+        now = time.monotonic()
+        for c in changes:
+            self.pending[c.fingerprint] = (now, c)
+            log.info("web: %s %s → %s (%s) by %s", c.fingerprint, c.action, c.status, c.assignee, c.changed_by)
+        return changes
+
+    def pending_change(self, fingerprint: str) -> IssueStatusChange | None:
+        entry = self.pending.get(fingerprint)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > PENDING_SECONDS:
+            self.pending.pop(fingerprint, None)
+            return None
+        return entry[1]
+
+    async def apply_ownership(self, alert: AlertEvent) -> None:
+        """A new issue: assign it to the owner the rules name, if it has no assignee yet."""
+        rules = self.settings.ownership_rules
+        if not rules or not alert.fingerprint:
+            return
+        facts = await run_in_threadpool(self._facts, alert)
+        owner = owner_for(rules, facts)
+        if owner is None:
+            return
+        bot = Principal(name="ownership-rules", role="member", token_id="")
+        state = await run_in_threadpool(workflow_state, self.client, self.settings, [alert.fingerprint])
+        if (state.get(alert.fingerprint) or {}).get("assignee"):
+            return
+        await self.apply(ActionRequest(action="assign", fingerprints=[alert.fingerprint], assignee=owner,
+                                       note="ownership rule"), bot)
+
+    def _facts(self, alert: AlertEvent) -> IssueFacts:
+        """The new issue's trigger event (if already stored), else what the alert itself says."""
+        facts = IssueFacts(service=alert.service)
+        detail = None
+        deadline = time.monotonic() + FACTS_WAIT_SECONDS  # the sink may store the event a moment after the alert
+        while alert.trigger_event_id and detail is None:
+            detail = self.queries.event(str(alert.trigger_event_id))
+            if detail is None and time.monotonic() > deadline:
+                break
+            if detail is None:
+                time.sleep(1.0)
+        if detail is not None:
+            facts.tags = detail.tags
+            for exc in detail.exceptions:
+                for fr in exc.frames:
+                    facts.paths += [p for p in (fr.filename, fr.abs_path) if p]
+                    if fr.module:
+                        facts.modules.append(fr.module)
+        return facts

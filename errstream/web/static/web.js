@@ -1,0 +1,94 @@
+// errstream web: optional enhancements. Every page works without this file.
+// - keyboard: j/k move through the issue stream, o/Enter opens, x selects, e/r/i acknowledge/resolve/ignore
+//   (the current issue's page, or the selection / current row in the stream), / focuses the search.
+// - live alerts: Server-Sent Events from /api/v1/stream show a toast and prepend rows to alert tables.
+(function () {
+  "use strict";
+  var rows = [], cur = -1;
+
+  function setCur(i) {
+    if (!rows.length) return;
+    if (cur >= 0) rows[cur].classList.remove("cur");
+    cur = Math.max(0, Math.min(rows.length - 1, i));
+    rows[cur].classList.add("cur");
+    rows[cur].scrollIntoView({block: "nearest"});
+  }
+
+  function act(action) {
+    var form = document.getElementById("issue-actions") || document.getElementById("bulk");
+    if (!form) return;
+    if (form.id === "bulk") {
+      var picked = form.querySelectorAll("input[name=fp]:checked");
+      if (!picked.length && cur >= 0) rows[cur].querySelector("input[name=fp]").checked = true;
+    }
+    var btn = form.querySelector("button[name=action][value=" + action + "]");
+    if (btn) btn.click();
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    var t = ev.target;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
+    switch (ev.key) {
+      case "j": setCur(cur + 1); break;
+      case "k": setCur(cur - 1); break;
+      case "o": case "Enter": if (cur >= 0) location.href = rows[cur].dataset.href; else return; break;
+      case "x": if (cur >= 0) { var c = rows[cur].querySelector("input[name=fp]"); c.checked = !c.checked; } break;
+      case "e": act("acknowledge"); break;
+      case "r": act("resolve"); break;
+      case "i": act("ignore"); break;
+      case "/": var q = document.getElementById("q"); if (q) q.focus(); else return; break;
+      default: return;
+    }
+    ev.preventDefault();
+  });
+
+  function text(tag, value, cls) {
+    var el = document.createElement(tag);
+    el.textContent = value;
+    if (cls) el.className = cls;
+    return el;
+  }
+
+  function showAlert(a) {
+    var box = document.getElementById("live");
+    if (box) {
+      var toast = document.createElement("div");
+      toast.className = "toast";
+      toast.appendChild(text("b", a.kind.replace("_", " ") + " "));
+      var link = text(a.fingerprint ? "a" : "span", a.title);
+      if (a.fingerprint) link.href = "/issues/" + a.fingerprint;
+      toast.appendChild(link);
+      box.prepend(toast);
+      setTimeout(function () { toast.remove(); }, 15000);
+    }
+    var table = document.getElementById("alerts-feed");
+    if (table) {
+      var tr = document.createElement("tr");
+      tr.className = "fresh live-alert";
+      var wide = table.querySelector("th") !== null;
+      if (wide) tr.appendChild(text("td", a.created_at.replace("T", " ").slice(0, 19) + " UTC", "muted"));
+      tr.appendChild(text("td", a.kind));
+      if (wide) { tr.appendChild(text("td", a.severity, "sev-" + a.severity)); tr.appendChild(text("td", a.service)); }
+      var td = document.createElement("td");
+      var l = text(a.fingerprint ? "a" : "span", a.title);
+      if (a.fingerprint) l.href = "/issues/" + a.fingerprint;
+      td.appendChild(l);
+      tr.appendChild(td);
+      if (!wide) tr.appendChild(text("td", "just now", "muted"));
+      var first = table.querySelector("tr:not(:first-child)") || null;
+      var anchor = wide ? table.rows[1] || null : table.rows[0] || null;
+      (anchor ? anchor.parentNode : table).insertBefore(tr, anchor || first);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    rows = Array.prototype.slice.call(document.querySelectorAll("table.stream tr.row"));
+    if (window.EventSource && document.getElementById("live")) {
+      var es = new EventSource("/api/v1/stream");
+      es.addEventListener("alert", function (m) {
+        try { showAlert(JSON.parse(m.data)); } catch (e) { /* a malformed message is skipped */ }
+      });
+    }
+  });
+})();
