@@ -35,6 +35,7 @@ from stream_processors.normalize import message_key
 MAX_TITLE = 400
 MAX_RECURSION_PERIOD = 4  # cycles of up to 4 frames (a → b → c → d → a …) collapse
 _SEP = "\x1f"
+CHAIN_LINK_END = _SEP  # closes each exception's part of the key: [A, f] + [B] never equals [A] + [f, B]
 _DEFAULT_PLACEHOLDER = re.compile(r"^\{\{\s*default\s*\}\}$")
 # things in frame names that differ per process or deploy
 _ADDRESS = re.compile(r"\s*(?:at )?0x[0-9a-fA-F]+")
@@ -168,7 +169,7 @@ def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
                 culprit_frames = frames
             keys = collapse_recursion([_frame_key(f.module, f.function, f.filename or f.abs_path) for f in frames])
             parts.extend(keys)
-        parts.append(_SEP)  # the chain's links stay apart: [A, f] + [B] never equals [A] + [f, B]
+        parts.append(CHAIN_LINK_END)
         if trace is not None:
             trace.append(f"exception {i} ({'root cause' if i == 0 else 'wraps the one before'}): type {exc.type}"
                          f"; frames {keys or '(none)'}")

@@ -68,7 +68,8 @@ def test_sentry_envelope_gzip_with_ignored_items(gateway: httpx.Client, settings
                          contexts={"trace": {"trace_id": "a" * 32, "span_id": "b" * 16}, "os": {"name": "Linux"}},
                          logentry={"message": "failed %s", "params": ["x"]}, fingerprint=["{{ default }}", "eu"])
     body = envelope(({"type": "event"}, orjson.dumps(event)),
-                    ({"type": "session"}, b'{"sid":"1","status":"ok"}'),
+                    ({"type": "session"}, b'{"sid":"1","init":true,"started":"2026-11-30T10:00:05Z","status":"ok",'
+                                          b'"attrs":{"release":"web@1"}}'),
                     ({"type": "client_report", "length": 2}, b"{}"),
                     header={"event_id": event["event_id"]})
     r = gateway.post("/api/7/envelope/", content=gzip.compress(body),  # no proxy is trusted by default
@@ -86,7 +87,9 @@ def test_sentry_envelope_gzip_with_ignored_items(gateway: httpx.Client, settings
     assert published["fingerprint"] == ["{{ default }}", "eu"]  # resolved by the worker's grouping
     assert published["exceptions"][0]["stacktrace"][0]["in_app"] is True
     m = metrics(gateway)
-    assert m["errstream_gateway_envelope_items_ignored_total[session]"] == 1
+    assert "errstream_gateway_envelope_items_ignored_total[session]" not in m  # read: release health
+    [session] = read_topic(settings, settings.topic_sessions, expect=1, timeout=30)
+    assert (session["service"], session["release"], session["started"]) == ("web", "web@1", 1)
     assert m["errstream_gateway_envelope_items_ignored_total[client_report]"] == 1
     assert m["errstream_gateway_events_accepted_total[envelope]"] == 1
 
@@ -203,7 +206,7 @@ def test_errstream_gateway_command_serves_sentry_store(settings: Settings, tmp_p
         assert r.status_code == 200, r.text
         [event] = read_topic(settings, settings.topic_errors, expect=1, timeout=30)
         assert (event["service"], event["message"]) == ("cli-app", "via cli")
-        assert f"listening on http://127.0.0.1:{port}" in (tmp_path / "gateway.log").read_text()
+        assert f"listening on http://127.0.0.1:{port}" in gateway.output()
     finally:
         assert gateway.stop(15) in (0, -15)  # graceful; uvicorn re-raises SIGTERM after shutting down
         assert "Traceback" not in gateway.output()
