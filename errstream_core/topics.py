@@ -53,6 +53,30 @@ def pipeline_topics(settings: Settings) -> list[str]:
             settings.chains_topic]
 
 
+def replication(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for topics created on a cluster of ``brokers``.
+
+    "auto": three copies where three brokers exist (fewer brokers cannot hold more copies), and an
+    acks=all write needs all but one of them, so one broker may be down without stopping producers.
+    """
+    rf = settings.topic_replication_factor
+    rf = min(3, max(1, brokers)) if rf == "auto" else rf
+    isr = settings.topic_min_insync_replicas
+    return rf, max(1, rf - 1) if isr == "auto" else isr
+
+
+async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | None = None) -> tuple[int, int]:
+    """``replication`` for the cluster behind ``settings.kafka_bootstrap`` (counts its live brokers)."""
+    if admin is not None:
+        return replication(settings, len((await admin.describe_cluster())["brokers"]))
+    own = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await own.start()
+    try:
+        return await cluster_replication(settings, own)
+    finally:
+        await own.close()
+
+
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     return {
         settings.topic_issue_status: COMPACTED,
@@ -81,11 +105,13 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
+            rf, isr = await cluster_replication(settings, admin)
+            durability = {"min.insync.replicas": str(isr)} if isr > 1 else {}
             try:
                 await admin.create_topics(
                     [
-                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
-                                 topic_configs=configs or topic_configs(settings).get(n, {}))
+                        NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=rf,
+                                 topic_configs={**(configs or topic_configs(settings).get(n, {})), **durability})
                         for n in missing
                     ]
                 )
