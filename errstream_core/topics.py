@@ -59,10 +59,9 @@ def replication(settings: Settings, brokers: int) -> tuple[int, int]:
     "auto": three copies where three brokers exist (fewer brokers cannot hold more copies), and an
     acks=all write needs all but one of them, so one broker may be down without stopping producers.
     """
-    rf = settings.topic_replication_factor
-    rf = min(3, max(1, brokers)) if rf == "auto" else rf
-    isr = settings.topic_min_insync_replicas
-    return rf, max(1, rf - 1) if isr == "auto" else isr
+    want_rf, want_isr = settings.topic_replication_factor, settings.topic_min_insync_replicas
+    rf = min(3, max(1, brokers)) if want_rf == "auto" else want_rf
+    return rf, max(1, rf - 1) if want_isr == "auto" else want_isr
 
 
 async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | None = None) -> tuple[int, int]:
