@@ -117,7 +117,8 @@ SELECT
                '"message":"GET https://inventory.example.com/items/', toString(cityHash64(number, 13 + i) % 100000),
                '","level":"info","data":{{"status_code":200}}}}'), range(5)), ','), ']') AS breadcrumbs,
     '{{"runtime":{{"name":"CPython","version":"3.11.9"}},"os":{{"name":"Linux"}}}}' AS context,
-    toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate
+    toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate,
+    '' AS grouping_rules
 FROM (SELECT number, {common} FROM numbers({offset}, {count}))
 """
 
@@ -148,7 +149,10 @@ def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: in
 
 def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str, float]:
     """Real processed events → sinks/rows.py → clickhouse-connect inserts, as the sink does."""
+    import orjson
+
     from producers.synthetic import synthetic_stream
+    from schemas.fast import encode
     from stream_processors.event_processor import EventProcessor
 
     proc = EventProcessor()
@@ -157,7 +161,7 @@ def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str,
     for e in synthetic_stream(n, seed=11, start=datetime.now(UTC) - timedelta(hours=2), spread=timedelta(hours=2)):
         out = proc.process(e.model_dump_json().encode())
         assert out.processed is not None
-        records.append(out.processed.model_dump(mode="json"))
+        records.append(orjson.loads(encode(out.processed)))  # what the sink reads off the processed topic
     gen = time.perf_counter() - t0
     build = insert_events = insert_counts = 0.0
     occurrence_rows = 0
