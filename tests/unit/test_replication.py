@@ -52,3 +52,26 @@ def test_one_broker_layout_is_unchanged_and_three_form_a_quorum(tmp_path: Path) 
     for line in ("offsets.topic.replication.factor=3", "default.replication.factor=3", "min.insync.replicas=2",
                  "transaction.state.log.min.isr=2", "listeners=PLAINTEXT://127.0.0.1:19002,CONTROLLER://127.0.0.1:19003"):
         assert line in cfg.splitlines(), line
+
+
+def test_every_producer_in_the_product_waits_for_all_replicas_idempotently() -> None:
+    """A producer added later with aiokafka's defaults (acks=1, no idempotence) would lose or repeat records
+    when a broker of a replicated cluster fails; the benchmarks and tests are not the product."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("schemas", "errstream_core", "producers", "stream_processors", "sinks", "reports", "errstream"):
+        for path in (root / package).rglob("*.py"):
+            source = path.read_text()
+            for node in ast.walk(ast.parse(source)):
+                if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", ""))
+                        == "AIOKafkaProducer"):
+                    continue
+                text = ast.get_source_segment(source, node) or ""
+                explicit = 'acks="all"' in text and "enable_idempotence=True" in text
+                # kwargs built elsewhere in the module (the SDK transport's producer options)
+                built = "acks=" not in text and '"acks": "all"' in source and '"enable_idempotence": True' in source
+                if not (explicit or built):
+                    offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not offenders, f"producers without acks='all' and enable_idempotence=True: {offenders}"
