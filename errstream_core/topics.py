@@ -8,6 +8,7 @@ makes the first consumer wait for metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 from functools import lru_cache
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -67,7 +68,13 @@ def replication(settings: Settings, brokers: int) -> tuple[int, int]:
 async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | None = None) -> tuple[int, int]:
     """``replication`` for the cluster behind ``settings.kafka_bootstrap`` (counts its live brokers)."""
     if admin is not None:
-        return replication(settings, len((await admin.describe_cluster())["brokers"]))
+        brokers = len((await admin.describe_cluster())["brokers"])
+        if 1 < brokers < 3 and settings.topic_replication_factor == "auto":
+            # "auto" sees only the brokers that answer now: a topic created while one is down keeps fewer copies
+            logging.getLogger("errstream.topics").warning(
+                "only %d brokers answer: topics created now get %d replicas; set ERRSTREAM_TOPIC_REPLICATION_FACTOR "
+                "to insist on more", brokers, brokers)
+        return replication(settings, brokers)
     own = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await own.start()
     try:
