@@ -162,6 +162,12 @@ def _replicated_engine(sql: str) -> str:
     return out
 
 
+def _after_name(sql: str, m: re.Match[str], group: int) -> int:
+    """Where a matched name ends, past its closing backquote if it has one."""
+    end = m.end(group)
+    return end + 1 if sql[end:end + 1] == "`" else end
+
+
 def _insert_on_cluster(sql: str, after: int, layout: ClusterLayout) -> str:
     return f"{sql[:after]} {layout.on()}{sql[after:]}"
 
@@ -178,24 +184,24 @@ def to_cluster(statement: str, layout: ClusterLayout) -> list[str]:
     """The cluster statements that stand for one single-node migration statement."""
     sql = statement.strip().rstrip(";").strip()
     if m := _CREATE_DB.match(sql):
-        return [_insert_on_cluster(sql, m.end(), layout)]
+        return [_insert_on_cluster(sql, _after_name(sql, m, 1), layout)]
     if m := _CREATE_TABLE.match(sql):
         db, name = m.group(1), m.group(2)
-        name_end = m.end() - 1  # before "("
-        local = f"{sql[:m.start(2)]}{name}{LOCAL_SUFFIX} {layout.on()} {sql[name_end:]}"
+        local = f"CREATE TABLE IF NOT EXISTS {db}.{name}{LOCAL_SUFFIX} {layout.on()} {sql[m.end() - 1:]}"
         key = _sharding_key(sql, column_names(sql))
         distributed = (f"CREATE TABLE IF NOT EXISTS {db}.{name} {layout.on()} AS {db}.{name}{LOCAL_SUFFIX}\n"
                        f"ENGINE = Distributed({layout.cluster}, {db}, {name}{LOCAL_SUFFIX}, {key})")
         return [_replicated_engine(local), distributed]
     if m := _CREATE_MV.match(sql):
-        head = _insert_on_cluster(sql[:m.end(2)], m.end(2), layout)
-        return [head + _to_locals(sql[m.end(2):], m.group(1), layout)]
+        db, name = m.group(1), m.group(2)
+        return [f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name} {layout.on()} TO "
+                + _to_locals(sql[m.end():], db, layout)]
     if m := _CREATE_VIEW.match(sql):
-        return [_insert_on_cluster(sql, m.end(2), layout)]
+        return [_insert_on_cluster(sql, _after_name(sql, m, 2), layout)]
     if m := _ALTER.match(sql):
         db, name = m.group(1), m.group(2)
         if name not in layout.tables:
-            return [_insert_on_cluster(sql, m.end(2), layout)]
+            return [_insert_on_cluster(sql, _after_name(sql, m, 2), layout)]
         actions = _split_top(sql[m.end():])
         out = [f"ALTER TABLE {db}.{name}{LOCAL_SUFFIX} {layout.on()} " + ",\n    ".join(actions)]
         if columns := [a for a in actions if _COLUMN_ACTION.match(a)]:

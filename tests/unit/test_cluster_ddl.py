@@ -143,6 +143,11 @@ def test_a_future_migration_is_translated_or_refused() -> None:
         f"DROP TABLE IF EXISTS db.deploys ON CLUSTER {CLUSTER} SYNC",
         f"DROP TABLE IF EXISTS db.deploys_local ON CLUSTER {CLUSTER} SYNC",
     ]
+    quoted = to_cluster("CREATE TABLE IF NOT EXISTS db.`deploys` (`fingerprint` String) ENGINE = Null", layout)
+    assert quoted[0].startswith(f"CREATE TABLE IF NOT EXISTS db.deploys_local ON CLUSTER {CLUSTER} (`fingerprint`")
+    assert quoted[1].endswith("deploys_local, cityHash64(fingerprint))")
+    assert to_cluster("CREATE VIEW IF NOT EXISTS db.`v` AS SELECT 1", layout) == [
+        f"CREATE VIEW IF NOT EXISTS db.`v` ON CLUSTER {CLUSTER} AS SELECT 1"]
     with pytest.raises(ClusterDDLError, match="extend sinks/cluster_ddl.py"):
         to_cluster("INSERT INTO db.deploys VALUES ('a', now())", layout)
     with pytest.raises(ClusterDDLError):  # an inner-table MV would not be replicated
