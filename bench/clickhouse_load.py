@@ -79,10 +79,10 @@ _COMMON = """
 OCCURRENCES_SQL = """
 INSERT INTO {db}.error_occurrences_in
     (minute, service, environment, fingerprint, level, events, stored, user_hashes,
-     first_seen, last_seen, exception_type, title, culprit, releases)
+     first_seen, last_seen, exception_type, title, culprit, releases, release)
 SELECT toStartOfMinute(ts), service, environment, fingerprint, level, 1,
        cityHash64(number, 99) % 100 < if(g < 10, 5, 50), if(user_hash = 0, [], [user_hash]),
-       ts, ts, exception_type, title, culprit, [release]
+       ts, ts, exception_type, title, culprit, [release], release
 FROM (SELECT number, {common} FROM numbers({offset}, {count}))
 """
 
@@ -119,6 +119,7 @@ SELECT
                '","level":"info","data":{{"status_code":200}}}}'), range(5)), ','), ']') AS breadcrumbs,
     '{{"runtime":{{"name":"CPython","version":"3.11.9"}},"os":{{"name":"Linux"}}}}' AS context,
     toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate,
+    '' AS original_timestamp, '' AS grouping_rules,  -- in EVENT_COLUMNS order (sinks/rows.py)
     if(number % 3 = 0, 'page=2&sort=desc', '') AS request_query_string,
     map('user-agent', 'python-httpx/0.27', 'accept', 'application/json') AS request_headers,
     '' AS user_username, '' AS user_ip
@@ -152,6 +153,7 @@ def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: in
 
 def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str, float]:
     """Real processed events → sinks/rows.py → clickhouse-connect inserts, as the sink does."""
+
     from producers.synthetic import synthetic_stream
     from schemas.fast import encode
     from stream_processors.event_processor import EventProcessor

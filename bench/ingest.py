@@ -119,7 +119,7 @@ def _bench_sdk(s: Settings, events: int, rate: float, out: Callable[[str], None]
     results["send"] = {"events": sent, "seconds": elapsed, "events_per_s": sent / elapsed, "flushed": ok,
                        "queue_seconds": queued_s}
     out(f"SDK send throughput: {sent:,} events acknowledged in {elapsed:.2f} s = {sent / elapsed:,.0f} events/s "
-        f"(lz4, acks=1; app thread done after {queued_s:.2f} s)")
+        f"(lz4, acks=all, idempotent; app thread done after {queued_s:.2f} s)")
     results["stats"] = client.stats
     client.close()
 

@@ -17,8 +17,8 @@ from errstream.bench_cli import bench_app
 from errstream.cli_errors import OPTIONS, ErrorReportingGroup, Timeout
 from errstream.issue_cli import issue_app
 from errstream.rules_cli import grouping_app, rules_app
-from errstream_core.kafka_logging import quiet_transient_kafka_logs
 from errstream.web.cli import web_app
+from errstream_core.kafka_logging import quiet_transient_kafka_logs
 from errstream_core.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -68,25 +68,33 @@ def _service_settings() -> Settings:
     return settings
 
 
-def _local(settings: Settings) -> tuple[object, object]:
+def _local(settings: Settings, brokers: int | None = None) -> tuple[object, object]:
     from errstream.local.clickhouse import LocalClickHouse
     from errstream.local.kafka import LocalKafka
 
+    if brokers is None:  # down/status: the layout that runs (a cluster's state lives in kafka-cluster-<n>)
+        running = [int(p.parent.name.rsplit("-", 1)[1]) for p in settings.home.glob("kafka-cluster-*/kafka-1.pid")]
+        brokers = running[0] if running else settings.local_kafka_brokers
     kafka = LocalKafka(
         state_dir=settings.home, cache_dir=settings.cache_dir, version=settings.kafka_version,
-        port=settings.local_kafka_port, partitions=settings.topic_partitions,
+        port=settings.local_kafka_port, partitions=settings.topic_partitions, brokers=brokers,
     )
     clickhouse = LocalClickHouse(state_dir=settings.home, port=settings.local_clickhouse_port)
     return kafka, clickhouse
 
 
 @local_app.command("up")
-def local_up() -> None:
+def local_up(
+    brokers: Annotated[int | None, typer.Option(
+        min=1, max=9, help="Kafka brokers: 3 = a KRaft quorum of three broker/controller nodes on ports "
+        "port..port+5, topics replicated 3 times with min.insync.replicas 2 (default ERRSTREAM_LOCAL_KAFKA_BROKERS"
+        " = 1)")] = None,
+) -> None:
     """Start Kafka (resolving its jars with Maven on first use) and embedded ClickHouse."""
     from errstream.local.kafka import KafkaSetupError
 
     settings = get_settings()
-    kafka, clickhouse = _local(settings)
+    kafka, clickhouse = _local(settings, brokers or settings.local_kafka_brokers)
     try:
         console.print(f"kafka      {kafka.up()}")  # type: ignore[attr-defined]
         console.print(f"clickhouse {clickhouse.up()}")  # type: ignore[attr-defined]

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # errors.dlq keeps raw payloads (before scrubbing) for replay: ensure_topics gives it this retention
     # (new and existing topic); 0 leaves the broker's default. Who may read it: docs/ingestion.md.
     dlq_retention_hours: float = Field(default=72.0, ge=0)
+    # Replication of the topics errstream creates: "auto" = min(3, brokers in the cluster), so one broker
+    # gets 1 and a three-broker cluster 3; min.insync.replicas "auto" = replication factor - 1 (at least 1),
+    # i.e. 2 of 3 replicas must have a record before an acks=all producer hears it is written.
+    topic_replication_factor: int | Literal["auto"] = "auto"
+    topic_min_insync_replicas: int | Literal["auto"] = "auto"
     app_id: str = "errstream"
     sink_group: str = "errstream-sink"
     # How long the sink and notify wait for Kafka at start before exiting with one line saying so
@@ -75,6 +80,9 @@ class Settings(BaseSettings):
     clickhouse_database: str = "errstream"
     clickhouse_verify_tls: bool = True
     clickhouse_ca_cert: Path | None = None
+    # ClickHouse cluster (remote_servers) name: migrations then emit ON CLUSTER, Replicated*MergeTree and
+    # Distributed tables (sinks/cluster_ddl.py, docs/operations.md). "" = one server.
+    clickhouse_cluster: str = ""
     events_ttl_days: int = 90
 
     # --- sink batching (Snuba uses 50k rows or 2 s) ------------------------
@@ -146,7 +154,8 @@ class Settings(BaseSettings):
     home: Path = Path(".errstream")  # state of `errstream local`: pid files, logs, Kafka and chDB data
     cache_dir: Path = Path.home() / ".cache" / "errstream"  # Kafka jars resolved by Maven
     kafka_version: str = "4.1.1"
-    local_kafka_port: int = 9092
+    local_kafka_port: int = 9092  # with N brokers, node i listens on port + 2(i-1), its controller one above
+    local_kafka_brokers: int = Field(default=1, ge=1, le=9)  # `errstream local up --brokers 3`: a KRaft quorum
     local_clickhouse_port: int = 8123
 
     # --- HTTP ingestion gateway (producers/gateway) ---------------------------

@@ -61,6 +61,35 @@ def pipeline_topics(settings: Settings) -> list[str]:
             settings.chains_topic]
 
 
+def replication(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) for topics created on a cluster of ``brokers``.
+
+    "auto": three copies where three brokers exist (fewer brokers cannot hold more copies), and an
+    acks=all write needs all but one of them, so one broker may be down without stopping producers.
+    """
+    want_rf, want_isr = settings.topic_replication_factor, settings.topic_min_insync_replicas
+    rf = min(3, max(1, brokers)) if want_rf == "auto" else want_rf
+    return rf, max(1, rf - 1) if want_isr == "auto" else want_isr
+
+
+async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | None = None) -> tuple[int, int]:
+    """``replication`` for the cluster behind ``settings.kafka_bootstrap`` (counts its live brokers)."""
+    if admin is not None:
+        brokers = len((await admin.describe_cluster())["brokers"])
+        if 1 < brokers < 3 and settings.topic_replication_factor == "auto":
+            # "auto" sees only the brokers that answer now: a topic created while one is down keeps fewer copies
+            logging.getLogger("errstream.topics").warning(
+                "only %d brokers answer: topics created now get %d replicas; set ERRSTREAM_TOPIC_REPLICATION_FACTOR "
+                "to insist on more", brokers, brokers)
+        return replication(settings, brokers)
+    own = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
+    await own.start()
+    try:
+        return await cluster_replication(settings, own)
+    finally:
+        await own.close()
+
+
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     configs = {
         settings.topic_issue_status: COMPACTED,
@@ -142,11 +171,13 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [n for n in names if n not in existing]
             if missing:
+                rf, isr = await cluster_replication(settings, admin)
+                durability = {"min.insync.replicas": str(isr)} if isr > 1 else {}
                 try:
                     await admin.create_topics(
                         [
-                            NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=1,
-                                     topic_configs=configs or topic_configs(settings).get(n, {}))
+                            NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=rf,
+                                     topic_configs={**(configs or topic_configs(settings).get(n, {})), **durability})
                             for n in missing
                         ]
                     )

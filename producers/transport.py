@@ -105,7 +105,10 @@ class KafkaTransport:
             **settings.kafka_client_kwargs(),
             "linger_ms": linger_ms,
             "compression_type": compression,
-            "acks": 1,
+            # acks=all + idempotence: on a replicated cluster a leader lost after acks=1 loses the batch, and
+            # a retry after a leader change without idempotence writes it twice
+            "acks": "all",
+            "enable_idempotence": True,
             "max_batch_size": 256 * 1024,
             "request_timeout_ms": 15_000,
             **(producer_options or {}),

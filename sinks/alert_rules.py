@@ -47,7 +47,7 @@ class AlertRulesFollower:
     async def poll(self) -> AlertRules:
         if self._consumer is None:
             s = self.settings
-            await ensure_topics(s, [s.topic_alert_rules])
+            await ensure_topics(s, [s.topic_alert_rules], timeout=s.startup_timeout)
             self._consumer = AIOKafkaConsumer(s.topic_alert_rules, **s.kafka_client_kwargs(), group_id=None,
                                               enable_auto_commit=False, auto_offset_reset="earliest")
             await self._consumer.start()
@@ -166,7 +166,7 @@ class RuleEvaluator:
 
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await ensure_topics(s, [s.topic_alerts])
+        await ensure_topics(s, [s.topic_alerts], timeout=s.startup_timeout)
         producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True)
         await producer.start()
         failing = False

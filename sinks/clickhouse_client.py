@@ -12,6 +12,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
+from sinks.cluster_ddl import client_settings
 
 
 def connect(settings: Settings, *, database: str | None = None, **extra: Any) -> Client:
@@ -25,5 +26,7 @@ def connect(settings: Settings, *, database: str | None = None, **extra: Any) ->
     kw.setdefault("autogenerate_session_id", False)
     if database is not None:
         kw["database"] = database
+    if cluster := client_settings(settings):  # cluster mode: synchronous inserts through Distributed tables
+        kw["settings"] = {**cluster, **kw.get("settings", {})}
     kw.update(extra)  # explicit arguments win over the defaults above
     return clickhouse_connect.get_client(**kw)

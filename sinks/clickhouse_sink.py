@@ -115,7 +115,7 @@ class ClickHouseSink:
         await asyncio.to_thread(migrate, self.settings, self.client)
         await ensure_topics(self.settings, timeout=self.settings.startup_timeout)
         kw = self.settings.kafka_client_kwargs()
-        self.producer = AIOKafkaProducer(**kw, acks="all")
+        self.producer = AIOKafkaProducer(**kw, acks="all", enable_idempotence=True)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             **kw,

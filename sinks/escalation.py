@@ -87,7 +87,7 @@ class Escalator:
         if not s.escalation_after_minutes:
             await stop.wait()
             return
-        await ensure_topics(s, [s.topic_alerts])
+        await ensure_topics(s, [s.topic_alerts], timeout=s.startup_timeout)
         producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True)
         await producer.start()
         failing = False

@@ -15,6 +15,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from sinks.clickhouse_client import connect
+from sinks.cluster_ddl import ClusterLayout, cluster_statements, created_tables
 from sinks.retention import apply_retention
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -38,24 +39,50 @@ def render(sql: str, settings: Settings) -> str:
     )
 
 
+def bootstrap_statements(settings: Settings) -> list[str]:
+    """The database and the migrations' own record, before any migration file."""
+    db = settings.clickhouse_database
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {db}",
+        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
+        "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY name",
+    ]
+
+
+def cluster_layout(settings: Settings) -> ClusterLayout | None:
+    """Cluster mode's layout (sinks/cluster_ddl.py) when ERRSTREAM_CLICKHOUSE_CLUSTER is set."""
+    if not settings.clickhouse_cluster:
+        return None
+    if not _IDENT.match(settings.clickhouse_cluster):
+        raise ValueError(f"invalid cluster name {settings.clickhouse_cluster!r}")
+    every = [*bootstrap_statements(settings),
+             *(s for _, sql in migration_files() for s in split_statements(render(sql, settings)))]
+    return ClusterLayout(settings.clickhouse_cluster, created_tables(every))
+
+
+def statements_for(sql: str, settings: Settings, layout: ClusterLayout | None) -> list[str]:
+    """A migration file's statements as they run here: as written, or translated for the cluster."""
+    statements = split_statements(render(sql, settings))
+    return cluster_statements(statements, layout) if layout else statements
+
+
 def migrate(settings: Settings, client: Client | None = None) -> list[str]:
     """Apply pending migrations; return the names applied now."""
     db = settings.clickhouse_database
     if not _IDENT.match(db):
         raise ValueError(f"invalid database name {db!r}")
+    layout = cluster_layout(settings)
     client = client or connect(settings)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    client.command(
-        f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations "
-        "(name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = ReplacingMergeTree ORDER BY name"
-    )
+    boot = bootstrap_statements(settings)
+    for statement in cluster_statements(boot, layout) if layout else boot:
+        client.command(statement)
     done = {row[0] for row in client.query(f"SELECT name FROM {db}.schema_migrations").result_rows}
     applied = []
     for name, sql in migration_files():
         if name in done:
             continue
-        for statement in split_statements(render(sql, settings)):
+        for statement in statements_for(sql, settings, layout):
             client.command(statement)
         client.insert(f"{db}.schema_migrations", [[name]], column_names=["name"])
         applied.append(name)

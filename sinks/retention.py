@@ -14,6 +14,7 @@ import re
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
+from sinks.cluster_ddl import local_table
 
 # table → (TTL expression without the interval, minimum days)
 TTL_TABLES: dict[str, tuple[str, int]] = {
@@ -42,8 +43,10 @@ def apply_retention(settings: Settings, client: Client) -> dict[str, int]:
     changed: dict[str, int] = {}
     for table, (expr, minimum) in TTL_TABLES.items():
         want = max(settings.events_ttl_days, minimum)
-        have = ttl_days_in_force(client, db, table)
+        stored = local_table(settings, table)  # cluster mode: the TTL lives on T_local, on every server
+        have = ttl_days_in_force(client, db, stored)
         if have is not None and have != want:
-            client.command(f"ALTER TABLE {db}.{table} MODIFY TTL {expr} + INTERVAL {want} DAY")
+            on = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
+            client.command(f"ALTER TABLE {db}.{stored}{on} MODIFY TTL {expr} + INTERVAL {want} DAY")
             changed[table] = want
     return changed

@@ -75,7 +75,7 @@ class TopicSink(ABC):
         await ensure_topics(self.settings, [self.topic], timeout=wait)  # configs: errstream_core.topics.topic_configs
         await ensure_topics(self.settings, [self.settings.topic_dlq], timeout=wait)
         kw = self.settings.kafka_client_kwargs()
-        self.producer = AIOKafkaProducer(**kw, acks="all")
+        self.producer = AIOKafkaProducer(**kw, acks="all", enable_idempotence=True)
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
             self.topic, **kw, group_id=self.group, enable_auto_commit=False, auto_offset_reset="earliest",

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from errstream_core.settings import Settings
 from stream_processors.detection_app import install_detection
@@ -39,10 +42,37 @@ def _broker_credentials(settings: Settings) -> faust.auth.Credentials | None:
     return None
 
 
-def create_app(settings: Settings) -> faust.App:
+class _IdempotentProducer(faust_aiokafka.Producer):
+    """faust's producer with acks=all and idempotence always, not only inside transactions.
+
+    faust sends with acks=all (``producer_acks`` -1) but turns idempotence on only for exactly-once
+    processing; without it, a retry after a leader change (a broker lost mid-request) can write an alert
+    or a changelog entry twice.
+    """
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+
+class _IdempotentTransport(faust_aiokafka.Transport):
+    Producer = _IdempotentProducer
+
+
+class _App(faust.App):
+    """faust.App whose transports build ``_IdempotentProducer``s (the consumer side is faust's own)."""
+
+    def _new_transport(self) -> Any:
+        return _IdempotentTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        return _IdempotentTransport(self.conf.broker_producer, self)
+
+
+def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
+    """``replication_factor``: of faust's changelog and repartition topics (errstream_core.topics.replication)."""
     faust_dir = (settings.home / "faust").resolve()
     faust_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
-    app = faust.App(
+    app = _App(
         settings.app_id,
         # faust's default data dir is "<app id>-data" in the current directory; keep it with our state.
         datadir=str(faust_dir / settings.app_id),
@@ -50,6 +80,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_credentials=_broker_credentials(settings),
         store="memory://",
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=replication_factor,
         value_serializer="raw",
         key_serializer="raw",
         web_enabled=False,

@@ -8,14 +8,15 @@ import faust
 
 from errstream_core.metrics_server import serve_metrics
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
+from errstream_core.topics import cluster_replication, ensure_topics
 from stream_processors.app import create_app
 
 
 def run_worker(settings: Settings, loglevel: str = "warn") -> None:
     asyncio.run(ensure_topics(settings))
+    replication_factor, _ = asyncio.run(cluster_replication(settings))
     serve_metrics(settings)
-    app = create_app(settings)
+    app = create_app(settings, replication_factor)
     # faust.Worker owns the event loop and handles SIGTERM/SIGINT with a clean shutdown.
     asyncio.set_event_loop(asyncio.new_event_loop())
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

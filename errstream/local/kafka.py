@@ -1,4 +1,4 @@
-"""A single-node Apache Kafka (KRaft) broker resolved from Maven Central.
+"""A local Apache Kafka (KRaft): one broker, or a quorum of three, resolved from Maven Central.
 
 No Docker engine and no tarball downloads: ``mvn dependency:copy-dependencies``
 puts the broker's jars (``org.apache.kafka:kafka_2.13`` and its runtime tree)
@@ -9,9 +9,12 @@ into a cache directory, and the broker runs on the machine's Java 17 as
 from __future__ import annotations
 
 import base64
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +113,38 @@ def new_cluster_id() -> str:
 
 
 @dataclass
+class KafkaNode:
+    """One combined broker/controller process of a local KRaft quorum."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+    state_dir: Path  # its config, log and pid file
+    name: str  # of its pid and log files
+    data_dir: Path
+
+    @property
+    def process(self) -> ManagedProcess:
+        return ManagedProcess(self.name, self.state_dir)
+
+    @property
+    def config_file(self) -> Path:
+        return self.state_dir / f"{self.name}-server.properties"
+
+    def ready(self) -> bool:
+        return port_open(self.host, self.port)
+
+
+@dataclass
 class LocalKafka:
+    """One broker (the default) or a quorum of ``brokers`` combined broker/controller nodes on loopback.
+
+    Node i listens on ``port + 2(i-1)`` and its controller on the port above, so one broker keeps
+    9092/9093 and three use 9092-9097. A cluster keeps its state apart from the single broker's
+    (``<state>/kafka-cluster-<n>``): a KRaft log formatted for one voter cannot join three.
+    """
+
     state_dir: Path
     cache_dir: Path
     version: str = "4.1.1"
@@ -118,83 +152,146 @@ class LocalKafka:
     host: str = "127.0.0.1"
     partitions: int = 4
     heap: str = "512m"
+    brokers: int = 1
+
+    @property
+    def nodes(self) -> list[KafkaNode]:
+        if self.brokers == 1:
+            return [KafkaNode(1, self.host, self.port, self.port + 1, self.state_dir, "kafka",
+                              self.state_dir / "kafka-data")]
+        home = self.state_dir / f"kafka-cluster-{self.brokers}"
+        return [
+            KafkaNode(i, self.host, self.port + 2 * (i - 1), self.port + 2 * (i - 1) + 1, home, f"kafka-{i}",
+                      home / f"data-{i}")
+            for i in range(1, self.brokers + 1)
+        ]
+
+    def node(self, node_id: int) -> KafkaNode:
+        return self.nodes[node_id - 1]
 
     @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return ",".join(f"{n.host}:{n.port}" for n in self.nodes)
 
     @property
     def process(self) -> ManagedProcess:
-        return ManagedProcess("kafka", self.state_dir)
+        """The first node's process (the only one of a single broker)."""
+        return self.nodes[0].process
 
     @property
     def data_dir(self) -> Path:
-        return self.state_dir / "kafka-data"
+        return self.nodes[0].data_dir
 
-    def _write_config(self) -> Path:
-        cfg = self.state_dir / "kafka-server.properties"
-        controller_port = self.port + 1
-        cfg.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@{self.host}:{controller_port}",
-                    f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    f"log.dirs={self.data_dir.resolve()}",
-                    f"num.partitions={self.partitions}",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=8",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "auto.create.topics.enable=true",
-                    "log.retention.hours=24",
-                    "",
-                ]
-            )
-        )
-        (self.state_dir / "kafka-log4j2.yaml").write_text(_LOG4J2)
+    def _write_config(self, node: KafkaNode) -> Path:
+        replicas = min(3, self.brokers)
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes)
+        node.state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "process.roles=broker,controller",
+            f"node.id={node.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://{node.host}:{node.port},CONTROLLER://{node.host}:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://{node.host}:{node.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={node.data_dir.resolve()}",
+            f"num.partitions={self.partitions}",
+            f"offsets.topic.replication.factor={replicas}",
+            "offsets.topic.num.partitions=8",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={max(1, replicas - 1)}",
+            f"share.coordinator.state.topic.replication.factor={replicas}",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=24",
+        ]
+        if self.brokers > 1:
+            # topics created without an explicit factor (faust's, auto-created ones) are replicated too
+            lines += [f"default.replication.factor={replicas}", f"min.insync.replicas={max(1, replicas - 1)}",
+                      f"share.coordinator.state.topic.min.isr={max(1, replicas - 1)}"]
+        cfg = node.config_file
+        cfg.write_text("\n".join([*lines, ""]))
+        (node.state_dir / "kafka-log4j2.yaml").write_text(_LOG4J2)
         return cfg
 
-    def _java(self, lib: Path, *args: str) -> list[str]:
+    def _java(self, lib: Path, node: KafkaNode, *args: str) -> list[str]:
         return [
             "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-            f"-Dlog4j2.configurationFile={(self.state_dir / 'kafka-log4j2.yaml').resolve()}",
+            f"-Dlog4j2.configurationFile={(node.state_dir / 'kafka-log4j2.yaml').resolve()}",
             "-cp", f"{lib.resolve()}/*", *args,
         ]
 
     def up(self, timeout: float = 90.0) -> str:
-        if self.process.pid() is not None and port_open(self.host, self.port):
+        """Start every node that is not running (formatting storage once) and wait until all listen."""
+        nodes = [n for n in self.nodes if not (n.process.pid() is not None and n.ready())]
+        for n in nodes:
+            if n.ready():
+                raise KafkaSetupError(f"port {n.port} is taken by a process errstream did not start")
+        if not nodes:
             return self.bootstrap
-        if port_open(self.host, self.port):
-            raise KafkaSetupError(f"port {self.port} is taken by a process errstream did not start")
         lib = resolve_kafka_jars(self.version, self.cache_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        cfg = self._write_config()
-        if not (self.data_dir / "meta.properties").exists():
-            cluster_id = new_cluster_id()
-            fmt = subprocess.run(
-                self._java(lib, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(cfg)),
-                capture_output=True, text=True,
-            )
-            if fmt.returncode != 0:
-                raise KafkaSetupError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
-        self.process.start(self._java(lib, "kafka.Kafka", str(cfg)))
-        self.process.wait_ready(lambda: port_open(self.host, self.port), timeout, "Kafka broker")
+        cluster_id: str | None = None
+        for n in self.nodes:
+            cfg = self._write_config(n)
+            if not (n.data_dir / "meta.properties").exists():
+                cluster_id = cluster_id or self._cluster_id()
+                fmt = subprocess.run(
+                    self._java(lib, n, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                               "--config", str(cfg)),
+                    capture_output=True, text=True,
+                )
+                if fmt.returncode != 0:
+                    raise KafkaSetupError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+        for n in nodes:
+            self.start_node(n.node_id, wait=False)
+        # a quorum needs a majority of its voters before any of them serves: start all, then wait
+        for n in nodes:
+            n.process.wait_ready(n.ready, timeout, f"Kafka broker {n.node_id}")
         return self.bootstrap
 
+    def _cluster_id(self) -> str:
+        """The id the other nodes were formatted with, or a new one for a new cluster."""
+        for n in self.nodes:
+            meta = n.data_dir / "meta.properties"
+            if meta.exists():
+                m = re.search(r"^cluster\.id=(.+)$", meta.read_text(), re.MULTILINE)
+                if m:
+                    return m.group(1).strip()
+        return new_cluster_id()
+
+    def start_node(self, node_id: int, wait: bool = True, timeout: float = 90.0) -> None:
+        """(Re)start one formatted node, e.g. after ``kill_node`` or during a rolling restart."""
+        n = self.node(node_id)
+        lib = resolve_kafka_jars(self.version, self.cache_dir)
+        n.process.start(self._java(lib, n, "kafka.Kafka", str(n.config_file)))
+        if wait:
+            n.process.wait_ready(n.ready, timeout, f"Kafka broker {n.node_id}")
+
+    def stop_node(self, node_id: int, timeout: float = 60.0) -> bool:
+        """Controlled shutdown (SIGTERM): the broker hands its partition leadership over first."""
+        return self.node(node_id).process.stop(timeout=timeout)
+
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node: no controlled shutdown, what a lost machine looks like."""
+        process = self.node(node_id).process
+        pid = process.pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGKILL)
+            while process.pid() is not None:
+                time.sleep(0.05)
+
     def down(self) -> bool:
-        return self.process.stop(timeout=30.0)
+        stopped = [n.process.stop(timeout=30.0) for n in self.nodes]
+        return any(stopped)
 
     def status(self) -> str | None:
-        pid = self.process.pid()
-        if pid is None:
+        states = []
+        for n in self.nodes:
+            pid = n.process.pid()
+            if pid is not None:
+                states.append(f"pid {pid}, {n.host}:{n.port} ({'ready' if n.ready() else 'starting'})")
+        if not states:
             return None
-        state = "ready" if port_open(self.host, self.port) else "starting"
-        return f"pid {pid}, {self.bootstrap} ({state})"
+        return "; ".join(states) if self.brokers > 1 else states[0]
