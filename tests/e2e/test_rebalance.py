@@ -219,7 +219,11 @@ def churned(kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.
         assert traffic.failure is None, traffic.failure
         wait_for(lambda: _settled(settings), lambda lag: not any(lag.values()), 240,
                  f"every group to catch up after {pool.actions}", diagnostics=pool.logs)
-        yield _collect(settings, traffic.sent, pool.actions)
+        outcome = _collect(settings, traffic.sent, pool.actions)
+        print(f"\nrebalance: {len(outcome.sent)} events, {len(outcome.true_counts())} issues, "  # noqa: T201
+              f"{len(outcome.alerts)} alert records ({len({a['alert_id'] for a in outcome.alerts})} distinct), "
+              f"changes: {', '.join(pool.actions)}")
+        yield outcome
     finally:
         pool.stop()
         notify.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
@@ -77,8 +78,8 @@ def alerts(settings: Settings, expect: int = 10_000, timeout: float = 3.0) -> li
     return read_topic(settings, settings.topic_alerts, expect=expect, timeout=timeout)
 
 
-def wait_alerts(settings: Settings, ok: callable, timeout: float = 60.0, what: str = "alerts",
-                diagnostics: callable | None = None) -> list[dict]:
+def wait_alerts(settings: Settings, ok: Callable[[list[dict]], bool], timeout: float = 60.0, what: str = "alerts",
+                diagnostics: Callable[[], object] | None = None) -> list[dict]:
     """Poll the alerts topic until ``ok(alerts)``; then linger a little so that extra alerts would show."""
     deadline = time.monotonic() + timeout
     while True:
