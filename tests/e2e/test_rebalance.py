@@ -48,6 +48,8 @@ WORKER_ENV = {
     **STORE_EVERYTHING_ENV,
     "ERRSTREAM_WORKER_SESSION_TIMEOUT_SECONDS": "6",  # the broker's minimum: SIGKILLs hand over sooner
     "ERRSTREAM_ALERT_THRESHOLD_COUNTS": orjson.dumps(MARKS).decode(),
+    # every minute of the run stays open, so detection's per-service minute counts can be compared
+    "ERRSTREAM_DETECT_GRACE_SECONDS": "3600",
 }
 
 
@@ -142,6 +144,7 @@ class Outcome:
     actions: list[str]
     fingerprint_of: dict[str, str]  # event id → fingerprint the worker gave it
     detection_counts: dict[str, int]  # fingerprint → events detection's state counted
+    service_minutes: dict[tuple[str, int], int]  # (service, minute) → events detection's service state counted
     alerts: list[dict[str, Any]]  # the alerts topic, duplicates included
     stored_alerts: list[tuple[str, str, str]]  # ClickHouse alerts FINAL: (alert_id, kind, dedup_key)
     minute_counts: dict[tuple[str, str], int]  # ClickHouse (service, minute) → sum(events)
@@ -177,6 +180,7 @@ def _collect(settings: Settings, sent: list[ErrorEvent], actions: list[str]) -> 
     processed = [orjson.loads(v) for _, v in read_to_end(settings, settings.topic_processed) if v]
     # detection's state as the next owner of each partition would recover it: the table's changelog
     state = _latest_values(settings, f"{settings.app_id}-detect-issues-changelog")
+    services = _latest_values(settings, f"{settings.app_id}-detect-services-changelog")
     db = settings.clickhouse_database
     ch = connect(settings)
     try:
@@ -190,6 +194,8 @@ def _collect(settings: Settings, sent: list[ErrorEvent], actions: list[str]) -> 
         settings=settings, sent=sent, actions=actions,
         fingerprint_of={p["event"]["event_id"]: p["fingerprint"] for p in processed},
         detection_counts={k.decode(): v["n"] for k, v in state.items() if v is not None},
+        service_minutes={(k.decode(), int(m)): n for k, v in services.items() if v is not None
+                         for m, n in v["w"]["o"].items()},
         alerts=[orjson.loads(v) for _, v in read_to_end(settings, settings.topic_alerts) if v],
         stored_alerts=[(str(a), str(k), str(d)) for a, k, d in stored],
         minute_counts={(str(s), str(m)): int(n) for s, m, n in minutes},
@@ -244,6 +250,12 @@ def test_detection_counts_each_event_of_an_issue_exactly_once(churned: Outcome) 
     assert not wrong, (f"(counted, true) for {len(wrong)} of {len(truth)} issues after {churned.actions}: "
                        f"{dict(list(wrong.items())[:10])}; counted {sum(churned.detection_counts.values())} "
                        f"of {len(churned.sent)}")
+
+
+def test_detection_counts_each_event_of_a_service_minute_exactly_once(churned: Outcome) -> None:
+    truth = Counter((e.service, int(e.timestamp.timestamp() // 60) * 60) for e in churned.sent)
+    assert churned.service_minutes == dict(truth), (
+        f"counted {sum(churned.service_minutes.values())} of {len(churned.sent)} after {churned.actions}")
 
 
 def test_each_new_issue_is_alerted_once_by_alert_id(churned: Outcome) -> None:
