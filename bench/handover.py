@@ -6,7 +6,8 @@ stops gracefully (SIGTERM), one is SIGKILLed — and samples every consumer
 group's committed offsets every 0.1 s. A partition *stalls* while it has lag
 and its committed offset does not move; the figure per change is the longest
 stall of any partition of the group in the window after the change (a join
-counts from the new process's start, so its start-up is included). The quiet
+is observed until the group is stable with the new member, whose start-up time
+is printed as "joined after", then for the window). The quiet
 line is the same measure without any change: the floor set by the batch and
 commit intervals.
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, ensure_topics
@@ -124,11 +126,24 @@ class Positions:
         await self.consumer.stop()
         await self.admin.close()
 
+    async def members(self, group_id: str) -> tuple[str, int]:
+        """(state, member count) of a consumer group."""
+        try:
+            described = await self.admin.describe_consumer_groups([group_id])
+        except KafkaError:
+            return ("unknown", 0)
+        # DescribeGroupsResponse: (error_code, group_id, state, protocol_type, protocol, members, ...)
+        group = described[0].groups[0]
+        return (group[2], len(group[5]))
+
     async def read(self) -> dict[tuple[str, int], tuple[int, int]]:
         """(group name, partition) → (committed, end)."""
         out = {}
         for g in self.groups:
-            offsets = await self.admin.list_consumer_group_offsets(g.group_id)
+            try:
+                offsets = await self.admin.list_consumer_group_offsets(g.group_id)
+            except KafkaError:  # a fresh broker has no group coordinator for a moment: no sample this time
+                return {}
             committed = {tp.partition: m.offset for tp, m in offsets.items() if tp.topic == g.topic}
             parts = [TopicPartition(g.topic, p) for p in range(self.s.topic_partitions)]
             for tp, end in (await self.consumer.end_offsets(parts)).items():
@@ -136,13 +151,15 @@ class Positions:
         return out
 
 
-async def _stalls(s: Settings, groups: list[Group], seconds: float) -> dict[str, float]:
+async def _stalls(s: Settings, groups: list[Group], seconds: float, members: int | None) -> dict[str, float]:
     since: dict[tuple[str, int], float] = {}  # partition → when its current stall began
     last: dict[tuple[str, int], int] = {}
     worst = {g.name: 0.0 for g in groups}
+    start = time.monotonic()
     async with Positions(s, groups) as positions:
-        end_at = time.monotonic() + seconds
-        while (now := time.monotonic()) < end_at:
+        # a join is observed until every group is stable with the new member, then ``seconds`` more
+        settled = None if members else start
+        while (now := time.monotonic()) < min((settled or now) + seconds, start + 180):
             for key, (committed, end) in (await positions.read()).items():
                 if committed != last.get(key) or committed >= end:
                     since.pop(key, None)
@@ -150,13 +167,20 @@ async def _stalls(s: Settings, groups: list[Group], seconds: float) -> dict[str,
                     since.setdefault(key, now)
                 last[key] = committed
                 worst[key[0]] = max(worst[key[0]], now - since.get(key, now))
+            if settled is None:
+                states = [await positions.members(g.group_id) for g in groups]
+                if all(state == ("Stable", members) for state in states):
+                    settled = now
             await asyncio.sleep(max(0.0, SAMPLE_EVERY - (time.monotonic() - now)))
-    return {name: round(v, 1) for name, v in worst.items()}
+    out = {name: round(v, 1) for name, v in worst.items()}
+    if members:
+        out["joined after"] = round((settled or now) - start, 1)
+    return out
 
 
-def longest_stalls(s: Settings, groups: list[Group], seconds: float) -> dict[str, float]:
+def longest_stalls(s: Settings, groups: list[Group], seconds: float, members: int | None = None) -> dict[str, float]:
     """Per group: the longest time any partition had lag without its committed offset moving."""
-    return asyncio.run(_stalls(s, groups, seconds))
+    return asyncio.run(_stalls(s, groups, seconds, members))
 
 
 async def _caught_up(s: Settings, groups: list[Group], within: float) -> None:
@@ -185,17 +209,18 @@ def bench_role(role: str, s: Settings, log_dir: Path, observe: float) -> dict[st
         wait_caught_up(s, groups)
         results["quiet"] = longest_stalls(s, groups, observe / 2)
         second = Role(role, s, log_dir)
-        results["join"] = longest_stalls(s, groups, observe)
+        results["join"] = longest_stalls(s, groups, observe, members=2)
         threading.Thread(target=second.stop, daemon=True).start()  # SIGTERM, measured while it shuts down
         results["graceful stop"] = longest_stalls(s, groups, observe)
         wait_caught_up(s, groups)
         second = Role(role, s, log_dir)
-        longest_stalls(s, groups, observe)  # let the join settle before the crash
+        longest_stalls(s, groups, 1, members=2)  # let the join settle before the crash
         second.stop(signal.SIGKILL)
         results["SIGKILL"] = longest_stalls(s, groups, observe + s.worker_session_timeout_seconds)
         for change, per_group in results.items():
             for name, secs in per_group.items():
-                print(f"{role:6s} {change:14s} {name:18s} longest stall {secs:5.1f} s", flush=True)
+                what = name if name == "joined after" else f"{name}: longest stall"
+                print(f"{role:6s} {change:14s} {what:34s} {secs:5.1f} s", flush=True)
         return results
     finally:
         first.stop()
