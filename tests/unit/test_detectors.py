@@ -302,5 +302,6 @@ def test_a_service_state_applies_a_forwarded_bundle_once() -> None:
     state, _ = det.observe_bundle(state, 3, 39, groups)  # an older bundle of the same partition
     assert state is not None and state.windows.open == {int(T0): 7}
     state, _ = det.observe_bundle(state, 1, 39, groups)  # another by-fingerprint partition
+    assert state is not None
     state = det.load(state.to_dict())
     assert state is not None and state.windows.open == {int(T0): 14} and state.applied.high == {"3": 40, "1": 39}
