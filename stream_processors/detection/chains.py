@@ -70,8 +70,9 @@ class ChainAgent:
         d = self.d
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, ChainState] = {}
+            owned = d.owned(d.by_trace)
             for event in events:
-                if d.owns(d.by_trace, event.message.partition):
+                if event.message.partition in owned:
                     for fields in orjson.loads(event.value):
                         self.fold(touched, Signal(*fields))
             for key, chain in touched.items():

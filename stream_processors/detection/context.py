@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import TP, TopicT
+from faust.types import TopicT
 from prometheus_client import Counter
 
 from errstream_core.settings import Settings
@@ -105,13 +105,14 @@ class Detection:
     def partitions(self) -> int:
         return self.settings.topic_partitions
 
-    def owns(self, topic: TopicT, partition: int) -> bool:
-        """Whether this worker still owns ``partition`` of ``topic``: after a revocation, a batch taken before
-        it must not write state the new owner has already recovered (it replays the batch itself)."""
-        return TP(topic.get_topic_name(), partition) in self.app.assignor.assigned_actives()
+    def owned(self, topic: TopicT) -> set[int]:
+        """The partitions of ``topic`` this worker owns now: after a revocation, a batch taken before it must
+        not write state the new owner has already recovered (the new owner replays the batch itself)."""
+        name = topic.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
 
     def owns_key(self, topic: TopicT, key: bytes) -> bool:
-        return self.owns(topic, partition_of(key, self.partitions))
+        return partition_of(key, self.partitions) in self.owned(topic)
 
     async def send_alerts(self, alerts: Iterable[AlertEvent]) -> list[Awaitable[Any]]:
         """Start sending alerts (keyed by dedup key); the caller awaits the acks before storing state."""

@@ -109,8 +109,9 @@ class IssueAgent:
     async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             batch = _Batch()
+            owned = self.d.owned(self.d.by_fingerprint)
             for event in events:
-                if self.d.owns(self.d.by_fingerprint, event.message.partition):
+                if event.message.partition in owned:
                     self.fold(batch, event)
             await self.store(batch)
 

@@ -49,8 +49,9 @@ class ServiceAgent:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, ServiceState] = {}
             raised: list[AlertEvent] = []
+            owned = d.owned(d.by_service)
             for event in events:
-                if not d.owns(d.by_service, event.message.partition):
+                if event.message.partition not in owned:
                     continue
                 key = cast(bytes, event.key)
                 state = touched[key] if key in touched else self.detector.load(d.services.get(key))
