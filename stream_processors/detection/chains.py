@@ -77,6 +77,7 @@ class ChainAgent:
                         self.fold(touched, Signal(*fields))
             for key, chain in touched.items():
                 d.chains[key] = chain.to_dict()
+            await d.chains.written()
             t = _now()
             while self.forming_expiry and self.forming_expiry[0][0] <= t:
                 self.forming.pop(self.forming_expiry.popleft()[1], None)
@@ -117,6 +118,7 @@ class ChainAgent:
             _, key = self.expiry.popleft()
             if key not in self.due and key in d.chains and d.owns_key(d.by_trace, key):
                 del d.chains[key]
+        await d.chains.written()
 
 
 def install(detection: Detection) -> None:

@@ -8,14 +8,15 @@ Exactness under replays rests on two rules every agent follows:
 
 1. **Idempotent state.** Table values remember the input positions they have
    applied (``detectors/replay.py``): input delivered again changes nothing.
-2. **Send, then store.** A batch's outputs (alerts, forwarded signals, chain
-   records) are acknowledged by Kafka *before* its state is written. faust
-   flushes the state before it commits the input offsets, so after a crash
-   either the state is on the changelog (and so are the outputs), or the input
-   is delivered again and, the state not knowing it, derives the same outputs
-   again — same deterministic ``alert_id``, stored once by the alerts sink.
-   Outputs are thus sent at least once and never lost, state applied exactly
-   once.
+2. **Send, then store, then acknowledge.** A batch's outputs (alerts,
+   forwarded signals, chain records) are acknowledged by Kafka *before* its
+   state is written, and the state writes are acknowledged (``written``) before
+   the batch's input is: faust commits only acknowledged input. So after a
+   crash either the state is on the changelog (and so are the outputs), or the
+   input is delivered again and, the state not knowing it, derives the same
+   outputs again — same deterministic ``alert_id``, stored once by the alerts
+   sink. Outputs are thus sent at least once and never lost, state applied
+   exactly once.
 """
 
 from __future__ import annotations
@@ -49,15 +50,37 @@ def partition_of(key: bytes, partitions: int) -> int:
 
 
 class KeyPartitionedTable(faust.Table):
-    """A table whose changelog partition is the partition of the key's source records.
+    """A table whose changelog partition is the partition of the key's source records, and whose writes can
+    be awaited until the broker has them.
 
     ``use_partitioner=True`` would ask the producer's metadata for the changelog's
     partition count, which it may not have yet right after faust created the topic
     (a TypeError inside faust); the partition is known without asking.
+
+    ``written``: faust buffers changelog records and flushes that buffer before it
+    commits input offsets, but its buffer flush (faust-streaming 0.15.3,
+    ``ProducerBuffer.flush_atmost``) returns as soon as one record takes more than
+    0.1 s to hand over — on a loaded worker, offsets were committed past state
+    writes still in the buffer, and a SIGKILL then lost counts whose input was
+    never replayed. Agents await their writes before their input is acknowledged.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unacked: list[Awaitable[Any]] = []
 
     def partition_for_key(self, key: Any) -> int:
         return partition_of(key, self.partitions or 1)
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        fut = super().send_changelog(*args, **kwargs)
+        self.unacked.append(fut)
+        return fut
+
+    async def written(self) -> None:
+        """Wait until the broker acknowledged every changelog record written so far."""
+        pending, self.unacked = self.unacked, []
+        await acknowledged(pending)
 
 
 def _table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:

@@ -105,14 +105,20 @@ class IssueAgent:
         await acknowledged(pending)
         for key, state in batch.touched.items():
             d.issues[key] = state.to_dict()
+        await d.issues.written()
 
     async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             batch = _Batch()
             owned = self.d.owned(self.d.by_fingerprint)
+            left = [(e.message.partition, e.message.offset) for e in events if e.message.partition not in owned]
             for event in events:
                 if event.message.partition in owned:
                     self.fold(batch, event)
+            if left:
+                SKIPPED.labels("revoked").inc(len(left))
+                log.warning("detect-issues leaves %d bundles of revoked partitions to their new owner (first %s)",
+                            len(left), left[0])
             await self.store(batch)
 
 

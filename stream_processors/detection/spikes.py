@@ -73,6 +73,7 @@ class ServiceAgent:
             await acknowledged(await d.send_alerts(raised) if d.cfg.service_spikes else [])
             for key, state in touched.items():
                 d.services[key] = state.to_dict()
+            await d.services.written()
 
 
 def install(detection: Detection) -> None:

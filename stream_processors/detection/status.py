@@ -28,6 +28,7 @@ def install(detection: Detection) -> None:
             if event.value is None:  # tombstone on the compacted topic: status forgotten
                 if key is not None and key in statuses:
                     del statuses[key]
+                    await statuses.written()
                 continue
             try:
                 change = IssueStatusChange.model_validate_json(event.value)
@@ -37,4 +38,5 @@ def install(detection: Detection) -> None:
                             event.message.offset, exc.errors()[:1])
                 continue
             statuses[change.fingerprint.encode()] = change.model_dump(mode="json")
+            await statuses.written()
             log.info("issue %s is %s (%s)", change.fingerprint, change.status, change.changed_by)

@@ -33,7 +33,7 @@ from schemas.events import ErrorEvent
 from sinks.clickhouse_client import connect
 from tests.support.alerts import query_rows
 from tests.support.detection import error
-from tests.support.kafka import group_lag, read_to_end
+from tests.support.kafka import group_lag, read_records, read_to_end
 from tests.support.servers import isolated_settings
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
@@ -153,6 +153,16 @@ class Outcome:
     def true_counts(self) -> dict[str, int]:
         return dict(Counter(self.fingerprint_of[str(e.event_id)] for e in self.sent))
 
+    def trace(self, fingerprint: str) -> str:
+        """Where detection's count of an issue went wrong: the issue's signals on the by-fingerprint topic
+        (bundle position → errors positions) and its state's history on the changelog (count, applied)."""
+        s = self.settings
+        signals = [(r.partition, r.offset, [(f[10], f[11]) for f in orjson.loads(r.value) if f[2] == fingerprint])
+                   for r in read_records(s, by_fingerprint_topic(s))]
+        history = [(r.offset, v["n"], v.get("a")) for r in read_records(s, f"{s.app_id}-detect-issues-changelog")
+                   if r.key == fingerprint.encode() and r.value and (v := orjson.loads(r.value))]
+        return (f"\nissue {fingerprint}: bundles {[b for b in signals if b[2]]}\nstate history {history}")
+
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["kind"] == kind]
 
@@ -249,7 +259,7 @@ def test_detection_counts_each_event_of_an_issue_exactly_once(churned: Outcome) 
              if churned.detection_counts.get(fp) != n}
     assert not wrong, (f"(counted, true) for {len(wrong)} of {len(truth)} issues after {churned.actions}: "
                        f"{dict(list(wrong.items())[:10])}; counted {sum(churned.detection_counts.values())} "
-                       f"of {len(churned.sent)}")
+                       f"of {len(churned.sent)}" + "".join(churned.trace(fp) for fp in list(wrong)[:2]))
 
 
 def test_detection_counts_each_event_of_a_service_minute_exactly_once(churned: Outcome) -> None:

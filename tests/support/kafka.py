@@ -6,7 +6,7 @@ import asyncio
 import time
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from errstream_core.settings import Settings
@@ -35,7 +35,7 @@ def read_topic(settings: Settings, topic: str, expect: int, timeout: float = 60)
     return asyncio.run(_read(settings, topic, expect, timeout))
 
 
-async def _read_to_end(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+async def _read_records(settings: Settings, topic: str) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -43,17 +43,22 @@ async def _read_to_end(settings: Settings, topic: str) -> list[tuple[bytes | Non
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
-        out: list[tuple[bytes | None, bytes | None]] = []
+        out: list[ConsumerRecord] = []
         remaining = {tp for tp in parts if ends[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1_000)
             for tp, msgs in batch.items():
-                out.extend((m.key, m.value) for m in msgs)
+                out.extend(msgs)
                 if msgs and msgs[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
         return out
     finally:
         await consumer.stop()
+
+
+def read_records(settings: Settings, topic: str) -> list[ConsumerRecord]:
+    """Every record of a topic, from the beginning to the end offsets at the time of the call."""
+    return asyncio.run(_read_records(settings, topic))
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
@@ -63,7 +68,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 def read_to_end(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
     """Every (key, value) of a topic, from the beginning to the end offsets at the time of the call."""
-    return asyncio.run(_read_to_end(settings, topic))
+    return [(r.key, r.value) for r in read_records(settings, topic)]
 
 
 async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
