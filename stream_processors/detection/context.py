@@ -22,6 +22,7 @@ Exactness under replays rests on two rules every agent follows:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,8 @@ ALERTS = Counter("errstream_alerts", "Alerts published, by kind", ["kind"])
 SKIPPED = Counter("errstream_detect_skipped", "Records detection could not use, by reason", ["reason"])
 REPLAYED = Counter("errstream_detect_replayed", "Input detection had already applied (re-delivered after a "
                    "rebalance or a crash), by agent", ["agent"])
+
+log = logging.getLogger("errstream.detect")
 
 BATCH_MAX = 1_000
 BATCH_WITHIN = 0.05  # seconds
@@ -67,7 +70,7 @@ class KeyPartitionedTable(faust.Table):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.unacked: list[Awaitable[Any]] = []
+        self.unacked: list[asyncio.Future[Any]] = []
 
     def partition_for_key(self, key: Any) -> int:
         return partition_of(key, self.partitions or 1)
@@ -78,9 +81,17 @@ class KeyPartitionedTable(faust.Table):
         return fut
 
     async def written(self) -> None:
-        """Wait until the broker acknowledged every changelog record written so far."""
+        """Wait until the broker acknowledged every changelog record written so far (a failed write raises)."""
         pending, self.unacked = self.unacked, []
-        await acknowledged(pending)
+        if not pending:
+            return
+        done, waiting = await asyncio.wait(pending, timeout=10)  # type: ignore[type-var]
+        while waiting:  # one line per 10 s: a broker that does not answer, not a log storm
+            log.warning("%d changelog writes of %s still unacknowledged after 10 s", len(waiting), self.name)
+            more, waiting = await asyncio.wait(waiting, timeout=10)
+            done |= more
+        for fut in done:
+            fut.result()
 
 
 def _table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 from prometheus_client import Counter
 
 from schemas.alerts import AlertEvent
@@ -29,6 +29,7 @@ from stream_processors.detection.context import (
     acknowledged,
     partition_of,
 )
+from stream_processors.detection.gaps import checkpoint_key, read_hole
 from stream_processors.detectors.issues import IssueDetector, IssueState
 from stream_processors.detectors.signals import Signal
 
@@ -47,6 +48,7 @@ class _Batch:
     # service → entries [bundle partition, bundle offset, [[*signal fields, count], ...]]
     by_service: dict[str, list[list[Any]]] = field(default_factory=dict)
     traced: list[Signal] = field(default_factory=list)
+    checkpoints: dict[bytes, int] = field(default_factory=dict)  # checkpoint key → last bundle offset folded
 
 
 class IssueAgent:
@@ -57,11 +59,10 @@ class IssueAgent:
     def _state(self, batch: _Batch, key: bytes) -> IssueState | None:
         return batch.touched[key] if key in batch.touched else self.detector.load(self.d.issues.get(key))
 
-    def fold(self, batch: _Batch, event: EventT) -> None:
+    def fold(self, batch: _Batch, partition: int, offset: int, value: bytes) -> None:
         """Fold one bundle into ``batch``; signals the issue states already counted are skipped."""
-        partition, offset = event.message.partition, event.message.offset
         try:
-            sigs = [Signal(*fields) for fields in orjson.loads(event.value)]
+            sigs = [Signal(*fields) for fields in orjson.loads(value)]
         except (ValueError, TypeError) as exc:
             SKIPPED.labels("invalid_signal_bundle").inc()
             log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
@@ -105,20 +106,43 @@ class IssueAgent:
         await acknowledged(pending)
         for key, state in batch.touched.items():
             d.issues[key] = state.to_dict()
+        for key, offset in batch.checkpoints.items():  # after the states: recovered with them or not at all
+            d.issues[key] = offset
         await d.issues.written()
+
+    async def _fold_partition(self, batch: _Batch, partition: int, events: list[EventT]) -> None:
+        """Fold one partition's bundles of a batch, first re-reading any bundles faust skipped (gaps.py)."""
+        d = self.d
+        ckey = checkpoint_key(partition, d.partitions)
+        last = d.issues.get(ckey)
+        for event in events:
+            offset = event.message.offset
+            if last is not None and offset > last + 1:
+                topic = d.by_fingerprint.get_topic_name()
+                for hole_offset, value in await read_hole(d.settings, topic, partition, last + 1, offset):
+                    self.fold(batch, partition, hole_offset, value)
+                # faust never acks what it did not deliver, and then stops committing this partition
+                # (its committed offset would stay before the hole for good): tell it the hole is done.
+                await d.app.consumer._add_gap(TP(topic, partition), last + 1, offset - 1)  # type: ignore[attr-defined]  # noqa: SLF001
+            self.fold(batch, partition, offset, event.value)
+            last = offset if last is None else max(last, offset)
+        if last is not None:
+            batch.checkpoints[ckey] = last
 
     async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             batch = _Batch()
             owned = self.d.owned(self.d.by_fingerprint)
-            left = [(e.message.partition, e.message.offset) for e in events if e.message.partition not in owned]
+            by_partition: dict[int, list[EventT]] = {}
             for event in events:
-                if event.message.partition in owned:
-                    self.fold(batch, event)
-            if left:
-                SKIPPED.labels("revoked").inc(len(left))
-                log.warning("detect-issues leaves %d bundles of revoked partitions to their new owner (first %s)",
-                            len(left), left[0])
+                by_partition.setdefault(event.message.partition, []).append(event)
+            for partition, part_events in by_partition.items():
+                if partition in owned:
+                    await self._fold_partition(batch, partition, part_events)
+                else:
+                    SKIPPED.labels("revoked").inc(len(part_events))
+                    log.warning("detect-issues leaves %d bundles of revoked partition %d to its new owner",
+                                len(part_events), partition)
             await self.store(batch)
 
 

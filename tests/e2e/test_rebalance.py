@@ -171,8 +171,8 @@ def _settled(settings: Settings) -> dict[str, int]:
     """Uncommitted records per consumer group: all zero once every stage has caught up."""
     return {
         "worker": group_lag(settings, f"{settings.app_id}-process", [settings.topic_errors]),
-        "detection": group_lag(settings, settings.app_id, [by_fingerprint_topic(settings), by_service_topic(settings),
-                                                           by_trace_topic(settings)]),
+        **{f"detection {topic.rsplit('-', 2)[-1]}": group_lag(settings, settings.app_id, [topic])
+           for topic in (by_fingerprint_topic(settings), by_service_topic(settings), by_trace_topic(settings))},
         "sink": group_lag(settings, settings.sink_group, [settings.topic_processed]),
         "notify": group_lag(settings, f"{settings.sink_group}-alerts", [settings.topic_alerts]),
     }
@@ -203,7 +203,7 @@ def _collect(settings: Settings, sent: list[ErrorEvent], actions: list[str]) -> 
     return Outcome(
         settings=settings, sent=sent, actions=actions,
         fingerprint_of={p["event"]["event_id"]: p["fingerprint"] for p in processed},
-        detection_counts={k.decode(): v["n"] for k, v in state.items() if v is not None},
+        detection_counts={k.decode(): v["n"] for k, v in state.items() if isinstance(v, dict)},  # not checkpoints
         service_minutes={(k.decode(), int(m)): n for k, v in services.items() if v is not None
                          for m, n in v["w"]["o"].items()},
         alerts=[orjson.loads(v) for _, v in read_to_end(settings, settings.topic_alerts) if v],
