@@ -1,7 +1,7 @@
 """The worker process: the processing stage (``errors`` → processed, DLQ, detection) and faust's detection.
 
 The first stage is a plain aiokafka consumer (``process_stage``) started as a
-faust task; detection is faust agents and tables (``detection_app``). Delivery
+faust task; detection is faust agents and tables (``detection``). Delivery
 is at-least-once throughout: outputs are acknowledged by Kafka before input
 offsets are committed, so a crash re-processes rather than loses. Duplicates
 this creates are removed by the sink, which deduplicates on event id.
@@ -18,7 +18,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from errstream_core.settings import Settings
-from stream_processors.detection_app import install_detection
+from stream_processors.detection import install_detection
 from stream_processors.process_stage import ProcessingStage
 
 log = logging.getLogger("errstream.worker")

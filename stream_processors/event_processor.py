@@ -202,7 +202,7 @@ class EventProcessor:
                                     f"processed event is {len(encoded)} bytes; the limit is {MAX_PROCESSED_BYTES}",
                                     None, partition, offset)
             stage = "signals"
-            signal = Signal.from_event(processed).fields() if self.detection else None
+            signal = Signal.from_event(processed, partition, offset).fields() if self.detection else None
         except Exception as exc:  # noqa: BLE001 - one record, whatever it triggers, must not stop the partition
             return self._reject(raw, stage, "processing_error", f"{type(exc).__name__}: {exc}"[:4_000], None,
                                 partition, offset)

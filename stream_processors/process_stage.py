@@ -20,9 +20,13 @@ Per poll of up to ``BATCH_MAX`` records:
    live there);
 3. the input offsets are committed only once every output is acknowledged.
 
+Each signal carries the ``errors`` partition and offset it came from, and a
+bundle lists a partition's signals in offset order: detection's state
+remembers the positions it applied and so ignores a re-processed batch.
+
 So delivery is at-least-once, as before: a crash or a rebalance between
 steps 2 and 3 re-processes a batch; the sink drops the duplicate events by
-id, and detection's state and deterministic alert ids absorb the replays.
+id, and detection's state recognises the replayed positions (``detectors/replay.py``).
 """
 
 from __future__ import annotations

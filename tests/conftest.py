@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import asyncio
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +8,6 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.local.servers import clickhouse_server, kafka_server
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
 from sinks.clickhouse_client import connect
 from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
 
@@ -30,25 +27,6 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
     """Settings isolated per test: own topics, consumer groups and database on the shared servers."""
-    run = uuid.uuid4().hex[:10]
-    s = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        clickhouse_url=clickhouse_url,
-        clickhouse_database=f"errstream_t{run}",
-        topic_errors=f"t{run}.errors",
-        topic_dlq=f"t{run}.errors.dlq",
-        topic_alerts=f"t{run}.alerts",
-        topic_processed=f"t{run}.processed",
-        topic_issue_status=f"t{run}.issue-status",
-        topic_grouping_rules=f"t{run}.grouping-rules",
-        topic_sessions=f"t{run}.sessions",
-        topic_alert_rules=f"t{run}.alert-rules",
-        app_id=f"t{run}-errstream",
-        sink_group=f"t{run}-sink",
-        sink_batch_seconds=0.5,
-    )
-    asyncio.run(ensure_topics(s))
-    return s
 
 
 @pytest.fixture

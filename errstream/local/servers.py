@@ -7,14 +7,18 @@ Kafka broker from Maven jars and the embedded ClickHouse endpoint).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
 from errstream.local.process import free_port, free_port_pair
+from errstream_core.settings import Settings
+from errstream_core.topics import ensure_topics
 
 
 def docker_available() -> bool:
@@ -66,3 +70,26 @@ def clickhouse_server(state_dir: Path) -> Iterator[str]:
         yield ch_local.client_url  # with the read-write login `up` created
     finally:
         ch_local.down()
+
+
+def isolated_settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
+    """Settings with their own topics (created), consumer groups and database on the shared servers."""
+    run = uuid.uuid4().hex[:10]
+    s = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        clickhouse_url=clickhouse_url,
+        clickhouse_database=f"errstream_t{run}",
+        topic_errors=f"t{run}.errors",
+        topic_dlq=f"t{run}.errors.dlq",
+        topic_alerts=f"t{run}.alerts",
+        topic_processed=f"t{run}.processed",
+        topic_issue_status=f"t{run}.issue-status",
+        topic_grouping_rules=f"t{run}.grouping-rules",
+        topic_sessions=f"t{run}.sessions",
+        topic_alert_rules=f"t{run}.alert-rules",
+        app_id=f"t{run}-errstream",
+        sink_group=f"t{run}-sink",
+        sink_batch_seconds=0.5,
+    )
+    asyncio.run(ensure_topics(s))
+    return s

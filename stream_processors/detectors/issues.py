@@ -14,6 +14,7 @@ from schemas.alerts import AlertEvent, Severity
 from stream_processors.detectors.alerts import human_utc, make_alert, utc
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
+from stream_processors.detectors.replay import AppliedOffsets
 from stream_processors.detectors.signals import Signal
 from stream_processors.detectors.spike import Baseline, SpikeHit, check_spike
 from stream_processors.detectors.windows import MinuteWindows
@@ -30,18 +31,24 @@ class IssueState:
     baseline: Baseline = field(default_factory=Baseline)
     spiked: set[int] = field(default_factory=set)  # minutes that already raised a spike
     late: int = 0  # events beyond grace, ignored by the windows
+    applied: AppliedOffsets = field(default_factory=AppliedOffsets)  # ``errors`` positions already counted
+
+    def replayed(self, sig: Signal) -> bool:
+        """True when ``sig`` is an event this state already counted (its ``errors`` record re-processed)."""
+        return self.applied.seen(sig.src_partition, sig.src_offset)
 
     def to_dict(self) -> dict[str, Any]:
         return {"f": self.first_seen, "n": self.count, "t": self.next_threshold, "r": self.regressed_for,
                 "cd": self.cooldowns.last, "w": self.windows.to_dict(), "b": self.baseline.to_dict(),
-                "s": sorted(self.spiked), "l": self.late}
+                "s": sorted(self.spiked), "l": self.late, "a": self.applied.high}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], cfg: DetectionConfig) -> IssueState:
         return cls(first_seen=d["f"], count=d["n"], next_threshold=d["t"], regressed_for=d.get("r"),
                    cooldowns=Cooldowns(dict(d.get("cd", {}))),
                    windows=MinuteWindows.from_dict(d.get("w", {}), cfg.grace, cfg.rate_minutes),
-                   baseline=Baseline.from_dict(d.get("b", {})), spiked=set(d.get("s", [])), late=d.get("l", 0))
+                   baseline=Baseline.from_dict(d.get("b", {})), spiked=set(d.get("s", [])), late=d.get("l", 0),
+                   applied=AppliedOffsets(dict(d.get("a", {}))))
 
 
 def _count_severity(n: int) -> Severity:
@@ -59,12 +66,18 @@ class IssueDetector:
 
     def observe(self, state: IssueState | None, sig: Signal, status: dict[str, Any] | None
                 ) -> tuple[IssueState, list[AlertEvent]]:
-        """Fold one event into its issue's state; the alerts it raises (none for ignored issues)."""
+        """Fold one event into its issue's state; the alerts it raises (none for ignored issues).
+
+        An event the state already counted (``state.replayed(sig)``) changes nothing and raises nothing.
+        """
         cfg = self.cfg
         fp = sig.fingerprint
         new = state is None
         if state is None:
             state = IssueState(first_seen=sig.ts, windows=MinuteWindows(grace=cfg.grace, keep=cfg.rate_minutes))
+        elif state.replayed(sig):
+            return state, []
+        state.applied.record(sig.src_partition, sig.src_offset)
         state.count += 1
         raised: list[AlertEvent] = []
         if new:

@@ -13,6 +13,7 @@ from schemas.alerts import AlertEvent
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
 from stream_processors.detectors.issues import spike_alert
+from stream_processors.detectors.replay import AppliedOffsets
 from stream_processors.detectors.signals import Signal
 from stream_processors.detectors.spike import Baseline, check_spike
 from stream_processors.detectors.windows import MinuteWindows
@@ -28,17 +29,19 @@ class ServiceState:
     spiked: set[int] = field(default_factory=set)
     top: dict[int, dict[str, int]] = field(default_factory=dict)  # open minute → fingerprint → count
     late: int = 0
+    applied: AppliedOffsets = field(default_factory=AppliedOffsets)  # detection partition → bundle offset applied
 
     def to_dict(self) -> dict[str, Any]:
         return {"w": self.windows.to_dict(), "b": self.baseline.to_dict(), "cd": self.cooldowns.last,
-                "s": sorted(self.spiked), "t": {str(m): c for m, c in self.top.items()}, "l": self.late}
+                "s": sorted(self.spiked), "t": {str(m): c for m, c in self.top.items()}, "l": self.late,
+                "a": self.applied.high}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], cfg: DetectionConfig) -> ServiceState:
         return cls(windows=MinuteWindows.from_dict(d.get("w", {}), cfg.grace),
                    baseline=Baseline.from_dict(d.get("b", {})), cooldowns=Cooldowns(dict(d.get("cd", {}))),
                    spiked=set(d.get("s", [])), top={int(m): dict(c) for m, c in d.get("t", {}).items()},
-                   late=d.get("l", 0))
+                   late=d.get("l", 0), applied=AppliedOffsets(dict(d.get("a", {}))))
 
 
 class ServiceDetector:
@@ -49,6 +52,20 @@ class ServiceDetector:
         if value is None:
             return None
         return ServiceState.from_dict(value, self.cfg)
+
+    def observe_bundle(self, state: ServiceState | None, partition: int | None, offset: int | None,
+                       groups: list[tuple[Signal, int]]) -> tuple[ServiceState | None, list[AlertEvent]]:
+        """Fold in the counts one signal bundle (``partition``/``offset`` on detection's by-fingerprint topic)
+        contributed to this service; a bundle already folded in changes nothing."""
+        if state is not None and state.applied.seen(partition, offset):
+            return state, []
+        raised: list[AlertEvent] = []
+        for sig, n in groups:
+            state, alerts = self.observe(state, sig, n)
+            raised.extend(alerts)
+        if state is not None:
+            state.applied.record(partition, offset)
+        return state, raised
 
     def observe(self, state: ServiceState | None, sig: Signal, n: int = 1) -> tuple[ServiceState, list[AlertEvent]]:
         """Add ``n`` events like ``sig`` (the worker forwards per-batch counts, ``sig`` the latest of them)."""

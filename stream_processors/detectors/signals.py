@@ -4,6 +4,11 @@ Built by the processing stage from each processed event and sent in this
 compact positional form, bundled per partition, to detection's topics (by
 fingerprint, then by service and by trace). ``from_processed`` reads the
 processed topic's JSON, for tools and tests.
+
+``src_partition``/``src_offset`` name the ``errors`` record the signal came
+from. A replay of that record (the processing stage re-processing after a
+crash or a rebalance) yields a signal with the same source, which is how
+detection's state recognises input it already counted (``detectors/replay.py``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Signal:
     trace_id: str | None = None
     span_id: str | None = None
     parent_span_id: str | None = None
+    src_partition: int | None = None  # the ``errors`` partition and offset this event was read from
+    src_offset: int | None = None
 
     @classmethod
     def from_processed(cls, raw: bytes) -> Signal:
@@ -55,18 +62,22 @@ class Signal:
         )
 
     @classmethod
-    def from_event(cls, p: ProcessedEvent) -> Signal:
-        """From the worker's own processed event, before it is serialised (the processing stage)."""
+    def from_event(cls, p: ProcessedEvent, partition: int | None = None, offset: int | None = None) -> Signal:
+        """From the worker's own processed event, before it is serialised (the processing stage).
+
+        ``partition``/``offset``: where the stage read the event on ``errors``; without them detection
+        cannot tell a replayed signal from a new one.
+        """
         ev = p.event
         received = p.received_at.timestamp()
         ts = _event_time(ev.timestamp.timestamp(), received)
         return cls(str(ev.event_id), ev.service, p.fingerprint, p.title, ev.level, ts, received, ev.trace_id,
-                   ev.span_id, ev.parent_span_id)
+                   ev.span_id, ev.parent_span_id, partition, offset)
 
     def fields(self) -> list[Any]:
         """Positional form (the constructor's order): compact on the repartition topics."""
         return [self.event_id, self.service, self.fingerprint, self.title, self.level, self.ts, self.received,
-                self.trace_id, self.span_id, self.parent_span_id]
+                self.trace_id, self.span_id, self.parent_span_id, self.src_partition, self.src_offset]
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.fields())

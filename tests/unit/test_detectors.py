@@ -266,3 +266,42 @@ def test_signal_from_a_processed_event_and_a_clock_far_ahead() -> None:
     assert Signal.from_processed(ahead.model_dump_json().encode()).ts == received.timestamp()
     with pytest.raises((ValueError, KeyError)):
         Signal.from_processed(b'{"event": {}}')
+
+
+# --- replays (idempotent state) -------------------------------------------------
+
+def _from(s: Signal, partition: int, offset: int) -> Signal:
+    s.src_partition, s.src_offset = partition, offset
+    return s
+
+
+def test_an_issue_state_counts_a_replayed_errors_record_once_and_raises_nothing_again() -> None:
+    det = IssueDetector(DetectionConfig(thresholds=(3,)))
+    first = [_from(sig(T0 + i), partition=i % 2, offset=i // 2) for i in range(4)]
+    state, raised = None, []
+    for s in first[:3]:
+        state, alerts = det.observe(state, s, None)
+        raised += alerts
+    assert state is not None and state.count == 3
+    assert sorted(a.kind for a in raised) == ["new_issue", "threshold"]
+    # the processing stage re-processes the batch, then goes on: only the new record counts
+    state = det.load(orjson.loads(orjson.dumps(state.to_dict())))  # and through a restart
+    for s in [*first[:3], first[3]]:
+        assert state is not None
+        state, alerts = det.observe(state, Signal(*s.fields()), None)
+        assert alerts == []
+    assert state is not None and state.count == 4
+    assert state.replayed(first[3]) and not state.replayed(_from(sig(T0), partition=1, offset=2))
+
+
+def test_a_service_state_applies_a_forwarded_bundle_once() -> None:
+    det = ServiceDetector(DetectionConfig())
+    groups = [(sig(T0 + 1), 5), (sig(T0 + 2, fp="f" * 32), 2)]
+    state, _ = det.observe_bundle(None, 3, 40, groups)
+    state, _ = det.observe_bundle(state, 3, 40, groups)  # re-forwarded after a crash of detect-issues
+    state, _ = det.observe_bundle(state, 3, 39, groups)  # an older bundle of the same partition
+    assert state is not None and state.windows.open == {int(T0): 7}
+    state, _ = det.observe_bundle(state, 1, 39, groups)  # another by-fingerprint partition
+    assert state is not None
+    state = det.load(state.to_dict())
+    assert state is not None and state.windows.open == {int(T0): 14} and state.applied.high == {"3": 40, "1": 39}
