@@ -21,8 +21,14 @@ class ValidationProblem(BaseModel):
     msg: str
 
 
+Reason = Literal["invalid_json", "invalid_event", "too_large", "processing_error", "unstorable"]
+
+
 class DeadLetter(BaseModel):
-    reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+    # processing_error: an unexpected exception while handling the record (a bug or a limit);
+    # unstorable: ClickHouse (or its client) refused the record's row.
+    reason: Reason
+    stage: str = ""  # which step refused it: decode, process, produce, sink-decode, sink-rows, sink-insert, ...
     detail: str = Field(max_length=4_000)
     problems: list[ValidationProblem] = Field(default_factory=list)
     source_topic: str
@@ -39,12 +45,13 @@ class DeadLetter(BaseModel):
         cls,
         raw: bytes,
         *,
-        reason: Literal["invalid_json", "invalid_event", "too_large", "processing_error"],
+        reason: Reason,
         detail: str,
         source_topic: str,
         problems: list[ValidationProblem] | None = None,
         partition: int | None = None,
         offset: int | None = None,
+        stage: str = "",
     ) -> DeadLetter:
         cut = raw[:MAX_DLQ_PAYLOAD]
         try:
@@ -53,6 +60,7 @@ class DeadLetter(BaseModel):
             text, encoding = base64.b64encode(cut).decode("ascii"), "base64"
         return cls(
             reason=reason,
+            stage=stage,
             detail=detail[:4_000],
             problems=problems or [],
             source_topic=source_topic,
