@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from errstream_core.consumer.outage import InfrastructureError
 
@@ -39,6 +39,8 @@ class RowError(Exception):
 def is_row_error(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError):
         return False
+    if isinstance(exc, DataError):  # the client could not serialise a value ("Unable to create native array")
+        return True
     if isinstance(exc, DatabaseError):
         code = exc.code
         if code is None and (m := _CODE.search(str(exc))):
