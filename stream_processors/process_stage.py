@@ -84,8 +84,11 @@ class _Outputs:
     async def flush(self) -> None:
         for slot in list(self.open):
             await self._ship(slot)
-        acks, self.acks = self.acks, []
-        await asyncio.gather(*acks)
+        if self.acks:
+            await asyncio.wait(self.acks)  # unlike gather, a cancelled wait leaves the acks pending, not cancelled
+            acks, self.acks = self.acks, []
+            for ack in acks:
+                ack.result()  # raises the first failure
 
     def discard(self) -> None:
         self.open.clear()
@@ -108,6 +111,7 @@ class ProcessingStage(Step):
         self.processed_partitions = 0
         self.signals: dict[int, list[list[Any]]] = defaultdict(list)
         self.taken: dict[TopicPartition, tuple[int, int]] = {}  # first offset not committed, next offset
+        self.interrupted = False  # cancelled mid-way: outputs may be lost, so nothing more is reported done
 
     # -- lifecycle -----------------------------------------------------------
     async def start(self) -> None:
@@ -143,10 +147,11 @@ class ProcessingStage(Step):
         outputs = self.outputs
         assert outputs is not None
         first = self.taken[tp][0] if tp in self.taken else records[0].offset
-        self.taken[tp] = (first, records[-1].offset + 1)
+        end = self.taken[tp][1] if tp in self.taken else first
         now = datetime.now(UTC)
         process = self.processor.process
         n = s.topic_partitions
+        abandoned = False
         try:
             for record in records:
                 try:
@@ -169,12 +174,22 @@ class ProcessingStage(Step):
                 except KafkaError as exc:
                     if isinstance(exc, MessageSizeTooLargeError):
                         await self._refuse(tp, record, "produce", "too_large", describe(exc))
-                        continue
-                    raise
+                    else:
+                        raise
                 except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: this record's fault, not the stage's
                     await self._refuse(tp, record, "process", "processing_error", describe(exc))
+                end = record.offset + 1
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
         except (KafkaError, InfrastructureError) as exc:
+            self.taken[tp] = (first, end)  # so the rewind covers this partition too
+            abandoned = True
             raise self._abandon(exc) from exc
+        finally:
+            # Only what was handled is done: a shutdown that cancels us mid-poll must not commit the rest.
+            if not abandoned and end > first:
+                self.taken[tp] = (first, end)
 
     async def _refuse(self, tp: TopicPartition, record: Any, stage: str, reason: Any, detail: str) -> None:
         self.processor.counts["rejected"] = self.processor.counts.get("rejected", 0) + 1
@@ -195,7 +210,7 @@ class ProcessingStage(Step):
         return InfrastructureError("Kafka", cause, rewind)
 
     async def poll(self, force: bool = False) -> dict[TopicPartition, int]:
-        if not self.taken:
+        if not self.taken or self.interrupted:
             return {}
         outputs = self.outputs
         assert outputs is not None
@@ -206,6 +221,9 @@ class ProcessingStage(Step):
                 self.signals.clear()
             await outputs.flush()
             await self.dead_letters.flush()
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
         except (KafkaError, InfrastructureError) as exc:
             raise self._abandon(exc) from exc
         done = {tp: end for tp, (_, end) in self.taken.items()}

@@ -65,10 +65,12 @@ class DeadLetters:
             raise InfrastructureError("Kafka", exc) from exc
 
     async def flush(self) -> None:
-        acks, self.acks = self.acks, []
-        if not acks:
+        if not self.acks:
             return
+        await asyncio.wait(self.acks)  # a cancelled wait leaves them pending (gather would cancel them)
+        acks, self.acks = self.acks, []
         try:
-            await asyncio.gather(*acks)
+            for ack in acks:
+                ack.result()
         except KafkaError as exc:
             raise InfrastructureError("Kafka", exc) from exc

@@ -13,16 +13,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from clickhouse_connect.driver.client import Client
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import cpu_seconds, free_port
+from errstream.local.process import cpu_seconds, free_port, port_open
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 from sinks.clickhouse_client import connect
+from tests.support.kafka import read_topic
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +54,26 @@ def _totals(ch: Client, settings: Settings) -> tuple[int, int]:
     except Exception:  # noqa: BLE001 - not there yet, or ClickHouse down
         return (0, 0)
     return int(counted or 0), int(stored or 0)
+
+
+async def _lag(settings: Settings, group: str, topic: str) -> tuple[int, int]:
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        ends = await consumer.end_offsets(parts)
+        committed = [await consumer.committed(tp) or 0 for tp in parts]
+        return sum(committed), sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def _where(settings: Settings, total: int) -> str:
+    """Where events are, when a count is off: processed topic, and each group's (committed, end)."""
+    ids = {r["event"]["event_id"] for r in read_topic(settings, settings.topic_processed, 10**9, timeout=10)}
+    worker = asyncio.run(_lag(settings, f"{settings.app_id}-process", settings.topic_errors))
+    sink = asyncio.run(_lag(settings, settings.sink_group, settings.topic_processed))
+    return f"distinct events on the processed topic {len(ids)} of {total}; worker {worker}; sink {sink}"
 
 
 def _terminate(services: list[Service], limit: float = 10.0) -> dict[str, tuple[int | None, float]]:
@@ -91,7 +113,7 @@ def test_sigterm_stops_worker_sink_and_notify_within_10s_and_a_restart_counts_ex
         worker = Service("worker", settings, tmp_path, STORE_EVERYTHING_ENV).start()
         sink = Service("sink", settings, tmp_path).start()
         wait_for(lambda: _totals(ch, settings), lambda t: t[0] >= total, 180, f"{total} events",
-                 diagnostics=lambda: sink.output()[-3000:])
+                 diagnostics=lambda: _where(settings, total) + "\n" + sink.output()[-3000:])
         time.sleep(2)
         assert _totals(ch, settings) == (total, total), at_stop
         db = settings.clickhouse_database
@@ -113,7 +135,10 @@ def _quiet_while(services: list[Service], window: float = QUIET_WINDOW) -> dict[
 def own_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own, so stopping it disturbs no other test."""
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=tmp_path / "kafka", cache_dir=cache, port=free_port(), partitions=4)
+    port = free_port()
+    while port_open("127.0.0.1", port + 1):  # the controller listens on the next port
+        port = free_port()
+    kafka = LocalKafka(state_dir=tmp_path / "kafka", cache_dir=cache, port=port, partitions=4)
     kafka.up()
     try:
         yield kafka
