@@ -176,6 +176,7 @@ def test_with_the_broker_down_worker_and_sink_log_little_use_little_cpu_and_reco
         own_kafka.down()
         time.sleep(5)  # noticing it is part of the outage, not of the steady state measured
         quiet = _quiet_while([worker, sink])
+        print(f"broker down for {QUIET_WINDOW:.0f} s: (log lines, CPU share) {quiet}")
         for name, (lines, cpu) in quiet.items():
             svc = worker if name == "worker" else sink
             assert lines <= MAX_LINES and cpu <= MAX_CPU, (name, lines, cpu, svc.output()[-4000:])
@@ -209,6 +210,7 @@ def test_with_clickhouse_down_the_sink_logs_little_uses_little_cpu_and_recovers_
         _publish(s, 300, seed=42)  # the sink has work it cannot write
         time.sleep(5)
         (lines, cpu), = _quiet_while([sink]).values()
+        print(f"ClickHouse down for {QUIET_WINDOW:.0f} s: sink log lines {lines}, CPU share {cpu:.3f}")
         assert lines <= MAX_LINES and cpu <= MAX_CPU, (lines, cpu, sink.output()[-4000:])
         assert sink.proc is not None and sink.proc.poll() is None
         assert "Traceback" not in sink.output()
