@@ -18,13 +18,14 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import cpu_seconds, free_port, port_open
+from errstream.local.process import cpu_seconds, free_port
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 from sinks.clickhouse_client import connect
 from tests.support.kafka import read_topic
+from tests.support.servers import kafka_port
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -135,10 +136,7 @@ def _quiet_while(services: list[Service], window: float = QUIET_WINDOW) -> dict[
 def own_kafka(tmp_path: Path) -> Iterator[LocalKafka]:
     """A broker of this test's own, so stopping it disturbs no other test."""
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    port = free_port()
-    while port_open("127.0.0.1", port + 1):  # the controller listens on the next port
-        port = free_port()
-    kafka = LocalKafka(state_dir=tmp_path / "kafka", cache_dir=cache, port=port, partitions=4)
+    kafka = LocalKafka(state_dir=tmp_path / "kafka", cache_dir=cache, port=kafka_port(), partitions=4)
     kafka.up()
     try:
         yield kafka

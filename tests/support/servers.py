@@ -14,7 +14,7 @@ from pathlib import Path
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import free_port
+from errstream.local.process import free_port, port_open
 
 
 def docker_available() -> bool:
@@ -25,6 +25,14 @@ def docker_available() -> bool:
         return True
     except Exception:
         return False
+
+
+def kafka_port() -> int:
+    """A free port whose next port is free too: the local broker's controller listens there."""
+    port = free_port()
+    while port_open("127.0.0.1", port + 1):
+        port = free_port()
+    return port
 
 
 @contextlib.contextmanager
@@ -39,7 +47,7 @@ def kafka_server(state_dir: Path) -> Iterator[str]:
             yield kc.get_bootstrap_server()
         return
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=free_port(), partitions=4)
+    kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=kafka_port(), partitions=4)
     kafka.up()
     try:
         yield kafka.bootstrap
