@@ -70,7 +70,7 @@ class _Item:
 
 @dataclass
 class _Partition:
-    start: int | None  # committed offset when assigned (None: nothing committed yet)
+    start: int | None  # committed offset: when assigned, then after each batch (None: nothing committed yet)
     loaded: bool = False
     plans: deque[tuple[int, int]] = field(default_factory=deque)  # recorded (first, last) still to replay
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
@@ -183,12 +183,12 @@ class ClickHouseSink(Step):
                     part.plans.appendleft((b.first, b.last))
             self.pending = None
         for tp in partitions:
-            part = self.parts.pop(tp, None)
-            if part is None:
+            gone = self.parts.pop(tp, None)
+            if gone is None:
                 continue
-            end = done.get(tp, part.start)
-            if not part.records and end is not None:
-                self.retired[tp] = (end, part.seen)
+            end = done.get(tp, gone.start)
+            if not gone.records and end is not None:
+                self.retired[tp] = (end, gone.seen)
 
     async def _load(self, tp: TopicPartition, part: _Partition) -> None:
         start = part.start or 0
@@ -260,6 +260,9 @@ class ClickHouseSink(Step):
         batches = self.pending
         await self._write(batches)
         self.pending = None
+        for b in batches:
+            if b.tp in self.parts:
+                self.parts[b.tp].start = b.last + 1  # what the runtime commits now
         return {b.tp: b.last + 1 for b in batches}
 
     def _cut(self) -> list[_Batch]:

@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> faust.App:
         finally:
             finished.set()
 
-    @app.on_before_shutdown.connect  # type: ignore[misc]
+    @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def stop_processing(app: faust.App, **kwargs: object) -> None:
         """SIGTERM: let the stage ship and commit its batch before faust cancels its tasks."""
         stop.set()
