@@ -36,6 +36,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -55,6 +56,9 @@ from sinks.migrate import migrate
 from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
 
 log = logging.getLogger("errstream.sink")
+
+DATETIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+DATETIME_MAX = datetime(2106, 2, 7, tzinfo=UTC)
 
 ROWS = Counter("errstream_sink_rows", "Rows written to ClickHouse", ["table"])
 SKIPPED = Counter("errstream_sink_skipped", "Records not written, by reason", ["reason"])
@@ -346,8 +350,15 @@ class ClickHouseSink(Step):
             try:
                 row = event_row(record) if record.get("stored", True) else None
                 MinuteCounts().add(record)
+                when = datetime.fromisoformat(record["event"]["timestamp"])
             except Exception as exc:  # noqa: BLE001
                 self._refuse(b, m, "sink-rows", "processing_error", f"sink could not build its rows: {describe(exc)}")
+                continue
+            if not DATETIME_MIN <= when < DATETIME_MAX:
+                # The counts' minute is a DateTime: checked here so the record is neither stored nor counted
+                # (the insert split below would find it too, but only after its raw row went in).
+                self._refuse(b, m, "sink-rows", "unstorable",
+                             f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
             items.append(_Item(m.offset, m.value, record, row))
         return items
@@ -357,7 +368,6 @@ class ClickHouseSink(Step):
         token = f"{self.group}/{b.tp.topic}/{b.tp.partition}/{b.first}-{b.last}"
         db = self.settings.clickhouse_database
         client = self._client
-        refused: set[int] = set()
 
         async def counts(items: Sequence[_Item], tok: str) -> None:
             rows = MinuteCounts()
@@ -370,20 +380,30 @@ class ClickHouseSink(Step):
             await storage.insert(client, f"{db}.error_events", [it.row for it in items if it.row is not None],
                                  EVENT_COLUMNS, {"insert_deduplication_token": tok})
 
-        async def refuse_counted(it: _Item, exc: storage.RowError) -> None:
-            refused.add(it.offset)
-            self._refuse(b, it, "sink-insert", "unstorable", f"ClickHouse refused the event's counts: {exc}")
+        not_counted: dict[int, storage.RowError] = {}
+        not_stored: dict[int, storage.RowError] = {}
 
-        async def refuse_stored(it: _Item, exc: storage.RowError) -> None:
-            self._refuse(b, it, "sink-insert", "unstorable",
-                         f"counted, but ClickHouse refused the raw event: {exc}")
+        async def refuse_counts(it: _Item, exc: storage.RowError) -> None:
+            not_counted[it.offset] = exc
+
+        async def refuse_event(it: _Item, exc: storage.RowError) -> None:
+            not_stored[it.offset] = exc
 
         def key(it: _Item) -> int:
             return it.offset
 
-        await storage.bisect(b.items, token + "/counts", key, counts, refuse_counted)
-        kept = [it for it in b.items if it.offset not in refused and it.row is not None]
-        await storage.bisect(kept, token + "/events", key, events, refuse_stored)
-        ROWS.labels("error_events").inc(len(kept))
-        self.stats["events"] += len(b.items) - len(refused)
-        self.stats["stored"] += len(kept)
+        # Raw rows first, counts second: a reader who sees an event counted finds its raw row too.
+        stored = [it for it in b.items if it.row is not None]
+        await storage.bisect(stored, token + "/events", key, events, refuse_event)
+        await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
+        for it in b.items:
+            if it.offset in not_counted:
+                self._refuse(b, it, "sink-insert", "unstorable",
+                             f"ClickHouse refused the event's counts: {not_counted[it.offset]}")
+            elif it.offset in not_stored:
+                self._refuse(b, it, "sink-insert", "unstorable",
+                             f"counted, but ClickHouse refused the raw event: {not_stored[it.offset]}")
+        kept = len(stored) - len(not_stored)
+        ROWS.labels("error_events").inc(kept)
+        self.stats["events"] += len(b.items) - len(not_counted)
+        self.stats["stored"] += kept

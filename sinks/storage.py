@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
+from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
+from urllib3.exceptions import HTTPError
 
 from errstream_core.consumer.outage import InfrastructureError
 
@@ -29,7 +29,6 @@ T = TypeVar("T")
 # DECIMAL_OVERFLOW, TOO_LARGE_STRING_SIZE, CANNOT_PARSE_UUID, ... (ClickHouse's ErrorCodes.cpp).
 DATA_ERROR_CODES = frozenset({6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 321, 376, 407, 691, 1001})
 _CODE = re.compile(r"(?:Code:|error code)\s*(\d+)", re.IGNORECASE)
-CLIENT_ROW_ERRORS = (struct.error, OverflowError, ValueError, TypeError, UnicodeError)
 
 
 class RowError(Exception):
@@ -37,16 +36,21 @@ class RowError(Exception):
 
 
 def is_row_error(exc: BaseException) -> bool:
+    """Data at fault (split the batch) rather than the server or the network (retry it)."""
     if isinstance(exc, OperationalError):
         return False
     if isinstance(exc, DataError):  # the client could not serialise a value ("Unable to create native array")
         return True
-    if isinstance(exc, DatabaseError):
-        code = exc.code
+    if isinstance(exc, ClickHouseError):
+        code = getattr(exc, "code", None)
         if code is None and (m := _CODE.search(str(exc))):
             code = int(m.group(1))
         return code in DATA_ERROR_CODES
-    return isinstance(exc, CLIENT_ROW_ERRORS)
+    if isinstance(exc, OSError | HTTPError | TimeoutError):
+        return False  # the network
+    # Anything else raised inside the client is its serialiser choking on a value: struct.error,
+    # OverflowError, ValueError, TypeError, or e.g. AttributeError for a dict where a str belongs.
+    return True
 
 
 async def call(fn: Callable[[], T]) -> T:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,7 @@ from errstream_core.consumer.outage import InfrastructureError
 from schemas.dead_letter import DeadLetter, Reason, ValidationProblem
 
 log = logging.getLogger("errstream.dead_letters")
+LOG_EVERY = 1.0  # seconds between dead-letter log lines; every dead letter is counted regardless
 
 DEAD_LETTERS = Counter("errstream_dead_letters", "Records sent to the dead-letter topic, by stage and reason",
                        ["consumer", "stage", "reason"])
@@ -42,6 +44,8 @@ class DeadLetters:
         self.producer = producer
         self.acks: list[asyncio.Future[Any]] = []
         self.count = 0
+        self._logged_at = -LOG_EVERY
+        self._unlogged = 0
 
     async def refuse(self, value: bytes | None, *, source_topic: str, partition: int | None, offset: int | None,
                      stage: str, reason: Reason, detail: str, problems: list[ValidationProblem] | None = None,
@@ -56,8 +60,14 @@ class DeadLetters:
     async def publish(self, dl: DeadLetter) -> None:
         DEAD_LETTERS.labels(self.consumer, dl.stage, dl.reason).inc()
         self.count += 1
-        log.warning("%s: dead letter at %s[%s]@%s: %s/%s %s", self.consumer, dl.source_topic, dl.source_partition,
-                    dl.source_offset, dl.stage, dl.reason, dl.detail[:200])
+        now = time.monotonic()
+        if now - self._logged_at >= LOG_EVERY:  # a flood of bad input must not flood the log: counted, sampled
+            more = f" ({self._unlogged} more since the last line)" if self._unlogged else ""
+            log.warning("%s: dead letter at %s[%s]@%s: %s/%s %s%s", self.consumer, dl.source_topic,
+                        dl.source_partition, dl.source_offset, dl.stage, dl.reason, dl.detail[:200], more)
+            self._logged_at, self._unlogged = now, 0
+        else:
+            self._unlogged += 1
         assert self.producer is not None
         try:
             self.acks.append(await self.producer.send(self.topic, dl.model_dump_json().encode()))

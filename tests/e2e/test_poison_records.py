@@ -65,30 +65,37 @@ def test_the_sink_dead_letters_rows_it_cannot_store_and_stores_the_rest(
     year_one["event"]["timestamp"] = "0001-01-01T00:00:00+00:00"
     huge = orjson.loads(good[1][0])
     huge["event"]["event_id"] = "00000000-0000-4000-8000-000000000002"
+    bad_tag = orjson.loads(good[2][0])
+    bad_tag["event"]["event_id"] = "00000000-0000-4000-8000-000000000003"
+    bad_tag["event"]["tags"] = {"attempt": {"nested": [1, 2]}}  # the client cannot write it into Map(String, String)
     poison = [
         (orjson.dumps(year_one), [("event_id", b"00000000000040008000000000000001")]),
         (orjson.dumps(huge).replace(b'"event_id"', b'"context":{"n":' + b"9" * 400 + b'},"event_id"', 1),
          [("event_id", b"00000000000040008000000000000002")]),
         (b"{not json", []),
+        (orjson.dumps(bad_tag), [("event_id", b"00000000000040008000000000000003")]),
     ]
     _produce(settings, settings.topic_processed, good[:20] + poison + good[20:])
     sink = Service("sink", settings, tmp_path).start()
     try:
-        dead = read_topic(settings, settings.topic_dlq, expect=3, timeout=90)
-        wait_for(lambda: _counted(ch, settings), lambda n: n >= 40, 90, "the 40 valid records counted",
+        dead = read_topic(settings, settings.topic_dlq, expect=4, timeout=90)
+        wait_for(lambda: _counted(ch, settings), lambda n: n >= 41, 90, "the 40 valid records counted",
                  diagnostics=lambda: sink.output()[-3000:])
         assert sink.proc is not None and sink.proc.poll() is None  # still running
     finally:
         sink.stop()
-    assert _counted(ch, settings) == 40
-    stored = ch.query(f"SELECT count() FROM {settings.clickhouse_database}.error_events FINAL").result_rows[0][0]
+    assert _counted(ch, settings) == 41  # the bad tag's event is counted; only its raw row is refused
+    stored = ch.query(f"SELECT count() FROM {settings.clickhouse_database}.error_events").result_rows[0][0]
     assert stored == 40
-    assert len(dead) == 3
+    assert len(dead) == 4
     by_offset = {d["source_offset"]: d for d in dead}
-    assert set(by_offset) == {20, 21, 22}
+    assert set(by_offset) == {20, 21, 22, 23}
+    # found by splitting the insert: only that row is refused
+    assert by_offset[23]["stage"] == "sink-insert" and by_offset[23]["reason"] == "unstorable"
+    assert by_offset[23]["detail"].startswith("counted, but ClickHouse refused the raw event")
     assert all(d["source_topic"] == settings.topic_processed and d["source_partition"] == 0 for d in dead)
-    assert by_offset[20]["stage"] == "sink-insert" and by_offset[20]["reason"] == "unstorable"
-    assert "struct.error" in by_offset[20]["detail"] or "error" in by_offset[20]["detail"].lower()
+    assert by_offset[20]["stage"] in ("sink-rows", "sink-insert") and by_offset[20]["reason"] == "unstorable"
+    assert "DateTime" in by_offset[20]["detail"]
     assert by_offset[21]["stage"] in ("sink-decode", "sink-rows", "sink-insert")
     assert by_offset[22]["stage"] == "sink-decode"
     assert "ClickHouse write failed" not in sink.output()

@@ -21,7 +21,9 @@ def test_row_errors_are_told_apart_from_an_unreachable_server() -> None:
     assert storage.is_row_error(DatabaseError("Code: 27. DB::Exception: Cannot parse input"))
     assert not storage.is_row_error(OperationalError("connection refused"))
     assert not storage.is_row_error(DatabaseError("Code: 60. DB::Exception: Unknown table"))
+    assert storage.is_row_error(AttributeError("'dict' object has no attribute 'encode'"))
     assert not storage.is_row_error(ConnectionRefusedError())
+    assert not storage.is_row_error(TimeoutError())
 
 
 def test_bisect_dead_letters_only_the_bad_rows_with_deterministic_tokens() -> None:
