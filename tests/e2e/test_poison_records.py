@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,13 +31,13 @@ def _counted(ch: Client, settings: Settings) -> int:
         return 0
 
 
-def _produce(settings: Settings, topic: str, records: list[tuple[bytes, list[tuple[str, bytes]]]]) -> None:
+def _produce(settings: Settings, topic: str, records: Sequence[tuple[bytes, Sequence[tuple[str, bytes]]]]) -> None:
     async def go() -> None:
         producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all")
         await producer.start()
         try:
             for value, headers in records:
-                await producer.send_and_wait(topic, value, partition=0, headers=headers)
+                await producer.send_and_wait(topic, value, partition=0, headers=list(headers))
         finally:
             await producer.stop()
 
