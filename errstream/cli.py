@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -152,11 +154,31 @@ def _service_logging() -> None:
 
 
 def _run_until_signal(coro_factory: object) -> None:
+    """Run until SIGTERM/SIGINT; then the consumers get ``shutdown_seconds`` to finish, commit and leave.
+
+    A watchdog bounds the exit even if a call hangs (a ClickHouse request in a thread cannot be
+    cancelled): what is not committed by then is replayed idempotently by the next owner.
+    """
+    settings = get_settings()
+
+    def watchdog() -> None:
+        logging.getLogger("errstream").warning("shutdown took longer than %.0f s; exiting, uncommitted work is "
+                                               "replayed by the next owner", settings.shutdown_seconds + 2)
+        logging.shutdown()
+        os._exit(0)
+
+    def on_signal(stop: asyncio.Event) -> None:
+        if not stop.is_set():
+            timer = threading.Timer(settings.shutdown_seconds + 2, watchdog)
+            timer.daemon = True
+            timer.start()
+        stop.set()
+
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, stop)
         await coro_factory(stop)  # type: ignore[operator]
 
     asyncio.run(main())

@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     clickhouse_cluster: str = ""
     events_ttl_days: int = 90
 
+    # --- every consumer (processing stage, sink, notify): hand-overs, shutdown, outages ----
+    # a crashed member keeps its partitions this long; Kafka's minimum is 6 s (group.min.session.timeout.ms)
+    consumer_session_timeout_seconds: float = 10.0
+    # static membership (KIP-345): a stable, unique name per process (e.g. the pod or host name); a restart
+    # within the session timeout keeps its partitions without a rebalance. "" = dynamic membership.
+    consumer_instance_id: str = ""
+    consumer_assignor: Literal["sticky", "range", "roundrobin"] = "sticky"
+    shutdown_seconds: float = 7.0  # SIGTERM: finish or abandon the batch, commit and leave within this
+    outage_report_seconds: float = 30.0  # while a server stays unreachable, one reminder line this often
+    retry_max_seconds: float = 10.0  # cap of the exponential backoff against an unreachable server
+
     # --- sink batching (Snuba uses 50k rows or 2 s) ------------------------
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0

@@ -23,11 +23,15 @@ class ValidationProblem(BaseModel):
     msg: str
 
 
-Reason = Literal["invalid_json", "invalid_event", "too_large", "processing_error"]
+Reason = Literal["invalid_json", "invalid_event", "too_large", "processing_error", "unstorable"]
 
 
 class DeadLetter(BaseModel):
-    stage: str = Field(default="validate", max_length=64, description="the step that refused the record")
+    # processing_error: an unexpected exception while handling the record (a bug or a limit);
+    # unstorable: ClickHouse (or its client) refused the record's row.
+    stage: str = Field(default="validate", max_length=64,
+                       description="the step that refused the record: decode, validate, scrub, fingerprint, "
+                                   "encode, signals, produce, rows, sink-insert, …")
     reason: Reason
     detail: str = Field(max_length=4_000)
     problems: list[ValidationProblem] = Field(default_factory=list)

@@ -56,17 +56,18 @@ class AlertsSink(TopicSink):
         self.stats["stored"] = 0
         self.rules = AlertRulesFollower(settings)  # routed rules set severity and destinations
 
-    async def stop(self) -> None:
+    async def close(self) -> None:
         await self.rules.stop()
-        await super().stop()
+        await super().close()
         await self.notifier.close()
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         rules = await self.rules.poll()
-        parsed = {tp: [route(a, rules) for a in await self.parse(msgs, AlertEvent)] for tp, msgs in batches.items()}
+        parsed = {tp: [(m, route(a, rules)) for m, a in await self.parse(msgs, AlertEvent)]
+                  for tp, msgs in batches.items()}
         unique: dict[uuid.UUID, AlertEvent] = {}
         for alerts in parsed.values():
-            for alert in alerts:
+            for _, alert in alerts:
                 unique.setdefault(alert.alert_id, alert)
         if not unique:
             return
@@ -74,11 +75,13 @@ class AlertsSink(TopicSink):
         seen_before = list(stored)
         for tp, alerts in parsed.items():
             new = []
-            for a in alerts:  # once, even when published twice in this poll
+            for m, a in alerts:  # once, even when published twice in this poll
                 if a.alert_id not in stored:
                     stored.add(a.alert_id)
-                    new.append(a)
-            await self.insert("alerts", [alert_row(a) for a in new], ALERT_COLUMNS, self.token(tp, batches[tp]))
+                    new.append((m, a))
+            rows = await self.rows(new, alert_row)
+            await self.insert("alerts", [r for _, r in rows], ALERT_COLUMNS, self.token(tp, batches[tp]),
+                              [m for m, _ in rows])
             self.stats["stored"] += len(new)
         await self.notifier.deliver_all(list(unique.values()), seen_before)
 

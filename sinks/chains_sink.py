@@ -48,5 +48,6 @@ class ChainsSink(TopicSink):
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, msgs in batches.items():
-            chains = await self.parse(msgs, ErrorChain)
-            await self.insert("error_chains", [chain_row(c) for c in chains], CHAIN_COLUMNS, self.token(tp, msgs))
+            rows = await self.rows(await self.parse(msgs, ErrorChain), chain_row)
+            await self.insert("error_chains", [r for _, r in rows], CHAIN_COLUMNS, self.token(tp, msgs),
+                              [m for m, _ in rows])

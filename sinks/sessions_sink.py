@@ -32,6 +32,6 @@ class SessionsSink(TopicSink):
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, msgs in batches.items():
-            aggregates = await self.parse(msgs, SessionAggregate)
-            rows = [session_row(a) for a in aggregates]
-            await self.insert("session_aggregates_in", rows, SESSION_COLUMNS, self.token(tp, msgs))
+            rows = await self.rows(await self.parse(msgs, SessionAggregate), session_row)
+            await self.insert("session_aggregates_in", [r for _, r in rows], SESSION_COLUMNS, self.token(tp, msgs),
+                              [m for m, _ in rows])

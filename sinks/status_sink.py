@@ -35,6 +35,6 @@ class StatusSink(TopicSink):
 
     async def handle(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for tp, msgs in batches.items():
-            changes = await self.parse(msgs, IssueStatusChange)
-            rows = [status_row(c) for c in changes]
-            await self.insert("issue_status_history", rows, STATUS_COLUMNS, self.token(tp, msgs))
+            rows = await self.rows(await self.parse(msgs, IssueStatusChange), status_row)
+            await self.insert("issue_status_history", [r for _, r in rows], STATUS_COLUMNS, self.token(tp, msgs),
+                              [m for m, _ in rows])

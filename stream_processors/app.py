@@ -91,18 +91,30 @@ def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
     )
     stage = ProcessingStage(settings)
+    stop, finished = asyncio.Event(), asyncio.Event()
 
     @app.task
     async def process_errors() -> None:
         """The first stage runs as long as the worker: its failure stops the worker (to be restarted)."""
         try:
-            await stage.run()
+            await stage.run(stop)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("processing stage failed; stopping the worker")
             await app.crash(RuntimeError("processing stage failed"))  # type: ignore[attr-defined]
             raise
+        finally:
+            finished.set()
+
+    @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
+    async def stop_processing(app: faust.App, **kwargs: object) -> None:
+        """SIGTERM: let the stage ship and commit its batch before faust cancels its tasks."""
+        stop.set()
+        try:
+            await asyncio.wait_for(finished.wait(), settings.shutdown_seconds + 1)
+        except TimeoutError:
+            log.warning("processing stage did not stop in time; its last batch will be re-processed")
 
     if settings.detection_enabled:
         install_detection(app, settings)

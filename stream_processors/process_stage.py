@@ -1,32 +1,29 @@
 """The worker's first stage: ``errors`` → validate/scrub/group/sample → processed, DLQ and detection.
 
-A plain aiokafka consumer with an explicit commit policy, in the style of
-Sentry's arroyo, running inside the faust worker process: faust keeps what
-it is good at (detection's tables, changelogs and recovery, fed by this
-stage), and this stateless stage avoids faust's per-message machinery.
-Measured with ``errstream bench worker`` on this project's 2-core machine:
-the same processing as a faust agent cost 338 µs of CPU per event, of which
-``EventProcessor`` was ~50 µs; faust's stream, acking and one-``send``-per-
-record produce path were the rest.
+A step on the consumer runtime (``errstream_core.consumer``), running inside the
+faust worker process: faust keeps what it is good at (detection's tables,
+changelogs and recovery, fed by this stage), and this stateless stage avoids
+faust's per-message machinery. Measured with ``errstream bench worker`` on this
+project's 2-core machine: the same processing as a faust agent cost 338 µs of CPU
+per event, of which ``EventProcessor`` was ~50 µs; faust's stream, acking and
+one-``send``-per-record produce path were the rest.
 
-Per poll of up to ``BATCH_MAX`` records:
+``submit`` processes each record at once and appends its outputs to aiokafka record
+batches per (topic, partition) — processed events keyed and partitioned by
+fingerprint (so duplicates of an event meet the sink's dedup window on one
+partition), dead letters, and per poll one *signal bundle* per detection partition.
+``poll`` ships them and reports the input offsets done only once every output is
+acknowledged; the runtime commits them.
 
-1. every record is processed (``EventProcessor.process`` is total: a dead letter, never an exception);
-2. outputs are appended to aiokafka record batches per (topic, partition)
-   and shipped with ``send_batch`` — processed events keyed and partitioned
-   by fingerprint (so duplicates of an event meet the sink's dedup window on
-   one partition), dead letters, and one *signal bundle* per detection
-   partition (the partition of the fingerprint: the detection tables' keys
-   live there);
-3. the input offsets are committed only once every output is acknowledged.
+Any exception while handling one record (decode, validation, scrubbing, grouping,
+detection signals, encoding) dead-letters that record with the stage and reason;
+the partition moves on. A broker that cannot be reached is not a record's fault:
+the stage drops what it had not shipped and asks the runtime to read the
+uncommitted records again after a backoff.
 
-Each signal carries the ``errors`` partition and offset it came from, and a
-bundle lists a partition's signals in offset order: detection's state
-remembers the positions it applied and so ignores a re-processed batch.
-
-So delivery is at-least-once, as before: a crash or a rebalance between
-steps 2 and 3 re-processes a batch; the sink drops the duplicate events by
-id, and detection's state recognises the replayed positions (``detectors/replay.py``).
+So delivery is at-least-once: a crash or a rebalance between shipping and the
+commit re-processes a batch; the sink drops the duplicate events by id, and
+detection's state and deterministic alert ids absorb the replays.
 """
 
 from __future__ import annotations
@@ -34,16 +31,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step
+from errstream_core.consumer.dead_letters import describe
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, key_hash
+from schemas.fast import encode
 from stream_processors.event_processor import EventProcessor
+from stream_processors.metrics import REJECTED
 from stream_processors.rules_follower import RulesFollower
 
 log = logging.getLogger("errstream.worker")
@@ -67,6 +69,8 @@ class _Outputs:
         if batch is None:
             batch = self.open[slot] = self.producer.create_batch()
         if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
+            if batch.record_count() == 0:
+                raise MessageSizeTooLargeError(f"a record of {len(value)} bytes does not fit a batch")
             await self._ship(slot)
             batch = self.open[slot] = self.producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None, headers=headers or []) is None:
@@ -80,87 +84,169 @@ class _Outputs:
     async def flush(self) -> None:
         for slot in list(self.open):
             await self._ship(slot)
-        acks, self.acks = self.acks, []
-        await asyncio.gather(*acks)
+        if self.acks:
+            await asyncio.wait(self.acks)  # unlike gather, a cancelled wait leaves the acks pending, not cancelled
+            acks, self.acks = self.acks, []
+            for ack in acks:
+                ack.result()  # raises the first failure
+
+    def discard(self) -> None:
+        self.open.clear()
+        for ack in self.acks:
+            if not ack.done():
+                ack.cancel()
+        self.acks.clear()
 
 
-class ProcessingStage:
+class ProcessingStage(Step):
+    name = "worker"
+
     def __init__(self, settings: Settings, processor: EventProcessor | None = None) -> None:
         self.settings = settings
         self.processor = processor or EventProcessor.from_settings(settings)
         self.detection_topic = by_fingerprint_topic(settings) if settings.detection_enabled else None
-        self._dlq_partition = 0
-        self.rules_follower = RulesFollower(settings, self.processor.rules)
+        self.producer: AIOKafkaProducer | None = None
+        self.outputs: _Outputs | None = None
+        self.dead_letters = DeadLetters("worker", settings.topic_dlq)
+        self.processed_partitions = 0
+        self.signals: dict[int, list[list[Any]]] = defaultdict(list)
+        self.taken: dict[TopicPartition, tuple[int, int]] = {}  # first offset not committed, next offset
+        self.interrupted = False  # cancelled mid-way: outputs may be lost, so nothing more is reported done
+        self.rules_follower = RulesFollower(settings, self.processor.rules)  # server-side grouping rules
+        self.following_rules = False
 
-    def _consumer(self) -> AIOKafkaConsumer:
+    # -- lifecycle -----------------------------------------------------------
+    async def start(self) -> None:
         s = self.settings
-        return AIOKafkaConsumer(
-            s.topic_errors, **s.kafka_client_kwargs(), group_id=f"{s.app_id}-process",
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=BATCH_MAX,
-            session_timeout_ms=int(s.worker_session_timeout_seconds * 1000),
-            heartbeat_interval_ms=int(min(3.0, s.worker_session_timeout_seconds / 5) * 1000),
-        )
-
-    def _producer(self) -> AIOKafkaProducer:
-        return AIOKafkaProducer(**self.settings.kafka_client_kwargs(), acks="all", enable_idempotence=True,
-                                compression_type="lz4", linger_ms=5)
-
-    async def run(self) -> None:
-        consumer, producer = self._consumer(), self._producer()
-        await producer.start()
         try:
-            await consumer.start()
-            await self.rules_follower.start()
-            try:
-                await self._loop(consumer, producer)
-            finally:
-                await self.rules_follower.stop()
-                await consumer.stop()
-        finally:
-            await producer.stop()
+            if self.producer is None:
+                producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True,
+                                            compression_type="lz4", linger_ms=5)
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self.producer = self.dead_letters.producer = producer
+                self.outputs = _Outputs(producer)
+            self.processed_partitions = len(await self.producer.partitions_for(s.topic_processed))
+            if not self.following_rules:
+                await self.rules_follower.start()
+                self.following_rules = True
+        except KafkaError as exc:
+            raise InfrastructureError("Kafka", exc) from exc
 
-    async def _loop(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        s = self.settings
-        processed_partitions = len(await producer.partitions_for(s.topic_processed))
-        dlq_partitions = len(await producer.partitions_for(s.topic_dlq))
-        outputs = _Outputs(producer)
-        while True:
-            polled = await consumer.getmany(timeout_ms=BATCH_WITHIN_MS, max_records=BATCH_MAX)
-            if not polled:
-                continue
-            await self.rules_follower.ready_for(max(r.timestamp for rs in polled.values() for r in rs))
-            await self._process(polled, outputs, processed_partitions, dlq_partitions)
-            await outputs.flush()
-            try:
-                await consumer.commit({tp: records[-1].offset + 1 for tp, records in polled.items()})
-            except (CommitFailedError, IllegalStateError) as exc:  # rebalanced: the new owner re-processes
-                log.warning("processing stage: offsets not committed (%s); the batch will be re-processed", exc)
+    async def close(self) -> None:
+        if self.following_rules:
+            self.following_rules = False
+            await asyncio.wait_for(self.rules_follower.stop(), 3)
+        if self.producer is not None:
+            await asyncio.wait_for(self.producer.stop(), 3)
 
-    async def _process(self, polled: dict[Any, list[Any]], outputs: _Outputs, processed_partitions: int,
-                       dlq_partitions: int) -> None:
+    async def run(self, stop: asyncio.Event | None = None) -> None:
         s = self.settings
+        runtime = ConsumerRuntime(s, self, topics=[s.topic_errors], group=f"{s.app_id}-process",
+                                  max_records=BATCH_MAX, poll_ms=BATCH_WITHIN_MS)
+        await runtime.run(stop or asyncio.Event())
+
+    # -- the step ------------------------------------------------------------
+    async def submit(self, tp: TopicPartition, records: Sequence[Any]) -> None:
+        s = self.settings
+        outputs = self.outputs
+        assert outputs is not None
+        first = self.taken[tp][0] if tp in self.taken else records[0].offset
+        end = self.taken[tp][1] if tp in self.taken else first
         now = datetime.now(UTC)
         process = self.processor.process
-        signals: dict[int, list[list[Any]]] = defaultdict(list)
         n = s.topic_partitions
-        for records in polled.values():
+        abandoned = False
+        # every grouping rules version in force at these records' broker time must be known first
+        await self.rules_follower.ready_for(max(r.timestamp for r in records))
+        try:
             for record in records:
-                outcome = process(record.value, partition=record.partition, offset=record.offset, received_at=now,
-                                  record_timestamp_ms=record.timestamp)
-                p = outcome.processed
-                if p is not None:
-                    key = p.fingerprint.encode()
-                    hashed = key_hash(key)
-                    await outputs.add(s.topic_processed, hashed % processed_partitions, key, outcome.encoded,
-                                      [("event_id", p.event.event_id.hex.encode())])
-                    if self.detection_topic is not None and outcome.signal is not None:
-                        signals[hashed % n].append(outcome.signal)
-                elif outcome.dead_letter is not None:
-                    dl = outcome.dead_letter
-                    log.warning("dead letter: %s (%s) at %s/%s", dl.reason, dl.detail[:200],
-                                record.partition, record.offset)
-                    self._dlq_partition = (self._dlq_partition + 1) % dlq_partitions
-                    await outputs.add(s.topic_dlq, self._dlq_partition, record.key, dl.model_dump_json().encode())
-        if self.detection_topic is not None:
-            for partition, bundle in signals.items():
-                await outputs.add(self.detection_topic, partition, None, orjson.dumps(bundle))
+                try:
+                    outcome = process(record.value, partition=record.partition, offset=record.offset,
+                                      received_at=now, record_timestamp_ms=record.timestamp)
+                    p = outcome.processed
+                    if p is not None:
+                        key = p.fingerprint.encode()
+                        hashed = key_hash(key)
+                        value = outcome.encoded or encode(p)
+                        signal = outcome.signal if self.detection_topic is not None else None
+                        await outputs.add(s.topic_processed, hashed % self.processed_partitions, key, value,
+                                          [("event_id", p.event.event_id.hex.encode())])
+                        if signal is not None:
+                            self.signals[hashed % n].append(signal)
+                    elif outcome.dead_letter is not None:
+                        dl = outcome.dead_letter
+                        dl.stage = dl.stage or "validate"
+                        await self.dead_letters.publish(dl)
+                except KafkaError as exc:
+                    if isinstance(exc, MessageSizeTooLargeError):
+                        await self._refuse(tp, record, "produce", "too_large", describe(exc))
+                    else:
+                        raise
+                except Exception as exc:  # noqa: BLE001 - e.g. RecursionError: this record's fault, not the stage's
+                    await self._refuse(tp, record, "process", "processing_error", describe(exc))
+                end = record.offset + 1
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
+        except (KafkaError, InfrastructureError) as exc:
+            self.taken[tp] = (first, end)  # so the rewind covers this partition too
+            abandoned = True
+            raise self._abandon(exc) from exc
+        finally:
+            # Only what was handled is done: a shutdown that cancels us mid-poll must not commit the rest.
+            if not abandoned and end > first:
+                self.taken[tp] = (first, end)
+
+    async def _refuse(self, tp: TopicPartition, record: Any, stage: str, reason: Any, detail: str) -> None:
+        self.processor.counts["rejected"] = self.processor.counts.get("rejected", 0) + 1
+        REJECTED.labels(reason).inc()
+        await self.dead_letters.refuse(record.value, source_topic=tp.topic, partition=tp.partition,
+                                       offset=record.offset, stage=stage, reason=reason,
+                                       detail=f"the worker failed on this record: {detail}")
+
+    def _abandon(self, exc: BaseException) -> InfrastructureError:
+        """Drop what was not shipped; the runtime reads the uncommitted records again after a backoff."""
+        rewind = {tp: first for tp, (first, _) in self.taken.items()}
+        self.taken.clear()
+        self.signals.clear()
+        if self.outputs is not None:
+            self.outputs.discard()
+        self.dead_letters.acks.clear()
+        cause = exc.cause if isinstance(exc, InfrastructureError) else exc
+        return InfrastructureError("Kafka", cause, rewind)
+
+    async def poll(self, force: bool = False) -> dict[TopicPartition, int]:
+        if not self.taken or self.interrupted:
+            return {}
+        outputs = self.outputs
+        assert outputs is not None
+        try:
+            if self.detection_topic is not None:
+                for partition, bundle in self.signals.items():
+                    await outputs.add(self.detection_topic, partition, None, orjson.dumps(bundle))
+                self.signals.clear()
+            await outputs.flush()
+            await self.dead_letters.flush()
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
+        except (KafkaError, InfrastructureError) as exc:
+            raise self._abandon(exc) from exc
+        done = {tp: end for tp, (_, end) in self.taken.items()}
+        self.taken.clear()
+        return done
+
+    async def revoke(self, partitions: set[TopicPartition], deadline: float) -> dict[TopicPartition, int]:
+        try:
+            return await self.poll(force=True)
+        except InfrastructureError as exc:
+            log.warning("worker: hand-over without shipping the last batch (%s); the next owner re-processes it",
+                        exc)
+            return {}
+        finally:
+            if self.taken:  # cancelled by the hand-over budget: forget it, it will be re-processed
+                self._abandon(RuntimeError("hand-over"))

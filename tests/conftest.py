@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from errstream.local.servers import clickhouse_server, kafka_server
+from errstream.local.servers import clickhouse_server, isolated_settings, kafka_server
 from errstream_core.settings import Settings
 from sinks.clickhouse_client import connect
 from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
@@ -27,6 +27,7 @@ def clickhouse_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
     """Settings isolated per test: own topics, consumer groups and database on the shared servers."""
+    return isolated_settings(kafka_bootstrap, clickhouse_url)
 
 
 @pytest.fixture
