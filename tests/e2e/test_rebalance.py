@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pytest
 
+from errstream.local.servers import isolated_settings
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic
 from producers.publisher import ErrorPublisher
@@ -34,7 +35,6 @@ from sinks.clickhouse_client import connect
 from tests.support.alerts import query_rows
 from tests.support.detection import error
 from tests.support.kafka import group_lag, read_records, read_to_end
-from tests.support.servers import isolated_settings
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -19,13 +19,13 @@ from clickhouse_connect.driver.client import Client
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
 from errstream.local.process import cpu_seconds, free_port
+from errstream.local.servers import kafka_port
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 from sinks.clickhouse_client import connect
 from tests.support.kafka import read_topic
-from tests.support.servers import kafka_port
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
