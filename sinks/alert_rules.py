@@ -21,7 +21,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
@@ -29,6 +29,7 @@ from errstream_core.topics import ensure_topics
 from schemas.alert_rules import MEASURED, ROUTED, AlertRule, AlertRules, AlertRulesError, parse_alert_rules
 from schemas.alerts import AlertEvent, alert_id
 from sinks.clickhouse_client import connect
+from sinks.periodic import publish_alerts_periodically
 
 log = logging.getLogger("errstream.alert_rules")
 RULES_KEY = b"alert-rules"
@@ -164,30 +165,13 @@ class RuleEvaluator:
                         out.append(alert)
         return out
 
+    async def round(self) -> list[AlertEvent]:
+        return await self.evaluate(await self.follower.poll())
+
     async def run(self, stop: asyncio.Event) -> None:
         s = self.settings
-        await ensure_topics(s, [s.topic_alerts], timeout=s.startup_timeout)
-        producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-        await producer.start()
-        failing = False
         try:
-            while not stop.is_set():
-                try:
-                    rules = await self.follower.poll()
-                    for alert in await self.evaluate(rules):
-                        await producer.send_and_wait(s.topic_alerts, alert.model_dump_json().encode(),
-                                                     key=alert.service.encode())
-                        self.published.add(alert.alert_id)
-                    failing = False
-                except Exception as exc:  # noqa: BLE001 - ClickHouse or Kafka away: the next round tries again
-                    if not failing:
-                        log.warning("alert rules: round failed (%s: %s); retrying", type(exc).__name__,
-                                    str(exc)[:200])
-                    failing = True
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=s.alert_rules_interval_seconds)
-                except TimeoutError:
-                    pass
+            await publish_alerts_periodically(s, stop, "alert rules", s.alert_rules_interval_seconds, self.round,
+                                              self.published, log)
         finally:
-            await producer.stop()
             await self.follower.stop()

@@ -20,13 +20,12 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
 from schemas.alerts import AlertEvent, alert_id
 from sinks.clickhouse_client import connect
+from sinks.periodic import publish_alerts_periodically
 
 log = logging.getLogger("errstream.escalation")
 
@@ -87,29 +86,5 @@ class Escalator:
         if not s.escalation_after_minutes:
             await stop.wait()
             return
-        await ensure_topics(s, [s.topic_alerts], timeout=s.startup_timeout)
-        producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-        await producer.start()
-        failing = False
-        try:
-            while not stop.is_set():
-                try:
-                    for alert in await self.scan():
-                        await producer.send_and_wait(s.topic_alerts, alert.model_dump_json().encode(),
-                                                     key=(alert.fingerprint or "").encode())
-                        self.published.add(alert.alert_id)
-                        log.info("escalated %s (level %s)", alert.fingerprint, alert.details["level"])
-                    if failing:
-                        log.info("escalation: ClickHouse reachable again")
-                    failing = False
-                except Exception as exc:  # noqa: BLE001 - ClickHouse or Kafka away: the next round tries again
-                    if not failing:
-                        log.warning("escalation: round failed (%s: %s); retrying every %.0f s",
-                                    type(exc).__name__, str(exc)[:200], s.escalation_interval_seconds)
-                    failing = True
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=s.escalation_interval_seconds)
-                except TimeoutError:
-                    pass
-        finally:
-            await producer.stop()
+        await publish_alerts_periodically(s, stop, "escalation", s.escalation_interval_seconds, self.scan,
+                                          self.published, log)
