@@ -167,7 +167,7 @@ class TopicSink(Step):
         RECORDS.labels(self.name, "invalid").inc()
         await self.dead_letters.refuse(m.value, source_topic=m.topic, partition=m.partition, offset=m.offset,
                                        stage=f"{self.name}-{stage}", reason=reason,
-                                       detail=f"{self.name} sink: {detail}", problems=problems)
+                                       detail=f"{self.name} sink: {detail}", problems=problems, key=m.key)
 
     async def dead_letter(self, m: ConsumerRecord, exc: ValidationError) -> None:
         problems = [ValidationProblem(loc=".".join(map(str, e["loc"])), msg=e["msg"]) for e in exc.errors()[:20]]

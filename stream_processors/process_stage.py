@@ -180,7 +180,7 @@ class ProcessingStage(Step):
                     elif outcome.dead_letter is not None:
                         dl = outcome.dead_letter
                         dl.stage = dl.stage or "validate"
-                        await self.dead_letters.publish(dl)
+                        await self.dead_letters.publish(dl, record.key)
                 except KafkaError as exc:
                     if isinstance(exc, MessageSizeTooLargeError):
                         await self._refuse(tp, record, "produce", "too_large", describe(exc))
@@ -203,10 +203,10 @@ class ProcessingStage(Step):
 
     async def _refuse(self, tp: TopicPartition, record: Any, stage: str, reason: Any, detail: str) -> None:
         self.processor.counts["rejected"] = self.processor.counts.get("rejected", 0) + 1
-        REJECTED.labels(reason).inc()
+        REJECTED.labels(stage, reason).inc()
         await self.dead_letters.refuse(record.value, source_topic=tp.topic, partition=tp.partition,
                                        offset=record.offset, stage=stage, reason=reason,
-                                       detail=f"the worker failed on this record: {detail}")
+                                       detail=f"the worker failed on this record: {detail}", key=record.key)
 
     def _abandon(self, exc: BaseException) -> InfrastructureError:
         """Drop what was not shipped; the runtime reads the uncommitted records again after a backoff."""

@@ -49,15 +49,16 @@ class DeadLetters:
 
     async def refuse(self, value: bytes | None, *, source_topic: str, partition: int | None, offset: int | None,
                      stage: str, reason: Reason, detail: str, problems: list[ValidationProblem] | None = None,
-                     ) -> DeadLetter:
+                     key: bytes | None = None) -> DeadLetter:
         dl = DeadLetter.for_payload(
             value or b"", reason=reason, detail=detail, source_topic=source_topic, problems=problems,
             partition=partition, offset=offset, stage=stage,
         )
-        await self.publish(dl)
+        await self.publish(dl, key)
         return dl
 
-    async def publish(self, dl: DeadLetter) -> None:
+    async def publish(self, dl: DeadLetter, key: bytes | None = None) -> None:
+        """``key``: the refused record's own key, kept so a replay lands where the original would have."""
         DEAD_LETTERS.labels(self.consumer, dl.stage, dl.reason).inc()
         self.count += 1
         now = time.monotonic()
@@ -70,7 +71,7 @@ class DeadLetters:
             self._unlogged += 1
         assert self.producer is not None
         try:
-            self.acks.append(await self.producer.send(self.topic, dl.model_dump_json().encode()))
+            self.acks.append(await self.producer.send(self.topic, dl.model_dump_json().encode(), key=key))
         except KafkaError as exc:
             raise InfrastructureError("Kafka", exc) from exc
 
