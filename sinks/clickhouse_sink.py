@@ -53,7 +53,7 @@ from schemas.dead_letter import DeadLetter, Reason
 from sinks import storage
 from sinks.clickhouse_client import connect
 from sinks.migrate import migrate
-from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
+from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, RowError, event_row
 
 log = logging.getLogger("errstream.sink")
 
@@ -352,7 +352,9 @@ class ClickHouseSink(Step):
                 MinuteCounts().add(record)
                 when = datetime.fromisoformat(record["event"]["timestamp"])
             except Exception as exc:  # noqa: BLE001
-                self._refuse(b, m, "sink-rows", "processing_error", f"sink could not build its rows: {describe(exc)}")
+                # RowError: a value the columns cannot hold (the worker's bounds should have caught it)
+                reason: Reason = "unstorable" if isinstance(exc, RowError) else "processing_error"
+                self._refuse(b, m, "sink-rows", reason, f"sink could not build its rows: {describe(exc)}")
                 continue
             if not DATETIME_MIN <= when < DATETIME_MAX:
                 # The counts' minute is a DateTime: checked here so the record is neither stored nor counted
