@@ -195,7 +195,7 @@ def test_with_the_broker_down_worker_and_sink_log_little_use_little_cpu_and_reco
 def test_with_clickhouse_down_the_sink_logs_little_uses_little_cpu_and_recovers_exactly(
     settings: Settings, own_clickhouse: LocalClickHouse, tmp_path: Path,
 ) -> None:
-    s = _isolated(settings, clickhouse_url=own_clickhouse.url, sink_batch_seconds=0.3)
+    s = _isolated(settings, clickhouse_url=own_clickhouse.client_url, sink_batch_seconds=0.3)
     worker = Service("worker", s, tmp_path, STORE_EVERYTHING_ENV).start()
     sink = Service("sink", s, tmp_path).start()
     ch = connect(s)

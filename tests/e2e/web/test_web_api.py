@@ -347,4 +347,4 @@ def test_issue_assign_from_the_command_line_keeps_the_status(web_env: WebEnv) ->
     assert (got[0], got[1], got[3]) == ("resolved", "cy", "assign")
     bad = subprocess.run([sys.executable, "-m", "errstream.cli", "issue", "assign", "nope", "x"], env=env,
                          capture_output=True, text=True, timeout=90, check=False)
-    assert bad.returncode == 2 and "32 hex" in bad.stdout
+    assert bad.returncode == 2 and "32 hex" in bad.stdout + bad.stderr  # the CLI error layer writes to stderr

@@ -115,7 +115,8 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) ->
         d.refresh()
         return str(d.find_element(By.ID, "history").text)
 
-    history = wait_for(recorded, lambda text: "resolved" in text and "alice" in text, 60,
+    history = wait_for(recorded, lambda text: "resolved" in text and "alice" in text
+                       and "being recorded" not in d.page_source, 60,
                        "the resolution in the issue's history", diagnostics=web_env.notify.output)
     assert "status" in history
     assert d.find_element(By.ID, "issue-status").text == "resolved" and "being recorded" not in d.page_source
