@@ -13,7 +13,9 @@ import pytest
 
 from schemas.chains import ErrorChain
 from schemas.events import ErrorEvent
+from schemas.issue_status import IssueStatusChange
 from schemas.processed import ProcessedEvent
+from stream_processors.detection.status import kept_status
 from stream_processors.detectors.chains import ChainState
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
@@ -365,9 +367,6 @@ def test_a_resolution_in_the_next_release_regresses_only_for_another_release() -
 
 
 def test_the_status_table_keeps_detections_count_when_an_ignore_arrives() -> None:
-    from schemas.issue_status import IssueStatusChange
-    from stream_processors.detection.status import kept_status
-
     fp = "ab" * 16
     ignore = IssueStatusChange(fingerprint=fp, status="ignored", action="status", ignore_until_events=5,
                                ignore_events_baseline=90)
