@@ -35,3 +35,5 @@ class AlertEvent(BaseModel):
     trigger_event_id: uuid.UUID | None = None
     trigger_event_time: datetime | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    # who owns the issue: its assignee, else the first matching ownership rule (set by the alerts sink)
+    owner: str | None = Field(default=None, max_length=200)

@@ -24,6 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
+from sinks.alert_owner import AlertOwners, with_owners
 from sinks.alert_rules import AlertRulesFollower, route
 from sinks.email import IssueFacts
 from sinks.notifier import DELIVERY_COLUMNS, FINAL_OUTCOMES, DeliveryAttempt, WebhookNotifier
@@ -31,7 +32,7 @@ from sinks.topic_sink import TopicSink
 
 ALERT_COLUMNS = [
     "alert_id", "kind", "severity", "dedup_key", "created_at", "service", "fingerprint", "title", "message",
-    "trigger_event_id", "trigger_event_time", "details",
+    "trigger_event_id", "trigger_event_time", "details", "owner",
 ]
 NIL_UUID = uuid.UUID(int=0)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,7 +43,7 @@ def alert_row(a: AlertEvent) -> list[Any]:
     return [
         a.alert_id, a.kind, a.severity, a.dedup_key, a.created_at, a.service, a.fingerprint or "", a.title,
         a.message, a.trigger_event_id or NIL_UUID, a.trigger_event_time or EPOCH,
-        orjson.dumps(a.details, default=str).decode(),
+        orjson.dumps(a.details, default=str).decode(), a.owner or "",
     ]
 
 
@@ -55,6 +56,7 @@ class AlertsSink(TopicSink):
                                         web_base_url=settings.web_base_url)
         self.stats["stored"] = 0
         self.rules = AlertRulesFollower(settings)  # routed rules set severity and destinations
+        self.owners: AlertOwners | None = None  # made on first use: it needs the ClickHouse client
 
     async def close(self) -> None:
         await self.rules.stop()
@@ -65,6 +67,11 @@ class AlertsSink(TopicSink):
         rules = await self.rules.poll()
         parsed = {tp: [(m, route(a, rules)) for m, a in await self.parse(msgs, AlertEvent)]
                   for tp, msgs in batches.items()}
+        owners = await self._owners([a for alerts in parsed.values() for _, a in alerts])
+        if owners:
+            parsed = {tp: [(m, a) for (m, _), a in zip(alerts, with_owners([a for _, a in alerts], owners),
+                                                        strict=True)]
+                      for tp, alerts in parsed.items()}
         unique: dict[uuid.UUID, AlertEvent] = {}
         for alerts in parsed.values():
             for _, alert in alerts:
@@ -84,6 +91,15 @@ class AlertsSink(TopicSink):
                               [m for m, _ in rows])
             self.stats["stored"] += len(new)
         await self.notifier.deliver_all(list(unique.values()), seen_before)
+
+    async def _owners(self, alerts: Sequence[AlertEvent]) -> dict[str, str]:
+        """alert id → owner of its issue (``alert_owner.py``); before storing, so the row and the payloads agree."""
+        if not alerts:
+            return {}
+        if self.owners is None:
+            assert self.client is not None
+            self.owners = AlertOwners(self.client, self.db, self.settings.ownership_rules)
+        return await asyncio.to_thread(self.owners.resolve, alerts)
 
     async def _stored_ids(self, alerts: Sequence[AlertEvent]) -> set[uuid.UUID]:
         rows = await self.query_uuids(

@@ -56,7 +56,7 @@ def build_email(dest: EmailDestination, alert: AlertEvent, facts: IssueFacts | N
         ("Service", alert.service), ("Severity", alert.severity), ("Kind", label),
         ("Culprit", facts.culprit or "—"), ("Events", f"{facts.events:,}" if facts.events else "—"),
         ("Users", f"{facts.users:,}" if facts.users else "—"), ("First seen", _when(facts.first_seen)),
-        ("Last seen", _when(facts.last_seen)), ("Issue", alert.fingerprint or "—"),
+        ("Last seen", _when(facts.last_seen)), ("Issue", alert.fingerprint or "—"), ("Owner", alert.owner or "—"),
         ("Alert", f"{alert.alert_id} at {_when(alert.created_at)}"),
     ]
     if facts.status:

@@ -75,6 +75,9 @@ def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
     ]
     if alert.fingerprint:
         fields.append({"type": "mrkdwn", "text": f"*Issue*\n`{alert.fingerprint}`"})
+    if alert.owner:
+        fields.append({"type": "mrkdwn", "text": _cut(f"*Owner*\n{_mrkdwn_escape(alert.owner)}", FIELD_MAX)})
+        text += f" (owner: {alert.owner})"
     context = [
         f"alert `{alert.alert_id}`",
         f"dedup `{_cut(_mrkdwn_escape(alert.dedup_key), 200)}`",
@@ -133,6 +136,8 @@ def teams_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
              {"title": "Kind", "value": label}]
     if alert.fingerprint:
         facts.append({"title": "Issue", "value": alert.fingerprint})
+    if alert.owner:
+        facts.append({"title": "Owner", "value": alert.owner})
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True,
          "text": _cut(f"{label}: {alert.title}", 400)},

@@ -17,9 +17,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from errstream.issue_actions import ActionRequest, plan_changes
-from errstream.ownership import IssueFacts, owner_for
 from errstream.web.auth import LoginLimiter, Principal, Sessions, TokenStore
 from errstream.web.live import AlertFeed
+from errstream_core.ownership import IssueFacts, owner_for
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
 from reports.issue_stream import IssueQueries

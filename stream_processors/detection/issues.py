@@ -30,7 +30,7 @@ from stream_processors.detection.context import (
     partition_of,
 )
 from stream_processors.detection.gaps import checkpoint_key, read_hole
-from stream_processors.detectors.issues import IssueDetector, IssueState
+from stream_processors.detectors.issues import IssueDetector, IssueState, silenced
 from stream_processors.detectors.signals import Signal
 
 log = logging.getLogger("errstream.detect")
@@ -81,7 +81,7 @@ class IssueAgent:
             if state.late > late_before:
                 LATE.inc()
             batch.raised.extend(alerts)
-            if status is not None and status.get("status") == "ignored":
+            if silenced(state, sig, status):
                 continue  # ignored issues take no part in service spikes or chains
             group = groups.setdefault(sig.service, {}).setdefault((int(sig.ts // 60), sig.fingerprint), [sig, 0])
             group[0] = sig if sig.ts >= group[0].ts else group[0]

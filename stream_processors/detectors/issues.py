@@ -51,6 +51,30 @@ class IssueState:
                    applied=AppliedOffsets(dict(d.get("a", {}))))
 
 
+def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> bool:
+    """True while an ignore holds for ``sig``: the issue raises no alerts and takes no part in service detection.
+
+    An ignore "until" lifts on its own, as the issue stream shows it (``reports/issue_stream.py``): once the
+    event's time reaches ``ignore_until``, or once the issue has ``ignore_until_events`` more events than
+    when the ignore arrived. That baseline is detection's own count at that moment (``detect_count``, which
+    ``track-issue-status`` adds to the status it keeps); a status kept before it existed falls back to
+    ``ignore_events_baseline``, ClickHouse's count when the ignore was published.
+    """
+    if status is None or status.get("status") != "ignored":
+        return False
+    until = status.get("ignore_until")
+    if until and sig.ts >= datetime.fromisoformat(str(until)).timestamp():
+        return False
+    more = status.get("ignore_until_events")
+    if more:
+        baseline = status.get("detect_count")
+        if baseline is None:
+            baseline = status.get("ignore_events_baseline") or 0
+        if state.count - int(baseline) >= int(more):
+            return False
+    return True
+
+
 def _count_severity(n: int) -> Severity:
     return "info" if n < 100 else "warning" if n < 10_000 else "error"
 
@@ -102,7 +126,7 @@ class IssueDetector:
                 if hit is not None:
                     state.spiked = {m for m in state.spiked if m >= added.minute - 3_600}
                     raised.append(spike_alert(f"spike:issue:{fp}", hit, sig, f"issue {sig.title}", fingerprint=fp))
-        if status is not None and status.get("status") == "ignored":
+        if silenced(state, sig, status):
             return state, []
         return state, [a for a in raised if state.cooldowns.allow(a.dedup_key, sig.ts, cfg.cooldown)]
 
@@ -112,6 +136,8 @@ class IssueDetector:
         changed = str(status.get("changed_at"))
         if state.regressed_for == changed or sig.received <= datetime.fromisoformat(changed).timestamp():
             return None
+        if status.get("resolved_in_next_release") and sig.release in (status.get("resolved_releases") or []):
+            return None  # resolved "in the next release": the releases it was resolved in do not regress it
         state.regressed_for = changed  # regressed: later events of this resolution raise nothing
         fp = sig.fingerprint
         return make_alert(

@@ -47,6 +47,7 @@ class Signal:
     parent_span_id: str | None = None
     src_partition: int | None = None  # the ``errors`` partition and offset this event was read from
     src_offset: int | None = None
+    release: str = ""  # last, with a default: bundles written before it existed still load
 
     @classmethod
     def from_processed(cls, raw: bytes) -> Signal:
@@ -58,7 +59,7 @@ class Signal:
         return cls(
             event_id=ev["event_id"], service=ev["service"], fingerprint=d["fingerprint"], title=d.get("title", ""),
             level=ev.get("level", "error"), ts=ts, received=received, trace_id=ev.get("trace_id"),
-            span_id=ev.get("span_id"), parent_span_id=ev.get("parent_span_id"),
+            span_id=ev.get("span_id"), parent_span_id=ev.get("parent_span_id"), release=ev.get("release") or "",
         )
 
     @classmethod
@@ -72,12 +73,12 @@ class Signal:
         received = p.received_at.timestamp()
         ts = _event_time(ev.timestamp.timestamp(), received)
         return cls(str(ev.event_id), ev.service, p.fingerprint, p.title, ev.level, ts, received, ev.trace_id,
-                   ev.span_id, ev.parent_span_id, partition, offset)
+                   ev.span_id, ev.parent_span_id, partition, offset, ev.release or "")
 
     def fields(self) -> list[Any]:
         """Positional form (the constructor's order): compact on the repartition topics."""
         return [self.event_id, self.service, self.fingerprint, self.title, self.level, self.ts, self.received,
-                self.trace_id, self.span_id, self.parent_span_id, self.src_partition, self.src_offset]
+                self.trace_id, self.span_id, self.parent_span_id, self.src_partition, self.src_offset, self.release]
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.fields())

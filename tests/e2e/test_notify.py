@@ -45,8 +45,9 @@ def deliveries(ch: Client, settings: Settings) -> list[tuple[Any, ...]]:
 def start_notify(settings: Settings, tmp_path: Path) -> Iterator[Callable[[list[dict[str, Any]]], Service]]:
     started: list[Service] = []
 
-    def start(webhooks: list[dict[str, Any]]) -> Service:
-        svc = Service("notify", settings, tmp_path, extra_env={"ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(webhooks).decode()})
+    def start(webhooks: list[dict[str, Any]], **env: str) -> Service:
+        svc = Service("notify", settings, tmp_path,
+                      extra_env={"ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(webhooks).decode(), **env})
         started.append(svc.start())
         return svc
 
@@ -122,6 +123,30 @@ def test_slack_destination_gets_text_and_blocks(
         assert f"`{alert.fingerprint}`" in fields["fields"][3]["text"]
         assert str(alert.alert_id) in context["elements"][0]["text"]
         assert slack.requests[0].headers["idempotency-key"] == str(alert.alert_id)
+
+
+def test_a_new_issue_alert_carries_the_owner_its_ownership_rule_names(
+    settings: Settings, ch: Client, start_notify: Callable[..., Service],
+) -> None:
+    rules = [{"kind": "tag", "pattern": "team=nobody", "owner": "ghost"},  # needs the event; none stored
+             {"kind": "service", "pattern": "bill*", "owner": "#payments"}]
+    with WebhookReceiver() as generic, WebhookReceiver() as slack:
+        start_notify([{"name": "ops", "url": generic.url("hook")},
+                      {"name": "slack", "url": slack.url("services/T/B/x"), "kind": "slack"}],
+                     ERRSTREAM_OWNERSHIP_RULES=orjson.dumps(rules).decode())
+        owned = synthetic_alert(kind="new_issue", severity="warning", title="New issue in billing: KeyError")
+        unowned = synthetic_alert(kind="new_issue", severity="warning", service="search",
+                                  dedup_key=f"new_issue:{uuid.uuid4().hex}")
+        publish_alerts(settings, [owned, unowned])
+        wait_for(lambda: len(generic.ok()) + len(slack.ok()), lambda n: n >= 4, 90, "both alerts at both hooks")
+        bodies = {b["alert_id"]: b for b in (r.body for r in generic.ok())}
+        assert bodies[str(owned.alert_id)]["owner"] == "#payments"
+        assert bodies[str(unowned.alert_id)]["owner"] is None
+        assert AlertEvent.model_validate(bodies[str(owned.alert_id)]) == owned.model_copy(update={"owner": "#payments"})
+        texts = [r.body["text"] for r in slack.ok()]
+        assert sum("(owner: #payments)" in t for t in texts) == 1 and sum("owner" in t for t in texts) == 1
+        stored = dict(query_rows(ch, f"SELECT toString(alert_id), owner FROM {settings.clickhouse_database}.alerts"))
+        assert stored == {str(owned.alert_id): "#payments", str(unowned.alert_id): ""}
 
 
 def test_rate_limit_drops_excess_with_a_record_and_reports_it_in_the_next_message(

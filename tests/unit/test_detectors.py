@@ -13,11 +13,13 @@ import pytest
 
 from schemas.chains import ErrorChain
 from schemas.events import ErrorEvent
+from schemas.issue_status import IssueStatusChange
 from schemas.processed import ProcessedEvent
+from stream_processors.detection.status import kept_status
 from stream_processors.detectors.chains import ChainState
 from stream_processors.detectors.config import DetectionConfig
 from stream_processors.detectors.cooldown import Cooldowns
-from stream_processors.detectors.issues import IssueDetector, IssueState
+from stream_processors.detectors.issues import IssueDetector, IssueState, silenced
 from stream_processors.detectors.services import ServiceDetector, ServiceState
 from stream_processors.detectors.signals import Signal
 from stream_processors.detectors.spike import Baseline, SpikeRule, check_spike
@@ -305,3 +307,73 @@ def test_a_service_state_applies_a_forwarded_bundle_once() -> None:
     assert state is not None
     state = det.load(state.to_dict())
     assert state is not None and state.windows.open == {int(T0): 14} and state.applied.high == {"3": 40, "1": 39}
+
+
+# --- ignore "until", resolve "in the next release" ---------------------------
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def test_an_ignore_until_a_time_lifts_at_that_event_time() -> None:
+    det = IssueDetector(DetectionConfig(thresholds=(5, 10), cooldown=0))
+    state, _ = _run(det, [sig(T0)])
+    ignored = {"status": "ignored", "changed_at": _iso(T0 + 1), "ignore_until": _iso(T0 + 600)}
+    state, out = _run(det, [sig(T0 + 10 + i) for i in range(5)], ignored, state)
+    assert out == []  # the 5-events mark falls inside the ignore
+    state, out = _run(det, [sig(T0 + 600 + i) for i in range(5)], ignored, state)
+    assert [a.details["threshold"] for a in out if a.kind == "threshold"] == [10]
+
+
+def test_an_ignore_until_n_more_events_counts_from_detections_count_when_it_arrived() -> None:
+    det = IssueDetector(DetectionConfig(thresholds=(12,), cooldown=0))
+    state, _ = _run(det, [sig(T0 + i) for i in range(8)])
+    ignored = {"status": "ignored", "changed_at": _iso(T0 + 9), "ignore_until_events": 4, "detect_count": 8,
+               "ignore_events_baseline": 0}
+    state, out = _run(det, [sig(T0 + 10 + i) for i in range(3)], ignored, state)
+    assert out == [] and silenced(state, sig(T0 + 13), ignored)  # 3 more: still ignored
+    state, out = _run(det, [sig(T0 + 20)], ignored, state)  # the 4th more: back to alerting
+    assert [a.details["threshold"] for a in out] == [12]
+    assert not silenced(state, sig(T0 + 21), ignored)
+
+
+def test_an_ignore_without_conditions_holds_and_a_count_ignore_without_detect_count_uses_the_baseline() -> None:
+    det = IssueDetector(DetectionConfig())
+    state, _ = _run(det, [sig(T0 + i) for i in range(50)])
+    assert silenced(state, sig(T0 + 99_999), {"status": "ignored", "changed_at": _iso(T0)})
+    older = {"status": "ignored", "changed_at": _iso(T0), "ignore_until_events": 10, "ignore_events_baseline": 45}
+    assert silenced(state, sig(T0 + 60), older)  # 50 - 45 < 10
+    assert not silenced(state, sig(T0 + 60), {**older, "ignore_events_baseline": 40})
+
+
+def test_a_resolution_in_the_next_release_regresses_only_for_another_release() -> None:
+    det = IssueDetector(DetectionConfig(cooldown=0))
+    state, _ = _run(det, [sig(T0)])
+    resolved = {"status": "resolved", "changed_at": _iso(T0 + 100), "changed_by": "bob",
+                "resolved_in_next_release": True, "resolved_releases": ["1.0", "1.1"]}
+    old = [sig(T0 + 200), sig(T0 + 201)]
+    old[0].release, old[1].release = "1.0", "1.1"
+    state, out = _run(det, old, resolved, state)
+    assert out == []  # the releases it was resolved in
+    newer = sig(T0 + 300)
+    newer.release = "1.2"
+    state, out = _run(det, [newer], resolved, state)
+    assert [a.kind for a in out] == ["regression"]
+    plain = {**resolved, "resolved_in_next_release": False, "changed_at": _iso(T0 + 400)}
+    again = sig(T0 + 500)
+    again.release = "1.0"
+    _, out = _run(det, [again], plain, state)
+    assert [a.kind for a in out] == ["regression"]  # a plain resolution: any release regresses
+
+
+def test_the_status_table_keeps_detections_count_when_an_ignore_arrives() -> None:
+    fp = "ab" * 16
+    ignore = IssueStatusChange(fingerprint=fp, status="ignored", action="status", ignore_until_events=5,
+                               ignore_events_baseline=90)
+    kept = kept_status(ignore, None, {"n": 7})
+    assert kept["detect_count"] == 7 and kept["ignore_until_events"] == 5
+    assign = ignore.model_copy(update={"action": "assign", "assignee": "ana"})
+    assert kept_status(assign, kept, {"n": 30})["detect_count"] == 7  # carried forward, not restarted
+    assert kept_status(ignore, kept, {"n": 30})["detect_count"] == 30  # a new ignore starts again
+    assert "detect_count" not in kept_status(ignore.model_copy(update={"status": "new"}), kept, {"n": 30})
+    assert kept_status(ignore, None, None)["detect_count"] == 0  # an issue detection has not seen yet

@@ -15,9 +15,11 @@ from errstream_core.settings import Settings
 from errstream_core.token_bucket import TokenBucket
 from producers.synthetic import synthetic_alert
 from schemas.alerts import AlertEvent
-from schemas.notifications import WebhookDestination
+from schemas.notifications import EmailDestination, WebhookDestination
+from sinks.alert_owner import with_owners
+from sinks.email import build_email
 from sinks.notifier import parse_retry_after
-from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload
+from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload, teams_payload
 
 SLACK_URL = "https://hooks.slack.com/services/T0001/B0002/abcdefSECRET"
 
@@ -149,3 +151,21 @@ def test_slack_text_names_kind_and_service_once() -> None:
     assert threshold["text"] == (":information_source: [INFO] Threshold reached in billing-go: *net.OpError: dial tcp "
                                  "10.0.0.7:5432: connect: connection refused reached 1 events")
     assert threshold["blocks"][1]["text"]["text"] == "1 events since 2026-11-23 12:00:05 UTC"
+
+
+def test_the_owner_shows_in_slack_teams_and_email_only_when_there_is_one() -> None:
+    alert = synthetic_alert(kind="new_issue", title="New issue in billing: KeyError")
+    owned = with_owners([alert], {str(alert.alert_id): "#pay<ments>"})[0]
+    assert owned.owner == "#pay<ments>" and owned.alert_id == alert.alert_id
+    assert with_owners([owned], {str(alert.alert_id): "other"})[0].owner == "#pay<ments>"  # set once, kept
+    slack = slack_payload(owned)
+    assert slack["text"].endswith("(owner: #pay<ments>)")
+    assert "*Owner*\n#pay&lt;ments&gt;" in [f["text"] for f in slack["blocks"][2]["fields"]]
+    assert "owner" not in slack_payload(alert)["text"].lower()
+    facts = teams_payload(owned)["attachments"][0]["content"]["body"][2]["facts"]
+    assert {"title": "Owner", "value": "#pay<ments>"} in facts
+    dest = EmailDestination(name="oncall", smtp_host="127.0.0.1", sender="errstream@example.org",
+                            recipients=["oncall@example.org"])
+    text = build_email(dest, owned, None).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Owner:       #pay<ments>" in text
+    assert "Owner:       —" in build_email(dest, alert, None).get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from errstream.issue_actions import ActionRequest, plan_changes
-from errstream.ownership import IssueFacts, owner_for
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream_core.ownership import IssueFacts, owner_for
 from reports.issue_stream import BadQuery, decode_cursor, encode_cursor
 from schemas.issue_status import IssueStatusChange
 from schemas.ownership import OwnershipRule
