@@ -136,18 +136,13 @@ class Positions:
         if not found:
             return delivered, checkpoint
         name = self.topic.get_topic_name()
-        out: list[Record] = []
-        pending = iter(found)
-        hole = next(pending, None)
-        for record in delivered:
-            while hole is not None and hole[1] <= record[0]:
-                out.extend(await read_records(self.d.settings, name, partition, *hole, agent=self.agent))
-                # faust never acks what it did not deliver, and then stops committing this partition (its
-                # committed offset would stay before the hole for good): tell it the hole is done.
-                await mark_done(self.d, TP(name, partition), *hole)
-                hole = next(pending, None)
-            out.append(record)
-        return out, checkpoint
+        reread: list[Record] = []
+        for start, end in found:
+            reread.extend(await read_records(self.d.settings, name, partition, start, end, agent=self.agent))
+            # faust never acks what it did not deliver, and then stops committing this partition (its
+            # committed offset would stay before the hole for good): tell it the hole is done.
+            await mark_done(self.d, TP(name, partition), start, end)
+        return sorted(reread + delivered, key=lambda record: record[0]), checkpoint
 
     def store(self, checkpoints: dict[int, int]) -> None:
         """Write the batch's checkpoints (partition → last offset applied); call after its states."""
