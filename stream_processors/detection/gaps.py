@@ -60,8 +60,8 @@ def is_checkpoint(key: bytes) -> bool:
 
 def holes(last: int | None, offsets: Iterable[int]) -> tuple[list[tuple[int, int]], int | None]:
     """The ranges ``[start, end)`` missing between the checkpoint ``last`` and the delivered ``offsets`` (in the
-    order delivered), and the checkpoint after them. Without a checkpoint nothing before the first offset is
-    a hole: the partition is new to the agent. Offsets at or before the checkpoint (a replay) are no hole."""
+    order delivered), and the checkpoint after them. Offsets at or before the checkpoint (a replay) are no
+    hole; ``None`` (nothing known) finds none."""
     found: list[tuple[int, int]] = []
     for offset in offsets:
         if last is not None and offset > last + 1:
@@ -93,6 +93,23 @@ async def read_records(settings: Settings, topic: str, partition: int, start: in
         log.warning("%s re-read %d records at %s/%d offsets %d–%d that faust skipped", agent, len(out), topic,
                     partition, start, end - 1)
         return out
+    finally:
+        await consumer.stop()
+
+
+async def first_to_apply(settings: Settings, group: str, topic: str, partition: int) -> int:
+    """Where an agent without a checkpoint for a partition starts: its group's committed offset (input applied
+    before checkpoints existed) or, for a partition no member ever committed, the partition's first offset.
+    faust can skip the first records of a partition too (seen on a three-broker cluster: a rebalance right
+    at the start lost by-service offset 0), so the first delivered record is no proof of a start."""
+    consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=group, enable_auto_commit=False)
+    await consumer.start()  # a group id without subscribe(): reads the group's offsets, joins nothing
+    try:
+        tp = TopicPartition(topic, partition)
+        committed = await consumer.committed(tp)
+        if committed is not None:
+            return int(committed)
+        return int((await consumer.beginning_offsets([tp]))[tp])
     finally:
         await consumer.stop()
 
@@ -131,11 +148,13 @@ class Positions:
         """The partition's records to apply, in offset order, and its checkpoint after them."""
         ckey = checkpoint_key(partition, self.d.partitions)
         last = self.table.get(ckey)
+        name = self.topic.get_topic_name()
+        if not isinstance(last, int):
+            last = await first_to_apply(self.d.settings, self.d.app.conf.id, name, partition) - 1
         delivered = [(e.message.offset, e.key, e.value) for e in events]
-        found, checkpoint = holes(last if isinstance(last, int) else None, [offset for offset, _, _ in delivered])
+        found, checkpoint = holes(last, [offset for offset, _, _ in delivered])
         if not found:
             return delivered, checkpoint
-        name = self.topic.get_topic_name()
         reread: list[Record] = []
         for start, end in found:
             reread.extend(await read_records(self.d.settings, name, partition, start, end, agent=self.agent))

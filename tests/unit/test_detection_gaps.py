@@ -16,8 +16,14 @@ def test_each_partition_has_its_own_checkpoint_key_on_that_partition(partitions:
     assert len(set(keys)) == partitions and all(k.startswith(CHECKPOINT_PREFIX) for k in keys)
 
 
-def test_without_a_checkpoint_nothing_before_the_first_record_is_a_hole() -> None:
+def test_without_a_position_nothing_before_the_first_record_is_a_hole() -> None:
     assert holes(None, [40, 41, 42]) == ([], 42)
+
+
+def test_a_partition_whose_first_records_faust_skipped_shows_the_hole_from_its_start() -> None:
+    # no checkpoint and nothing committed: the agent starts before the partition's first offset (0)
+    assert holes(-1, [1, 2]) == ([(0, 1)], 2)
+    assert holes(-1, [0, 1]) == ([], 1)
 
 
 def test_records_following_the_checkpoint_leave_no_hole() -> None:
