@@ -5,12 +5,15 @@ chain's state (table ``detect-chains``, keyed by trace id) dedups its errors by
 event id, so a replayed signal changes nothing. A chain is published once it
 stops growing (``chain_settle``): its record on ``{app}-chains`` and its alert
 are acknowledged before the state says "published", so a crash in between
-publishes the identical record and alert again rather than never.
+publishes the identical record and alert again rather than never. Records faust
+skipped after a rebalance are read again from the topic (``gaps.py``); the
+table's checkpoint keys are no chains.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any
@@ -18,9 +21,12 @@ from typing import Any
 import orjson
 from faust.types import StreamT
 
-from stream_processors.detection.context import BATCH_MAX, BATCH_WITHIN, Detection, acknowledged
+from stream_processors.detection.context import BATCH_MAX, BATCH_WITHIN, SKIPPED, Detection, acknowledged
+from stream_processors.detection.gaps import Positions, is_checkpoint
 from stream_processors.detectors.chains import ChainState
 from stream_processors.detectors.signals import Signal
+
+log = logging.getLogger("errstream.detect")
 
 
 def _now() -> float:
@@ -46,6 +52,7 @@ class ChainAgent:
         self.forming_expiry: deque[tuple[float, bytes]] = deque()
         self.forming_ttl = max(30.0, 3 * cfg.chain_window)
         self.rescan = True
+        self.positions = Positions(detection, detection.by_trace, detection.chains, "detect-chains")
 
     def on_assigned(self, *args: Any, **kwargs: Any) -> None:
         self.rescan = True
@@ -70,13 +77,24 @@ class ChainAgent:
         d = self.d
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, ChainState] = {}
-            owned = d.owned(d.by_trace)
-            for event in events:
-                if event.message.partition in owned:
-                    for fields in orjson.loads(event.value):
-                        self.fold(touched, Signal(*fields))
+            checkpoints: dict[int, int] = {}
+            for partition, part_events in self.positions.owned_partitions(events).items():
+                records, last = await self.positions.records(partition, part_events)
+                for offset, _, value in records:
+                    try:
+                        signals = [Signal(*fields) for fields in orjson.loads(value)]
+                    except (ValueError, TypeError) as exc:
+                        SKIPPED.labels("invalid_trace_bundle").inc()
+                        log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
+                        continue
+                    for sig in signals:
+                        if sig.trace_id:
+                            self.fold(touched, sig)
+                if last is not None:
+                    checkpoints[partition] = last
             for key, chain in touched.items():
                 d.chains[key] = chain.to_dict()
+            self.positions.store(checkpoints)  # after the states: recovered with them or not at all
             await d.chains.written()
             t = _now()
             while self.forming_expiry and self.forming_expiry[0][0] <= t:
@@ -87,6 +105,8 @@ class ChainAgent:
         self.rescan = False
         cfg = self.d.cfg
         for key, value in list(self.d.chains.items()):
+            if is_checkpoint(key):
+                continue
             chain = _load(value)
             if chain is not None and not chain.published and key not in self.due:
                 self.due[key] = _now() + cfg.chain_settle

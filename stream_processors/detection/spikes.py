@@ -5,7 +5,10 @@ signal bundle that ``detect-issues`` applied, the bundle's position on the
 by-fingerprint topic and its counts per (minute, fingerprint). The service
 state remembers the newest bundle offset applied per by-fingerprint partition,
 so counts forwarded again (a replay of ``detect-issues`` after a crash, or of
-this topic after a rebalance) change nothing.
+this topic after a rebalance) change nothing. Records faust skipped after a
+rebalance are read again from the topic (``gaps.py``), in offset order before
+the records that follow them: the state's "newest bundle applied" needs each
+service's records in order.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from stream_processors.detection.context import (
     Detection,
     acknowledged,
 )
+from stream_processors.detection.gaps import Positions
 from stream_processors.detectors.services import ServiceDetector, ServiceState
 from stream_processors.detectors.signals import Signal
 
@@ -43,36 +47,45 @@ class ServiceAgent:
     def __init__(self, detection: Detection) -> None:
         self.d = detection
         self.detector = ServiceDetector(detection.cfg)
+        self.positions = Positions(detection, detection.by_service, detection.services, "detect-services")
+
+    def fold(self, touched: dict[bytes, ServiceState], raised: list[AlertEvent], partition: int, offset: int,
+             key: bytes | None, value: bytes) -> None:
+        """Fold one by-service record into ``touched``; bundles the service state already applied are skipped."""
+        try:
+            if not key:
+                raise ValueError("no service key")
+            entries = bundles(value)
+        except (ValueError, TypeError) as exc:
+            SKIPPED.labels("invalid_service_counts").inc()
+            log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
+            return
+        state = touched[key] if key in touched else self.detector.load(self.d.services.get(key))
+        for bundle_partition, bundle_offset, groups in entries:
+            if state is not None and state.applied.seen(bundle_partition, bundle_offset):
+                REPLAYED.labels("detect-services").inc()
+                continue
+            state, alerts = self.detector.observe_bundle(state, bundle_partition, bundle_offset, groups)
+            raised.extend(alerts)
+        if state is not None:
+            touched[key] = state
 
     async def run(self, stream: StreamT) -> None:
         d = self.d
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             touched: dict[bytes, ServiceState] = {}
             raised: list[AlertEvent] = []
-            owned = d.owned(d.by_service)
-            for event in events:
-                if event.message.partition not in owned:
-                    continue
-                key = cast(bytes, event.key)
-                state = touched[key] if key in touched else self.detector.load(d.services.get(key))
-                try:
-                    entries = bundles(event.value)
-                except (ValueError, TypeError) as exc:
-                    SKIPPED.labels("invalid_service_counts").inc()
-                    log.warning("detection skips a record at %s/%s: %r", event.message.partition,
-                                event.message.offset, exc)
-                    continue
-                for partition, offset, groups in entries:
-                    if state is not None and state.applied.seen(partition, offset):
-                        REPLAYED.labels("detect-services").inc()
-                        continue
-                    state, alerts = self.detector.observe_bundle(state, partition, offset, groups)
-                    raised.extend(alerts)
-                if state is not None:
-                    touched[key] = state
+            checkpoints: dict[int, int] = {}
+            for partition, part_events in self.positions.owned_partitions(events).items():
+                records, last = await self.positions.records(partition, part_events)
+                for offset, key, value in records:
+                    self.fold(touched, raised, partition, offset, cast(bytes | None, key), value)
+                if last is not None:
+                    checkpoints[partition] = last
             await acknowledged(await d.send_alerts(raised) if d.cfg.service_spikes else [])
             for key, state in touched.items():
                 d.services[key] = state.to_dict()
+            self.positions.store(checkpoints)  # after the states: recovered with them or not at all
             await d.services.written()
 
 

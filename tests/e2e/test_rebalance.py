@@ -204,7 +204,7 @@ def _collect(settings: Settings, sent: list[ErrorEvent], actions: list[str]) -> 
         settings=settings, sent=sent, actions=actions,
         fingerprint_of={p["event"]["event_id"]: p["fingerprint"] for p in processed},
         detection_counts={k.decode(): v["n"] for k, v in state.items() if isinstance(v, dict)},  # not checkpoints
-        service_minutes={(k.decode(), int(m)): n for k, v in services.items() if v is not None
+        service_minutes={(k.decode(), int(m)): n for k, v in services.items() if isinstance(v, dict)  # not checkpoints
                          for m, n in v["w"]["o"].items()},
         alerts=[orjson.loads(v) for _, v in read_to_end(settings, settings.topic_alerts) if v],
         stored_alerts=[(str(a), str(k), str(d)) for a, k, d in stored],
