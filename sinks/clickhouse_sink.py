@@ -45,7 +45,7 @@ from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
 
-from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step
+from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step, start_producer
 from errstream_core.consumer.dead_letters import describe
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
@@ -133,13 +133,7 @@ class ClickHouseSink(Step):
         try:
             await ensure_topics(self.settings, timeout=self.settings.startup_timeout)
             if self.producer is None:
-                producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self.producer = self.dead_letters.producer = producer
+                self.producer = self.dead_letters.producer = await start_producer(self.settings)
         except KafkaError as exc:
             raise InfrastructureError("Kafka", exc) from exc
 

@@ -31,7 +31,7 @@ from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
-from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step
+from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step, start_producer
 from errstream_core.consumer.dead_letters import describe
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
@@ -79,17 +79,10 @@ class TopicSink(Step):
             self.client = None
             raise InfrastructureError("ClickHouse", exc) from exc
         try:
-            wait = self.settings.startup_timeout
-            await ensure_topics(self.settings, [self.topic], timeout=wait)  # configs: errstream_core.topics
-            await ensure_topics(self.settings, [self.settings.topic_dlq], timeout=wait)
+            await ensure_topics(self.settings, [self.topic, self.settings.topic_dlq],  # configs: errstream_core.topics
+                                timeout=self.settings.startup_timeout)
             if self.producer is None:
-                producer = AIOKafkaProducer(**self.settings.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self.producer = self.dead_letters.producer = producer
+                self.producer = self.dead_letters.producer = await start_producer(self.settings)
         except KafkaError as exc:
             raise InfrastructureError("Kafka", exc) from exc
 

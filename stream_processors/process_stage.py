@@ -39,7 +39,7 @@ import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step
+from errstream_core.consumer import ConsumerRuntime, DeadLetters, InfrastructureError, Step, start_producer
 from errstream_core.consumer.dead_letters import describe
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, key_hash
@@ -120,13 +120,7 @@ class ProcessingStage(Step):
         s = self.settings
         try:
             if self.producer is None:
-                producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True,
-                                            compression_type="lz4", linger_ms=5)
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
+                producer = await start_producer(s, compression_type="lz4", linger_ms=5)
                 self.producer = self.dead_letters.producer = producer
                 self.outputs = _Outputs(producer)
             self.processed_partitions = len(await self.producer.partitions_for(s.topic_processed))

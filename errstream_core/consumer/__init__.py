@@ -11,7 +11,7 @@ servers are retried with :mod:`~errstream_core.consumer.outage`'s backoff and st
 from errstream_core.consumer.dead_letters import DeadLetters
 from errstream_core.consumer.outage import Backoff, InfrastructureError, Outage
 from errstream_core.consumer.runtime import ConsumerRuntime, consumer_options
-from errstream_core.consumer.step import Step
+from errstream_core.consumer.step import Step, start_producer
 
-__all__ = ["Backoff", "ConsumerRuntime", "DeadLetters", "InfrastructureError", "Outage", "Step",
+__all__ = ["Backoff", "ConsumerRuntime", "DeadLetters", "InfrastructureError", "Outage", "Step", "start_producer",
            "consumer_options"]

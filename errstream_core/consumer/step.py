@@ -15,7 +15,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from errstream_core.settings import Settings
 
 Offsets = dict[TopicPartition, int]
 
@@ -50,3 +52,14 @@ class Step(ABC):
     def accepting(self) -> bool:
         """Backpressure: False while the step holds as much as it may (the runtime pauses fetching)."""
         return True
+
+
+async def start_producer(settings: Settings, **options: Any) -> AIOKafkaProducer:
+    """A started producer for a step's outputs (acks=all, idempotent); closed again if it cannot start."""
+    producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), acks="all", enable_idempotence=True, **options)
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
