@@ -11,8 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaProducer
-
+from errstream_core.consumer import start_producer
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from schemas.alerts import AlertEvent
@@ -23,8 +22,7 @@ async def publish_alerts_periodically(settings: Settings, stop: asyncio.Event, n
                                       published: set[object], log: logging.Logger) -> None:
     s = settings
     await ensure_topics(s, [s.topic_alerts], timeout=s.startup_timeout)
-    producer = AIOKafkaProducer(**s.kafka_client_kwargs(), acks="all", enable_idempotence=True)
-    await producer.start()
+    producer = await start_producer(s)
     failing = False
     try:
         while not stop.is_set():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -14,9 +13,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from producers.publisher import ErrorPublisher
 from schemas.events import ErrorEvent, ExceptionInfo
 from tests.support.alerts import query_rows
+from tests.support.detection import publish
 from tests.support.kafka import read_topic
 from tests.support.services import Service, settings_env, wait_for
 
@@ -28,13 +27,6 @@ def _event(at: datetime) -> ErrorEvent:
                       exceptions=[ExceptionInfo(type="LedgerLocked", value="ledger is locked by another writer")])
 
 
-def _publish(settings: Settings, events: list[ErrorEvent]) -> None:
-    async def go() -> None:
-        async with ErrorPublisher(settings) as pub:
-            await pub.publish_many_raw([e.model_dump_json().encode() for e in events])
-
-    asyncio.run(go())
-
 
 def _escalations(settings: Settings) -> list[dict]:
     return [a for a in read_topic(settings, settings.topic_alerts, expect=10**6, timeout=2)
@@ -45,7 +37,7 @@ def test_an_unacknowledged_issue_escalates_once_per_level_and_acknowledging_stop
     settings: Settings, ch: Client, services: dict[str, Service], tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
-    _publish(settings, [_event(now - timedelta(minutes=120)), _event(now - timedelta(seconds=5))])
+    publish(settings, [_event(now - timedelta(minutes=120)), _event(now - timedelta(seconds=5))])
     db = settings.clickhouse_database
     groups = wait_for(lambda: query_rows(ch, f"SELECT fingerprint, events FROM {db}.v_error_groups"),
                       lambda r: len(r) == 1 and r[0][1] == 2, 120, "the issue with its two events")
@@ -72,7 +64,7 @@ def test_an_unacknowledged_issue_escalates_once_per_level_and_acknowledging_stop
         wait_for(lambda: query_rows(ch, f"SELECT toString(status) FROM {db}.issue_status FINAL"),
                  lambda r: r == [("acknowledged",)], 60, "the acknowledgement stored")
         # the issue now waits long enough for level 2, but it is acknowledged: nothing more
-        _publish(settings, [_event(now - timedelta(minutes=240))])
+        publish(settings, [_event(now - timedelta(minutes=240))])
         wait_for(lambda: query_rows(ch, f"SELECT events FROM {db}.v_error_groups"), lambda r: r == [(3,)], 60,
                  "the older event counted")
         time.sleep(3)

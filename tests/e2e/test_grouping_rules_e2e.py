@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -12,8 +11,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from producers.publisher import ErrorPublisher
 from stream_processors.grouping_rules import parse_rules
+from tests.support.detection import publish
 from tests.support.raising import capture, load_module
 from tests.support.services import Service, settings_env, wait_for
 
@@ -32,13 +31,6 @@ DATABASE = """
 RULES = "error.type:ConnectionError -> database-unavailable\n"
 
 
-def _publish(settings: Settings, events: list) -> None:
-    async def go() -> None:
-        async with ErrorPublisher(settings) as pub:
-            await pub.publish_many_raw([e.model_dump_json().encode() for e in events])
-
-    asyncio.run(go())
-
 
 def _groups(ch: Client, settings: Settings) -> list[tuple[str, str, str, int]]:
     try:
@@ -56,7 +48,7 @@ def test_a_rule_applied_while_the_worker_runs_changes_later_events_only(
     mod = load_module(tmp_path, "shop.orders", DATABASE)
     before = [capture(mod.checkout, service="shop", correlation_id="before-checkout"),
               capture(mod.refund, service="shop", correlation_id="before-refund")]
-    _publish(settings, before)
+    publish(settings, before)
     first = wait_for(lambda: _groups(ch, settings), lambda g: len(g) == 2, 120, "the first two events stored",
                      diagnostics=lambda: services["worker"].output()[-3000:])
     assert first[0][1] != first[1][1] and {g[2] for g in first} == {""}  # two issues, grouped without rules
@@ -71,7 +63,7 @@ def test_a_rule_applied_while_the_worker_runs_changes_later_events_only(
 
     after = [capture(mod.checkout, service="shop", correlation_id="z-after-checkout"),
              capture(mod.refund, service="shop", correlation_id="z-after-refund")]
-    _publish(settings, after)
+    publish(settings, after)
     groups = wait_for(lambda: _groups(ch, settings), lambda g: len(g) == 4, 120, "all four events stored",
                       diagnostics=lambda: services["worker"].output()[-3000:])
     by_id = {g[0]: g for g in groups}

@@ -22,9 +22,9 @@ from errstream.local.process import cpu_seconds, free_port
 from errstream.local.servers import kafka_port
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
 from sinks.clickhouse_client import connect
+from tests.support.detection import publish
 from tests.support.kafka import read_topic
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
@@ -40,11 +40,7 @@ def _publish(settings: Settings, count: int, seed: int) -> None:
     start = datetime.now(UTC) - timedelta(minutes=20)
     events = [synthetic_event(rng, timestamp=start + timedelta(milliseconds=50 * i)) for i in range(count)]
 
-    async def go() -> None:
-        async with ErrorPublisher(settings) as pub:
-            await pub.publish_many(events)
-
-    asyncio.run(go())
+    publish(settings, events)
 
 
 def _totals(ch: Client, settings: Settings) -> tuple[int, int]:

@@ -14,8 +14,8 @@ from aiokafka.structs import OffsetAndMetadata
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
+from tests.support.detection import publish
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -26,11 +26,7 @@ def _publish(settings: Settings, count: int, seed: int) -> None:
     start = datetime.now(UTC) - timedelta(minutes=30)
     events = [synthetic_event(rng, timestamp=start + timedelta(seconds=i)) for i in range(count)]
 
-    async def go() -> None:
-        async with ErrorPublisher(settings) as pub:
-            await pub.publish_many(events)
-
-    asyncio.run(go())
+    publish(settings, events)
 
 
 def _totals(ch: Client, settings: Settings) -> tuple[int, int]:
