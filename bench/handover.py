@@ -232,13 +232,13 @@ def servers(work: Path) -> Iterator[tuple[str, str]]:
     """Kafka and ClickHouse from ERRSTREAM_KAFKA_BOOTSTRAP / ERRSTREAM_CLICKHOUSE_URL, else local ones."""
     from errstream.local.clickhouse import LocalClickHouse
     from errstream.local.kafka import LocalKafka
-    from errstream.local.process import free_port
+    from errstream.local.process import free_port, free_port_pair
 
     with contextlib.ExitStack() as stack:
         bootstrap = os.environ.get("ERRSTREAM_KAFKA_BOOTSTRAP")
         if not bootstrap:
             cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-            kafka = LocalKafka(state_dir=work / "kafka", cache_dir=cache, port=free_port(), partitions=4)
+            kafka = LocalKafka(state_dir=work / "kafka", cache_dir=cache, port=free_port_pair(), partitions=4)
             kafka.up()
             stack.callback(kafka.down)
             bootstrap = kafka.bootstrap

@@ -8,6 +8,7 @@ session with its pid in ``<state>/<name>.pid``.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -56,23 +57,54 @@ def wait_for(fn: Callable[[], T], ok: Callable[[T], bool], timeout: float, what:
     return last
 
 
-def free_port() -> int:
+_LISTEN_PORTS = range(20_000, 32_000)
+"""Where test and local servers listen: below Linux's default ephemeral range (32768-60999), from
+which the kernel picks the source port of every outgoing connection. A port handed out from the
+ephemeral range and released can be taken by some client's connection before the server binds it;
+a broker's controller port (the port above the client port) was lost that way."""
+
+
+def _ephemeral_range() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32_768, 61_000)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
-def free_port_pair(attempts: int = 50) -> int:
-    """A free port whose successor is free too: the local broker listens on both (clients, controller)."""
+def free_ports(n: int = 1, attempts: int = 200) -> int:
+    """The first of ``n`` consecutive free ports on 127.0.0.1, outside the kernel's ephemeral range.
+
+    Randomised so that parallel test runs and helpers rarely pick the same block.
+    """
+    ephemeral = _ephemeral_range()
     for _ in range(attempts):
-        port = free_port()
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports on 127.0.0.1")
+        base = random.randrange(_LISTEN_PORTS.start, _LISTEN_PORTS.stop - n)
+        block = range(base, base + n)
+        if any(p in ephemeral for p in block):
+            continue
+        if all(_bindable(p) for p in block):
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports on 127.0.0.1")
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1 for a server we are about to start."""
+    return free_ports(1)
+
+
+def free_port_pair(attempts: int = 200) -> int:
+    """A free port whose successor is free too: the local broker listens on both (clients, controller)."""
+    return free_ports(2, attempts)
 
 
 def _alive(pid: int) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import free_port, free_port_pair, port_open
+from errstream.local.process import free_port, free_port_pair
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 
@@ -33,10 +33,7 @@ def docker_available() -> bool:
 
 def kafka_port() -> int:
     """A free port whose next port is free too: the local broker's controller listens there."""
-    port = free_port()
-    while port_open("127.0.0.1", port + 1):
-        port = free_port()
-    return port
+    return free_port_pair()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import uuid
 from collections import Counter
@@ -27,6 +26,7 @@ from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 
 from errstream.local.kafka import LocalKafka
+from errstream.local.process import free_ports
 from errstream_core.settings import Settings
 from errstream_core.topics import pipeline_topics
 from producers.publisher import ErrorPublisher
@@ -45,33 +45,11 @@ pytestmark = [
 ISSUES_PER_PHASE = 4  # new issues start in each phase: before the loss, while a broker is down, while rolling
 
 
-def _free_port_block(n: int) -> int:
-    """A base port with ``n`` consecutive free ports above it (node i uses base + 2(i-1) and the next)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + n >= 65_000:
-            continue
-        try:
-            socks = []
-            for p in range(base, base + n):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no block of free ports")
-
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=tmp_path_factory.mktemp("kafka3"), cache_dir=cache, port=_free_port_block(6),
+    kafka = LocalKafka(state_dir=tmp_path_factory.mktemp("kafka3"), cache_dir=cache, port=free_ports(6),
                        partitions=4, brokers=3, heap="384m")
     kafka.up(timeout=180)
     try:

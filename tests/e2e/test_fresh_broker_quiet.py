@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import free_port
+from errstream.local.process import free_port_pair
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from sinks.migrate import migrate
@@ -34,7 +34,7 @@ def fresh_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if os.environ.get("ERRSTREAM_KAFKA_BOOTSTRAP"):
         pytest.skip("needs a broker of its own (ERRSTREAM_KAFKA_BOOTSTRAP points at a shared one)")
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=tmp_path_factory.mktemp("fresh-kafka"), cache_dir=cache, port=free_port(),
+    kafka = LocalKafka(state_dir=tmp_path_factory.mktemp("fresh-kafka"), cache_dir=cache, port=free_port_pair(),
                        partitions=4)
     kafka.up()
     try:
