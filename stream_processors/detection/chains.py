@@ -18,11 +18,16 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-import orjson
 from faust.types import StreamT
 
-from stream_processors.detection.context import BATCH_MAX, BATCH_WITHIN, SKIPPED, Detection, acknowledged
-from stream_processors.detection.gaps import Positions, is_checkpoint
+from stream_processors.detection.context import (
+    BATCH_MAX,
+    BATCH_WITHIN,
+    Detection,
+    acknowledged,
+    signal_bundle,
+)
+from stream_processors.detection.gaps import Positions, Record, follow_tails, is_checkpoint
 from stream_processors.detectors.chains import ChainState
 from stream_processors.detectors.signals import Signal
 
@@ -73,32 +78,30 @@ class ChainAgent:
             touched[key] = chain
             self.due[key] = _now() + cfg.chain_settle
 
-    async def run(self, stream: StreamT) -> None:
+    async def apply(self, parts: dict[int, tuple[list[Record], int | None]]) -> None:
+        """Fold each partition's trace bundles, then store states and checkpoints (one batch)."""
         d = self.d
+        touched: dict[bytes, ChainState] = {}
+        checkpoints: dict[int, int] = {}
+        for partition, (records, last) in parts.items():
+            for offset, _, value in records:
+                for sig in signal_bundle(value, partition, offset, "invalid_trace_bundle") or []:
+                    if sig.trace_id:
+                        self.fold(touched, sig)
+            if last is not None:
+                checkpoints[partition] = last
+        for key, chain in touched.items():
+            d.chains[key] = chain.to_dict()
+        self.positions.store(checkpoints)  # after the states: recovered with them or not at all
+        await d.chains.written()
+        t = _now()
+        while self.forming_expiry and self.forming_expiry[0][0] <= t:
+            self.forming.pop(self.forming_expiry.popleft()[1], None)
+
+    async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
-            touched: dict[bytes, ChainState] = {}
-            checkpoints: dict[int, int] = {}
-            for partition, part_events in self.positions.owned_partitions(events).items():
-                records, last = await self.positions.records(partition, part_events)
-                for offset, _, value in records:
-                    try:
-                        signals = [Signal(*fields) for fields in orjson.loads(value)]
-                    except (ValueError, TypeError) as exc:
-                        SKIPPED.labels("invalid_trace_bundle").inc()
-                        log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
-                        continue
-                    for sig in signals:
-                        if sig.trace_id:
-                            self.fold(touched, sig)
-                if last is not None:
-                    checkpoints[partition] = last
-            for key, chain in touched.items():
-                d.chains[key] = chain.to_dict()
-            self.positions.store(checkpoints)  # after the states: recovered with them or not at all
-            await d.chains.written()
-            t = _now()
-            while self.forming_expiry and self.forming_expiry[0][0] <= t:
-                self.forming.pop(self.forming_expiry.popleft()[1], None)
+            async with self.positions.lock:
+                await self.apply(await self.positions.delivered(events))
 
     def _rescan(self) -> None:
         """After a restart or a rebalance, chains recovered from the changelog have no timers yet."""
@@ -143,6 +146,7 @@ class ChainAgent:
 
 def install(detection: Detection) -> None:
     agent = ChainAgent(detection)
+    follow_tails(detection, agent.positions, agent.apply)
     detection.app.on_partitions_assigned.connect(agent.on_assigned, weak=False)  # type: ignore[arg-type]
 
     @detection.app.agent(detection.by_trace, name="detect-chains")

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import orjson
 from faust.types import TopicT
 from prometheus_client import Counter
 
@@ -35,6 +36,7 @@ from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic, key_hash
 from schemas.alerts import AlertEvent
 from stream_processors.detectors.config import DetectionConfig
+from stream_processors.detectors.signals import Signal
 
 ALERTS = Counter("errstream_alerts", "Alerts published, by kind", ["kind"])
 SKIPPED = Counter("errstream_detect_skipped", "Records detection could not use, by reason", ["reason"])
@@ -161,3 +163,13 @@ async def acknowledged(pending: list[Awaitable[Any]]) -> None:
     """Wait until Kafka acknowledged every send (a failed send raises: the batch is not stored, so it replays)."""
     if pending:
         await asyncio.gather(*pending)
+
+
+def signal_bundle(value: bytes, partition: int, offset: int, reason: str) -> list[Signal] | None:
+    """The signals of one bundle record; ``None`` (counted under ``reason``, one warning) for a bad one."""
+    try:
+        return [Signal(*fields) for fields in orjson.loads(value)]
+    except (ValueError, TypeError) as exc:
+        SKIPPED.labels(reason).inc()
+        log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
+        return None

@@ -22,8 +22,10 @@ its states (a crash between the two writes) only re-reads what changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from functools import cache
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -41,6 +43,9 @@ REREAD = Counter("errstream_detect_reread", "Records faust skipped after a rebal
                  "from its input topic, by agent", ["agent"])
 
 Record = tuple[int, bytes | None, bytes]  # offset, key, value of one input record
+Applier = Callable[[dict[int, tuple[list[Record], int | None]]], Awaitable[None]]
+
+TAIL_IDLE = 3.0  # seconds without a batch before an agent looks for records faust read but never delivered
 
 
 @cache
@@ -79,8 +84,11 @@ async def read_records(settings: Settings, topic: str, partition: int, start: in
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        consumer.seek(tp, start)
+        end = min(end, int((await consumer.end_offsets([tp]))[tp]))  # never wait for records not yet written
         out: list[Record] = []
+        if start >= end:
+            return out
+        consumer.seek(tp, start)
         while not out or out[-1][0] < end - 1:
             batch = await consumer.getmany(tp, timeout_ms=1_000, max_records=1_000)
             records = batch.get(tp, [])
@@ -114,11 +122,6 @@ async def first_to_apply(settings: Settings, group: str, topic: str, partition: 
         await consumer.stop()
 
 
-async def read_hole(settings: Settings, topic: str, partition: int, start: int, end: int) -> list[tuple[int, bytes]]:
-    """(offset, value) of the records ``start`` ≤ offset < ``end`` of one partition (``detect-issues``)."""
-    return [(offset, value) for offset, _, value in await read_records(settings, topic, partition, start, end)]
-
-
 class Positions:
     """One agent's checkpoints: which input offsets of each partition it has applied, kept in its own table.
 
@@ -130,6 +133,40 @@ class Positions:
 
     def __init__(self, detection: Detection, topic: TopicT, table: KeyPartitionedTable, agent: str) -> None:
         self.d, self.topic, self.table, self.agent = detection, topic, table, agent
+        self.lock = asyncio.Lock()  # one batch at a time: delivered records or a tail read by the timer
+        self.last_batch = time.monotonic()
+
+    async def delivered(self, events: Iterable[EventT]) -> dict[int, tuple[list[Record], int | None]]:
+        """Per owned partition: the records to apply for a delivered batch (holes first) and the checkpoint."""
+        self.last_batch = time.monotonic()
+        return {partition: await self.records(partition, part_events)
+                for partition, part_events in self.owned_partitions(events).items()}
+
+    async def tails(self) -> dict[int, tuple[list[Record], int | None]]:
+        """Per owned partition: records faust read but never delivered, when nothing follows them.
+
+        A hole is found when a later record arrives; a hole at the end of a partition that goes quiet would
+        wait for that record for ever (a new issue's alert with it). So when the agent has had no batch for
+        ``TAIL_IDLE`` seconds and no rebalance is running, every owned partition whose consumer read offset
+        is past the checkpoint is read up to that offset here.
+        """
+        app = self.d.app
+        if time.monotonic() - self.last_batch < TAIL_IDLE or app.rebalancing or app.in_recovery:
+            return {}
+        read_offsets = app.consumer._read_offset  # type: ignore[attr-defined]  # noqa: SLF001
+        name = self.topic.get_topic_name()
+        found: dict[int, tuple[list[Record], int | None]] = {}
+        for partition in self.d.owned(self.topic):
+            last = self.table.get(checkpoint_key(partition, self.d.partitions))
+            read = read_offsets.get(TP(name, partition))
+            if not isinstance(last, int) or read is None or read <= last:
+                continue
+            records = await read_records(self.d.settings, name, partition, last + 1, read + 1, agent=self.agent)
+            if records:
+                await mark_done(self.d, TP(name, partition), last + 1, records[-1][0] + 1)
+                found[partition] = records, records[-1][0]
+        self.last_batch = time.monotonic()
+        return found
 
     def owned_partitions(self, events: Iterable[EventT]) -> dict[int, list[EventT]]:
         """The batch's events by partition, for the partitions this worker still owns."""
@@ -173,3 +210,14 @@ async def mark_done(detection: Detection, tp: TP, start: int, end: int) -> None:
     """Tell faust's consumer that offsets ``start`` ≤ offset < ``end`` of ``tp`` need no ack (faust's own
     mechanism for the holes compaction leaves), so that its commits move past them."""
     await detection.app.consumer._add_gap(tp, start, end - 1)  # type: ignore[attr-defined]  # noqa: SLF001
+
+
+def follow_tails(detection: Detection, positions: Positions, apply: Applier) -> None:
+    """A timer that applies, through the agent's own ``apply``, the tails ``Positions.tails`` finds."""
+
+    @detection.app.timer(interval=TAIL_IDLE / 2, name=f"{positions.agent}-tails")
+    async def apply_tails() -> None:
+        async with positions.lock:
+            found = await positions.tails()
+            if found:
+                await apply(found)

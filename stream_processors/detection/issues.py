@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from faust.types import TP, EventT, StreamT
+from faust.types import StreamT
 from prometheus_client import Counter
 
 from schemas.alerts import AlertEvent
@@ -24,12 +24,12 @@ from stream_processors.detection.context import (
     BATCH_MAX,
     BATCH_WITHIN,
     REPLAYED,
-    SKIPPED,
     Detection,
     acknowledged,
     partition_of,
+    signal_bundle,
 )
-from stream_processors.detection.gaps import checkpoint_key, read_hole
+from stream_processors.detection.gaps import Positions, Record, follow_tails
 from stream_processors.detectors.issues import IssueDetector, IssueState, silenced
 from stream_processors.detectors.signals import Signal
 
@@ -48,24 +48,22 @@ class _Batch:
     # service → entries [bundle partition, bundle offset, [[*signal fields, count], ...]]
     by_service: dict[str, list[list[Any]]] = field(default_factory=dict)
     traced: list[Signal] = field(default_factory=list)
-    checkpoints: dict[bytes, int] = field(default_factory=dict)  # checkpoint key → last bundle offset folded
+    checkpoints: dict[int, int] = field(default_factory=dict)  # partition → last bundle offset folded
 
 
 class IssueAgent:
     def __init__(self, detection: Detection) -> None:
         self.d = detection
         self.detector = IssueDetector(detection.cfg)
+        self.positions = Positions(detection, detection.by_fingerprint, detection.issues, "detect-issues")
 
     def _state(self, batch: _Batch, key: bytes) -> IssueState | None:
         return batch.touched[key] if key in batch.touched else self.detector.load(self.d.issues.get(key))
 
     def fold(self, batch: _Batch, partition: int, offset: int, value: bytes) -> None:
         """Fold one bundle into ``batch``; signals the issue states already counted are skipped."""
-        try:
-            sigs = [Signal(*fields) for fields in orjson.loads(value)]
-        except (ValueError, TypeError) as exc:
-            SKIPPED.labels("invalid_signal_bundle").inc()
-            log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
+        sigs = signal_bundle(value, partition, offset, "invalid_signal_bundle")
+        if sigs is None:
             return
         groups: dict[str, dict[tuple[int, str], list[Any]]] = {}
         for sig in sigs:
@@ -106,48 +104,28 @@ class IssueAgent:
         await acknowledged(pending)
         for key, state in batch.touched.items():
             d.issues[key] = state.to_dict()
-        for key, offset in batch.checkpoints.items():  # after the states: recovered with them or not at all
-            d.issues[key] = offset
+        self.positions.store(batch.checkpoints)  # after the states: recovered with them or not at all
         await d.issues.written()
 
-    async def _fold_partition(self, batch: _Batch, partition: int, events: list[EventT]) -> None:
-        """Fold one partition's bundles of a batch, first re-reading any bundles faust skipped (gaps.py)."""
-        d = self.d
-        ckey = checkpoint_key(partition, d.partitions)
-        last = d.issues.get(ckey)
-        for event in events:
-            offset = event.message.offset
-            if last is not None and offset > last + 1:
-                topic = d.by_fingerprint.get_topic_name()
-                for hole_offset, value in await read_hole(d.settings, topic, partition, last + 1, offset):
-                    self.fold(batch, partition, hole_offset, value)
-                # faust never acks what it did not deliver, and then stops committing this partition
-                # (its committed offset would stay before the hole for good): tell it the hole is done.
-                await d.app.consumer._add_gap(TP(topic, partition), last + 1, offset - 1)  # type: ignore[attr-defined]  # noqa: SLF001
-            self.fold(batch, partition, offset, event.value)
-            last = offset if last is None else max(last, offset)
-        if last is not None:
-            batch.checkpoints[ckey] = last
+    async def apply(self, parts: dict[int, tuple[list[Record], int | None]]) -> None:
+        """Fold each partition's records and store the result (one batch)."""
+        batch = _Batch()
+        for partition, (records, last) in parts.items():
+            for offset, _, value in records:
+                self.fold(batch, partition, offset, value)
+            if last is not None:
+                batch.checkpoints[partition] = last
+        await self.store(batch)
 
     async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
-            batch = _Batch()
-            owned = self.d.owned(self.d.by_fingerprint)
-            by_partition: dict[int, list[EventT]] = {}
-            for event in events:
-                by_partition.setdefault(event.message.partition, []).append(event)
-            for partition, part_events in by_partition.items():
-                if partition in owned:
-                    await self._fold_partition(batch, partition, part_events)
-                else:
-                    SKIPPED.labels("revoked").inc(len(part_events))
-                    log.warning("detect-issues leaves %d bundles of revoked partition %d to its new owner",
-                                len(part_events), partition)
-            await self.store(batch)
+            async with self.positions.lock:
+                await self.apply(await self.positions.delivered(events))
 
 
 def install(detection: Detection) -> None:
     agent = IssueAgent(detection)
+    follow_tails(detection, agent.positions, agent.apply)
 
     @detection.app.agent(detection.by_fingerprint, name="detect-issues")
     async def detect_issues(stream: StreamT) -> None:

@@ -28,7 +28,7 @@ from stream_processors.detection.context import (
     Detection,
     acknowledged,
 )
-from stream_processors.detection.gaps import Positions
+from stream_processors.detection.gaps import Positions, Record, follow_tails
 from stream_processors.detectors.services import ServiceDetector, ServiceState
 from stream_processors.detectors.signals import Signal
 
@@ -70,27 +70,32 @@ class ServiceAgent:
         if state is not None:
             touched[key] = state
 
-    async def run(self, stream: StreamT) -> None:
+    async def apply(self, parts: dict[int, tuple[list[Record], int | None]]) -> None:
+        """Fold each partition's records, send the alerts, then store states and checkpoints (one batch)."""
         d = self.d
+        touched: dict[bytes, ServiceState] = {}
+        raised: list[AlertEvent] = []
+        checkpoints: dict[int, int] = {}
+        for partition, (records, last) in parts.items():
+            for offset, key, value in records:
+                self.fold(touched, raised, partition, offset, cast(bytes | None, key), value)
+            if last is not None:
+                checkpoints[partition] = last
+        await acknowledged(await d.send_alerts(raised) if d.cfg.service_spikes else [])
+        for key, state in touched.items():
+            d.services[key] = state.to_dict()
+        self.positions.store(checkpoints)  # after the states: recovered with them or not at all
+        await d.services.written()
+
+    async def run(self, stream: StreamT) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
-            touched: dict[bytes, ServiceState] = {}
-            raised: list[AlertEvent] = []
-            checkpoints: dict[int, int] = {}
-            for partition, part_events in self.positions.owned_partitions(events).items():
-                records, last = await self.positions.records(partition, part_events)
-                for offset, key, value in records:
-                    self.fold(touched, raised, partition, offset, cast(bytes | None, key), value)
-                if last is not None:
-                    checkpoints[partition] = last
-            await acknowledged(await d.send_alerts(raised) if d.cfg.service_spikes else [])
-            for key, state in touched.items():
-                d.services[key] = state.to_dict()
-            self.positions.store(checkpoints)  # after the states: recovered with them or not at all
-            await d.services.written()
+            async with self.positions.lock:
+                await self.apply(await self.positions.delivered(events))
 
 
 def install(detection: Detection) -> None:
     agent = ServiceAgent(detection)
+    follow_tails(detection, agent.positions, agent.apply)
 
     @detection.app.agent(detection.by_service, name="detect-services")
     async def detect_services(stream: StreamT) -> None:
