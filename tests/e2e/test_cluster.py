@@ -12,7 +12,6 @@ notify processes started at the beginning must carry the stream through both dis
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import uuid
 from collections import Counter
@@ -21,73 +20,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 
 from errstream.local.kafka import LocalKafka
-from errstream.local.process import free_ports
 from errstream_core.settings import Settings
-from errstream_core.topics import pipeline_topics
 from producers.publisher import ErrorPublisher
 from tests.support.alerts import query_rows
+from tests.support.cluster import CLUSTER_MARKS, fully_replicated, leader_of_most, three_brokers
 from tests.support.detection import error, of_kind, wait_alerts
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.cluster,
-    pytest.mark.skipif(os.environ.get("ERRSTREAM_TEST_CLUSTER") != "1",
-                       reason="three brokers are heavy: set ERRSTREAM_TEST_CLUSTER=1"),
-    pytest.mark.timeout(1_800),  # about 6 minutes on 2 loaded cores; the suite's 600 s would cut it off
-]
+pytestmark = CLUSTER_MARKS
 
 ISSUES_PER_PHASE = 4  # new issues start in each phase: before the loss, while a broker is down, while rolling
 
 
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-    kafka = LocalKafka(state_dir=tmp_path_factory.mktemp("kafka3"), cache_dir=cache, port=free_ports(6),
-                       partitions=4, brokers=3, heap="384m")
-    kafka.up(timeout=180)
-    try:
+    with three_brokers(tmp_path_factory.mktemp("kafka3")) as kafka:
         yield kafka
-    finally:
-        kafka.down()
 
 
 @pytest.fixture(scope="module")
 def kafka_bootstrap(cluster: LocalKafka) -> str:
     """Overrides the single broker of tests/conftest.py: `settings` and its topics live on the cluster."""
     return cluster.bootstrap
-
-
-def _partitions(settings: Settings) -> list[dict]:
-    async def go() -> list[dict]:
-        admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
-        await admin.start()
-        try:
-            names = [*pipeline_topics(settings), "__consumer_offsets"]
-            return [p for t in await admin.describe_topics(names) for p in t["partitions"]]
-        finally:
-            await admin.close()
-
-    try:
-        return asyncio.run(go())
-    except KafkaError:
-        return []
-
-
-def _leader_of_most(settings: Settings) -> int:
-    leaders = Counter(p["leader"] for p in _partitions(settings) if p["leader"] >= 0)
-    return leaders.most_common(1)[0][0]
-
-
-def _fully_replicated(settings: Settings) -> bool:
-    parts = _partitions(settings)
-    return bool(parts) and all(len(p["isr"]) == 3 and p["leader"] >= 0 for p in parts)
 
 
 class _Stream:
@@ -156,14 +114,14 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
         wait_for(lambda: _counted(ch, db), lambda n: n >= 300, 240, "the stream to reach ClickHouse", logs)
 
         # 1. SIGKILL the broker that leads most partitions; the pipeline must go on with two.
-        victim = _leader_of_most(settings)
+        victim = leader_of_most(settings)
         cluster.kill_node(victim)
         stream.issues = 2 * ISSUES_PER_PHASE
         at_kill = _counted(ch, db)
         wait_for(lambda: _counted(ch, db), lambda n: n >= at_kill + 1_000, 300,
                  f"progress while broker {victim} is down", logs)
         cluster.start_node(victim, timeout=180)
-        wait_for(lambda: _fully_replicated(settings), bool, 300, f"broker {victim} back in every ISR")
+        wait_for(lambda: fully_replicated(settings), bool, 300, f"broker {victim} back in every ISR")
 
         # 2. Rolling restart: one broker at a time, the next only when every partition has 3 replicas again.
         stream.issues = 3 * ISSUES_PER_PHASE
@@ -173,7 +131,7 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
             wait_for(lambda: _counted(ch, db), _at_least(before + 200), 300,
                      f"progress while broker {node} restarts", logs)
             cluster.start_node(node, timeout=180)
-            wait_for(lambda: _fully_replicated(settings), bool, 300, f"broker {node} back in every ISR")
+            wait_for(lambda: fully_replicated(settings), bool, 300, f"broker {node} back in every ISR")
     finally:
         stream.stop()
 
