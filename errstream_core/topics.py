@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from errstream_core.settings import Settings
@@ -168,35 +168,53 @@ async def ensure_topics(
             await asyncio.sleep(0.5)
     try:
         async with asyncio.timeout(max(0.1, deadline - loop.time())):
-            existing = set(await admin.list_topics())
-            missing = [n for n in names if n not in existing]
-            if missing:
-                rf, isr = await cluster_replication(settings, admin)
-                durability = {"min.insync.replicas": str(isr)} if isr > 1 else {}
+            while True:
                 try:
-                    await admin.create_topics(
-                        [
-                            NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=rf,
-                                     topic_configs={**(configs or topic_configs(settings).get(n, {})), **durability})
-                            for n in missing
-                        ]
-                    )
-                except TopicAlreadyExistsError:
-                    pass
-            if (settings.topic_dlq in names and settings.topic_dlq in existing
-                    and settings.dlq_retention_hours > 0):
-                try:
-                    await _apply_dlq_retention(admin, settings)
-                except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
-                    log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
-                                "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
-                                settings.dlq_retention_hours)
-            partitions = await _wait_for_leaders(admin, names)
-            await _wait_until_served(settings, partitions, timeout)
+                    await _create_and_wait(admin, settings, names, configs, timeout)
+                    return
+                except KafkaError as exc:
+                    # A broker of a cluster is down: metadata still names it (as controller or leader) until
+                    # the quorum notices, and requests sent to it fail with NodeNotReady. Ask again.
+                    if not exc.retriable:
+                        raise
+                    last_error = exc
+                    log.debug("ensuring topics: %s; retrying", exc)
+                    await asyncio.sleep(0.5)
     except TimeoutError:
-        raise KafkaTimeoutError(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s") from None
+        reason = f" (last: {type(last_error).__name__})" if last_error is not None else ""
+        raise KafkaTimeoutError(f"Kafka at {settings.kafka_bootstrap} did not answer within {timeout:g} s"
+                                f"{reason}") from None
     finally:
         await admin.close()
+
+
+async def _create_and_wait(admin: AIOKafkaAdminClient, settings: Settings, names: list[str],
+                           configs: dict[str, str] | None, timeout: float) -> None:
+    """One attempt: create the missing topics, adjust the DLQ's retention, wait for every partition's leader."""
+    existing = set(await admin.list_topics())
+    missing = [n for n in names if n not in existing]
+    if missing:
+        rf, isr = await cluster_replication(settings, admin)
+        durability = {"min.insync.replicas": str(isr)} if isr > 1 else {}
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(n, num_partitions=settings.topic_partitions, replication_factor=rf,
+                             topic_configs={**(configs or topic_configs(settings).get(n, {})), **durability})
+                    for n in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            pass
+    if settings.topic_dlq in names and settings.topic_dlq in existing and settings.dlq_retention_hours > 0:
+        try:
+            await _apply_dlq_retention(admin, settings)
+        except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
+            log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
+                        "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
+                        settings.dlq_retention_hours)
+    partitions = await _wait_for_leaders(admin, names)
+    await _wait_until_served(settings, partitions, timeout)
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
