@@ -25,6 +25,7 @@ from tests.e2e.test_rebalance import (  # noqa: F401 - the same checks, collecte
     test_detection_counts_each_event_of_a_service_minute_exactly_once,
     test_detection_counts_each_event_of_an_issue_exactly_once,
     test_each_new_issue_is_alerted_once_by_alert_id,
+    test_no_worker_or_sink_ends_on_its_own,
     test_the_worker_processed_every_event,
     test_threshold_alerts_name_exactly_the_marks_each_issue_reached,
 )

@@ -28,6 +28,10 @@ def churned(kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.
     yield churn(isolated_settings(kafka_bootstrap, clickhouse_url), tmp_path_factory.mktemp("rebalance"))
 
 
+def test_no_worker_or_sink_ends_on_its_own(churned: Outcome) -> None:
+    assert not churned.exited, churned.exited
+
+
 # --- detection ---------------------------------------------------------------------------------------------
 
 

@@ -155,6 +155,7 @@ class Outcome:
     stored_alerts: list[tuple[str, str, str]]  # ClickHouse alerts FINAL: (alert_id, kind, dedup_key)
     minute_counts: dict[tuple[str, str], int]  # ClickHouse (service, minute) → sum(events)
     rows: tuple[int, int]  # ClickHouse error_events FINAL: count(), uniqExact(event_id)
+    exited: list[str] = field(default_factory=list)  # members that ended on their own: role, log tail
 
     def true_counts(self) -> dict[str, int]:
         return dict(Counter(self.fingerprint_of[str(e.event_id)] for e in self.sent))
@@ -250,6 +251,8 @@ def churn(settings: Settings, log_dir: Path, *, on_round: Callable[[int], None] 
         wait_for(lambda: settled(settings), lambda lag: not any(lag.values()), 240,
                  f"every group to catch up after {pool.actions}", pool.logs)
         outcome = collect(settings, traffic.sent, pool.actions)
+        outcome.exited = [f"{svc.command} (exit {svc.returncode()}): {svc.output()[-400:]}"
+                          for svc in [*pool.workers, *pool.sinks] if not svc.running()]
         print(f"\nrebalance: {len(outcome.sent)} events, {len(outcome.true_counts())} issues, "  # noqa: T201
               f"{len(outcome.alerts)} alert records ({len({a['alert_id'] for a in outcome.alerts})} distinct), "
               f"resent batches: {traffic.resends}, changes: {', '.join(pool.actions)}")
