@@ -8,11 +8,13 @@ row per event, each new issue alerted once, threshold alerts for the marks reach
 
     ERRSTREAM_TEST_CLUSTER=1 .venv/bin/python -m pytest tests/e2e/test_cluster_rebalance.py -q
 
-(``ERRSTREAM_REBALANCE_ROUNDS`` sets the number of changes, as for the one-broker test.)
+(``ERRSTREAM_REBALANCE_ROUNDS`` sets the number of changes, as for the one-broker test;
+``ERRSTREAM_CLUSTER_VICTIM=1`` picks the broker to stop instead of the one leading most partitions.)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -49,7 +51,7 @@ def churned(cluster: LocalKafka, clickhouse_url: str, tmp_path_factory: pytest.T
 
     def broker_down_during_changes(i: int) -> None:
         if i == 0:
-            down.append(leader_of_most(settings))
+            down.append(int(os.environ.get("ERRSTREAM_CLUSTER_VICTIM", 0)) or leader_of_most(settings))
             cluster.kill_node(down[0])
         elif i == ROUNDS:
             cluster.start_node(down[0], timeout=180)
