@@ -146,6 +146,7 @@ _KEY_RULES = [
     (_VALUE, r"\1<*>\2"),
     # an empty value is a value: "from 10.0.0.1 ()" and "from 10.0.0.1 (host.example.net)", "ruser= " and
     # "ruser=bob " fill one slot
+    (re.compile(_PLACEHOLDER), "<*>"),  # inside words too: "QQ.<num>" and "QQ.<hex>"
     (re.compile(r"\(\)"), "(<*>)"), (re.compile(r"(?<=\w=)(?=[\s,;]|$)"), "<*>"),
     # a variable-length list of values is one value: "3 4 5 6 7 10 11 12" → "<*>"
     (re.compile(r"<\*>(?:[ ,]+<\*>)+"), "<*>"),

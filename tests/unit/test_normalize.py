@@ -61,6 +61,7 @@ def test_the_key_says_where_values_are_not_what_they_are() -> None:
     assert message_key("connect to 10.0.3.7:5432 refused after 3/5 retries, ws=null") == (
         "connect to <*> refused after <*> retries, ws=<*>")
     assert message_key("no customer named 'bob smith' (id 42).") == "no customer named <*> (id <*>)."
+    assert message_key("Hit by torpedo! QQ.10018 at HTTP/1.1") == "Hit by torpedo! QQ.<*> at HTTP/<*>"  # inside words too
 
 
 def test_meaningful_words_stay_apart() -> None:
