@@ -24,6 +24,7 @@ from errstream_core.scrub import sensitive
 _HEX = r"[0-9a-fA-F]"
 _MONTH = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|Sep(?:t(?:ember)?)?"
           r"|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
+_SOURCE_SUFFIX = r"(?:py[cwo]?|pyx|js|mjs|cjs|ts|tsx|jsx|rb|java|kt|scala|go|rs|c|cc|cpp|h|hpp|cs|php|swift)"
 _WEEKDAY = r"(?:Mon(?:day)?|Tue(?:sday)?|Wed(?:nesday)?|Thu(?:rsday)?|Fri(?:day)?|Sat(?:urday)?|Sun(?:day)?)\.?"
 
 class _Rule(NamedTuple):
@@ -95,7 +96,9 @@ _RULES: list[_Rule] = [
     # host names (three or more DNS labels) and host:port endpoints vary per request like IPs do; the
     # whole dotted name or nothing: android.intent.action.SCREEN_ON (a label with "_") is a constant
     _rule(r"(?<![\w./-])(?=[\w.-]*[a-zA-Z])[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+){2,}+(?![\w/-]|\.\w)", "<host>", (".",)),
-    _rule(r"(?<![\w./-])[a-zA-Z][\w-]*+(?:\.[a-zA-Z][\w-]*+)*+(?=:\d+\b)", "<host>", (":",), digit=True),
+    # but a source file and its line (views.py:42) is a place in the code: its name stays
+    _rule(rf"(?<![\w./-])[a-zA-Z][\w-]*+(?:\.(?!{_SOURCE_SUFFIX}:)[a-zA-Z][\w-]*+)*+(?=:\d+\b)", "<host>", (":",),
+          digit=True),
     _rule(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}\b", "<ip>", (".",), digit=True),
     # a host name with an address inside (dsl-static-<ip>.example.net, <ip>.sh.example.at) is a host
     _rule(r"(?<![\w.>-])[\w-]*<ip>(?:\.[\w-]+)+", "<host>", ("<ip>",)),

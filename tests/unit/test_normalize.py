@@ -46,6 +46,7 @@ PLACEHOLDER_CASES = [
     ("Error loading /home/yates//bandwidth.rts: no such file", "Error loading <path>: no such file"),
     # any dotted name before :port is an endpoint, and a dotted name with a constant's label is not a host
     ("github.com:443 open through proxy", "<host>:<num> open through proxy"),
+    ("error in views.py:42", "error in views.py:<num>"),
     ("broadcast android.intent.action.SCREEN_ON", "broadcast android.intent.action.SCREEN_ON"),
     # a double-quoted value of a key is one value, spaces or not; null and None are values too
     ('acquire tag="View Lock" ws=null retry=None', "acquire tag=<val> ws=<val> retry=<val>"),
@@ -162,6 +163,8 @@ SPLIT_CASES = [
     # letters keep a token glued to a value a word
     ("reason = RoamFail:sts:1_rsn:1", "reason = AssocFail:sts:5_rsn:0"),
     ("(Caused by NewConnectionError('<conn at 0x7f3a>: refused'))", "(Caused by ReadTimeoutError('<conn at 0x7f3a>: refused'))"),
+    # a source file and line is a place in the code, not an endpoint
+    ("error in views.py:42", "error in models.py:42"),
     # a dotted constant is not a host name
     ("onReceive action: android.intent.action.SCREEN_ON", "onReceive action: android.intent.action.SCREEN_OFF"),
     # flags stay
