@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from schemas.issue_merge import IssueMergeChange
+from schemas.issue_status import IssueStatusChange
 
 
 class MergeError(ValueError):
@@ -106,3 +107,22 @@ def plan_unmerge(mapping: Mapping[str, str], fingerprints: Iterable[str], actor:
     at = now or datetime.now(UTC)
     return [IssueMergeChange(fingerprint=fp, action="unmerge", changed_at=at, changed_by=actor, note=note)
             for fp in dict.fromkeys(out)]
+
+
+def for_group(changes: Iterable[IssueStatusChange], mapping: Mapping[str, str]) -> list[IssueStatusChange]:
+    """Status changes as they apply to merged groups: a change of a group's member or primary is the group's,
+    published for the primary and for every member (same record, same time).
+
+    Detection keeps each fingerprint's status on that fingerprint's partition; a member carrying its group's
+    status is how a resolved group regresses (once: the alert is the primary's) whichever member comes back,
+    and how an ignored group stays silent.
+    """
+    out: dict[str, IssueStatusChange] = {}
+    for change in changes:
+        try:
+            primary = primary_of(mapping, change.fingerprint)
+        except MergeError:
+            primary = change.fingerprint  # a damaged mapping: the change applies to the fingerprint named
+        for fp in [primary, *members(mapping, primary)]:
+            out.setdefault(fp, change if fp == change.fingerprint else change.model_copy(update={"fingerprint": fp}))
+    return list(out.values())

@@ -16,6 +16,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
+from reports.merges import ISSUE_OF, MERGED
+
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Timeline bucket sizes, smallest first; the report picks the smallest giving at most MAX_BUCKETS.
@@ -213,7 +215,10 @@ class ReportQueries:
 
     def top_issues(self, limit: int) -> list[IssueRow]:
         # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
-        top = ("SELECT fingerprint FROM {counts} WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}"
+        # counts per issue: a merged group's fingerprints under its primary (reports/merges.py)
+        counts = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.events AS events,"
+                  f" e.users AS users FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+        top = (f"SELECT fingerprint FROM {counts} WHERE {{t}} >= {{start:DateTime}} AND {{t}} <= {{end:DateTime}}"
                + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
         rows = self._rows(
             "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
@@ -223,7 +228,7 @@ class ReportQueries:
             " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
             "  uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users"
-            "  FROM {counts} AS c"
+            f"  FROM {counts} AS c"
             "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             f"  AND fingerprint IN ({top}) GROUP BY fingerprint) AS t"
             f" LEFT JOIN (SELECT * FROM {{db}}.v_error_groups WHERE fingerprint IN ({top})) AS g"
