@@ -348,3 +348,37 @@ def test_issue_assign_from_the_command_line_keeps_the_status(web_env: WebEnv) ->
     bad = subprocess.run([sys.executable, "-m", "errstream.cli", "issue", "assign", "nope", "x"], env=env,
                          capture_output=True, text=True, timeout=90, check=False)
     assert bad.returncode == 2 and "32 hex" in bad.stdout + bad.stderr  # the CLI error layer writes to stderr
+
+
+def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
+    """Runs last in this module: it leaves D and E separate again, as it found them."""
+    m, v = api(web_env, "member"), api(web_env, "viewer")
+
+    def events() -> dict[str, int]:
+        return {i["fingerprint"]: i["events"] for i in v.get("/api/v1/issues", params={"limit": 100}).json()["issues"]}
+
+    d, e = fp("D"), fp("E")
+    before = events()
+    assert v.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d, e]}).status_code == 403
+    itself = m.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d]})
+    assert itself.status_code == 400 and "into itself" in itself.json()["detail"]
+    unknown = m.post(f"/api/v1/issues/{d}/actions", json={"action": "merge", "into": "f" * 32})
+    assert unknown.status_code == 400 and "no such issue" in unknown.json()["detail"]
+    assert m.post(f"/api/v1/issues/{d}/actions", json={"action": "merge", "into": "x"}).status_code == 422
+
+    r = m.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d, e], "note": "same bug"})
+    assert r.status_code == 200, r.text
+    assert [(c["fingerprint"], c["primary"], c["changed_by"]) for c in r.json()["merges"]] == [(e, d, "alice")]
+    merged = wait_for(events, lambda s: e not in s and s.get(d) == before[d] + before[e], 60,
+                      "one row for the merged issues", diagnostics=web_env.notify.output)
+    assert len(merged) == len(before) - 1
+    group = v.get(f"/api/v1/issues/{e}").json()  # a member's page is its group's
+    assert group["fingerprint"] == d and group["members"] == sorted([d, e])
+    assert [(x["action"], x["changed_by"], x["note"]) for x in group["merges"]] == [("merge", "alice", "same bug")]
+
+    r = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})  # the primary: its whole group
+    assert r.status_code == 200 and [c["fingerprint"] for c in r.json()["merges"]] == [e]
+    wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again",
+             diagnostics=web_env.notify.output)
+    again = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})
+    assert again.status_code == 400 and "is not merged" in again.json()["detail"]
