@@ -382,3 +382,15 @@ def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
              diagnostics=web_env.notify.output)
     again = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})
     assert again.status_code == 400 and "is not merged" in again.json()["detail"]
+
+    # the same from the stream's bulk form and the issue page's form
+    c, csrf = login(web_env, "member")
+    r = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "/issues", "action": "merge", "fp": [d, e]})
+    assert r.status_code == 303 and "Issue+merged" in r.headers["location"]
+    page = wait_for(lambda: c.get(f"/issues/{e}").text, lambda t: 'id="members"' in t, 60, "the merged issue page")
+    assert "2 fingerprints" in page and "(primary)" in page
+    r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
+    assert r.status_code == 303 and "Issue+unmerged" in r.headers["location"]
+    wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again, from the form")
+    r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
+    assert "Not+done" in r.headers["location"] and "not+merged" in r.headers["location"]
