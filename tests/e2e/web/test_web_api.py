@@ -387,8 +387,8 @@ def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
     c, csrf = login(web_env, "member")
     r = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "/issues", "action": "merge", "fp": [d, e]})
     assert r.status_code == 303 and "Issue+merged" in r.headers["location"]
-    page = wait_for(lambda: c.get(f"/issues/{e}").text, lambda t: 'id="members"' in t, 60, "the merged issue page")
-    assert "2 fingerprints" in page and "(primary)" in page
+    page = wait_for(lambda: c.get(f"/issues/{e}").text, lambda t: "2 fingerprints" in t, 60, "the merged issue page")
+    assert f"<code>{d[:12]}</code> (primary)" in page and "same bug" in page  # the merge history too
     r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
     assert r.status_code == 303 and "Issue+unmerged" in r.headers["location"]
     wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again, from the form")
