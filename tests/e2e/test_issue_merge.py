@@ -10,15 +10,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from reports.issue_stream import IssueFilter, IssueQueries
 from reports.report import build_report
+from schemas.issue_merge import IssueMergeChange
+from tests.support.alerts import publish as raw_publish
 from tests.support.alerts import query_rows
 from tests.support.cli import cli
 from tests.support.detection import alerts, committed, error, of_kind, publish, wait_alerts
+from tests.support.kafka import read_topic
 from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -67,11 +71,17 @@ def test_merged_issues_are_one_row_and_one_alert_and_unmerge_restores_both(
             done = cli(settings, "issue", "merge", *args)
             assert done.returncode == 2 and reason in done.stderr, done.stdout + done.stderr
         assert "is not merged" in cli(settings, "issue", "unmerge", refund).stderr
+        # hostile records on the merge topic itself (not written by errstream): refused, counted, never applied
+        hostile = IssueMergeChange(fingerprint=refund, primary=charge, action="merge").model_dump(mode="json")
+        hostile["primary"] = refund  # a self-merge, which the model refuses
+        raw_publish(settings, settings.topic_issue_merges, [b"not json", orjson.dumps(hostile)], key=refund.encode())
 
         before = committed(settings, settings.topic_issue_merges)
         out = ok(cli(settings, "issue", "merge", charge, refund[:12], "--by", "alice", "--note", "one bug"))
         assert f"{refund} → merged into {charge} by alice: one bug" in out
-        applied(settings, settings.topic_issue_merges, before, 1, "detection to apply the merge")
+        applied(settings, settings.topic_issue_merges, before, 3, "detection to apply the merge")
+        dead = read_topic(settings, settings.topic_dlq, expect=2, timeout=60)
+        assert [(d["stage"], d["source_topic"]) for d in dead] == [("merges-decode", settings.topic_issue_merges)] * 2
 
         # one row everywhere, counts summed: the view, the issue stream, the report
         wait_for(lambda: groups(ch, settings), lambda g: g == {charge: (5, sorted([charge, refund]))}, 60,
