@@ -419,7 +419,7 @@ class IssueQueries:
             where.append(
                 "(positionCaseInsensitiveUTF8(i.title, {q:String}) > 0"
                 " OR positionCaseInsensitiveUTF8(i.culprit, {q:String}) > 0"
-                " OR i.fingerprint = lower({q:String})"
+                " OR i.fingerprint = lower({q:String}) OR has(i.members, lower({q:String}))"
                 " OR i.fingerprint IN (SELECT DISTINCT fingerprint FROM {db}.error_events"
                 "   WHERE timestamp >= now() - INTERVAL 14 DAY AND positionCaseInsensitiveUTF8(message, {q:String}) > 0))"
             )

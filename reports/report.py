@@ -156,6 +156,12 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The counts table ({counts}) per issue: a merged group's fingerprints under its primary (reports/merges.py).
+_ISSUE_COUNTS = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.level AS level,"
+                 " e.events AS events, e.stored AS stored, e.users AS users"
+                 f" FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+
+
 class ReportQueries:
     """The report's SQL, one method per section.
 
@@ -200,13 +206,14 @@ class ReportQueries:
             " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
             " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
-            " FROM {counts} AS c"
+            f" FROM {_ISSUE_COUNTS} AS c"  # a merged group is one of the issues
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc()
         )
         svc = " AND has(services, {service:String})" if self.service else ""
         (n,) = self._rows(
-            "SELECT count() AS new_issues FROM (SELECT fingerprint, min(first_seen) AS first,"
-            " groupUniqArrayArray(services) AS services FROM {db}.error_groups GROUP BY fingerprint)"
+            f"SELECT count() AS new_issues FROM (SELECT {ISSUE_OF} AS issue, min(e.first_seen) AS first,"
+            f" groupUniqArrayArray(e.services) AS services FROM {{db}}.error_groups AS e"
+            f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint GROUP BY issue)"
             " WHERE first >= {start:DateTime} AND first <= {end:DateTime}" + svc
         )
         ints = {k: int(v) for k, v in r.items()}
@@ -215,9 +222,7 @@ class ReportQueries:
 
     def top_issues(self, limit: int) -> list[IssueRow]:
         # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
-        # counts per issue: a merged group's fingerprints under its primary (reports/merges.py)
-        counts = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.events AS events,"
-                  f" e.users AS users FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+        counts = _ISSUE_COUNTS
         top = (f"SELECT fingerprint FROM {counts} WHERE {{t}} >= {{start:DateTime}} AND {{t}} <= {{end:DateTime}}"
                + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
         rows = self._rows(
@@ -273,7 +278,7 @@ class ReportQueries:
             " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
             " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
-            " FROM {counts} AS c"
+            f" FROM {_ISSUE_COUNTS} AS c"
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             " GROUP BY service ORDER BY events DESC, service"
         )

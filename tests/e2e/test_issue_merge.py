@@ -94,6 +94,9 @@ def test_merged_issues_are_one_row_and_one_alert_and_unmerge_restores_both(
             ("merge", refund, charge, "alice")]
         report = build_report(ch, settings.clickhouse_database, "1h")
         assert [(r.fingerprint, r.events) for r in report.top_issues] == [(charge, 5)]
+        assert report.overview.issues == 1 and [(s.service, s.issues) for s in report.by_service] == [("billing", 1)]
+        assert IssueQueries(ch, settings.clickhouse_database).list_issues(IssueFilter(q=refund)).issues[0].fingerprint \
+            == charge  # a member's fingerprint finds its group
 
         # a resolution of the group reaches its members: a member's event regresses the group, once
         before = committed(settings, settings.topic_issue_status)
@@ -123,6 +126,7 @@ def test_merged_issues_are_one_row_and_one_alert_and_unmerge_restores_both(
                  "two rows again in v_error_groups", diagnostics=logs)
         page = IssueQueries(ch, settings.clickhouse_database).list_issues(IssueFilter())
         assert sorted((i.fingerprint, i.events) for i in page.issues) == sorted([(charge, 3), (refund, 4)])
+        assert build_report(ch, settings.clickhouse_database, "1h").overview.issues == 2
         shown = ok(cli(settings, "issue", "status", refund))
         assert "merge" in shown and "unmerge" in shown and "alice" in shown and "carol" in shown
 
