@@ -46,14 +46,19 @@ def primary_of(mapping: Mapping[str, str], fp: str) -> str:
     return path[-1]
 
 
-def members(mapping: Mapping[str, str], primary: str) -> list[str]:
-    """The fingerprints merged into ``primary`` (sorted; not ``primary`` itself; entries in a loop are skipped)."""
-    out = []
+def groups(mapping: Mapping[str, str]) -> dict[str, list[str]]:
+    """Primary → the fingerprints merged into it (sorted; entries in a loop belong to no group)."""
+    out: dict[str, list[str]] = {}
     for fp in mapping:
-        path = _walk(mapping, fp)
-        if fp != primary and path[-1] == primary and not mapping.get(primary):
-            out.append(fp)
-    return sorted(out)
+        end = _walk(mapping, fp)[-1]
+        if not mapping.get(end):
+            out.setdefault(end, []).append(fp)
+    return {primary: sorted(fps) for primary, fps in out.items()}
+
+
+def members(mapping: Mapping[str, str], primary: str) -> list[str]:
+    """The fingerprints merged into ``primary`` (sorted; not ``primary`` itself)."""
+    return groups(mapping).get(primary, [])
 
 
 def plan_merge(mapping: Mapping[str, str], fingerprints: Iterable[str], known: Iterable[str], actor: str, *,
@@ -74,6 +79,7 @@ def plan_merge(mapping: Mapping[str, str], fingerprints: Iterable[str], known: I
     if not sources:
         raise MergeError(f"an issue cannot be merged into itself: name at least one issue besides {_short(target)}")
     primary = primary_of(mapping, target)
+    grouped = groups(mapping)
     moved: list[str] = []
     for src in sources:
         group = primary_of(mapping, src)
@@ -84,7 +90,7 @@ def plan_merge(mapping: Mapping[str, str], fingerprints: Iterable[str], known: I
             continue  # already in the group
         moved.append(src)
         if group == src:  # a primary moves with its members
-            moved.extend(members(mapping, src))
+            moved.extend(grouped.get(src, []))
     if not moved:
         raise MergeError(f"{', '.join(_short(s) for s in sources)} already merged into {_short(primary)}")
     at = now or datetime.now(UTC)
@@ -96,10 +102,11 @@ def plan_unmerge(mapping: Mapping[str, str], fingerprints: Iterable[str], actor:
                  now: datetime | None = None) -> list[IssueMergeChange]:
     """The records that make ``fingerprints`` their own issues again (a primary: every member of its group)."""
     out: list[str] = []
+    grouped = groups(mapping)
     for fp in dict.fromkeys(fingerprints):
         if mapping.get(fp):
             out.append(fp)
-        elif group := members(mapping, fp):
+        elif group := grouped.get(fp):
             out.extend(group)
         else:
             raise MergeError(f"{_short(fp)} is not merged: it is neither merged into another issue nor the primary "
@@ -118,11 +125,12 @@ def for_group(changes: Iterable[IssueStatusChange], mapping: Mapping[str, str]) 
     and how an ignored group stays silent.
     """
     out: dict[str, IssueStatusChange] = {}
+    grouped = groups(mapping)
     for change in changes:
         try:
             primary = primary_of(mapping, change.fingerprint)
         except MergeError:
             primary = change.fingerprint  # a damaged mapping: the change applies to the fingerprint named
-        for fp in [primary, *members(mapping, primary)]:
+        for fp in [primary, *grouped.get(primary, [])]:
             out.setdefault(fp, change if fp == change.fingerprint else change.model_copy(update={"fingerprint": fp}))
     return list(out.values())

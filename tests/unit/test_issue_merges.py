@@ -8,8 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from errstream.issue_actions import ActionRequest, plan_changes
-from errstream.issue_merges import MergeError, members, plan_merge, plan_unmerge, primary_of
+from errstream.issue_merges import MergeError, for_group, members, plan_merge, plan_unmerge, primary_of
 from schemas.issue_merge import IssueMergeChange
+from schemas.issue_status import IssueStatusChange
 
 A, B, C, D = (c * 32 for c in "abcd")
 KNOWN = {A, B, C, D}
@@ -93,3 +94,14 @@ def test_records_and_requests_refuse_nonsense() -> None:
     assert req.fingerprints == [A, B] and req.into == C
     with pytest.raises(ValueError, match="merge records"):
         plan_changes(req, {}, "x")
+
+
+def test_a_status_change_of_a_merged_issue_reaches_its_whole_group() -> None:
+    m = {A: C, B: C}
+    resolved = IssueStatusChange(fingerprint=A, status="resolved", changed_by="bob", changed_at=NOW)
+    out = for_group([resolved], m)  # named by a member: the group's primary and every member
+    assert sorted(c.fingerprint for c in out) == [A, B, C]
+    assert {(c.status, c.changed_by, c.changed_at) for c in out} == {("resolved", "bob", NOW)}  # one resolution
+    alone = IssueStatusChange(fingerprint=D, status="ignored")
+    assert for_group([alone], m) == [alone]
+    assert [c.fingerprint for c in for_group([resolved], {A: B, B: A})] == [A]  # a damaged mapping: as named
