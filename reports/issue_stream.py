@@ -620,8 +620,10 @@ class IssueQueries:
 
     def chains(self, fingerprint: str | None = None, limit: int = 25, trace_id: str | None = None) -> list[ChainRow]:
         where = ["1"]
-        if fingerprint:
-            where.append("(root_fingerprint = {fp:String} OR has(events.fingerprint, {fp:String}))")
+        if fingerprint:  # chains through any fingerprint of the issue (its members' too)
+            where.append("hasAny(arrayPushFront(events.fingerprint, root_fingerprint), arrayPushFront((SELECT"
+                         " groupArray(fingerprint) FROM {db}.issue_merges FINAL WHERE primary_fingerprint = {fp:String}),"
+                         " {fp:String}))")
         if trace_id:
             where.append("trace_id = {trace:String}")
         rows = self._rows(

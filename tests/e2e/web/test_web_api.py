@@ -376,9 +376,15 @@ def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
     assert group["fingerprint"] == d and group["members"] == sorted([d, e])
     assert [(x["action"], x["changed_by"], x["note"]) for x in group["merges"]] == [("merge", "alice", "same bug")]
 
+    b = fp("B")  # the root of the dataset's chain: the group's page shows it
+    r = m.post(f"/api/v1/issues/{b}/actions", json={"action": "merge", "into": e})  # a member: into its primary
+    assert r.status_code == 200 and [(c["fingerprint"], c["primary"]) for c in r.json()["merges"]] == [(b, d)]
+    wait_for(events, lambda s: b not in s and s.get(d) == before[d] + before[e] + before[b], 60, "B in the group")
+    assert [c["root_fingerprint"] for c in v.get(f"/api/v1/issues/{d}").json()["chains"]] == [b]
+
     r = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})  # the primary: its whole group
-    assert r.status_code == 200 and [c["fingerprint"] for c in r.json()["merges"]] == [e]
-    wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again",
+    assert r.status_code == 200 and [c["fingerprint"] for c in r.json()["merges"]] == sorted([b, e])
+    wait_for(events, lambda s: all(s.get(x) == before[x] for x in (b, d, e)), 60, "three rows again",
              diagnostics=web_env.notify.output)
     again = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})
     assert again.status_code == 400 and "is not merged" in again.json()["detail"]
