@@ -279,8 +279,8 @@ SELECT f.fingerprint AS fingerprint, f.exception_type AS exception_type, f.title
        f.members AS members,
        if(st.fingerprint = '', 'new', toString(st.status)) AS status,
        if(st.fingerprint = '', NULL, st.changed_at) AS status_changed_at
-FROM (SELECT ISSUE_OF AS fingerprint, argMax(e.exception_type, e.fingerprint = ISSUE_OF) AS exception_type,
-             argMax(e.title, e.fingerprint = ISSUE_OF) AS title, argMax(e.culprit, e.fingerprint = ISSUE_OF) AS culprit,
+FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type, PRIMARYS(title) AS title,
+             PRIMARYS(culprit) AS culprit,
              min(e.first_seen) AS first_seen, max(e.last_seen) AS last_seen,
              sum(e.events) AS events, sum(e.stored) AS stored, uniqCombinedMerge(12)(e.users) AS users,
              max(e.worst_level) AS worst_level, arraySort(groupUniqArrayArray(e.services)) AS services,
@@ -289,8 +289,12 @@ FROM (SELECT ISSUE_OF AS fingerprint, argMax(e.exception_type, e.fingerprint = I
       FROM (SELECT * FROM {db}.error_groups WHERE MEMBERS_OF) AS e LEFT JOIN MERGED AS m ON m.fingerprint = e.fingerprint
       GROUP BY fingerprint) AS f
 LEFT JOIN (SELECT fingerprint, status, changed_at FROM {db}.issue_status FINAL
-           WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)""".replace(
-    "ISSUE_OF", ISSUE_OF).replace("MEMBERS_OF", MEMBERS_OF).replace("MERGED", MERGED)
+           WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)"""
+for _column in ("exception_type", "title", "culprit"):  # the primary's own, when it has events (as in the view)
+    _PAGE_GROUPS = _PAGE_GROUPS.replace(
+        f"PRIMARYS({_column})", f"if(countIf(e.fingerprint = ISSUE_OF) > 0, anyLastIf(e.{_column}, e.fingerprint = "
+        f"ISSUE_OF), anyLast(e.{_column}))")
+_PAGE_GROUPS = _PAGE_GROUPS.replace("ISSUE_OF", ISSUE_OF).replace("MEMBERS_OF", MEMBERS_OF).replace("MERGED", MERGED)
 PAGE_STATE_SQL = (STATE_SQL.replace("{db}.v_error_groups AS g", _PAGE_GROUPS + " AS g")
                   .replace("{only}", " WHERE fingerprint IN {fps:Array(String)}"))
 

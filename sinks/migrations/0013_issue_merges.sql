@@ -57,9 +57,9 @@ FROM
 (
     SELECT
         if(m.primary_fingerprint = '', e.fingerprint, m.primary_fingerprint) AS issue,
-        argMax(e.exception_type, e.fingerprint = issue) AS exception_type,
-        argMax(e.title, e.fingerprint = issue) AS title,
-        argMax(e.culprit, e.fingerprint = issue) AS culprit,
+        if(countIf(e.fingerprint = issue) > 0, anyLastIf(e.exception_type, e.fingerprint = issue), anyLast(e.exception_type)) AS exception_type,
+        if(countIf(e.fingerprint = issue) > 0, anyLastIf(e.title, e.fingerprint = issue), anyLast(e.title)) AS title,
+        if(countIf(e.fingerprint = issue) > 0, anyLastIf(e.culprit, e.fingerprint = issue), anyLast(e.culprit)) AS culprit,
         min(e.first_seen) AS first_seen,
         max(e.last_seen) AS last_seen,
         sum(e.events) AS events,
