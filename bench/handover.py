@@ -69,6 +69,7 @@ class Role:
                "ERRSTREAM_CLICKHOUSE_DATABASE": s.clickhouse_database, "ERRSTREAM_TOPIC_ERRORS": s.topic_errors,
                "ERRSTREAM_TOPIC_PROCESSED": s.topic_processed, "ERRSTREAM_TOPIC_ALERTS": s.topic_alerts,
                "ERRSTREAM_TOPIC_DLQ": s.topic_dlq, "ERRSTREAM_TOPIC_ISSUE_STATUS": s.topic_issue_status,
+               "ERRSTREAM_TOPIC_ISSUE_MERGES": s.topic_issue_merges,
                "ERRSTREAM_APP_ID": s.app_id, "ERRSTREAM_SINK_GROUP": s.sink_group,
                "ERRSTREAM_TOPIC_PARTITIONS": str(s.topic_partitions), "ERRSTREAM_HOME": str(log_dir)}
         with open(log_dir / f"{role}-{time.monotonic_ns()}.log", "wb") as out:
@@ -264,6 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]
             s = Settings(kafka_bootstrap=bootstrap, clickhouse_url=url, clickhouse_database=f"handover_{run}",
                          topic_errors=f"h{run}.errors", topic_dlq=f"h{run}.errors.dlq", topic_alerts=f"h{run}.alerts",
                          topic_processed=f"h{run}.processed", topic_issue_status=f"h{run}.issue-status",
+                         topic_issue_merges=f"h{run}.issue-merges",
                          app_id=f"h{run}-errstream", sink_group=f"h{run}-sink")
             asyncio.run(ensure_topics(s))
             traffic = Traffic(s, args.rate)

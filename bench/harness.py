@@ -65,7 +65,8 @@ def fresh_settings(settings: Settings, run: str, *, database: bool = False, **up
     """``settings`` with topics, consumer groups (and with ``database``, the ClickHouse database) of ``run``."""
     fresh: dict[str, Any] = {
         "topic_errors": f"{run}.errors", "topic_dlq": f"{run}.errors.dlq", "topic_alerts": f"{run}.alerts",
-        "topic_processed": f"{run}.processed", "topic_issue_status": f"{run}.issue-status", "topic_chains": "",
+        "topic_processed": f"{run}.processed", "topic_issue_status": f"{run}.issue-status",
+        "topic_issue_merges": f"{run}.issue-merges", "topic_chains": "",
         "app_id": f"{run}-errstream", "sink_group": f"{run}-sink",
     }
     if database:

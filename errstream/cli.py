@@ -199,7 +199,7 @@ def sink(timeout: Timeout = None) -> None:
 @app.command()
 def notify(
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="alerts, chains, status, sessions, rules, escalation or digest (repeat); default: all")] = None,
+        "--only", help="alerts, chains, status, merges, sessions, rules, escalation or digest (repeat); default: all")] = None,
     timeout: Timeout = None,
 ) -> None:
     """Run the alerts (ClickHouse + delivery), chains, issue-status and sessions consumers and the periodic

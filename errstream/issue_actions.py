@@ -1,5 +1,8 @@
 """What an action on issues publishes: resolve, ignore, acknowledge, investigate, reopen, assign, note.
 
+Merge and unmerge are actions of the same request (the web app's bulk bar and the CLI share it), but they
+publish to the merge topic instead: ``errstream.issue_merges`` plans them.
+
 The status topic is compacted by fingerprint, so each change carries the issue's
 whole workflow state: the action's own fields plus, carried forward from the
 latest record (``reports.issues.workflow_state``), what it does not change — an
@@ -17,7 +20,9 @@ from pydantic import BaseModel, Field, model_validator
 
 from schemas.issue_status import IssueStatus, IssueStatusChange
 
-Action = Literal["resolve", "ignore", "acknowledge", "investigate", "reopen", "assign", "unassign", "note"]
+Action = Literal["resolve", "ignore", "acknowledge", "investigate", "reopen", "assign", "unassign", "note", "merge",
+                 "unmerge"]
+MERGE_ACTIONS = ("merge", "unmerge")
 STATUS_OF: dict[str, IssueStatus] = {
     "resolve": "resolved", "ignore": "ignored", "acknowledge": "acknowledged", "investigate": "investigating",
     "reopen": "new",
@@ -36,11 +41,17 @@ class ActionRequest(BaseModel):
     in_next_release: bool = False  # for resolve: only an event of a newer release is a regression
     ignore_minutes: int | None = Field(default=None, ge=1, le=525_600)  # for ignore: back to open after this
     ignore_until_events: int | None = Field(default=None, ge=1)  # for ignore: back to open after N more events
+    into: str | None = None  # for merge: the primary (default: the first fingerprint)
 
     @model_validator(mode="after")
     def _check(self) -> ActionRequest:
         self.fingerprints = [f.strip().lower() for f in self.fingerprints]
-        bad = [f for f in self.fingerprints if not _FP.fullmatch(f)]
+        if self.into is not None:
+            self.into = self.into.strip().lower()
+            if self.action != "merge":
+                raise ValueError("into is for merge only")
+        bad = [f for f in [*self.fingerprints, *([self.into] if self.into is not None else [])]
+               if not _FP.fullmatch(f)]
         if bad:
             raise ValueError(f"fingerprints must be 32 hex characters: {', '.join(b[:40] for b in bad[:3])}")
         if self.action == "assign" and not self.assignee.strip():
@@ -53,6 +64,8 @@ class ActionRequest(BaseModel):
 def plan_changes(request: ActionRequest, states: dict[str, dict[str, Any]], actor: str,
                  now: datetime | None = None) -> list[IssueStatusChange]:
     """The records to publish for ``request``, one per fingerprint (its validation errors are the caller's 4xx)."""
+    if request.action in MERGE_ACTIONS:
+        raise ValueError("merge and unmerge publish merge records: plan them with errstream.issue_merges")
     now = now or datetime.now(UTC)
     out = []
     for fp in dict.fromkeys(request.fingerprints):  # each issue once, in the given order

@@ -1,9 +1,11 @@
-"""``errstream issue …``: change an issue's status and read it back.
+"""``errstream issue …``: change an issue's status, merge and unmerge issues, and read them back.
 
 Changes are published to the compacted status topic (the workers and the
 status sink consume it); reads come from ClickHouse ``issue_status`` (latest
 per fingerprint) and ``issue_status_history``. An issue with no recorded
-change is ``new``.
+change is ``new``. Merges go to the compacted merge topic the same way
+(``issue_merges``, ``issue_merge_history``); a status change of a merged
+group applies to all of its fingerprints.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from errstream_core.settings import Settings, get_settings
 from reports.issues import latest_status, list_statuses, match_fingerprints, status_history
 from schemas.issue_status import IssueStatus, IssueStatusChange
 
-issue_app = typer.Typer(help="Issue workflow: resolve, ignore, acknowledge, investigate, reopen; status; list.",
+issue_app = typer.Typer(help="Issue workflow: resolve, ignore, acknowledge, investigate, reopen; merge, unmerge; "
+                        "status; list.",
                         no_args_is_help=True)
 console = Console()
+err_console = Console(stderr=True)
 
 Fingerprint = Annotated[str, typer.Argument(
     help="the issue's fingerprint: all 32 hex characters, or a unique prefix of 8 or more (as reports show)")]
@@ -85,9 +89,35 @@ def resolve_fingerprint(text: str, settings: Settings, client: Any | None = None
     return matches[0]
 
 
+def _group_mapping(settings: Settings) -> dict[str, str]:
+    """The merges in force, for a status change to reach a merged group's every fingerprint. An unreachable
+    ClickHouse does not stop the change (it needs only Kafka): it then applies to the fingerprint given."""
+    from reports.merges import merge_mapping
+
+    try:
+        return merge_mapping(_client(settings), settings)
+    except Exception as exc:
+        err_console.print(f"[yellow]warning:[/yellow] merges not looked up ({type(exc).__name__}): the change "
+                          "applies to the fingerprint given only")
+        return {}
+
+
+def _publish_status(settings: Settings, changes: list[IssueStatusChange]) -> None:
+    from producers.issue_status import StatusPublisher
+
+    async def go() -> None:
+        publisher = StatusPublisher(settings, command_timeout())
+        try:
+            await publisher.publish(changes)
+        finally:
+            await publisher.stop()
+
+    asyncio.run(go())
+
+
 def _status_command(status: IssueStatus, verb: str) -> Callable[..., None]:
     def command(fingerprint: Fingerprint, note: Note = "", by: By = None, timeout: Timeout = None) -> None:
-        from producers.issue_status import publish_status_change
+        from errstream.issue_merges import for_group
 
         settings = get_settings()
         try:
@@ -96,9 +126,13 @@ def _status_command(status: IssueStatus, verb: str) -> Callable[..., None]:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             console.print(f"[red]error:[/red] {problems}")
             raise typer.Exit(2) from None
-        asyncio.run(publish_status_change(settings, change, timeout=command_timeout()))
+        changes = for_group([change], _group_mapping(settings))
+        _publish_status(settings, changes)
         console.print(f"{change.fingerprint} → [{STATUS_STYLE[status]}]{status}[/] by {change.changed_by or '?'}"
                       + (f": {change.note}" if change.note else ""))
+        for other in changes:
+            if other.fingerprint != change.fingerprint:
+                console.print(f"  and {other.fingerprint} (same merged issue)")
 
     command.__doc__ = f"{verb} (published to the compacted issue-status topic)."
     return command
@@ -117,22 +151,17 @@ for _name, _status, _verb in [
 def _publish_action(request: ActionRequest, by: str | None) -> None:
     """Carry the issue's current state forward (a compacted topic keeps only the latest record)."""
     from errstream.issue_actions import plan_changes
-    from producers.issue_status import StatusPublisher
+    from errstream.issue_merges import for_group
     from reports.issues import workflow_state
+    from reports.merges import merge_mapping
     from sinks.clickhouse_client import connect
 
     settings = get_settings()
-    states = workflow_state(connect(settings), settings, request.fingerprints)
-    changes = plan_changes(request, states, by if by is not None else default_actor())
-
-    async def go() -> None:
-        publisher = StatusPublisher(settings)
-        try:
-            await publisher.publish(changes)
-        finally:
-            await publisher.stop()
-
-    asyncio.run(go())
+    client = connect(settings)
+    states = workflow_state(client, settings, request.fingerprints)
+    changes = for_group(plan_changes(request, states, by if by is not None else default_actor()),
+                        merge_mapping(client, settings))
+    _publish_status(settings, changes)
     for c in changes:
         console.print(f"{c.fingerprint} → {c.assignee or 'unassigned'} ([{STATUS_STYLE[c.status]}]{c.status}[/]) "
                       f"by {c.changed_by or '?'}")
@@ -160,6 +189,58 @@ def unassign(fingerprint: Fingerprint, by: By = None) -> None:
     _publish_action(_action("unassign", fingerprint, by), by)
 
 
+def _merge_action(action: str, fingerprints: list[str], by: str | None, note: str, into: str | None) -> None:
+    """Plan against the merges in force (ClickHouse), publish to the merge topic, say what changed."""
+    from errstream.issue_merges import MergeError, plan_merge, plan_unmerge
+    from producers.issue_status import publish_merges
+    from reports.merges import known_fingerprints, merge_mapping
+
+    settings = get_settings()
+    for text in [*fingerprints, *([into] if into else [])]:
+        normalise_fingerprint(text)  # a typo is refused before any server is asked
+    client = _client(settings)
+    fps = [resolve_fingerprint(f, settings, client) for f in fingerprints]
+    target = resolve_fingerprint(into, settings, client) if into else None
+    try:
+        request = ActionRequest(action=action, fingerprints=fps, into=target, note=note)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise CliError(str(exc.errors()[0]["msg"]), code=2) from None
+    actor = by if by is not None else default_actor()
+    mapping = merge_mapping(client, settings)
+    try:
+        if action == "merge":
+            wanted = request.fingerprints + ([request.into] if request.into else [])
+            changes = plan_merge(mapping, request.fingerprints, known_fingerprints(client, settings, wanted), actor,
+                                 into=request.into, note=request.note)
+        else:
+            changes = plan_unmerge(mapping, request.fingerprints, actor, note=request.note)
+    except MergeError as exc:
+        raise CliError(str(exc), code=2) from None
+    asyncio.run(publish_merges(settings, changes, timeout=command_timeout()))
+    for c in changes:
+        console.print(f"{c.fingerprint} → " + (f"merged into {c.primary}" if c.primary else "its own issue again")
+                      + f" by {c.changed_by or '?'}" + (f": {c.note}" if c.note else ""))
+
+
+Fingerprints = Annotated[list[str], typer.Argument(
+    help="fingerprints (32 hex characters, or unique prefixes of 8 or more)")]
+
+
+@issue_app.command("merge")
+def merge(fingerprints: Fingerprints,
+          into: Annotated[str | None, typer.Option("--into", help="the primary (default: the first fingerprint)")] = None,
+          note: Note = "", by: By = None, timeout: Timeout = None) -> None:
+    """Merge issues into one: events keep their fingerprints; counts, views, the report and alerts follow the
+    primary (merging a group's primary moves its whole group)."""
+    _merge_action("merge", fingerprints, by, note, into)
+
+
+@issue_app.command("unmerge")
+def unmerge(fingerprints: Fingerprints, note: Note = "", by: By = None, timeout: Timeout = None) -> None:
+    """Make merged fingerprints their own issues again (a primary: its whole group)."""
+    _merge_action("unmerge", fingerprints, by, note, None)
+
+
 def _when(ts: datetime) -> str:
     return f"{ts:%Y-%m-%d %H:%M:%S} UTC"
 
@@ -171,9 +252,18 @@ def status(fingerprint: Fingerprint, timeout: Timeout = None) -> None:
     normalise_fingerprint(fingerprint)  # a typo is refused before any server is asked
     client = _client(settings)
     fp = resolve_fingerprint(fingerprint, settings, client, lookup_full=True)
+    from reports.issues import merge_history
+    from reports.merges import merge_mapping
+
+    primary = merge_mapping(client, settings).get(fp)
+    if primary:
+        console.print(f"{fp} is merged into {primary}: its status is that issue's")
+        fp = primary
+    merges = merge_history(client, settings, fp)
     latest = latest_status(client, settings, fp)
     if latest is None:
         console.print(f"{fp}: [cyan]new[/] (no status change recorded)")
+        _print_merges(merges)
         return
     note = f" — {latest['note']}" if latest["note"] else ""
     if latest["status"] == "regressed":
@@ -186,6 +276,17 @@ def status(fingerprint: Fingerprint, timeout: Timeout = None) -> None:
     for changed_at, st, by, note in status_history(client, settings, fp):
         table.add_row(_when(changed_at), f"[{STATUS_STYLE[st]}]{st}[/]", by, note)
     console.print(table)
+    _print_merges(merges)
+
+
+def _print_merges(merges: list[dict[str, Any]]) -> None:
+    if not merges:
+        return
+    table = Table("changed at", "action", "fingerprint", "into", "by", "note", title="merges")
+    for m in merges:
+        table.add_row(_when(m["changed_at"]), m["action"], m["fingerprint"], m["primary"] or "—", m["changed_by"],
+                      m["note"])
+    console.print(table)
 
 
 @issue_app.command("list")
@@ -194,9 +295,11 @@ def list_issues(
     limit: Annotated[int, typer.Option(help="at most this many, most recently changed first")] = 50,
     timeout: Timeout = None,
 ) -> None:
-    """Issues whose status was changed, most recent first."""
+    """Issues whose status was changed, most recent first (a merged group is one row, with its summed count)."""
     settings = get_settings()
-    table = Table("fingerprint", "status", "changed at", "by", "note", "title")
-    for fp, st, changed_at, by, note, title in list_statuses(_client(settings), settings, status or [], limit):
-        table.add_row(fp, f"[{STATUS_STYLE[st]}]{st}[/]", _when(changed_at), by, note, title)
+    table = Table("fingerprint", "status", "changed at", "by", "note", "events", "merged", "title")
+    for fp, st, changed_at, by, note, title, events, merged in list_statuses(_client(settings), settings,
+                                                                              status or [], limit):
+        table.add_row(fp, f"[{STATUS_STYLE[st]}]{st}[/]", _when(changed_at), by, note, str(events),
+                      f"+{merged}" if merged else "", title)
     console.print(table)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     topic_alerts: str = "alerts"
     topic_processed: str = "errstream-processed-events"
     topic_issue_status: str = "errstream-issue-status"  # compacted, keyed by fingerprint
+    topic_issue_merges: str = "errstream-issue-merges"  # compacted, keyed by fingerprint: its primary issue
     topic_grouping_rules: str = "errstream-grouping-rules"  # compacted, keyed by rules version
     topic_sessions: str = "errstream-sessions"  # per-minute session/request counts (release health)
     topic_alert_rules: str = "errstream-alert-rules"  # compacted: the alert rules in force (errstream alerts rules)

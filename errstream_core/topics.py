@@ -54,7 +54,7 @@ def by_trace_topic(settings: Settings) -> str:
 
 def pipeline_topics(settings: Settings) -> list[str]:
     return [settings.topic_errors, settings.topic_dlq, settings.topic_processed, settings.topic_alerts,
-            settings.topic_issue_status, settings.topic_grouping_rules, settings.topic_sessions,
+            settings.topic_issue_status, settings.topic_issue_merges, settings.topic_grouping_rules, settings.topic_sessions,
             settings.topic_alert_rules,
             by_fingerprint_topic(settings), by_service_topic(settings),
             by_trace_topic(settings),
@@ -93,6 +93,7 @@ async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | N
 def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
     configs = {
         settings.topic_issue_status: COMPACTED,
+        settings.topic_issue_merges: COMPACTED,
         settings.topic_grouping_rules: COMPACTED,
         settings.topic_alert_rules: COMPACTED,
         # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.rules_follower)

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 
+from reports.merges import ISSUE_OF, MEMBERS_OF, MERGE_HISTORY_SQL, MERGED
+
 Sort = Literal["last_seen", "first_seen", "events", "users", "trend"]
 SORTS: tuple[str, ...] = ("last_seen", "first_seen", "events", "users", "trend")
 STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed")
@@ -69,6 +71,7 @@ class IssueSummary(BaseModel):
     events_14d: int = 0
     series_24h: list[int] = Field(default_factory=list)  # 24 hourly counts, oldest first
     series_14d: list[int] = Field(default_factory=list)  # 14 daily counts, oldest first
+    members: list[str] = Field(default_factory=list)  # the fingerprints whose events it counts (more than one: merged)
 
 
 class IssuePage(BaseModel):
@@ -83,6 +86,17 @@ class StatusChangeRow(BaseModel):
     changed_by: str
     note: str
     assignee: str
+
+
+class MergeRow(BaseModel):
+    """One merge or unmerge of a fingerprint of this issue's group (who and when, like a status change)."""
+
+    changed_at: datetime
+    action: str  # merge | unmerge
+    fingerprint: str
+    primary: str  # "" for an unmerge
+    changed_by: str
+    note: str
 
 
 class TagValue(BaseModel):
@@ -133,6 +147,7 @@ class IssueDetail(IssueSummary):
     ignore_until_events: int | None
     resolved_in_next_release: bool
     history: list[StatusChangeRow]
+    merges: list[MergeRow] = Field(default_factory=list)
     tags: dict[str, list[TagValue]]
     timeline_24h: list[tuple[datetime, int]]  # hourly
     timeline_14d: list[tuple[datetime, int]]  # daily
@@ -239,6 +254,7 @@ SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.e
        g.status_changed_at AS status_changed_at, s.assignee AS assignee, s.ignore_until AS ignore_until,
        s.ignore_until_events AS ignore_until_events, s.ignore_events_baseline AS ignore_events_baseline,
        s.resolved_in_next_release AS resolved_in_next_release, s.resolved_releases AS resolved_releases,
+       g.members AS members,
        multiIf(
          raw_status = 'ignored' AND ((ignore_until IS NOT NULL AND ignore_until <= now64(3))
            OR (ignore_until_events IS NOT NULL
@@ -255,28 +271,37 @@ LEFT JOIN (SELECT fingerprint, assignee, ignore_until, ignore_until_events, igno
 
 # v_error_groups' fold for a few issues only: the fingerprints go inside its GROUP BY (a filter on the view is
 # not pushed through the fold and its user-set merges, which made a page of 25 cost a fold of every issue).
+# A merged group folds under its primary, as in the view.
 _PAGE_GROUPS = """(
 SELECT f.fingerprint AS fingerprint, f.exception_type AS exception_type, f.title AS title, f.culprit AS culprit,
        f.first_seen AS first_seen, f.last_seen AS last_seen, f.events AS events, f.stored AS stored, f.users AS users,
        f.worst_level AS worst_level, f.services AS services, f.environments AS environments, f.releases AS releases,
+       f.members AS members,
        if(st.fingerprint = '', 'new', toString(st.status)) AS status,
        if(st.fingerprint = '', NULL, st.changed_at) AS status_changed_at
-FROM (SELECT fingerprint, anyLast(exception_type) AS exception_type, anyLast(title) AS title,
-             anyLast(culprit) AS culprit, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
-             sum(events) AS events, sum(stored) AS stored, uniqCombinedMerge(12)(users) AS users,
-             max(worst_level) AS worst_level, arraySort(groupUniqArrayArray(services)) AS services,
-             arraySort(groupUniqArrayArray(environments)) AS environments,
-             arraySort(groupUniqArrayArray(releases)) AS releases
-      FROM {db}.error_groups WHERE fingerprint IN {fps:Array(String)} GROUP BY fingerprint) AS f
+FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type, PRIMARYS(title) AS title,
+             PRIMARYS(culprit) AS culprit,
+             min(e.first_seen) AS first_seen, max(e.last_seen) AS last_seen,
+             sum(e.events) AS events, sum(e.stored) AS stored, uniqCombinedMerge(12)(e.users) AS users,
+             max(e.worst_level) AS worst_level, arraySort(groupUniqArrayArray(e.services)) AS services,
+             arraySort(groupUniqArrayArray(e.environments)) AS environments,
+             arraySort(groupUniqArrayArray(e.releases)) AS releases, arraySort(groupUniqArray(e.fingerprint)) AS members
+      FROM (SELECT * FROM {db}.error_groups WHERE MEMBERS_OF) AS e LEFT JOIN MERGED AS m ON m.fingerprint = e.fingerprint
+      GROUP BY fingerprint) AS f
 LEFT JOIN (SELECT fingerprint, status, changed_at FROM {db}.issue_status FINAL
            WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)"""
-# The state of the issues in the parameter ``fps`` (Array(String)), same columns as STATE_SQL.
+for _column in ("exception_type", "title", "culprit"):  # the primary's own, when it has events (as in the view)
+    _PAGE_GROUPS = _PAGE_GROUPS.replace(
+        f"PRIMARYS({_column})", f"if(countIf(e.fingerprint = ISSUE_OF) > 0, anyLastIf(e.{_column}, e.fingerprint = "
+        f"ISSUE_OF), anyLast(e.{_column}))")
+_PAGE_GROUPS = _PAGE_GROUPS.replace("ISSUE_OF", ISSUE_OF).replace("MEMBERS_OF", MEMBERS_OF).replace("MERGED", MERGED)
 PAGE_STATE_SQL = (STATE_SQL.replace("{db}.v_error_groups AS g", _PAGE_GROUPS + " AS g")
                   .replace("{only}", " WHERE fingerprint IN {fps:Array(String)}"))
 
-# Raw events of one issue: its services (from error_groups) narrow error_events' primary key (service, fingerprint).
-_OF_ISSUE = ("service IN (SELECT arrayJoin(services) FROM {db}.error_groups WHERE fingerprint = {fp:String})"
-             " AND fingerprint = {fp:String}")
+# Raw events of one issue (``fps`` = [the issue], its members' events too): its services (from error_groups)
+# narrow error_events' primary key (service, fingerprint).
+_OF_ISSUE = (f"service IN (SELECT arrayJoin(services) FROM {{db}}.error_groups WHERE {MEMBERS_OF})"
+             f" AND {MEMBERS_OF}")
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -320,10 +345,13 @@ class IssueQueries:
         trend_join = ""
         if sort == "trend":
             trend_join = (
-                " LEFT JOIN (SELECT fingerprint, sumIf(events, hour >= toStartOfHour(now() - INTERVAL 23 HOUR))"
-                " - sumIf(events, hour < toStartOfHour(now() - INTERVAL 23 HOUR)) AS trend"
-                " FROM {db}.error_counts_1h WHERE hour >= toStartOfHour(now() - INTERVAL 47 HOUR)"
-                " GROUP BY fingerprint) AS t ON t.fingerprint = i.fingerprint"
+                f" LEFT JOIN (SELECT {ISSUE_OF} AS issue,"
+                " sumIf(e.events, e.hour >= toStartOfHour(now() - INTERVAL 23 HOUR))"
+                " - sumIf(e.events, e.hour < toStartOfHour(now() - INTERVAL 23 HOUR)) AS trend"
+                " FROM (SELECT fingerprint, hour, events FROM {db}.error_counts_1h"
+                " WHERE hour >= toStartOfHour(now() - INTERVAL 47 HOUR)) AS e"
+                f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
+                " GROUP BY issue) AS t ON t.issue = i.fingerprint"
             )
         key = _SORT_KEY[sort]
         if cursor:
@@ -395,7 +423,7 @@ class IssueQueries:
             where.append(
                 "(positionCaseInsensitiveUTF8(i.title, {q:String}) > 0"
                 " OR positionCaseInsensitiveUTF8(i.culprit, {q:String}) > 0"
-                " OR i.fingerprint = lower({q:String})"
+                " OR i.fingerprint = lower({q:String}) OR has(i.members, lower({q:String}))"
                 " OR i.fingerprint IN (SELECT DISTINCT fingerprint FROM {db}.error_events"
                 "   WHERE timestamp >= now() - INTERVAL 14 DAY AND positionCaseInsensitiveUTF8(message, {q:String}) > 0))"
             )
@@ -408,19 +436,20 @@ class IssueQueries:
             fingerprint=r["fingerprint"], title=r["title"], culprit=r["culprit"], exception_type=r["exception_type"],
             level=r["level"], status=r["status"], assignee=r["assignee"] or "", services=list(r["services"]),
             environments=list(r["environments"]), first_seen=ts(r["first_seen"]), last_seen=ts(r["last_seen"]),
-            events=int(r["events"]), users=int(r["users"]),
+            events=int(r["events"]), users=int(r["users"]), members=list(r["members"]),
         )
 
     def _hourly(self, fingerprints: list[str]) -> dict[str, dict[datetime, int]]:
         """True counts per hour of these issues over the last 14 days (error_counts_1h)."""
         first_day = self._now().replace(minute=0, second=0, microsecond=0, hour=0) - timedelta(days=13)
         rows = self.client.query(
-            f"SELECT fingerprint, hour, sum(events) FROM {self.db}.error_counts_1h"
-            " WHERE hour >= {start:DateTime('UTC')} AND fingerprint IN {fps:Array(String)}"
-            # the services of these issues let the key (day, service, fingerprint, …) skip other issues' cells
-            f" AND service IN (SELECT arrayJoin(services) FROM {self.db}.error_groups"
-            "   WHERE fingerprint IN {fps:Array(String)})"
-            " GROUP BY fingerprint, hour",
+            (f"SELECT {ISSUE_OF} AS issue, e.hour, sum(e.events) FROM (SELECT fingerprint, hour, events"
+             " FROM {db}.error_counts_1h"
+             f" WHERE hour >= {{start:DateTime('UTC')}} AND {MEMBERS_OF}"
+             # the services of these issues let the key (day, service, fingerprint, …) skip other issues' cells
+             f" AND service IN (SELECT arrayJoin(services) FROM {{db}}.error_groups WHERE {MEMBERS_OF})) AS e"
+             f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
+             " GROUP BY issue, e.hour").replace("{db}", self.db),
             parameters={"start": _naive(first_day), "fps": fingerprints},
         ).result_rows
         hourly: dict[str, dict[datetime, int]] = {}
@@ -447,6 +476,7 @@ class IssueQueries:
     def issue(self, fingerprint: str) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
+        fingerprint = self.primary_of(fingerprint)  # a merged fingerprint's page is its group's
         pool = _pool()
         state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
         counts = pool.submit(self._hourly, [fingerprint])
@@ -454,15 +484,16 @@ class IssueQueries:
             self._rows,
             "SELECT argMin(release, timestamp) AS first_release, argMax(release, timestamp) AS last_release,"
             " toString(argMax(event_id, timestamp)) AS latest FROM {db}.error_events"
-            f" WHERE {_OF_ISSUE}", fp=fingerprint,
+            f" WHERE {_OF_ISSUE}", fps=[fingerprint],
         )
         history = pool.submit(self.history, fingerprint)
+        merges = pool.submit(self.merges, fingerprint)
         tags = pool.submit(self.top_tags, fingerprint)
         alerts = pool.submit(self.alerts, fingerprint, 20)
         chains = pool.submit(self.chains, fingerprint, 10)
         rows = state.result()
         if not rows:
-            for f in (counts, ends, history, tags, alerts, chains):
+            for f in (counts, ends, history, merges, tags, alerts, chains):
                 f.result()
             return None
         r = rows[0]
@@ -478,7 +509,7 @@ class IssueQueries:
             raw_status=r["raw_status"], status_changed_at=utc(r["status_changed_at"]),
             ignore_until=utc(r["ignore_until"]), ignore_until_events=r["ignore_until_events"],
             resolved_in_next_release=bool(r["resolved_in_next_release"]),
-            history=history.result(), tags=tags.result(),
+            history=history.result(), merges=merges.result(), tags=tags.result(),
             timeline_24h=[(now_hour - timedelta(hours=23 - k), n) for k, n in enumerate(base.series_24h)],
             timeline_14d=[(first_day + timedelta(days=k), n) for k, n in enumerate(base.series_14d)],
             alerts=alerts.result(), chains=chains.result(),
@@ -493,6 +524,18 @@ class IssueQueries:
         )
         return [StatusChangeRow(**{**x, "changed_at": utc(x["changed_at"])}) for x in rows]
 
+    def primary_of(self, fingerprint: str) -> str:
+        """The issue ``fingerprint`` belongs to: its primary when merged, else itself."""
+        rows = self.client.query(
+            f"SELECT primary_fingerprint FROM {self.db}.issue_merges FINAL WHERE fingerprint = {{fp:String}}",
+            parameters={"fp": fingerprint}).result_rows
+        return rows[0][0] if rows and rows[0][0] else fingerprint
+
+    def merges(self, fingerprint: str) -> list[MergeRow]:
+        """Every merge and unmerge of the issue and of any fingerprint ever merged into it, oldest first."""
+        rows = self._rows(MERGE_HISTORY_SQL, fp=fingerprint)
+        return [MergeRow(**{**x, "changed_at": utc(x["changed_at"])}) for x in rows]
+
     def top_tags(self, fingerprint: str, per_tag: int = 5) -> dict[str, list[TagValue]]:
         """Top values per tag over the issue's stored events; environment, release, server and service too."""
         rows = self._rows(
@@ -503,7 +546,7 @@ class IssueQueries:
             "   mapValues(tags)) AS v"
             f" WHERE {_OF_ISSUE} AND v != ''"
             " GROUP BY k, v ORDER BY k, n DESC, v LIMIT {per:UInt32} BY k",
-            fp=fingerprint, per=per_tag,
+            fps=[fingerprint], per=per_tag,
         )
         out: dict[str, list[TagValue]] = {}
         for x in rows:
@@ -513,7 +556,7 @@ class IssueQueries:
     def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
         limit = max(1, min(limit, MAX_LIMIT))
         where = [_OF_ISSUE]
-        params: dict[str, Any] = {"fp": fingerprint, "lim": limit + 1}
+        params: dict[str, Any] = {"fps": [self.primary_of(fingerprint)], "lim": limit + 1}
         if cursor:
             c = decode_cursor(cursor)
             if not isinstance(c.get("t"), int) or not isinstance(c.get("e"), str):
@@ -568,21 +611,23 @@ class IssueQueries:
     # --- alerts, chains, overview ----------------------------------------------------------------
     def alerts(self, fingerprint: str | None = None, limit: int = 50, kind: str | None = None) -> list[AlertRow]:
         where = ["1"]
-        if fingerprint:
-            where.append("fingerprint = {fp:String}")
+        if fingerprint:  # the issue's own alerts and those its members raised before they were merged
+            where.append(MEMBERS_OF)
         if kind:
             where.append("kind = {kind:String}")
         rows = self._rows(
             "SELECT toString(alert_id) AS alert_id, kind, severity, created_at, service, fingerprint, title, message"
             " FROM {db}.alerts FINAL WHERE " + " AND ".join(where) + " ORDER BY created_at DESC LIMIT {lim:UInt32}",
-            fp=fingerprint or "", kind=kind or "", lim=limit,
+            fps=[fingerprint or ""], kind=kind or "", lim=limit,
         )
         return [AlertRow(**{**x, "created_at": utc(x["created_at"])}) for x in rows]
 
     def chains(self, fingerprint: str | None = None, limit: int = 25, trace_id: str | None = None) -> list[ChainRow]:
         where = ["1"]
-        if fingerprint:
-            where.append("(root_fingerprint = {fp:String} OR has(events.fingerprint, {fp:String}))")
+        if fingerprint:  # chains through any fingerprint of the issue (its members' too)
+            where.append("hasAny(arrayPushFront(events.fingerprint, root_fingerprint), arrayPushFront((SELECT"
+                         " groupArray(fingerprint) FROM {db}.issue_merges FINAL WHERE primary_fingerprint = {fp:String}),"
+                         " {fp:String}))")
         if trace_id:
             where.append("trace_id = {trace:String}")
         rows = self._rows(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from errstream_core.settings import Settings
+from reports.merges import MERGE_HISTORY_SQL, MERGED
 
 # The status people see: recorded status, except a resolved issue whose last event is newer than the resolution.
 _SHOWN_STATUS = ("if(toString(s.status) = 'resolved' AND g.last_seen > s.changed_at, 'regressed', "
@@ -44,18 +45,27 @@ def status_history(client: Any, settings: Settings, fingerprint: str) -> list[tu
 
 
 def list_statuses(client: Any, settings: Settings, statuses: list[str], limit: int) -> list[tuple[Any, ...]]:
+    """Issues with a recorded status change, most recently changed first: (fingerprint, shown status, changed at,
+    by, note, title, events, merged fingerprints). A merged group is one row, its primary's, with the group's
+    summed count; its members are not listed on their own."""
     db = settings.clickhouse_database
     where = "WHERE shown_status IN {st:Array(String)}" if statuses else ""
     return list(client.query(
-        f"SELECT s.fingerprint, {_SHOWN_STATUS} AS shown_status, s.changed_at, s.changed_by, s.note, "
-        "ifNull(t.title, '') "
-        f"FROM (SELECT * FROM {db}.issue_status FINAL) AS s "
-        + _last_seen(db, f"fingerprint IN (SELECT fingerprint FROM {db}.issue_status)") + " "
-        f"LEFT JOIN (SELECT fingerprint, any(title) AS title FROM {db}.error_events "
-        f"  WHERE fingerprint IN (SELECT fingerprint FROM {db}.issue_status) GROUP BY fingerprint) AS t "
-        f"  ON s.fingerprint = t.fingerprint {where} ORDER BY s.changed_at DESC LIMIT {{n:UInt32}}",
+        f"SELECT s.fingerprint, {_SHOWN_STATUS} AS shown_status, s.changed_at, s.changed_by, s.note, g.title, "
+        "g.events, greatest(length(g.members), 1) - 1 "
+        f"FROM (SELECT * FROM {db}.issue_status FINAL WHERE fingerprint NOT IN (SELECT fingerprint FROM "
+        f"{MERGED.replace('{db}', db)})) AS s "
+        f"LEFT JOIN (SELECT fingerprint, title, events, members, last_seen FROM {db}.v_error_groups "
+        f"  WHERE fingerprint IN (SELECT fingerprint FROM {db}.issue_status)) AS g ON g.fingerprint = s.fingerprint "
+        f"{where} ORDER BY s.changed_at DESC LIMIT {{n:UInt32}}",
         parameters={"st": statuses, "n": limit},
     ).result_rows)
+
+
+def merge_history(client: Any, settings: Settings, fingerprint: str) -> list[dict[str, Any]]:
+    """Every merge and unmerge of ``fingerprint`` and of the fingerprints ever merged into it, oldest first."""
+    return list(client.query(MERGE_HISTORY_SQL.replace("{db}", settings.clickhouse_database),
+                             parameters={"fp": fingerprint}).named_results())
 
 
 def match_fingerprints(client: Any, settings: Settings, prefix: str, limit: int = 10) -> list[str]:

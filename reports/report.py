@@ -16,6 +16,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
+from reports.merges import ISSUE_OF, MERGED
+
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # Timeline bucket sizes, smallest first; the report picks the smallest giving at most MAX_BUCKETS.
@@ -154,6 +156,12 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# The counts table ({counts}) per issue: a merged group's fingerprints under its primary (reports/merges.py).
+_ISSUE_COUNTS = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.level AS level,"
+                 " e.events AS events, e.stored AS stored, e.users AS users"
+                 f" FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+
+
 class ReportQueries:
     """The report's SQL, one method per section.
 
@@ -198,13 +206,14 @@ class ReportQueries:
             " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
             " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
-            " FROM {counts} AS c"
+            f" FROM {_ISSUE_COUNTS} AS c"  # a merged group is one of the issues
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc()
         )
         svc = " AND has(services, {service:String})" if self.service else ""
         (n,) = self._rows(
-            "SELECT count() AS new_issues FROM (SELECT fingerprint, min(first_seen) AS first,"
-            " groupUniqArrayArray(services) AS services FROM {db}.error_groups GROUP BY fingerprint)"
+            f"SELECT count() AS new_issues FROM (SELECT {ISSUE_OF} AS issue, min(e.first_seen) AS first,"
+            f" groupUniqArrayArray(e.services) AS services FROM {{db}}.error_groups AS e"
+            f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint GROUP BY issue)"
             " WHERE first >= {start:DateTime} AND first <= {end:DateTime}" + svc
         )
         ints = {k: int(v) for k, v in r.items()}
@@ -213,7 +222,8 @@ class ReportQueries:
 
     def top_issues(self, limit: int) -> list[IssueRow]:
         # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
-        top = ("SELECT fingerprint FROM {counts} WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}"
+        counts = _ISSUE_COUNTS
+        top = (f"SELECT fingerprint FROM {counts} WHERE {{t}} >= {{start:DateTime}} AND {{t}} <= {{end:DateTime}}"
                + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
         rows = self._rows(
             "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
@@ -223,7 +233,7 @@ class ReportQueries:
             " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
             "  uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users"
-            "  FROM {counts} AS c"
+            f"  FROM {counts} AS c"
             "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             f"  AND fingerprint IN ({top}) GROUP BY fingerprint) AS t"
             f" LEFT JOIN (SELECT * FROM {{db}}.v_error_groups WHERE fingerprint IN ({top})) AS g"
@@ -268,7 +278,7 @@ class ReportQueries:
             " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
             " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
-            " FROM {counts} AS c"
+            f" FROM {_ISSUE_COUNTS} AS c"
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             " GROUP BY service ORDER BY events DESC, service"
         )

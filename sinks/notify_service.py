@@ -19,11 +19,11 @@ from sinks.chains_sink import ChainsSink
 from sinks.digest import DigestSender
 from sinks.escalation import Escalator
 from sinks.sessions_sink import SessionsSink
-from sinks.status_sink import StatusSink
+from sinks.status_sink import MergeSink, StatusSink
 from sinks.topic_sink import TopicSink
 
 CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink,
-                                         "sessions": SessionsSink}
+                                         "merges": MergeSink, "sessions": SessionsSink}
 # periodic tasks of the same process: they read ClickHouse and publish alerts
 PERIODIC: dict[str, type[Escalator] | type[DigestSender] | type[RuleEvaluator]] = {
     "escalation": Escalator, "digest": DigestSender, "rules": RuleEvaluator}

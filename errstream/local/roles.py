@@ -30,7 +30,7 @@ from errstream_core.settings import Settings
 # Always passed on, even at their defaults: a role must never fall back to the shared default topics,
 # groups or database when the caller meant its own (a test's or a benchmark's fresh ones).
 _ALWAYS = ("kafka_bootstrap", "clickhouse_url", "clickhouse_database", "topic_errors", "topic_dlq", "topic_alerts",
-           "topic_processed", "topic_issue_status", "topic_grouping_rules", "topic_sessions", "topic_alert_rules",
+           "topic_processed", "topic_issue_status", "topic_issue_merges", "topic_grouping_rules", "topic_sessions", "topic_alert_rules",
            "topic_partitions",
            "app_id", "sink_group",
            "sink_batch_seconds", "sink_batch_rows")

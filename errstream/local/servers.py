@@ -89,6 +89,7 @@ def isolated_settings(kafka_bootstrap: str, clickhouse_url: str) -> Settings:
         topic_alerts=f"t{run}.alerts",
         topic_processed=f"t{run}.processed",
         topic_issue_status=f"t{run}.issue-status",
+        topic_issue_merges=f"t{run}.issue-merges",
         topic_grouping_rules=f"t{run}.grouping-rules",
         topic_sessions=f"t{run}.sessions",
         topic_alert_rules=f"t{run}.alert-rules",

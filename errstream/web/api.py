@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from errstream.issue_actions import Action, ActionRequest
+from errstream.issue_actions import MERGE_ACTIONS, Action, ActionRequest
+from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
 from reports.issue_stream import (
@@ -32,6 +33,7 @@ from reports.issue_stream import (
     IssueSummary,
 )
 from reports.report import Report, build_report, parse_since
+from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -50,10 +52,12 @@ class ActionBody(BaseModel):
     in_next_release: bool = False
     ignore_minutes: int | None = Field(default=None, ge=1, le=525_600)
     ignore_until_events: int | None = Field(default=None, ge=1)
+    into: str | None = None  # merge: the primary to merge this issue into
 
 
 class ActionResult(BaseModel):
     published: list[IssueStatusChange]  # the records on the issue-status topic, acknowledged by the broker
+    merges: list[IssueMergeChange] = []  # merge/unmerge: the records on the merge topic, acknowledged
 
 
 class OverviewResponse(BaseModel):
@@ -131,6 +135,11 @@ def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
 
 
 async def _act(request: Request, who: Principal, req: ActionRequest) -> ActionResult:
+    if req.action in MERGE_ACTIONS:
+        try:
+            return ActionResult(published=[], merges=await web(request).apply_merge(req, who))
+        except MergeError as exc:
+            raise _bad(exc) from None
     changes = await web(request).apply(req, who)
     return ActionResult(published=changes)
 

@@ -27,7 +27,7 @@ from errstream.web.auth import LoginLimiter, Sessions, TokenStore
 from errstream.web.live import AlertFeed
 from errstream.web.state import Unavailable, WebState
 from errstream_core.settings import Settings
-from producers.issue_status import StatusPublisher
+from producers.issue_status import StatusPublisher, merge_publisher
 
 log = logging.getLogger("errstream.web")
 HERE = Path(__file__).parent
@@ -46,7 +46,7 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     state = WebState(
         settings=settings, client_or_none=client, tokens=TokenStore(settings.tokens_path),
         sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
-        publisher=StatusPublisher(settings),
+        publisher=StatusPublisher(settings), merge_publisher=merge_publisher(settings),
     )
 
     @contextlib.asynccontextmanager
@@ -63,6 +63,7 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await state.publisher.stop()
+            await state.merge_publisher.stop()
 
     app = FastAPI(title="errstream", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url="/api/v1/openapi.json",

@@ -17,7 +17,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from errstream.issue_actions import ActionRequest
+from errstream.issue_actions import MERGE_ACTIONS, ActionRequest
+from errstream.issue_merges import MergeError
 from errstream.web import svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
@@ -222,7 +223,8 @@ def settings_page(request: Request, user: ViewerPage) -> HTMLResponse:
 
 # --- actions (forms) -----------------------------------------------------------------------------
 _VERBS = {"resolve": "resolved", "ignore": "ignored", "acknowledge": "acknowledged", "investigate": "under investigation",
-          "reopen": "reopened", "assign": "assigned", "unassign": "unassigned", "note": "noted"}
+          "reopen": "reopened", "assign": "assigned", "unassign": "unassigned", "note": "noted", "merge": "merged",
+          "unmerge": "unmerged"}
 
 
 def _action_from_form(form: Any, fingerprints: list[str]) -> ActionRequest:
@@ -235,6 +237,7 @@ def _action_from_form(form: Any, fingerprints: list[str]) -> ActionRequest:
         note=str(form.get("note") or ""), assignee=str(form.get("assignee") or ""),
         in_next_release=form.get("in_next_release") in ("1", "on", "true"),
         ignore_minutes=num("ignore_minutes"), ignore_until_events=num("ignore_until_events"),
+        into=str(form.get("into") or "").strip() or None,
     )
 
 
@@ -247,8 +250,13 @@ async def _form_action(request: Request, user: tuple[Principal, Session], finger
     except (ValidationError, ValueError) as exc:
         msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
         return RedirectResponse(_with_msg(back, f"Not done: {msg}"), status_code=303)
-    changes = await web(request).apply(req, user[0])
-    n = len(changes)
+    if req.action in MERGE_ACTIONS:
+        try:
+            n = len(await web(request).apply_merge(req, user[0]))
+        except MergeError as exc:
+            return RedirectResponse(_with_msg(back, f"Not done: {exc}"), status_code=303)
+    else:
+        n = len(await web(request).apply(req, user[0]))
     what = f"{n} issues" if n != 1 else "Issue"
     return RedirectResponse(_with_msg(back, f"{what} {_VERBS[req.action]}."), status_code=303)
 

@@ -1,9 +1,11 @@
-"""What the web app's routes share: settings, the ClickHouse client, auth, the status publisher, live alerts.
+"""What the web app's routes share: settings, the ClickHouse client, auth, the publishers, live alerts.
 
 Also the one place changes are made: ``apply`` reads the issues' current workflow
 state, plans the records (``errstream.issue_actions``), publishes them to the
 issue-status topic and remembers them for a short while, so the page that made a
-change shows it before the status sink has written it to ClickHouse.
+change shows it before the status sink has written it to ClickHouse. A change of
+a merged group is published for each of its fingerprints. ``apply_merge`` plans
+merges and unmerges (``errstream.issue_merges``) and publishes them to the merge topic.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from errstream.issue_actions import ActionRequest, plan_changes
+from errstream.issue_merges import for_group, plan_merge, plan_unmerge
 from errstream.web.auth import LoginLimiter, Principal, Sessions, TokenStore
 from errstream.web.live import AlertFeed
 from errstream_core.ownership import IssueFacts, owner_for
@@ -24,7 +27,9 @@ from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
 from reports.issue_stream import IssueQueries
 from reports.issues import workflow_state
+from reports.merges import known_fingerprints, merge_mapping
 from schemas.alerts import AlertEvent
+from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
 
 log = logging.getLogger("errstream.web")
@@ -45,6 +50,7 @@ class WebState:
     sessions: Sessions
     limiter: LoginLimiter
     publisher: StatusPublisher
+    merge_publisher: StatusPublisher
     feed: AlertFeed | None = None
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
 
@@ -67,17 +73,35 @@ class WebState:
             if fp in request.fingerprints and time.monotonic() - at < PENDING_SECONDS:
                 st = states.setdefault(fp, {})
                 st.update(change.model_dump(), events=st.get("events", 0), releases=st.get("releases", []))
-        changes = plan_changes(request, states, who.name)
-        try:
-            await asyncio.wait_for(self.publisher.publish(changes), PUBLISH_TIMEOUT)
-        except Exception as exc:
-            await self.publisher.stop()  # start afresh next time
-            log.warning("web: could not publish to %s: %s", self.settings.topic_issue_status, exc or type(exc).__name__)
-            raise Unavailable("Kafka is not reachable: nothing was changed; try again") from None
+        mapping = await run_in_threadpool(merge_mapping, self.client, self.settings)
+        changes = for_group(plan_changes(request, states, who.name), mapping)
+        await self._publish(self.publisher, changes)
         now = time.monotonic()
         for c in changes:
             self.pending[c.fingerprint] = (now, c)
             log.info("web: %s %s → %s (%s) by %s", c.fingerprint, c.action, c.status, c.assignee, c.changed_by)
+        return changes
+
+    async def _publish(self, publisher: StatusPublisher, records: Any) -> None:
+        try:
+            await asyncio.wait_for(publisher.publish(records), PUBLISH_TIMEOUT)
+        except Exception as exc:
+            await publisher.stop()  # start afresh next time
+            log.warning("web: could not publish to %s: %s", publisher.topic, exc or type(exc).__name__)
+            raise Unavailable("Kafka is not reachable: nothing was changed; try again") from None
+
+    async def apply_merge(self, request: ActionRequest, who: Principal) -> list[IssueMergeChange]:
+        """A merge or an unmerge; ``errstream.issue_merges.MergeError`` (the caller's 400) when it cannot be done."""
+        mapping = await run_in_threadpool(merge_mapping, self.client, self.settings)
+        if request.action == "merge":
+            wanted = request.fingerprints + ([request.into] if request.into else [])
+            known = await run_in_threadpool(known_fingerprints, self.client, self.settings, wanted)
+            changes = plan_merge(mapping, request.fingerprints, known, who.name, into=request.into, note=request.note)
+        else:
+            changes = plan_unmerge(mapping, request.fingerprints, who.name, note=request.note)
+        await self._publish(self.merge_publisher, changes)
+        for c in changes:
+            log.info("web: %s %s %s by %s", c.fingerprint, c.action, c.primary, c.changed_by)
         return changes
 
     def pending_change(self, fingerprint: str) -> IssueStatusChange | None:

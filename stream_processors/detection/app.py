@@ -5,10 +5,11 @@ partition *p* of all of them, and of the tables' changelogs, to one worker)::
 
     {app}-detect-by-fingerprint (signal bundles from the processing stage, one per
     partition of their fingerprints) ──▶ detect-issues (issues.py) ──▶ alerts
-        │  state: issues[fingerprint], reads statuses[fingerprint]
+        │  state: issues[fingerprint], reads statuses[fingerprint] and merges[fingerprint]
         ├──▶ {app}-detect-by-service (key service; counts per bundle) ──▶ detect-services (spikes.py) ──▶ alerts
         └──▶ {app}-detect-by-trace (partition of the trace id) ──▶ detect-chains (chains.py) ──▶ {app}-chains, alerts
     issue-status (compacted, key fingerprint) ──▶ track-issue-status (status.py): statuses[fingerprint]
+    issue-merges (compacted, key fingerprint) ──▶ track-issue-merges (status.py): merges[fingerprint] = primary
 
 How state and outputs stay exact under replays and rebalances: ``context.py``.
 """

@@ -116,10 +116,12 @@ class Detection:
     by_service: TopicT = field(init=False)
     by_trace: TopicT = field(init=False)
     status_topic: TopicT = field(init=False)
+    merge_topic: TopicT = field(init=False)
     alerts_topic: TopicT = field(init=False)
     chains_out: TopicT = field(init=False)
     issues: KeyPartitionedTable = field(init=False)
     statuses: KeyPartitionedTable = field(init=False)
+    merges: KeyPartitionedTable = field(init=False)
     services: KeyPartitionedTable = field(init=False)
     chains: KeyPartitionedTable = field(init=False)
 
@@ -128,12 +130,14 @@ class Detection:
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         self.by_fingerprint = app.topic(by_fingerprint_topic(s), partitions=n, **raw)
         self.status_topic = app.topic(s.topic_issue_status, **raw)
+        self.merge_topic = app.topic(s.topic_issue_merges, **raw)
         self.by_service = app.topic(by_service_topic(s), partitions=n, **raw)
         self.by_trace = app.topic(by_trace_topic(s), partitions=n, **raw)
         self.alerts_topic = app.topic(s.topic_alerts, **raw)
         self.chains_out = app.topic(s.chains_topic, **raw)
         self.issues = _table(app, "detect-issues", n)
         self.statuses = _table(app, "detect-issue-status", n)
+        self.merges = _table(app, "detect-issue-merges", n)
         self.services = _table(app, "detect-services", n)
         self.chains = _table(app, "detect-chains", n)
 

@@ -74,7 +74,7 @@ class IssueAgent:
                 continue
             status = self.d.statuses.get(key)
             late_before = state.late if state is not None else 0
-            state, alerts = self.detector.observe(state, sig, status)
+            state, alerts = self.detector.observe(state, sig, status, self.d.merges.get(key))
             batch.touched[key] = state
             if state.late > late_before:
                 LATE.inc()

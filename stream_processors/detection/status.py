@@ -1,20 +1,30 @@
-"""The ``track-issue-status`` agent: the compacted issue-status topic → the ``detect-issue-status`` table.
+"""The agents that keep per-issue workflow state: compacted topics keyed by fingerprint → tables.
 
-``detect-issues`` reads it to stay quiet about ignored issues and to tell a
-regression (an event received after the issue was resolved). Applying a status
-again is harmless: the latest record per fingerprint wins.
+``track-issue-status``: the issue-status topic → ``detect-issue-status``. ``detect-issues`` reads it to
+stay quiet about ignored issues and to tell a regression (an event received after the issue was resolved).
+
+``track-issue-merges``: the merge topic → ``detect-issue-merges`` (fingerprint → its primary).
+``detect-issues`` reads it so a merged fingerprint raises no new-issue alert and raises its other
+alerts as its primary. The mapping is flat (``schemas/issue_merge.py``): one look-up, on the
+fingerprint's own partition.
+
+Applying a record again is harmless: the latest record per fingerprint wins.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from faust.types import StreamT
-from pydantic import ValidationError
+from faust.types import StreamT, TopicT
+from pydantic import BaseModel, ValidationError
 
+from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
-from stream_processors.detection.context import SKIPPED, Detection
+from stream_processors.detection.context import SKIPPED, Detection, KeyPartitionedTable
+
+M = TypeVar("M", bound=BaseModel)
 
 log = logging.getLogger("errstream.detect")
 
@@ -38,26 +48,48 @@ def kept_status(change: IssueStatusChange, previous: dict[str, Any] | None, issu
     return kept
 
 
+def _follow(detection: Detection, topic: TopicT, table: KeyPartitionedTable, name: str, model: type[M],
+            keep: Callable[[M, bytes], Any]) -> None:
+    """An agent keeping ``table`` at the latest record per fingerprint of ``topic``; ``keep`` gives the value to
+    store (None: forget the key). Invalid records are counted and skipped: they never stop the partition."""
+    what = name.removeprefix("track-").replace("-", " ")
+
+    @detection.app.agent(topic, name=name)
+    async def follow(stream: StreamT) -> None:
+        async for event in stream.events():
+            key = event.key
+            if event.value is None:  # tombstone on the compacted topic: forgotten
+                if key is not None and key in table:
+                    del table[key]
+                    await table.written()
+                continue
+            try:
+                record = model.model_validate_json(event.value)
+            except ValidationError as exc:
+                SKIPPED.labels(f"invalid_{what.replace(' ', '_')}").inc()
+                log.warning("ignoring an invalid %s record at %s/%s: %s", what, event.message.partition,
+                            event.message.offset, exc.errors()[:1])
+                continue
+            key = record.fingerprint.encode()  # type: ignore[attr-defined]
+            value = keep(record, key)
+            if value is None:
+                table.pop(key, None)
+            else:
+                table[key] = value
+            await table.written()
+
+
 def install(detection: Detection) -> None:
     statuses = detection.statuses
 
-    @detection.app.agent(detection.status_topic, name="track-issue-status")
-    async def track_issue_status(stream: StreamT) -> None:
-        async for event in stream.events():
-            key = event.key
-            if event.value is None:  # tombstone on the compacted topic: status forgotten
-                if key is not None and key in statuses:
-                    del statuses[key]
-                    await statuses.written()
-                continue
-            try:
-                change = IssueStatusChange.model_validate_json(event.value)
-            except ValidationError as exc:
-                SKIPPED.labels("invalid_issue_status").inc()
-                log.warning("ignoring an invalid issue status record at %s/%s: %s", event.message.partition,
-                            event.message.offset, exc.errors()[:1])
-                continue
-            key = change.fingerprint.encode()
-            statuses[key] = kept_status(change, statuses.get(key), detection.issues.get(key))
-            await statuses.written()
-            log.info("issue %s is %s (%s)", change.fingerprint, change.status, change.changed_by)
+    def keep_status(change: IssueStatusChange, key: bytes) -> dict[str, Any]:
+        log.info("issue %s is %s (%s)", change.fingerprint, change.status, change.changed_by)
+        return kept_status(change, statuses.get(key), detection.issues.get(key))
+
+    def keep_merge(change: IssueMergeChange, key: bytes) -> str | None:
+        log.info("issue %s is %s (%s)", change.fingerprint,
+                 f"merged into {change.primary}" if change.primary else "its own issue again", change.changed_by)
+        return change.primary or None
+
+    _follow(detection, detection.status_topic, statuses, "track-issue-status", IssueStatusChange, keep_status)
+    _follow(detection, detection.merge_topic, detection.merges, "track-issue-merges", IssueMergeChange, keep_merge)

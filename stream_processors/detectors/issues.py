@@ -88,14 +88,17 @@ class IssueDetector:
             return None
         return IssueState.from_dict(value, self.cfg)
 
-    def observe(self, state: IssueState | None, sig: Signal, status: dict[str, Any] | None
-                ) -> tuple[IssueState, list[AlertEvent]]:
-        """Fold one event into its issue's state; the alerts it raises (none for ignored issues).
+    def observe(self, state: IssueState | None, sig: Signal, status: dict[str, Any] | None,
+                primary: str | None = None) -> tuple[IssueState, list[AlertEvent]]:
+        """Fold one event into its fingerprint's state; the alerts it raises (none for ignored issues).
 
         An event the state already counted (``state.replayed(sig)``) changes nothing and raises nothing.
+        ``primary``: the issue ``sig``'s fingerprint is merged into. Its events are not a new issue, and
+        its alerts are the primary's (its fingerprint, dedup key and identity), so the group raises each
+        alert once whichever member's events raise it.
         """
         cfg = self.cfg
-        fp = sig.fingerprint
+        fp = primary or sig.fingerprint
         new = state is None
         if state is None:
             state = IssueState(first_seen=sig.ts, windows=MinuteWindows(grace=cfg.grace, keep=cfg.rate_minutes))
@@ -104,21 +107,21 @@ class IssueDetector:
         state.applied.record(sig.src_partition, sig.src_offset)
         state.count += 1
         raised: list[AlertEvent] = []
-        if new:
+        if new and not primary:
             raised.append(make_alert(
                 "new_issue", "error" if sig.level == "critical" else "warning", f"new_issue:{fp}", (fp,), sig,
                 f"New issue in {sig.service}: {sig.title}", f"First seen at {human_utc(sig.ts)}",
                 fingerprint=fp, details={"level": sig.level},
             ))
-        regression = self._regression(state, sig, status)
+        regression = self._regression(state, sig, status, fp)
         if regression is not None:
             raised.append(regression)
-        raised.extend(self._thresholds(state, sig))
+        raised.extend(self._thresholds(state, sig, fp))
         added = state.windows.add(sig.ts)
         if added.late:
             state.late += 1
         else:
-            raised.extend(self._rate(state, sig, added.minute))
+            raised.extend(self._rate(state, sig, added.minute, fp))
             for _, count in added.closed:
                 state.baseline.fold(count, cfg.spike)
             if cfg.issue_spikes:
@@ -130,7 +133,8 @@ class IssueDetector:
             return state, []
         return state, [a for a in raised if state.cooldowns.allow(a.dedup_key, sig.ts, cfg.cooldown)]
 
-    def _regression(self, state: IssueState, sig: Signal, status: dict[str, Any] | None) -> AlertEvent | None:
+    def _regression(self, state: IssueState, sig: Signal, status: dict[str, Any] | None, fp: str
+                    ) -> AlertEvent | None:
         if status is None or status.get("status") != "resolved":
             return None
         changed = str(status.get("changed_at"))
@@ -139,7 +143,6 @@ class IssueDetector:
         if status.get("resolved_in_next_release") and sig.release in (status.get("resolved_releases") or []):
             return None  # resolved "in the next release": the releases it was resolved in do not regress it
         state.regressed_for = changed  # regressed: later events of this resolution raise nothing
-        fp = sig.fingerprint
         return make_alert(
             "regression", "error", f"regression:{fp}", (fp, changed), sig,
             f"Regression in {sig.service}: {sig.title}",
@@ -149,7 +152,7 @@ class IssueDetector:
                                      "note": status.get("note", "")},
         )
 
-    def _thresholds(self, state: IssueState, sig: Signal) -> list[AlertEvent]:
+    def _thresholds(self, state: IssueState, sig: Signal, fp: str) -> list[AlertEvent]:
         marks = self.cfg.thresholds
         crossed = None
         while state.next_threshold < len(marks) and state.count >= marks[state.next_threshold]:
@@ -157,21 +160,19 @@ class IssueDetector:
             state.next_threshold += 1
         if crossed is None:
             return []
-        fp = sig.fingerprint
         return [make_alert(
             "threshold", _count_severity(crossed), f"threshold:{fp}:{crossed}", (fp, crossed), sig,
             f"{sig.title} reached {crossed:,} events", f"{state.count:,} events since {human_utc(state.first_seen)}",
             fingerprint=fp, details={"threshold": crossed, "count": state.count},
         )]
 
-    def _rate(self, state: IssueState, sig: Signal, minute: int) -> list[AlertEvent]:
+    def _rate(self, state: IssueState, sig: Signal, minute: int, fp: str) -> list[AlertEvent]:
         cfg = self.cfg
         if cfg.rate_count <= 0:
             return []
         total = state.windows.recent_total(cfg.rate_minutes, minute)
         if total < cfg.rate_count:
             return []
-        fp = sig.fingerprint
         key = f"threshold_rate:{fp}"
         if key in state.cooldowns.last and sig.ts - state.cooldowns.last[key] < cfg.cooldown:
             return []  # quietly: checked here too so a long burst does not build one alert per event

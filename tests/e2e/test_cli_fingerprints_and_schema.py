@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.local.process import free_port
 from errstream_core.settings import Settings
 from sinks.migrate import migrate
+from tests.support.cli import cli as run_cli
 from tests.support.kafka import read_topic
 from tests.support.services import settings_env
 
@@ -25,9 +26,7 @@ pytestmark = pytest.mark.e2e
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "errstream.cli", "--timeout", "20", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return run_cli(settings, *args, server_timeout=20)
 
 
 def two_issues_sharing_12_characters(settings: Settings, ch: Client) -> tuple[str, str]:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,16 +16,11 @@ from errstream_core.settings import Settings
 from producers.issue_status import publish_status_change
 from sinks.status_sink import StatusSink
 from tests.support.alerts import query_rows
+from tests.support.cli import cli
 from tests.support.kafka import read_topic
-from tests.support.services import Service, settings_env, wait_for
+from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings_env(settings), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "errstream.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=90, check=False)
 
 
 def latest(ch: Client, settings: Settings, fp: str) -> tuple | None:

@@ -377,3 +377,34 @@ def test_the_status_table_keeps_detections_count_when_an_ignore_arrives() -> Non
     assert kept_status(ignore, kept, {"n": 30})["detect_count"] == 30  # a new ignore starts again
     assert "detect_count" not in kept_status(ignore.model_copy(update={"status": "new"}), kept, {"n": 30})
     assert kept_status(ignore, None, None)["detect_count"] == 0  # an issue detection has not seen yet
+
+
+# --- merged issues ---------------------------------------------------------------
+
+PRIMARY = "f" * 32
+
+
+def test_a_merged_fingerprint_raises_no_new_issue_and_alerts_as_its_primary() -> None:
+    det = IssueDetector(DetectionConfig(thresholds=(3,)))
+    state, out = None, []
+    for i in range(3):
+        state, alerts = det.observe(state, sig(T0 + i), None, PRIMARY)
+        out.extend(alerts)
+    assert [(a.kind, a.fingerprint, a.dedup_key) for a in out] == [("threshold", PRIMARY, f"threshold:{PRIMARY}:3")]
+    # the primary's own events crossing the same mark raise the very same alert (one alert for the group)
+    _, own = _run(det, [sig(T0 + i, fp=PRIMARY) for i in range(3)])
+    assert [a.alert_id for a in own if a.kind == "threshold"] == [out[0].alert_id]
+
+
+def test_a_merged_fingerprint_regresses_as_its_primary_and_alone_again_after_an_unmerge() -> None:
+    det = IssueDetector(DetectionConfig(cooldown=0))
+    resolved = {"status": "resolved", "changed_at": datetime.fromtimestamp(T0 + 100, UTC).isoformat()}
+    member, _ = _run(det, [sig(T0)])
+    member, out = det.observe(member, sig(T0 + 101), resolved, PRIMARY)
+    primary, own = _run(det, [sig(T0, fp=PRIMARY), sig(T0 + 102, fp=PRIMARY)], resolved)
+    regressions = [a for a in own if a.kind == "regression"]
+    assert [(a.kind, a.fingerprint) for a in out] == [("regression", PRIMARY)]
+    assert [a.alert_id for a in regressions] == [out[0].alert_id]  # the group regresses once
+    again = dict(resolved, changed_at=datetime.fromtimestamp(T0 + 200, UTC).isoformat())
+    _, out = det.observe(member, sig(T0 + 201), again, None)  # unmerged: its own regression
+    assert [(a.kind, a.fingerprint) for a in out] == [("regression", FP)]

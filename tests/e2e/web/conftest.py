@@ -39,7 +39,8 @@ def web_env(kafka_bootstrap: str, clickhouse_url: str, tmp_path_factory: pytest.
     settings = Settings(
         kafka_bootstrap=kafka_bootstrap, clickhouse_url=clickhouse_url, clickhouse_database=f"errstream_w{run}",
         topic_errors=f"w{run}.errors", topic_dlq=f"w{run}.errors.dlq", topic_alerts=f"w{run}.alerts",
-        topic_processed=f"w{run}.processed", topic_issue_status=f"w{run}.issue-status", app_id=f"w{run}-errstream",
+        topic_processed=f"w{run}.processed", topic_issue_status=f"w{run}.issue-status",
+        topic_issue_merges=f"w{run}.issue-merges", app_id=f"w{run}-errstream",
         sink_group=f"w{run}-sink", home=home, web_login_per_minute=600,
         ownership_rules=[OwnershipRule(kind="module", pattern="auth.*", owner="#identity")],
     )

@@ -348,3 +348,55 @@ def test_issue_assign_from_the_command_line_keeps_the_status(web_env: WebEnv) ->
     bad = subprocess.run([sys.executable, "-m", "errstream.cli", "issue", "assign", "nope", "x"], env=env,
                          capture_output=True, text=True, timeout=90, check=False)
     assert bad.returncode == 2 and "32 hex" in bad.stdout + bad.stderr  # the CLI error layer writes to stderr
+
+
+def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
+    """Runs last in this module: it leaves D and E separate again, as it found them."""
+    m, v = api(web_env, "member"), api(web_env, "viewer")
+
+    def events() -> dict[str, int]:
+        return {i["fingerprint"]: i["events"] for i in v.get("/api/v1/issues", params={"limit": 100}).json()["issues"]}
+
+    d, e = fp("D"), fp("E")
+    before = events()
+    assert v.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d, e]}).status_code == 403
+    itself = m.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d]})
+    assert itself.status_code == 400 and "into itself" in itself.json()["detail"]
+    unknown = m.post(f"/api/v1/issues/{d}/actions", json={"action": "merge", "into": "f" * 32})
+    assert unknown.status_code == 400 and "no such issue" in unknown.json()["detail"]
+    assert m.post(f"/api/v1/issues/{d}/actions", json={"action": "merge", "into": "x"}).status_code == 422
+
+    r = m.post("/api/v1/issues/actions", json={"action": "merge", "fingerprints": [d, e], "note": "same bug"})
+    assert r.status_code == 200, r.text
+    assert [(c["fingerprint"], c["primary"], c["changed_by"]) for c in r.json()["merges"]] == [(e, d, "alice")]
+    merged = wait_for(events, lambda s: e not in s and s.get(d) == before[d] + before[e], 60,
+                      "one row for the merged issues", diagnostics=web_env.notify.output)
+    assert len(merged) == len(before) - 1
+    group = v.get(f"/api/v1/issues/{e}").json()  # a member's page is its group's
+    assert group["fingerprint"] == d and group["members"] == sorted([d, e])
+    assert [(x["action"], x["changed_by"], x["note"]) for x in group["merges"]] == [("merge", "alice", "same bug")]
+
+    b = fp("B")  # the root of the dataset's chain: the group's page shows it
+    r = m.post(f"/api/v1/issues/{b}/actions", json={"action": "merge", "into": e})  # a member: into its primary
+    assert r.status_code == 200 and [(c["fingerprint"], c["primary"]) for c in r.json()["merges"]] == [(b, d)]
+    wait_for(events, lambda s: b not in s and s.get(d) == before[d] + before[e] + before[b], 60, "B in the group")
+    assert [c["root_fingerprint"] for c in v.get(f"/api/v1/issues/{d}").json()["chains"]] == [b]
+
+    r = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})  # the primary: its whole group
+    assert r.status_code == 200 and [c["fingerprint"] for c in r.json()["merges"]] == sorted([b, e])
+    wait_for(events, lambda s: all(s.get(x) == before[x] for x in (b, d, e)), 60, "three rows again",
+             diagnostics=web_env.notify.output)
+    again = m.post(f"/api/v1/issues/{d}/actions", json={"action": "unmerge"})
+    assert again.status_code == 400 and "is not merged" in again.json()["detail"]
+
+    # the same from the stream's bulk form and the issue page's form
+    c, csrf = login(web_env, "member")
+    r = c.post("/issues/bulk", data={"csrf_token": csrf, "back": "/issues", "action": "merge", "fp": [d, e]})
+    assert r.status_code == 303 and "Issue+merged" in r.headers["location"]
+    page = wait_for(lambda: c.get(f"/issues/{e}").text, lambda t: "2 fingerprints" in t, 60, "the merged issue page")
+    assert f"<code>{d[:12]}</code> (primary)" in page and "same bug" in page  # the merge history too
+    r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
+    assert r.status_code == 303 and "Issue+unmerged" in r.headers["location"]
+    wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again, from the form")
+    r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
+    assert "Not+done" in r.headers["location"] and "not+merged" in r.headers["location"]
