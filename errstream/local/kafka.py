@@ -51,6 +51,10 @@ _LOG4J2 = """Configuration:
     Logger:
       - name: kafka.server.KafkaRaftServer
         level: INFO
+      # one line per rebalance with its reason (a member joined, left, timed out): what an operator
+      # reads when a group keeps rebalancing
+      - name: org.apache.kafka.coordinator.group.GroupMetadataManager
+        level: INFO
 """
 
 
