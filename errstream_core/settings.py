@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     # static membership (KIP-345): a stable, unique name per process (e.g. the pod or host name); a restart
     # within the session timeout keeps its partitions without a rebalance. "" = dynamic membership.
     consumer_instance_id: str = ""
-    consumer_assignor: Literal["sticky", "range", "roundrobin"] = "sticky"
+    # range, not sticky: aiokafka's sticky assignor puts the generation in each member's join metadata,
+    # so a member rejoining while the group awaits sync "changes its metadata" and starts another
+    # rebalance; under frequent membership changes a group of sinks looped for minutes
+    consumer_assignor: Literal["sticky", "range", "roundrobin"] = "range"
     shutdown_seconds: float = 7.0  # SIGTERM: finish or abandon the batch, commit and leave within this
     outage_report_seconds: float = 30.0  # while a server stays unreachable, one reminder line this often
     retry_max_seconds: float = 10.0  # cap of the exponential backoff against an unreachable server

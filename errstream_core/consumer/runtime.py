@@ -53,8 +53,12 @@ def consumer_options(settings: Settings, role: str) -> dict[str, Any]:
     * static membership (KIP-345) when ``consumer_instance_id`` is set: a restart within the
       session timeout takes its partitions back without a rebalance;
     * the assignor: aiokafka 0.14 implements the eager protocol only (no cooperative/incremental
-      rebalancing); its sticky assignor keeps partitions where they were, which lets a sink keep
-      its dedup window across a rebalance. Range is listed second so mixed-version groups agree.
+      rebalancing). Range by default: deterministic, so a partition returns to the member that had
+      it when the same members rejoin (a sink keeps its dedup window). Sticky is opt-in: its join
+      metadata carries the generation, so a member rejoining while the group awaits sync counts as
+      a metadata change and starts another rebalance (the broker logs "Updating metadata for member
+      … during CompletingRebalance"); with frequent membership changes a group looped for minutes.
+      Range and round-robin are always offered too, so mixed-version groups agree.
     """
     session = settings.consumer_session_timeout_seconds
     opts: dict[str, Any] = {
