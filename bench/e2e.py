@@ -51,6 +51,9 @@ class E2EResult:
     drain_s: float = 0.0
     worker_cpu_us_per_event: float | None = None
     sink_cpu_us_per_event: float | None = None
+    # the servers' share of the drain (local processes only): with the roles, where the machine's cores go
+    broker_cpu_us_per_event: float | None = None
+    clickhouse_cpu_us_per_event: float | None = None
     steady_sent: int = 0
     steady_s: float = 0.0
     probes: int = 0
@@ -77,6 +80,8 @@ class E2EResult:
             "drain_seconds": round(self.drain_s, 2), "raw_publish_events_per_s": round(self.raw_publish_per_s),
             "drain_to_raw_ratio": round(self.ratio, 3),
             "worker_cpu_us_per_event": self.worker_cpu_us_per_event, "sink_cpu_us_per_event": self.sink_cpu_us_per_event,
+            "broker_cpu_us_per_event": self.broker_cpu_us_per_event,
+            "clickhouse_cpu_us_per_event": self.clickhouse_cpu_us_per_event,
             "steady_events_per_s": round(self.steady_sent / self.steady_s) if self.steady_s else 0,
             "probes": self.probes, "probes_queryable": len(self.latencies),
             "latency_ms": {k: round(v * 1000) if v == v else None for k, v in lat.items()},
@@ -88,8 +93,10 @@ class E2EResult:
         f = self.figures()
         lat = f["latency_ms"]
         rss = "  ".join(f"{k} {v:.0f}" if v is not None else f"{k} ?" for k, v in self.rss_mb.items())
-        cpu = (f"; CPU per event: worker {f['worker_cpu_us_per_event']:.0f} µs, sink {f['sink_cpu_us_per_event']:.0f} µs"
-               if f["worker_cpu_us_per_event"] is not None and f["sink_cpu_us_per_event"] is not None else "")
+        parts = [(name, f[f"{name}_cpu_us_per_event"]) for name in ("worker", "sink", "broker", "clickhouse")]
+        known = [(name, us) for name, us in parts if us is not None]
+        cpu = ("; CPU per event: " + ", ".join(f"{name} {us:.0f} µs" for name, us in known)
+               + (f" (sum {sum(us for _, us in known):.0f} µs)" if len(known) > 2 else "")) if known else ""
         return [
             (f"drain             {self.events:,} events of ~{f['event_bytes']:,} B published at once: "
              f"{f['drain_events_per_s']:,} events/s until all counted in error_counts_1m ({self.drain_s:.1f} s; "
@@ -203,7 +210,10 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
 
             progress(f"drain: {events:,} events at once…")
             drain = payloads.batch(events)  # stamped now: counts land in the current minutes
+            servers = {name: pid for name, pid in (("broker", stack.kafka_pid), ("clickhouse", stack.clickhouse_pid))
+                       if pid is not None}
             cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
+            server_cpu0 = {name: cpu_seconds(pid) for name, pid in servers.items()}
             t0 = time.monotonic()
             result.drain_publish_s = asyncio.run(harness.publish_raw(s, s.topic_errors, drain))
             harness.wait_until(lambda: _counted(client, db), lambda n: n >= warm + events,
@@ -212,6 +222,10 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
             cpu = {p.pid: cpu_seconds(p.pid) - cpu0[p.pid] for p in procs}
             result.worker_cpu_us_per_event = round(sum(cpu[p.pid] for p in worker_procs) / events * 1e6, 1)
             result.sink_cpu_us_per_event = round(sum(cpu[p.pid] for p in sink_procs) / events * 1e6, 1)
+            server_cpu = {name: round((cpu_seconds(pid) - server_cpu0[name]) / events * 1e6, 1)
+                          for name, pid in servers.items()}
+            result.broker_cpu_us_per_event = server_cpu.get("broker")
+            result.clickhouse_cpu_us_per_event = server_cpu.get("clickhouse")
             # the steady phase starts from an idle sink: everything it was given is inserted and committed
             harness.wait_caught_up(s, s.sink_group, [s.topic_processed], 120, procs)
 

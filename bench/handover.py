@@ -230,25 +230,11 @@ def bench_role(role: str, s: Settings, log_dir: Path, observe: float) -> dict[st
 
 @contextlib.contextmanager
 def servers(work: Path) -> Iterator[tuple[str, str]]:
-    """Kafka and ClickHouse from ERRSTREAM_KAFKA_BOOTSTRAP / ERRSTREAM_CLICKHOUSE_URL, else local ones."""
-    from errstream.local.clickhouse import LocalClickHouse
-    from errstream.local.kafka import LocalKafka
-    from errstream.local.process import free_port, free_port_pair
+    """Kafka and ClickHouse as the tests pick them: ERRSTREAM_KAFKA_BOOTSTRAP / ERRSTREAM_CLICKHOUSE_URL, else
+    local ones (ClickHouse with the read-write login it creates: the sink must be able to log in)."""
+    from errstream.local.servers import clickhouse_server, kafka_server
 
-    with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("ERRSTREAM_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
-            kafka = LocalKafka(state_dir=work / "kafka", cache_dir=cache, port=free_port_pair(), partitions=4)
-            kafka.up()
-            stack.callback(kafka.down)
-            bootstrap = kafka.bootstrap
-        url = os.environ.get("ERRSTREAM_CLICKHOUSE_URL")
-        if not url:
-            ch = LocalClickHouse(state_dir=work / "clickhouse", port=free_port())
-            ch.up()
-            stack.callback(ch.down)
-            url = ch.url
+    with kafka_server(work / "kafka") as bootstrap, clickhouse_server(work / "clickhouse") as url:
         yield bootstrap, url
 
 
