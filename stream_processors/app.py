@@ -88,7 +88,11 @@ def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
         producer_compression_type="lz4",
         producer_linger_ms=5,
         broker_session_timeout=settings.worker_session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_seconds / 5),
+        # members learn of a rebalance at their next heartbeat: every second, so a hand-over starts at once
+        broker_heartbeat_interval=min(1.0, settings.worker_session_timeout_seconds / 3),
+        # faust's default is 2.8 s: every hand-over waits up to that long for the last commit, and a
+        # crash replays that much more input (replays are idempotent, but cost a new owner time)
+        broker_commit_interval=1.0,
     )
     stage = ProcessingStage(settings)
     stop, finished = asyncio.Event(), asyncio.Event()

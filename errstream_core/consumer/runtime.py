@@ -49,7 +49,8 @@ def consumer_options(settings: Settings, role: str) -> dict[str, Any]:
     """Group-membership options shared by every consumer (see docs/operations.md, 'Hand-overs').
 
     * session timeout: how long a crashed member keeps its partitions (the broker's minimum is 6 s);
-      the heartbeat is a fifth of it, at most 3 s;
+      the heartbeat every second (at most a third of it): members learn of a rebalance at their next
+      heartbeat, so this bounds how long a hand-over waits to start;
     * static membership (KIP-345) when ``consumer_instance_id`` is set: a restart within the
       session timeout takes its partitions back without a rebalance;
     * the assignor: aiokafka 0.14 implements the eager protocol only (no cooperative/incremental
@@ -63,7 +64,7 @@ def consumer_options(settings: Settings, role: str) -> dict[str, Any]:
     session = settings.consumer_session_timeout_seconds
     opts: dict[str, Any] = {
         "session_timeout_ms": int(session * 1000),
-        "heartbeat_interval_ms": int(min(3.0, session / 5) * 1000),
+        "heartbeat_interval_ms": int(min(1.0, session / 3) * 1000),
         "rebalance_timeout_ms": int(max(session, settings.shutdown_seconds + 2) * 1000),
         "partition_assignment_strategy": tuple(dict.fromkeys(
             (_ASSIGNORS[settings.consumer_assignor], RangePartitionAssignor, RoundRobinPartitionAssignor))),
