@@ -109,8 +109,14 @@ def local_up(
 
 @local_app.command("down")
 def local_down() -> None:
-    """Stop what `local up` started."""
-    kafka, clickhouse = _local(get_settings())
+    """Stop what `local up` started, and the web app and notify that `errstream demo` left running."""
+    from errstream.local.roles import BACKGROUND_ROLES, background_role
+
+    settings = get_settings()
+    for role in BACKGROUND_ROLES:  # what `errstream demo` left running; silent when there is none
+        if background_role(role, settings).stop(timeout=15):
+            console.print(f"{role:<10} stopped")
+    kafka, clickhouse = _local(settings)
     for name, svc in (("clickhouse", clickhouse), ("kafka", kafka)):
         console.print(f"{name:<10} {'stopped' if svc.down() else 'was not running'}")  # type: ignore[attr-defined]
 

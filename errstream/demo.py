@@ -12,7 +12,7 @@ from rich.table import Table
 
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.kafka import LocalKafka
-from errstream.local.roles import RoleProcess
+from errstream.local.roles import BACKGROUND_ROLES, RoleProcess, start_background_role
 from errstream_core.local_credentials import ANALYST_USER, password_file
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
@@ -116,7 +116,7 @@ def _web_login(settings: Settings) -> str:
     except httpx.HTTPError:
         running = False
     if not running:  # left running after the demo, like Kafka and ClickHouse
-        for command in ("notify", "web"):
-            RoleProcess(command, settings, settings.home, name=f"demo-{command}").start()
+        for command in BACKGROUND_ROLES:
+            start_background_role(command, settings)
     return (f"Web app: {url}/ — log in with this token (admin): {token}  "
             f"(logs in {settings.home}/demo-web.log)")

@@ -25,6 +25,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, SecretStr
 
+from errstream.local.process import ManagedProcess
 from errstream_core.settings import Settings
 
 # Always passed on, even at their defaults: a role must never fall back to the shared default topics,
@@ -137,3 +138,17 @@ class RoleProcess:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+BACKGROUND_ROLES = ("notify", "web")  # what `errstream demo` leaves running for the user to browse
+
+
+def background_role(role: str, settings: Settings) -> ManagedProcess:
+    """``errstream <role>`` left running after the command that started it (pid and log in ``home``), so
+    that ``errstream local down`` can stop it with the servers."""
+    return ManagedProcess(f"demo-{role}", settings.home)
+
+
+def start_background_role(role: str, settings: Settings) -> int:
+    return background_role(role, settings).start([sys.executable, "-m", "errstream.cli", role],
+                                                 env=settings_env(settings))
