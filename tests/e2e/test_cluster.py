@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 
 from errstream.local.kafka import LocalKafka
@@ -29,6 +28,7 @@ from producers.publisher import ErrorPublisher
 from tests.support.alerts import query_rows
 from tests.support.cluster import CLUSTER_MARKS, fully_replicated, leader_of_most, three_brokers
 from tests.support.detection import error, of_kind, wait_alerts
+from tests.support.kafka import publish_until_acknowledged
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = CLUSTER_MARKS
@@ -69,13 +69,7 @@ class _Stream:
             while not self._stop.is_set():
                 batch = [error("checkout", f"issue-{(i + k) % self.issues}", datetime.now(UTC)) for k in range(25)]
                 i += 25
-                while True:
-                    try:
-                        await asyncio.wait_for(pub.publish_many(batch), 60)
-                        break
-                    except (KafkaError, TimeoutError):
-                        self.resends += 1
-                        await asyncio.sleep(1)
+                self.resends += await publish_until_acknowledged(pub, batch)
                 self.sent.update(e.event_id for e in batch)
                 await asyncio.sleep(0.25)
 

@@ -8,8 +8,11 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from errstream_core.settings import Settings
+from producers.publisher import ErrorPublisher
+from schemas.events import ErrorEvent
 
 
 async def _read(settings: Settings, topic: str, expect: int, timeout: float) -> list[dict]:
@@ -89,3 +92,18 @@ async def _lag(settings: Settings, group: str, topics: list[str]) -> int:
 def group_lag(settings: Settings, group: str, topics: list[str]) -> int:
     """Records of ``topics`` that consumer group ``group`` has not committed yet."""
     return asyncio.run(_lag(settings, group, topics))
+
+
+async def publish_until_acknowledged(pub: ErrorPublisher, batch: list[ErrorEvent], attempts: int = 30) -> int:
+    """Send ``batch`` until the broker acknowledges it; how many times it was sent again.
+
+    While a broker is down a batch may time out and go again. A batch sent twice carries the same event
+    ids, and the pipeline must count each id once (the tests that use this check that too).
+    """
+    for resends in range(attempts):
+        try:
+            await asyncio.wait_for(pub.publish_many(batch), 60)
+            return resends
+        except (KafkaError, TimeoutError):
+            await asyncio.sleep(1)
+    raise AssertionError(f"a batch was not acknowledged in {attempts} attempts")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.errors import KafkaError
 
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic
@@ -29,7 +28,7 @@ from schemas.events import ErrorEvent
 from sinks.clickhouse_client import connect
 from tests.support.alerts import query_rows
 from tests.support.detection import error
-from tests.support.kafka import group_lag, read_records, read_to_end
+from tests.support.kafka import group_lag, publish_until_acknowledged, read_records, read_to_end
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 ROUNDS = int(os.environ.get("ERRSTREAM_REBALANCE_ROUNDS", "6"))
@@ -75,21 +74,9 @@ class Traffic(threading.Thread):
             while not self.done.is_set():
                 elapsed = time.monotonic() - start
                 batch = self._batch(elapsed, max(2, RATE // 10))
-                await self._publish(pub, batch)
+                self.resends += await publish_until_acknowledged(pub, batch)
                 self.sent.extend(batch)
                 await asyncio.sleep(max(0.0, start + elapsed + 0.1 - time.monotonic()))
-
-    async def _publish(self, pub: ErrorPublisher, batch: list[ErrorEvent]) -> None:
-        """Until acknowledged: while a broker is down, a batch may time out and go again. A batch sent twice
-        carries the same event ids, and the pipeline must count each id once (the tests check that too)."""
-        for _ in range(30):
-            try:
-                await asyncio.wait_for(pub.publish_many(batch), 60)
-                return
-            except (KafkaError, TimeoutError):
-                self.resends += 1
-                await asyncio.sleep(1)
-        raise AssertionError("a batch was not acknowledged in 30 attempts")
 
     def run(self) -> None:
         try:
