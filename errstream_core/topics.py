@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -209,13 +210,31 @@ async def _create_and_wait(admin: AIOKafkaAdminClient, settings: Settings, names
             pass
     if settings.topic_dlq in names and settings.topic_dlq in existing and settings.dlq_retention_hours > 0:
         try:
-            await _apply_dlq_retention(admin, settings)
+            await _retrying(lambda: _apply_dlq_retention(admin, settings), DLQ_RETENTION_RETRY_SECONDS)
         except Exception as exc:  # e.g. no DescribeConfigs/AlterConfigs right: the pipeline runs anyway
             log.warning("could not set retention.ms on %s (%s: %s); set it on the topic yourself "
                         "(ERRSTREAM_DLQ_RETENTION_HOURS=%g)", settings.topic_dlq, type(exc).__name__, exc,
                         settings.dlq_retention_hours)
     partitions = await _wait_for_leaders(admin, names)
     await _wait_until_served(settings, partitions, timeout)
+
+
+# A dead broker that metadata still names answers nothing until the quorum fences it (9 s by default).
+DLQ_RETENTION_RETRY_SECONDS = 15.0
+
+
+async def _retrying(attempt: Callable[[], Awaitable[None]], seconds: float) -> None:
+    """``attempt()`` again after retriable Kafka errors (a dead broker, a moved leader) for up to ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        try:
+            await attempt()
+            return
+        except KafkaError as exc:
+            if not exc.retriable or loop.time() + 0.5 > deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:

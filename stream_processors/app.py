@@ -14,8 +14,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import aiokafka
 import faust
+from aiokafka.errors import KafkaConnectionError, KafkaError, NodeNotReadyError
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
 
 from errstream_core.settings import Settings
 from stream_processors.detection import install_detection
@@ -54,8 +57,64 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
 
 
+# How long a worker keeps trying to declare one of faust's topics (changelogs, repartitions) while a broker
+# of the cluster is down: KRaft fences a dead broker within its session timeout (9 s by default), after
+# which metadata stops naming it; beyond a minute something else is wrong, and the worker exits saying so.
+TOPIC_DECLARE_SECONDS = 60.0
+
+
 class _IdempotentTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with idempotent producers and topic creation that outlives a dead broker."""
+
     Producer = _IdempotentProducer
+
+    async def _create_topic(self, owner: Service, client: aiokafka.AIOKafkaClient, topic: str,
+                            partitions: int, replication: int, **kwargs: Any) -> None:
+        """faust's declaration, tried again on retriable errors (a dead broker, a moved controller).
+
+        A worker declares its tables' changelog topics while it starts; without this, one broker of a
+        cluster being down made that fail with ``NodeNotReadyError`` and the worker exit at start-up.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TOPIC_DECLARE_SECONDS
+        told = False
+        while True:
+            try:
+                await super()._create_topic(owner, client, topic, partitions, replication, **kwargs)
+                return
+            except (KafkaError, RuntimeError) as exc:
+                # faust raises RuntimeError("Invalid controller: …") when the controller moved between asking
+                # and sending; every other RuntimeError is not ours to retry.
+                retriable = exc.retriable if isinstance(exc, KafkaError) else "Invalid controller" in str(exc)
+                if not retriable or owner.should_stop or loop.time() + 0.5 > deadline:
+                    raise
+                if not told:
+                    log.warning("declaring topic %s: %s; retrying for up to %.0f s", topic, exc,
+                                TOPIC_DECLARE_SECONDS)
+                    told = True
+                await asyncio.sleep(0.5)
+
+    async def _get_controller_node(self, owner: Service, client: aiokafka.AIOKafkaClient,
+                                   timeout: int = 30000) -> int | None:
+        """The controller from fresh metadata, if it can be reached.
+
+        faust sends its metadata request to the first broker the client knows of, which may be the dead
+        one; aiokafka's own metadata update tries every known broker until one answers.
+        """
+        if owner.should_stop:
+            return None
+        try:
+            async with asyncio.timeout(timeout / 1000):
+                updated = await client.force_metadata_update()
+        except TimeoutError:
+            updated = False
+        if not updated:
+            raise KafkaConnectionError("no broker answered a metadata request")
+        controller = client.cluster.controller
+        if controller is None or not await client.ready(controller.nodeId):
+            node = "unknown" if controller is None else controller.nodeId
+            raise NodeNotReadyError(f"the controller (node {node}) cannot be reached")
+        return int(controller.nodeId)
 
 
 class _App(faust.App):

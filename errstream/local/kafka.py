@@ -157,6 +157,8 @@ class LocalKafka:
     partitions: int = 4
     heap: str = "512m"
     brokers: int = 1
+    # server.properties lines appended to every node's (later lines win), e.g. a test's broker.session.timeout.ms
+    extra_config: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> list[KafkaNode]:
@@ -214,6 +216,7 @@ class LocalKafka:
             # topics created without an explicit factor (faust's, auto-created ones) are replicated too
             lines += [f"default.replication.factor={replicas}", f"min.insync.replicas={max(1, replicas - 1)}",
                       f"share.coordinator.state.topic.min.isr={max(1, replicas - 1)}"]
+        lines += self.extra_config
         cfg = node.config_file
         cfg.write_text("\n".join([*lines, ""]))
         (node.state_dir / "kafka-log4j2.yaml").write_text(_LOG4J2)

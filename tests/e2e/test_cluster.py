@@ -26,7 +26,7 @@ from errstream.local.kafka import LocalKafka
 from errstream_core.settings import Settings
 from producers.publisher import ErrorPublisher
 from tests.support.alerts import query_rows
-from tests.support.cluster import CLUSTER_MARKS, fully_replicated, leader_of_most, three_brokers
+from tests.support.cluster import CLUSTER_MARKS, counted, fully_replicated, leader_of_most, three_brokers
 from tests.support.detection import error, of_kind, wait_alerts
 from tests.support.kafka import publish_until_acknowledged
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
@@ -87,11 +87,6 @@ def _at_least(target: int) -> Callable[[int], bool]:
     return lambda n: n >= target
 
 
-def _counted(ch: Client, db: str) -> int:
-    rows = query_rows(ch, f"SELECT sum(events) FROM {db}.error_counts_1m")
-    return int(rows[0][0] or 0) if rows else 0
-
-
 def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
     cluster: LocalKafka, settings: Settings, ch: Client, tmp_path: Path
 ) -> None:
@@ -105,14 +100,14 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
 
     stream = _Stream(settings).start()
     try:
-        wait_for(lambda: _counted(ch, db), lambda n: n >= 300, 240, "the stream to reach ClickHouse", logs)
+        wait_for(lambda: counted(ch, db), lambda n: n >= 300, 240, "the stream to reach ClickHouse", logs)
 
         # 1. SIGKILL the broker that leads most partitions; the pipeline must go on with two.
         victim = leader_of_most(settings)
         cluster.kill_node(victim)
         stream.issues = 2 * ISSUES_PER_PHASE
-        at_kill = _counted(ch, db)
-        wait_for(lambda: _counted(ch, db), lambda n: n >= at_kill + 1_000, 300,
+        at_kill = counted(ch, db)
+        wait_for(lambda: counted(ch, db), lambda n: n >= at_kill + 1_000, 300,
                  f"progress while broker {victim} is down", logs)
         cluster.start_node(victim, timeout=180)
         wait_for(lambda: fully_replicated(settings), bool, 300, f"broker {victim} back in every ISR")
@@ -121,8 +116,8 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
         stream.issues = 3 * ISSUES_PER_PHASE
         for node in (1, 2, 3):
             cluster.stop_node(node)
-            before = _counted(ch, db)
-            wait_for(lambda: _counted(ch, db), _at_least(before + 200), 300,
+            before = counted(ch, db)
+            wait_for(lambda: counted(ch, db), _at_least(before + 200), 300,
                      f"progress while broker {node} restarts", logs)
             cluster.start_node(node, timeout=180)
             wait_for(lambda: fully_replicated(settings), bool, 300, f"broker {node} back in every ISR")
@@ -131,7 +126,7 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
 
     expected = len(stream.sent)
     try:
-        wait_for(lambda: _counted(ch, db), lambda n: n >= expected, 300, f"all {expected} events counted", logs)
+        wait_for(lambda: counted(ch, db), lambda n: n >= expected, 300, f"all {expected} events counted", logs)
         events = query_rows(ch, f"SELECT count(), uniqExact(event_id) FROM {db}.error_events")[0]
         issues = {r[0] for r in query_rows(ch, f"SELECT DISTINCT fingerprint FROM {db}.error_counts_1m")}
         got = wait_alerts(settings, lambda a: {x["fingerprint"] for x in of_kind(a, "new_issue")} >= issues,
@@ -139,7 +134,7 @@ def test_broker_loss_and_rolling_restart_keep_counts_exact_and_alerts_single(
         stored_alerts = wait_for(
             lambda: query_rows(ch, f"SELECT count() FROM {db}.alerts WHERE kind = 'new_issue'")[0][0],
             lambda n: n >= len(issues), 180, "notify to store the new_issue alerts", logs)
-        final = _counted(ch, db)
+        final = counted(ch, db)
     finally:
         for svc in services:
             svc.stop()

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from clickhouse_connect.driver.client import Client
 
 from errstream.local.kafka import LocalKafka
 from errstream.local.process import free_ports
 from errstream_core.settings import Settings
 from errstream_core.topics import pipeline_topics
+from tests.support.alerts import query_rows
 
 CLUSTER_MARKS = [
     pytest.mark.e2e,
@@ -29,11 +31,11 @@ CLUSTER_MARKS = [
 
 
 @contextmanager
-def three_brokers(state_dir: Path) -> Iterator[LocalKafka]:
+def three_brokers(state_dir: Path, extra_config: tuple[str, ...] = ()) -> Iterator[LocalKafka]:
     """Three combined broker/controller nodes on loopback, four partitions per topic, up until the block ends."""
     cache = Path(os.environ.get("ERRSTREAM_CACHE_DIR", Path.home() / ".cache" / "errstream"))
     kafka = LocalKafka(state_dir=state_dir, cache_dir=cache, port=free_ports(6), partitions=4, brokers=3,
-                       heap="384m")
+                       heap="384m", extra_config=extra_config)
     kafka.up(timeout=180)
     try:
         yield kafka
@@ -67,3 +69,9 @@ def leader_of_most(settings: Settings) -> int:
 def fully_replicated(settings: Settings) -> bool:
     parts = partitions(settings)
     return bool(parts) and all(len(p["isr"]) == 3 and p["leader"] >= 0 for p in parts)
+
+
+def counted(ch: Client, db: str) -> int:
+    """Events counted in ``error_counts_1m`` so far (0 while the table is not there yet)."""
+    rows = query_rows(ch, f"SELECT sum(events) FROM {db}.error_counts_1m")
+    return int(rows[0][0] or 0) if rows else 0
