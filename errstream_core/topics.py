@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -22,6 +22,12 @@ from aiokafka.partitioner import murmur2
 from errstream_core.settings import Settings
 
 log = logging.getLogger("errstream.topics")
+T = TypeVar("T")
+
+# A dead broker that metadata still names answers nothing until the quorum fences it (9 s by default);
+# the admin client sends each question to a random known broker, so asking again reaches a live one.
+DLQ_RETENTION_RETRY_SECONDS = 15.0
+CLUSTER_QUESTION_RETRY_SECONDS = 30.0
 
 # Latest value per key is all that matters: compaction keeps one record per fingerprint forever.
 COMPACTED = {"cleanup.policy": "compact"}
@@ -86,7 +92,8 @@ async def cluster_replication(settings: Settings, admin: AIOKafkaAdminClient | N
     own = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
     await own.start()
     try:
-        return await cluster_replication(settings, own)
+        # the admin client asks a random known broker, which may be one that died a moment ago
+        return await _retrying(lambda: cluster_replication(settings, own), CLUSTER_QUESTION_RETRY_SECONDS)
     finally:
         await own.close()
 
@@ -219,18 +226,13 @@ async def _create_and_wait(admin: AIOKafkaAdminClient, settings: Settings, names
     await _wait_until_served(settings, partitions, timeout)
 
 
-# A dead broker that metadata still names answers nothing until the quorum fences it (9 s by default).
-DLQ_RETENTION_RETRY_SECONDS = 15.0
-
-
-async def _retrying(attempt: Callable[[], Awaitable[None]], seconds: float) -> None:
+async def _retrying(attempt: Callable[[], Awaitable[T]], seconds: float) -> T:
     """``attempt()`` again after retriable Kafka errors (a dead broker, a moved leader) for up to ``seconds``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
         try:
-            await attempt()
-            return
+            return await attempt()
         except KafkaError as exc:
             if not exc.retriable or loop.time() + 0.5 > deadline:
                 raise

@@ -22,7 +22,6 @@ from typing import Any
 
 import aiokafka
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from clickhouse_connect.driver.client import Client
 
 from errstream.local.kafka import LocalKafka
@@ -31,7 +30,7 @@ from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from stream_processors.app import create_app
 from tests.support.alerts import query_rows
-from tests.support.cluster import CLUSTER_MARKS, counted, fully_replicated, three_brokers
+from tests.support.cluster import CLUSTER_MARKS, counted, fully_replicated, three_brokers, topic_names
 from tests.support.detection import error
 from tests.support.kafka import publish_until_acknowledged
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
@@ -80,21 +79,12 @@ def test_the_workers_transport_declares_topics_while_metadata_names_a_dead_broke
 
     try:
         known = asyncio.run(declare())
-        existing = asyncio.run(_topics(settings))
+        existing = wait_for(lambda: topic_names(settings), lambda t: set(names) <= t, 60, "the declared topics")
     finally:
         cluster.start_node(1, timeout=180)
         wait_for(lambda: fully_replicated(settings), bool, 300, "broker 1 back in every ISR")
     assert known == {1, 2, 3}, "the client must have known the broker before it died"
     assert set(names) <= existing
-
-
-async def _topics(settings: Settings) -> set[str]:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
-    await admin.start()
-    try:
-        return set(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
 def _publish(settings: Settings, events: int) -> set[uuid.UUID]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,6 +20,8 @@ from errstream.local.process import free_ports
 from errstream_core.settings import Settings
 from errstream_core.topics import pipeline_topics
 from tests.support.alerts import query_rows
+
+T = TypeVar("T")
 
 CLUSTER_MARKS = [
     pytest.mark.e2e,
@@ -43,21 +45,37 @@ def three_brokers(state_dir: Path, extra_config: tuple[str, ...] = ()) -> Iterat
         kafka.down()
 
 
-def partitions(settings: Settings) -> list[dict[str, Any]]:
-    """Every partition of the pipeline's topics and of ``__consumer_offsets``; empty while no broker answers."""
-    async def go() -> list[dict[str, Any]]:
+def _ask(settings: Settings, question: Callable[[AIOKafkaAdminClient], Awaitable[T]], otherwise: T) -> T:
+    """One admin question; ``otherwise`` when the broker it went to does not answer (ask again: poll)."""
+    async def go() -> T:
         admin = AIOKafkaAdminClient(**settings.kafka_client_kwargs())
         await admin.start()
         try:
-            names = [*pipeline_topics(settings), "__consumer_offsets"]
-            return [p for t in await admin.describe_topics(names) for p in t["partitions"]]
+            return await question(admin)
         finally:
             await admin.close()
 
     try:
         return asyncio.run(go())
     except KafkaError:
-        return []
+        return otherwise
+
+
+def partitions(settings: Settings) -> list[dict[str, Any]]:
+    """Every partition of the pipeline's topics and of ``__consumer_offsets``; empty while no broker answers."""
+    async def question(admin: AIOKafkaAdminClient) -> list[dict[str, Any]]:
+        names = [*pipeline_topics(settings), "__consumer_offsets"]
+        return [p for t in await admin.describe_topics(names) for p in t["partitions"]]
+
+    return _ask(settings, question, [])
+
+
+def topic_names(settings: Settings) -> set[str]:
+    """Every topic of the cluster; empty while no broker answers (the admin client asks a random one)."""
+    async def question(admin: AIOKafkaAdminClient) -> set[str]:
+        return set(await admin.list_topics())
+
+    return _ask(settings, question, set())
 
 
 def leader_of_most(settings: Settings) -> int:
