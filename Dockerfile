@@ -2,6 +2,8 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+# The versions `make setup` installs: an image built next month holds what CI tested today.
+COPY requirements/lock.txt requirements/lock.txt
 COPY schemas schemas
 COPY errstream_core errstream_core
 COPY producers producers
@@ -10,5 +12,5 @@ COPY sinks sinks
 COPY reports reports
 COPY errstream errstream
 # pipeline = worker, sinks, notify, reports and the gateway (no chDB: compose runs a ClickHouse server)
-RUN pip install --no-cache-dir '.[pipeline]'
+RUN PIP_CONSTRAINT=/app/requirements/lock.txt pip install --no-cache-dir '.[pipeline]'
 ENTRYPOINT ["errstream"]

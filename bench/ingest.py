@@ -15,7 +15,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -141,7 +140,6 @@ def sentry_envelope() -> bytes:
     try:
         import sentry_sdk
         from sentry_sdk.transport import Transport
-        from sentry_sdk.utils import event_from_exception
     except ImportError:
         return _handmade_envelope()
     captured: list[bytes] = []
@@ -152,14 +150,16 @@ def sentry_envelope() -> bytes:
 
     client = sentry_sdk.Client(dsn="http://benchkey@127.0.0.1:1/1", transport=Capture, release="shop@2.0.1",
                                environment="bench", default_integrations=False)
-    scope = sentry_sdk.Scope(client=client)
-    scope.set_tag("region", "eu-west-1")
-    scope.set_user({"id": "u-42", "email": "ada@example.com"})
-    try:
-        handle_request(1)
-    except OrderRejected:
-        event, hint = event_from_exception(sys.exc_info(), client_options=client.options)
-        client.capture_event(event, hint=hint, scope=scope)
+    # A fork of the current scope bound to this client: the public API of sentry-sdk 2.x and 3.x alike
+    # (3.0 dropped event_from_exception's client_options), and no global client is installed.
+    with sentry_sdk.new_scope() as scope:
+        scope.set_client(client)
+        scope.set_tag("region", "eu-west-1")
+        scope.set_user({"id": "u-42", "email": "ada@example.com"})
+        try:
+            handle_request(1)
+        except OrderRejected:
+            scope.capture_exception()
     client.flush(1)
     return captured[0] if captured else _handmade_envelope()
 

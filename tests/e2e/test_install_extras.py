@@ -7,6 +7,7 @@ the SDK facade is used from a directory outside the checkout, so nothing leaks i
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 import venv
@@ -38,8 +39,11 @@ def test_the_sdk_installs_and_reports_without_any_extra(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
+    # At the locked versions, build backend included: what a user gets is pinned by their own tools, and this
+    # test is about which packages come along, not about upstream drift (`make test-latest` watches that).
+    pinned = {**os.environ, "PIP_CONSTRAINT": str(REPO / "requirements" / "lock.txt")}
     install = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True,
-                             timeout=540)
+                             timeout=540, env=pinned)
     assert install.returncode == 0, install.stderr[-2000:]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ERRSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:1"}
     run = subprocess.run([str(python), "-c", SDK_ONLY_PROGRAM], capture_output=True, text=True, timeout=60,

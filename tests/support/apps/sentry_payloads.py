@@ -14,6 +14,8 @@ import sentry_sdk
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from tests.support.apps.sentry_options import logging_breadcrumbs_and_error_events, with_local_variables
+
 log = logging.getLogger("shop.orders")
 log.setLevel(logging.INFO)
 
@@ -43,7 +45,7 @@ class PrintEvents(Transport):
 
 def main() -> None:
     sentry_sdk.init(dsn="http://k@127.0.0.1:1/1", transport=PrintEvents, release="shop@2.0.1", environment="test",
-                    server_name="shop-1", include_local_variables=True)
+                    server_name="shop-1", **with_local_variables(), **logging_breadcrumbs_and_error_events())
     sentry_sdk.set_tag("region", "eu-west-1")
     sentry_sdk.set_tag("request_id", "r-9")
     sentry_sdk.set_user({"id": 42, "email": "ada@example.com"})

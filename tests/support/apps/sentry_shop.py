@@ -9,6 +9,8 @@ import logging
 
 import sentry_sdk
 
+from tests.support.apps.sentry_options import logging_breadcrumbs_and_error_events
+
 log = logging.getLogger("shop.payments")
 
 
@@ -34,7 +36,7 @@ def parse_quantity(text: str) -> int:
 
 def main(dsn: str) -> None:
     sentry_sdk.init(dsn=dsn, release="shop@2.0.1", environment="staging", server_name="shop-1",
-                    traces_sample_rate=0.0)
+                    traces_sample_rate=0.0, **logging_breadcrumbs_and_error_events())
     sentry_sdk.set_tag("region", "eu-west-1")
     sentry_sdk.set_user({"id": "u-42", "email": "ada@example.com"})
     sentry_sdk.add_breadcrumb(category="checkout", message="checkout started", level="info")

@@ -1,6 +1,6 @@
 """A WSGI app instrumented with the unmodified `sentry-sdk`, sending everything a careless team would.
 
-``send_default_pii=True``: the SDK forwards cookies, the Authorization header, the
+Everything on (``send_default_pii=True`` on 2.x, ``data_collection`` on 3.x): the SDK forwards cookies, the Authorization header, the
 client's address and the user; the app's errors carry connection URLs with passwords
 and e-mail addresses. Whatever of that is secret must not reach Kafka or ClickHouse.
 
@@ -16,6 +16,8 @@ from typing import Any
 import sentry_sdk
 from sentry_sdk.integrations.wsgi import SentryWsgiMiddleware
 
+from tests.support.apps.sentry_options import everything_a_careless_team_sends
+
 REDIS_URL = "redis://:hunter22@cache:6379/0"
 DATABASE_URL = "postgres://admin:s3cretpw@db.internal.example.com:5432/app"
 
@@ -27,8 +29,8 @@ def checkout(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
 
 
 def main(dsn: str, release: str) -> None:
-    sentry_sdk.init(dsn=dsn, release=release, environment="staging", send_default_pii=True,
-                    traces_sample_rate=0.0)
+    sentry_sdk.init(dsn=dsn, release=release, environment="staging", traces_sample_rate=0.0,
+                    **everything_a_careless_team_sends())
     transport = sentry_sdk.get_client().transport
     print("compression:", getattr(transport, "_compression_algo", None), flush=True)
     sentry_sdk.set_user({"id": "u-7", "username": "ada", "email": "ada@example.com"})
