@@ -104,7 +104,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_issue_merges: COMPACTED,
         settings.topic_grouping_rules: COMPACTED,
         settings.topic_alert_rules: COMPACTED,
-        # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.rules_follower)
+        # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.grouping_rules_follower)
         settings.topic_errors: {"message.timestamp.type": "LogAppendTime"},
     }
     if settings.dlq_retention_hours > 0:

@@ -45,8 +45,8 @@ from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, key_hash
 from schemas.fast import encode
 from stream_processors.event_processor import EventProcessor
+from stream_processors.grouping_rules_follower import RulesFollower
 from stream_processors.metrics import REJECTED
-from stream_processors.rules_follower import RulesFollower
 
 log = logging.getLogger("errstream.worker")
 

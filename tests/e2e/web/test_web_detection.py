@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.web.auth import TokenStore
 from errstream_core.settings import Settings
 from schemas.events import ErrorEvent
-from sinks.migrate import migrate
+from sinks.clickhouse.migrate import migrate
 from tests.support.detection import alerts, committed, error, of_kind, publish, wait_alerts
 from tests.support.services import Service, wait_for
 from tests.support.web import running_web
