@@ -297,7 +297,7 @@ def schema_export(directory: Path) -> None:
     from schemas.export import export_json_schemas
 
     for path in export_json_schemas(directory):
-        console.print(str(path))
+        print(path)  # whole paths, one a line: rich would wrap long ones where no terminal is
 
 
 def main() -> None:
