@@ -177,3 +177,21 @@ def bench_e2e(
                                    progress=_progress(as_json))
     params = {"events": events, "rate": rate, "seconds": seconds, "workers": workers, "probe_interval": probe_interval}
     _emit("e2e", params, result.figures(), result.lines(), as_json)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    bench: Annotated[str, typer.Argument(help="the benchmark: e2e, worker, sink, core, alerts, …")] = "e2e",
+    against: Annotated[str | None, typer.Option(help="an earlier run's git commit (prefix); default: the run "
+                                                     "before the latest")] = None,
+) -> None:
+    """The latest recorded run of a benchmark beside an earlier one: each figure and its ratio."""
+    compare = _bench("compare")
+    results = _bench("harness").bench_home(get_settings()) / "results.jsonl"
+    try:
+        earlier, latest = compare.pick(compare.load(results, bench), against)
+    except ValueError as exc:
+        typer.echo(f"errstream bench compare: {exc} (in {results})", err=True)
+        raise typer.Exit(1) from None
+    for line in compare.table(earlier, latest):
+        typer.echo(line)
