@@ -182,3 +182,21 @@ def message_key(message: str) -> str:
     for pattern, replacement in _KEY_RULES:
         key = pattern.sub(replacement, key)
     return key
+
+
+# Grouping version 2 (fingerprint.py) adds what messages of other platforms carry before the rules above:
+# Go's compound durations (``1m30.5s``, ``2h3m``) would otherwise leave a ``<*>.<*>s`` that counts the units.
+_COMPOUND_DURATION = re.compile(r"\b\d+(?:\.\d+)?(?:h\d+(?:\.\d+)?m(?:\d+(?:\.\d+)?(?:s|ms|µs|us|ns))?"
+                                r"|m\d+(?:\.\d+)?(?:s|ms|µs|us|ns))\b")
+
+
+@lru_cache(maxsize=65_536)
+def grouping_message_key(message: str) -> str:
+    """The message key of grouping version 2: ``message_key`` after the platform-neutral additions.
+
+    Version 1's fingerprints keep using ``message_key`` unchanged, so the previous version's fingerprint
+    of an event is computed exactly as it was (the upgrade transition relies on it).
+    """
+    if "m" in message and _DIGIT.search(message) is not None:
+        message = _COMPOUND_DURATION.sub("1s", message)
+    return message_key(message)
