@@ -1,7 +1,15 @@
 """The ``detect-issues`` agent: signal bundles → per-issue state, issue alerts, and the forwards.
 
 Input: ``{app}-detect-by-fingerprint``, one bundle per processing-stage batch
-and partition of the fingerprints it carries. Per issue (the table
+and partition of the fingerprints it carries.
+
+During a grouping upgrade (docs/grouping.md#grouping-versions-and-upgrades) a signal
+also names the previous version's fingerprint and arrives on that fingerprint's
+partition. When that is a known issue, the event counts as that issue (no new-issue
+alert) and the new fingerprint is merged into it once, on the issue-merges topic,
+so the views show one issue and later events of the new fingerprint stay in it.
+Otherwise it is a new issue under both versions: the signal is forwarded, without
+the previous fingerprint, to its own fingerprint's partition. Per issue (the table
 ``detect-issues``, keyed by fingerprint): new issue, regression, count
 thresholds, N-in-M, issue spikes. Events it counts for the first time are
 forwarded, per bundle, to ``{app}-detect-by-service`` (counts per minute and
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,6 +29,7 @@ from faust.types import StreamT
 from prometheus_client import Counter
 
 from schemas.alerts import AlertEvent
+from schemas.issue_merge import IssueMergeChange
 from stream_processors.detection.context import (
     BATCH_MAX,
     BATCH_WITHIN,
@@ -49,6 +59,8 @@ class _Batch:
     by_service: dict[str, list[list[Any]]] = field(default_factory=dict)
     traced: list[Signal] = field(default_factory=list)
     checkpoints: dict[int, int] = field(default_factory=dict)  # partition → last bundle offset folded
+    merged: list[IssueMergeChange] = field(default_factory=list)  # grouping upgrade: new fingerprint → issue
+    forwarded: dict[int, list[list[Any]]] = field(default_factory=dict)  # partition → signals, upgrade only
 
 
 class IssueAgent:
@@ -68,13 +80,31 @@ class IssueAgent:
         groups: dict[str, dict[tuple[int, str], list[Any]]] = {}
         for sig in sigs:
             key = sig.fingerprint.encode()
-            state = self._state(batch, key)
+            primary: str | None = None
+            if sig.previous and sig.previous != sig.fingerprint:
+                previous = sig.previous.encode()
+                state = self._state(batch, previous)
+                if state is None:  # not an issue under the previous version: a new issue under its own key
+                    sig.previous = ""
+                    owner = partition_of(key, self.d.partitions)
+                    if owner != partition:
+                        batch.forwarded.setdefault(owner, []).append(sig.fields())
+                        continue
+                    state = self._state(batch, key)
+                else:  # the existing issue: the event is its event, its alerts are its alerts
+                    key = previous
+                    primary = self.d.merges.get(previous) or sig.previous
+                    if sig.fingerprint not in state.upgraded and not state.replayed(sig):
+                        state.upgraded.add(sig.fingerprint)
+                        batch.merged.append(upgrade_merge(sig, primary))
+            else:
+                state = self._state(batch, key)
             if state is not None and state.replayed(sig):
                 REPLAYED.labels("detect-issues").inc()
                 continue
             status = self.d.statuses.get(key)
             late_before = state.late if state is not None else 0
-            state, alerts = self.detector.observe(state, sig, status, self.d.merges.get(key))
+            state, alerts = self.detector.observe(state, sig, status, primary or self.d.merges.get(key))
             batch.touched[key] = state
             if state.late > late_before:
                 LATE.inc()
@@ -94,6 +124,11 @@ class IssueAgent:
         """Send the batch's alerts and forwards, wait for their acks, then write the states (see context.py)."""
         d = self.d
         pending = await d.send_alerts(batch.raised)
+        for change in batch.merged:
+            pending.append(await d.merge_topic.send(key=change.fingerprint.encode(),
+                                                   value=change.model_dump_json().encode()))
+        for owner, signals in batch.forwarded.items():
+            pending.append(await d.by_fingerprint.send(partition=owner, value=orjson.dumps(signals)))
         for service, entries in batch.by_service.items():
             pending.append(await d.by_service.send(key=service.encode(), value=orjson.dumps(entries)))
         by_partition: dict[int, list[bytes]] = {}
@@ -121,6 +156,14 @@ class IssueAgent:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             async with self.positions.lock:
                 await self.apply(await self.positions.delivered(events))
+
+
+def upgrade_merge(sig: Signal, primary: str) -> IssueMergeChange:
+    """The merge that keeps a re-fingerprinted bug in its existing issue; deterministic, so a replay
+    publishes the same record."""
+    return IssueMergeChange(fingerprint=sig.fingerprint, primary=primary, action="merge",
+                            changed_at=datetime.fromtimestamp(sig.received, UTC), changed_by="grouping-upgrade",
+                            note=f"grouping upgrade: {sig.previous} is now {sig.fingerprint}")
 
 
 def install(detection: Detection) -> None:
