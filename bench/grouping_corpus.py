@@ -187,9 +187,11 @@ def _score(truth: list[str], keys: list[str]) -> dict[str, Any]:
             "grouping_accuracy": round(ga, 3), "pairwise_f1": round(f1, 3)}
 
 
-def run(seed: int = 7, per_group: int = 12) -> dict[str, Any]:
+def run(seed: int = 7, per_group: int = 12, version: int | None = None) -> dict[str, Any]:
     """The Python chains and messages corpus, built here from really raised exceptions."""
     processor = EventProcessor()
+    if version is not None:
+        processor.grouping_version = version
     truth: list[str] = []
     keys: list[str] = []
     for group, event in corpus(seed, per_group):
@@ -219,7 +221,7 @@ def run_platforms(directory: Path = SDK_CORPUS, version: int | None = None) -> d
 
 def main() -> None:
     version = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--version=")), None)
-    result = {"python-chains-and-messages": run(), **run_platforms(version=version)}
+    result = {"python-chains-and-messages": run(version=version), **run_platforms(version=version)}
     if "--json" in sys.argv:
         print(json.dumps(result))
         return

@@ -190,6 +190,14 @@ _COMPOUND_DURATION = re.compile(r"\b\d+(?:\.\d+)?(?:h\d+(?:\.\d+)?m(?:\d+(?:\.\d
                                 r"|m\d+(?:\.\d+)?(?:s|ms|µs|us|ns))\b")
 
 
+# ``[fe80::1%eth0]:5432`` is one address, as ``2001:db8::5`` is: the brackets and port must not make a
+# different key from the bare address
+_BRACKETED_IPV6 = re.compile(r"\[([0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?)\](?::\d+)?")
+# V8's ``Cannot read properties of undefined (reading 'amount')``: the property is the program's word, not a
+# value (what tells two bugs of a minified bundle apart)
+_V8_PROPERTY = re.compile(r"\((reading|setting) '([A-Za-z_$][\w$]*)'\)")
+
+
 @lru_cache(maxsize=65_536)
 def grouping_message_key(message: str) -> str:
     """The message key of grouping version 2: ``message_key`` after the platform-neutral additions.
@@ -199,4 +207,8 @@ def grouping_message_key(message: str) -> str:
     """
     if "m" in message and _DIGIT.search(message) is not None:
         message = _COMPOUND_DURATION.sub("1s", message)
+    if "[" in message:
+        message = _BRACKETED_IPV6.sub(r"\1", message)
+    if "(reading '" in message or "(setting '" in message:
+        message = _V8_PROPERTY.sub(r"(\1 \2)", message)
     return message_key(message)
