@@ -283,3 +283,16 @@ def test_canonical_recursion_keeps_what_is_not_recursive() -> None:
     assert canonical_recursion(["m", "f", "f", "f", "g"]) == ["m", "f", "g"]
     assert canonical_recursion(["c", "a", "b"] * 5 + ["c"]) == canonical_recursion(["a", "b", "c"] * 4 + ["a", "b"])
     assert canonical_recursion(["c", "a", "b"] * 5) == ["a", "b", "c"]
+
+
+def test_every_rule_is_documented_with_its_reason() -> None:
+    """docs/grouping.md#platform-frame-rules lists every rule of every rules file with its `why`."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    docs = root.joinpath("docs", "grouping.md").read_text()
+    for path in sorted(root.joinpath("stream_processors", "grouping_platforms").glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        for rule in [*data.get("rewrite", []), *data.get("frame", []), *data.get("method_from_module", [])]:
+            assert rule["why"].replace("|", "\\|") in docs, (path.name, rule["why"])
