@@ -115,6 +115,24 @@ def test_javascript_content_hashed_bundles_and_minified_names_do_not_split_an_is
     same(webpack, webpack_next)
 
 
+@pytest.mark.parametrize(("one", "other"), [
+    ("https://shop.example.com/assets/index-DiwrgTda.js", "https://shop.example.com/assets/index-BqX_apZk.js"),  # Vite
+    ("https://shop.example.com/static/js/123.4e5f6a1b.chunk.js", "https://shop.example.com/static/js/87.90ab12cd.chunk.js"),
+    ("https://shop.example.com/js/vendor.min.js?v=41", "https://cdn.example.com/js/vendor.min.js?v=42#x"),
+])
+def test_javascript_bundle_names_of_two_builds_are_one_file(one: str, other: str) -> None:
+    assert verdict("javascript", None, "xY", one, True, None).key == verdict("javascript", None, "Zq", other, True,
+                                                                             None).key
+
+
+def test_javascript_names_of_unbundled_code_are_kept() -> None:
+    assert verdict("javascript", None, "checkout", "webpack-internal:///./src/cart.js", True, None).key == \
+        verdict("javascript", None, "checkout", "webpack:///./src/cart.js", True, None).key == "cart.checkout"
+    assert verdict("node", None, "go", "/srv/app/index.js", True, None).key == "index.go"
+    assert verdict("javascript", None, "r.handleClick", "https://x/app.E7WR2INL.js", True, None).key == \
+        "app.<hash>.handleClick"
+
+
 def test_javascript_minified_bugs_are_told_apart_by_their_words() -> None:
     """Minified frames say nothing: two TypeErrors in one bundle are two issues by their messages."""
     amount = event("javascript", js("oa", "https://shop.example.com/app.E7WR2INL.js"), type="TypeError",
@@ -188,6 +206,13 @@ def test_dotnet_renumbered_async_state_machines_and_closures_do_not_split_an_iss
     other = event("csharp", cs("Shop.Api.OrdersController+<Post>d__5", "MoveNext"),
                   cs("Shop.Orders.OrderService+<RefundAsync>d__2", "MoveNext"), type="System.NullReferenceException")
     different(a, other)
+
+
+def test_dotnet_local_functions_and_generic_arity() -> None:
+    assert verdict("csharp", "Shop.Orders.Checkout", "<Charge>g__Validate|4_0", None, True, None).key == \
+        verdict("csharp", "Shop.Orders.Checkout", "<Charge>g__Validate|7_1", None, True, None).key == \
+        "Shop.Orders.Checkout.Validate"
+    assert verdict("csharp", "Shop.Data.Repository`1", "Find", None, True, None).key == "Shop.Data.Repository.Find"
 
 
 def test_dotnet_enhanced_frames_name_the_method() -> None:
