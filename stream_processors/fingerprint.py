@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from schemas.fast import AnyErrorEvent as ErrorEvent
 from schemas.fast import AnyExceptionInfo as ExceptionInfo
 from schemas.fast import AnyStackFrame as StackFrame
-from stream_processors.grouping_platforms import FrameVerdict, canonical_recursion, verdict
+from stream_processors.grouping_platforms import FrameVerdict, canonical_recursion, file_module, verdict
 from stream_processors.grouping_rules import GroupingRules, first_fingerprint_rule, frame_flags, resolve_parts
 from stream_processors.normalize import grouping_message_key, message_key
 
@@ -75,14 +75,7 @@ def _clean_name(name: str) -> str:
 
 def _module_from_path(path: str) -> str:
     """A deploy-independent stand-in for a module: the part after site-packages, else the file name."""
-    path = path.replace("\\", "/")
-    for marker in ("/site-packages/", "/dist-packages/", "/node_modules/"):
-        if marker in path:
-            path = path.rsplit(marker, 1)[1]
-            break
-    else:
-        path = path.rsplit("/", 1)[-1]
-    return _SOURCE_SUFFIX.sub("", path)
+    return file_module(path.replace("\\", "/"), _SOURCE_SUFFIX)
 
 
 def frame_module(frame: StackFrame) -> str:
@@ -148,6 +141,17 @@ def _first_line(text: str) -> str:
     return line[:MAX_TITLE]
 
 
+def _frameless(event: ErrorEvent, title: str, key: Callable[[str], str],
+               trace: list[str] | None) -> tuple[list[str], str, str, str]:
+    """No frame anywhere in the chain: its types and the root cause's parameterised value."""
+    root = event.exceptions[0]
+    parts = ["exception-nostack", *(e.type for e in event.exceptions), key(root.value)]
+    if trace is not None:
+        trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
+                     f"+ the root cause's parameterised value {key(root.value)!r}")
+    return parts, title, event.logger or "", root.type
+
+
 def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
                         trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
     """The whole chain groups: each exception's type and in-app frames, root cause first.
@@ -161,11 +165,7 @@ def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
     with_stack = next((e for e in event.exceptions if _usable(e.stacktrace)), None)
     title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
     if with_stack is None:
-        parts = ["exception-nostack", *(e.type for e in event.exceptions), message_key(root.value)]
-        if trace is not None:
-            trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
-                         f"+ the root cause's parameterised value {message_key(root.value)!r}")
-        return parts, title, event.logger or "", root.type
+        return _frameless(event, title, message_key, trace)
     parts = ["exception"]
     culprit_frames: Sequence[StackFrame] = ()
     chain: Sequence[ExceptionInfo] = event.exceptions
@@ -187,14 +187,16 @@ def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
     return parts, title, culprit, root.type
 
 
-def _message_grouping(event: ErrorEvent, trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
+def _message_grouping(event: ErrorEvent, trace: list[str] | None = None,
+                      key: Callable[[str], str] = message_key) -> tuple[list[str], str, str, str]:
+    """Logger + the message's key (``message_key`` for version 1, ``grouping_message_key`` after)."""
     message = event.message or ""
     title = _first_line(message) if message.strip() else "<no message>"
     # not the level: one log statement logged at warning on early retries and at error on the last is one issue
-    parts = ["message", event.logger or "", message_key(message)]
+    parts = ["message", event.logger or "", key(message)]
     if trace is not None:
         trace.append(f"message event: logger {event.logger or '(none)'!r}; parameterised message "
-                     f"{message_key(message)!r}")
+                     f"{key(message)!r}")
     return parts, title, event.logger or "", ""
 
 
@@ -236,11 +238,7 @@ def _exception_grouping_v2(event: ErrorEvent, rules: GroupingRules | None,
     root = event.exceptions[0]
     title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
     if not any(_usable(e.stacktrace) for e in event.exceptions):
-        parts = ["exception-nostack", *(e.type for e in event.exceptions), grouping_message_key(root.value)]
-        if trace is not None:
-            trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
-                         f"+ the root cause's parameterised value {grouping_message_key(root.value)!r}")
-        return parts, title, event.logger or "", root.type
+        return _frameless(event, title, grouping_message_key, trace)
     parts = ["exception"]
     culprit = ""
     chain: Sequence[ExceptionInfo] = event.exceptions
@@ -265,16 +263,6 @@ def _exception_grouping_v2(event: ErrorEvent, rules: GroupingRules | None,
     return parts, title, culprit, root.type
 
 
-def _message_grouping_v2(event: ErrorEvent, trace: list[str] | None) -> tuple[list[str], str, str, str]:
-    message = event.message or ""
-    title = _first_line(message) if message.strip() else "<no message>"
-    parts = ["message", event.logger or "", grouping_message_key(message)]
-    if trace is not None:
-        trace.append(f"message event: logger {event.logger or '(none)'!r}; parameterised message "
-                     f"{grouping_message_key(message)!r}")
-    return parts, title, event.logger or "", ""
-
-
 def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: list[str] | None = None,
                 version: int = GROUPING_VERSION) -> Grouping:
     """The event's grouping under ``rules`` (server-side rules; None: none) and grouping ``version``.
@@ -287,7 +275,7 @@ def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: li
                                                  else _message_grouping(event, trace))
     elif version == 2:
         parts, title, culprit, exception_type = (_exception_grouping_v2(event, rules, trace) if event.exceptions
-                                                 else _message_grouping_v2(event, trace))
+                                                 else _message_grouping(event, trace, grouping_message_key))
         parts = ["v2", event.service, *parts]
     else:
         raise ValueError(f"unknown grouping version {version}; known: {GROUPING_VERSIONS}")

@@ -170,10 +170,7 @@ class ProcessingStage(Step):
                         await outputs.add(s.topic_processed, hashed % self.processed_partitions, key, value,
                                           [("event_id", p.event.event_id.hex.encode())])
                         if signal is not None:
-                            # during a grouping upgrade the previous version's fingerprint decides the
-                            # detection partition: the state of the issue it may belong to lives there
-                            owner = key_hash(p.previous_fingerprint.encode()) if p.previous_fingerprint else hashed
-                            self.signals[owner % n].append(signal)
+                            self.signals[hashed % n].append(signal)
                     elif outcome.dead_letter is not None:
                         dl = outcome.dead_letter
                         dl.stage = dl.stage or "validate"

@@ -4,12 +4,13 @@ Input: ``{app}-detect-by-fingerprint``, one bundle per processing-stage batch
 and partition of the fingerprints it carries.
 
 During a grouping upgrade (docs/grouping.md#grouping-versions-and-upgrades) a signal
-also names the previous version's fingerprint and arrives on that fingerprint's
-partition. When that is a known issue, the event counts as that issue (no new-issue
-alert) and the new fingerprint is merged into it once, on the issue-merges topic,
-so the views show one issue and later events of the new fingerprint stay in it.
-Otherwise it is a new issue under both versions: the signal is forwarded, without
-the previous fingerprint, to its own fingerprint's partition. Per issue (the table
+also names the previous version's fingerprint. A fingerprint its partition does not
+know yet is asked about at the previous fingerprint's partition (one forward): when
+that is a known issue, the event counts as that issue (no new-issue alert) and the
+new fingerprint is merged into it once, on the issue-merges topic, so the views show
+one issue and later events of the new fingerprint, merged, stay in it. Otherwise it
+is a new issue under both versions, forwarded back to its own partition. Only the
+first events of each new fingerprint cross the topic again. Per issue (the table
 ``detect-issues``, keyed by fingerprint): new issue, regression, count
 thresholds, N-in-M, issue spikes. Events it counts for the first time are
 forwarded, per bundle, to ``{app}-detect-by-service`` (counts per minute and
@@ -72,6 +73,34 @@ class IssueAgent:
     def _state(self, batch: _Batch, key: bytes) -> IssueState | None:
         return batch.touched[key] if key in batch.touched else self.detector.load(self.d.issues.get(key))
 
+    def _upgrade(self, batch: _Batch, partition: int, sig: Signal) -> tuple[bytes, str | None] | None:
+        """Where a signal of a grouping upgrade's transition counts: (state key, primary), or None when it was
+        forwarded. It arrives on its own fingerprint's partition. Known there (its state, or a merge): as
+        usual. Otherwise the previous fingerprint's partition decides: that issue exists → the event is
+        its event and the new fingerprint is merged into it once; it does not → a new issue, back home."""
+        n = self.d.partitions
+        key, previous = sig.fingerprint.encode(), sig.previous.encode()
+        home = partition_of(key, n)
+        if home == partition and (self._state(batch, key) is not None or self.d.merges.get(key)):
+            sig.previous = ""
+            return key, None
+        if partition_of(previous, n) != partition:  # ask where the previous version's issue would live
+            batch.forwarded.setdefault(partition_of(previous, n), []).append(sig.fields())
+            return None
+        old = self._state(batch, previous)
+        if old is None:  # not an issue under the previous version either: a new issue, counted at home
+            sig.previous = ""
+            if home != partition:
+                batch.forwarded.setdefault(home, []).append(sig.fields())
+                return None
+            return key, None
+        primary = self.d.merges.get(previous) or sig.previous
+        if sig.fingerprint not in old.upgraded and not old.replayed(sig):
+            old.upgraded.add(sig.fingerprint)
+            batch.touched[previous] = old
+            batch.merged.append(upgrade_merge(sig, primary))
+        return previous, primary
+
     def fold(self, batch: _Batch, partition: int, offset: int, value: bytes) -> None:
         """Fold one bundle into ``batch``; signals the issue states already counted are skipped."""
         sigs = signal_bundle(value, partition, offset, "invalid_signal_bundle")
@@ -82,23 +111,11 @@ class IssueAgent:
             key = sig.fingerprint.encode()
             primary: str | None = None
             if sig.previous and sig.previous != sig.fingerprint:
-                previous = sig.previous.encode()
-                state = self._state(batch, previous)
-                if state is None:  # not an issue under the previous version: a new issue under its own key
-                    sig.previous = ""
-                    owner = partition_of(key, self.d.partitions)
-                    if owner != partition:
-                        batch.forwarded.setdefault(owner, []).append(sig.fields())
-                        continue
-                    state = self._state(batch, key)
-                else:  # the existing issue: the event is its event, its alerts are its alerts
-                    key = previous
-                    primary = self.d.merges.get(previous) or sig.previous
-                    if sig.fingerprint not in state.upgraded and not state.replayed(sig):
-                        state.upgraded.add(sig.fingerprint)
-                        batch.merged.append(upgrade_merge(sig, primary))
-            else:
-                state = self._state(batch, key)
+                upgraded = self._upgrade(batch, partition, sig)
+                if upgraded is None:
+                    continue  # asked at the other fingerprint's partition
+                key, primary = upgraded
+            state = self._state(batch, key)
             if state is not None and state.replayed(sig):
                 REPLAYED.labels("detect-issues").inc()
                 continue

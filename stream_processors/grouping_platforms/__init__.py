@@ -144,15 +144,16 @@ def clean_path(path: str) -> str:
     return _URL_PREFIX.sub("", path)
 
 
-def _file_module(path: str) -> str:
-    """A deploy-independent stand-in for a module: the path inside the package directory, else the file name."""
+def file_module(path: str, suffix: re.Pattern[str] = _SOURCE_SUFFIX) -> str:
+    """A deploy-independent stand-in for a module: the path inside the package directory, else the file name
+    (``path`` with forward slashes; ``suffix`` the source suffixes to drop)."""
     for marker in _PACKAGE_DIRS:
         if marker in path:
             path = path.rsplit(marker, 1)[1]
             break
     else:
         path = path.rsplit("/", 1)[-1]
-    return _SOURCE_SUFFIX.sub("", path)
+    return suffix.sub("", path)
 
 
 @lru_cache(maxsize=65_536)
@@ -171,7 +172,7 @@ def verdict(platform: str, module: str | None, function: str | None, path: str |
         name = _rewrite(rules.by_field["module"], module)
         file_like = False
     else:
-        name = _rewrite(rules.by_field["file"], _file_module(path)) if path else (module or "?")
+        name = _rewrite(rules.by_field["file"], file_module(path)) if path else (module or "?")
         file_like = True
     func = _rewrite(rules.by_field["function"], function) if function else "?"
     in_app = bool(sdk_in_app) if not rules.app_by_rules else False
