@@ -4,8 +4,9 @@ Issues opened under grouping version 1 keep their identity and counts when the w
 2 (whose fingerprints differ for every event): during the transition each event carries its version-1
 fingerprint, detection counts it as the existing issue, raises no new-issue alert, and merges the new
 fingerprint into the issue once, so the views show one row per bug with all its events. A bug first seen
-after the upgrade is a new issue, alerted once. The events are real SDK payloads (sentry-java), through
-the gateway's conversion.
+after the upgrade is a new issue, alerted once; the next deploy of the app (its build b: code moved,
+lambdas renumbered, so another version-1 fingerprint) stays in the upgraded issue. The events are real
+SDK payloads (sentry-java), through the gateway's conversion.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
+from errstream_core.topics import by_fingerprint_topic
 from producers.gateway.sentry_typed import convert_sentry_payload
 from schemas.events import ErrorEvent
 from schemas.fast import encode
 from tests.support.alerts import query_rows
 from tests.support.detection import alerts, of_kind, publish, wait_alerts
+from tests.support.kafka import group_lag
 from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +53,14 @@ def groups(ch: Client, settings: Settings) -> dict[str, tuple[int, list[str]]]:
     """v_error_groups: issue → (events, member fingerprints)."""
     return {fp: (int(n), sorted(m)) for fp, n, m in query_rows(
         ch, f"SELECT fingerprint, events, members FROM {settings.clickhouse_database}.v_error_groups")}
+
+
+def caught_up(settings: Settings, what: str) -> None:
+    """Until the processing stage, then detection, have committed everything they were given."""
+    wait_for(lambda: group_lag(settings, f"{settings.app_id}-process", [settings.topic_errors]), lambda n: n == 0, 90,
+             f"the processing stage to take {what}")
+    wait_for(lambda: group_lag(settings, settings.app_id, [by_fingerprint_topic(settings)]), lambda n: n == 0, 90,
+             f"detection to take {what}")
 
 
 def test_an_upgrade_keeps_existing_issues_and_their_counts_and_raises_no_new_issue_alert(
@@ -88,6 +99,13 @@ def test_an_upgrade_keeps_existing_issues_and_their_counts_and_raises_no_new_iss
                                 ".issue_merges FINAL WHERE primary_fingerprint != ''")
         assert sorted(primary for _, primary, _ in merges) == sorted([npe, ise])
         assert {by for _, _, by in merges} == {"grouping-upgrade"}
+
+        # the next deploy (build b: code moved, lambdas renumbered) is the same issue: no new one
+        publish(settings, sdk_events(lambda_npe, build="b"))
+        wait_for(lambda: groups(ch, settings), lambda g: g.get(npe, (0,))[0] == 9 and len(g) == 3, 120,
+                 "build b's events in the upgraded issue", diagnostics=logs)
+        caught_up(settings, "build b's events")
+        assert len(of_kind(alerts(settings), "new_issue")) == 3
     finally:
         for s in services:
             s.stop()
