@@ -233,8 +233,6 @@ def record_go(dsn: str, work: Path) -> Path:
         source = (APPS / "go" / "main.go").read_text()
         extra = {"/*EXTRA_CLOSURE*/": "_ = func() int { return 1 }()\n\t_ = func() int { return 2 }()"}
         (app / "main.go").write_text(_pad(source, name, extra))
-        if name == "b":  # v2 of an in-house library module: versioned module path
-            (app / "main.go").write_text((app / "main.go").read_text())
         env = {**os.environ, "GOFLAGS": "-mod=mod"}
         subprocess.run(["go", "mod", "init", "example.com/shop"], check=True, cwd=app, env=env,
                        capture_output=True)
