@@ -321,3 +321,25 @@ def test_every_rule_is_documented_with_its_reason() -> None:
         data = tomllib.loads(path.read_text())
         for rule in [*data.get("rewrite", []), *data.get("frame", []), *data.get("method_from_module", [])]:
             assert rule["why"].replace("|", "\\|") in docs, (path.name, rule["why"])
+
+
+@pytest.mark.parametrize(("platform", "one", "other"), [
+    ("go", ("main", "init.0"), ("main", "init.3")),  # init functions numbered in source order
+    ("csharp", ("Shop.Worker+<>c+<<ExecuteAsync>b__0_0>d", "MoveNext"),  # async lambdas
+     ("Shop.Worker+<>c+<<ExecuteAsync>b__2_1>d__4", "MoveNext")),
+    ("csharp", (None, "lambda_method12(Closure, Object)"), (None, "lambda_method87(Closure, Object)")),
+    ("java", ("com.shop.Repo$load$2", "invokeSuspend"), ("com.shop.Repo$load$5", "invokeSuspend")),  # Kotlin
+])
+def test_more_compiler_numbering_does_not_split_a_frame(platform: str, one: tuple[str | None, str],
+                                                         other: tuple[str | None, str]) -> None:
+    assert verdict(platform, *one, None, True, None).key == verdict(platform, *other, None, True, None).key
+
+
+def test_python_comprehension_frames_are_left_out() -> None:
+    """Python 3.12 inlines comprehensions (PEP 709): one bug on 3.11 and 3.12 is one issue."""
+    py311 = event("python", py("shop.cart", "total", "/app/shop/cart.py"),
+                  py("shop.cart", "<listcomp>", "/app/shop/cart.py", "return [price(i) for i in items]"),
+                  py("shop.cart", "price", "/app/shop/cart.py"), type="KeyError")
+    py312 = event("python", py("shop.cart", "total", "/app/shop/cart.py"), py("shop.cart", "price", "/app/shop/cart.py"),
+                  type="KeyError")
+    same(py311, py312)
