@@ -29,7 +29,13 @@ from functools import lru_cache
 from schemas.fast import AnyErrorEvent as ErrorEvent
 from schemas.fast import AnyExceptionInfo as ExceptionInfo
 from schemas.fast import AnyStackFrame as StackFrame
-from stream_processors.grouping_platforms import FrameVerdict, canonical_recursion, file_module, verdict
+from stream_processors.grouping_platforms import (
+    FrameVerdict,
+    canonical_recursion,
+    file_module,
+    minified_frames,
+    verdict,
+)
 from stream_processors.grouping_rules import GroupingRules, first_fingerprint_rule, frame_flags, resolve_parts
 from stream_processors.normalize import grouping_message_key, message_key
 
@@ -218,6 +224,7 @@ def _v2_frames(exc: ExceptionInfo, event: ErrorEvent, rules: GroupingRules | Non
                                  f"{'in-app' if fl.in_app else 'not in-app'}{'' if fl.group else ', out of the key'}")
     any_app = any(v.in_app for v in judged)
     chosen = [v for v in judged if v.group and v.in_app] if any_app else [v for v in judged if v.group]
+    chosen = minified_frames(chosen)
     # Module-level or anonymous code at the start of the stack (a script's ``<module>``, Node's
     # ``Object.<anonymous>``) only says how the code was entered: at import, or later from the event loop
     # after an await. The raising frame keeps it (with its source line).

@@ -83,6 +83,7 @@ class FrameVerdict(NamedTuple):
     named: bool = True  # False for module-level and anonymous code (``<module>``, ``Object.<anonymous>``)
     module: str = "?"  # the canonical module and function, for the culprit
     function: str = "?"
+    short: bool = False  # a name shaped like a minifier's, in a file not known to be a bundle
 
 
 def _glob(patterns: Any) -> re.Pattern[str] | None:
@@ -184,9 +185,12 @@ def verdict(platform: str, module: str | None, function: str | None, path: str |
             if rule.group is not None:
                 group = rule.group
     meaningful = named = True
-    if rules.minified_function is not None and rules.minified_function.match(func) and (
-            rules.bundle_file is None or rules.bundle_file.search(name)):
-        func, meaningful = "?", False  # a minified name: renamed by every build
+    short = False
+    if rules.minified_function is not None and rules.minified_function.match(func):
+        if rules.bundle_file is None or rules.bundle_file.search(name):
+            func, meaningful = "?", False  # a minified name: renamed by every build
+        else:
+            short = True  # minified or not: the stack decides (minified_frames)
     plain = func
     if func in rules.meaningless_functions or not func:
         named = False
@@ -195,7 +199,26 @@ def verdict(platform: str, module: str | None, function: str | None, path: str |
             func = f"{func}|{line}"  # what runs there tells two module-level frames apart (as Sentry does)
         else:
             meaningful = False
-    return FrameVerdict(f"{name or '?'}.{func or '?'}", in_app, group, meaningful, named, name or "?", plain or "?")
+    return FrameVerdict(f"{name or '?'}.{func or '?'}", in_app, group, meaningful, named, name or "?", plain or "?",
+                        short)
+
+
+def minified_frames(frames: list[FrameVerdict]) -> list[FrameVerdict]:
+    """Frames of a file minified without a bundle-like name (``shop.js``, served minified): when most of a
+    file's frames on the stack have minifier-shaped names, those names are the minifier's and go."""
+    if not any(v.short for v in frames):
+        return frames
+    short: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for v in frames:
+        total[v.module] = total.get(v.module, 0) + 1
+        if v.short:
+            short[v.module] = short.get(v.module, 0) + 1
+    minified = {m for m, n in short.items() if n >= 2 and 2 * n >= total[m]}
+    if not minified:
+        return frames
+    return [v._replace(key=f"{v.module}.?", function="?", meaningful=False, short=False)
+            if v.short and v.module in minified else v for v in frames]
 
 
 def canonical_recursion(keys: list[str], max_period: int = 8) -> list[str]:

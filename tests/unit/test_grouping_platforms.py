@@ -343,3 +343,19 @@ def test_python_comprehension_frames_are_left_out() -> None:
     py312 = event("python", py("shop.cart", "total", "/app/shop/cart.py"), py("shop.cart", "price", "/app/shop/cart.py"),
                   type="KeyError")
     same(py311, py312)
+
+
+def test_javascript_minified_files_without_a_bundle_name_are_recognised_by_their_names() -> None:
+    """A file served minified under a plain name (`shop.js`): most of its frames have minifier-shaped names."""
+    a = event("javascript", js("oa", "https://shop.example.com/js/shop.js"), js("Xe", "https://shop.example.com/js/shop.js"),
+              js("t", "https://shop.example.com/js/shop.js"), type="TypeError", value="e.items is undefined")
+    b = event("javascript", js("ra", "https://shop.example.com/js/shop.js?v=2"),
+              js("Qa", "https://shop.example.com/js/shop.js?v=2"), js("n", "https://shop.example.com/js/shop.js?v=2"),
+              type="TypeError", value="e.items is undefined")
+    same(a, b)
+    readable = event("javascript", js("checkout", "https://shop.example.com/js/shop.js"),
+                     js("go", "https://shop.example.com/js/shop.js"), js("applyCoupon", "https://shop.example.com/js/shop.js"),
+                     type="TypeError")
+    trace: list[str] = []
+    group_event(readable, trace=trace)
+    assert "'shop.go'" in trace[0] and "'shop.checkout'" in trace[0]  # one short name among readable ones stays
