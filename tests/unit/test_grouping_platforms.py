@@ -185,6 +185,8 @@ def test_go_standard_library_and_module_cache_are_not_the_app_whatever_the_build
         assert not verdict("go", module, "f", path, True, None).in_app, module
     assert verdict("go", "main", "main", "main.go", False, None).in_app
     assert verdict("go", "example.com/shop/orders", "Total", "example.com/shop/orders/store.go", False, None).in_app
+    assert verdict("go", "shop/internal/orders", "Total", "shop/internal/orders/store.go", False, None).in_app  # `module shop`
+    assert not verdict("go", "html", "EscapeString", "html/escape.go", True, None).in_app
 
 
 # --- .NET ----------------------------------------------------------------------------------------------
