@@ -79,9 +79,11 @@ def explain(event_file: Annotated[Path, typer.Argument(help="one event as JSON (
     event = event_from_model(model)
     Scrubber().scrub(event)  # the worker groups the scrubbed event
     trace: list[str] = []
-    grouping = group_event(event, rules, trace)
+    version = get_settings().grouping_version  # the worker's (ERRSTREAM_GROUPING_VERSION)
+    grouping = group_event(event, rules, trace, version=version)
     for line in trace:
         console.print(line, highlight=False, markup=False)
+    console.print(f"grouping:    version {version}, platform {event.platform}", highlight=False)
     console.print(f"rules:       {rules.version if rules else '(none)'}", highlight=False)
     console.print(f"fingerprint: {grouping.fingerprint}", highlight=False)
     console.print(f"title:       {grouping.title}", highlight=False, markup=False)

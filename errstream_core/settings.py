@@ -9,6 +9,7 @@ or reprs.
 from __future__ import annotations
 
 import ssl
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
     topic_alert_rules: str = "errstream-alert-rules"  # compacted: the alert rules in force (errstream alerts rules)
     alert_rules_interval_seconds: float = Field(default=15.0, gt=0)  # how often notify evaluates measured rules
     grouping_rules_delay_seconds: float = 5.0  # a published rules version takes effect this much later
+    # Grouping versions (docs/grouping.md#grouping-versions-and-upgrades): new issues get grouping_version;
+    # while an event's broker time is before grouping_transition_until (None: no end yet), the previous
+    # version's fingerprint is computed too and detection maps it onto the existing issue. Empty
+    # ERRSTREAM_GROUPING_PREVIOUS_VERSION (or a past ..._UNTIL) ends the transition.
+    grouping_version: int = Field(default=2, ge=1, le=2)
+    grouping_previous_version: int | None = Field(default=1, ge=1, le=2)
+    grouping_transition_until: datetime | None = None
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
     # errors.dlq keeps raw payloads (before scrubbing) for replay: ensure_topics gives it this retention

@@ -139,5 +139,5 @@ def test_grouping_explain_prints_the_parts_rules_fingerprint_and_title(tmp_path:
     assert "exception 0 (root cause): type ConnectionError" in out.stdout
     assert "fingerprint rule at line 3 fired: error.type:ConnectionError -> database-unavailable" in out.stdout
     assert f"fingerprint: {expected.fingerprint}" in out.stdout and "title:       ConnectionError: db down" in out.stdout
-    assert f"rules:       {rules.version}" in out.stdout
+    assert f"rules:       {rules.version}" in out.stdout and "grouping:    version 2, platform python" in out.stdout
     assert json.loads((tmp_path / "event.json").read_text())["service"] == "checkout"
