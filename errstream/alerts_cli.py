@@ -119,7 +119,7 @@ def _load_rules(path: Path) -> tuple[str, AlertRules]:
         console.print(f"[red]error:[/red] cannot read {path}: {exc}")
         raise typer.Exit(2) from None
     try:
-        return text, parse_alert_rules(text)
+        return text, parse_alert_rules(text, get_settings().destination_names)
     except AlertRulesError as exc:
         for problem in exc.problems:
             console.print(f"[red]{path}:[/red] {problem}", highlight=False)
@@ -128,18 +128,18 @@ def _load_rules(path: Path) -> tuple[str, AlertRules]:
 
 @alert_rules_app.command("check")
 def rules_check(path: Annotated[Path, typer.Argument(help="alert rules (TOML; see docs/notifications.md)")]) -> None:
-    """Validate an alert rules file: every problem with its line."""
+    """Validate an alert rules file: every problem with its line, destinations checked against the configuration."""
     _, rules = _load_rules(path)
     Console(soft_wrap=True).print(f"{path}: {len(rules.rules)} rule(s) ok")
 
 
 @alert_rules_app.command("apply")
-def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")]) -> None:
+def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")], timeout: Timeout = None) -> None:
     """Publish an alert rules file; `errstream notify` switches to it without restarting."""
     from producers.rules_publisher import publish_alert_rules
     from stream_processors.grouping_rules import rules_version
 
     text, rules = _load_rules(path)
     version = rules_version(text)
-    asyncio.run(publish_alert_rules(get_settings(), text, version))
+    asyncio.run(publish_alert_rules(get_settings(), text, version, timeout=command_timeout()))
     Console(soft_wrap=True).print(f"alert rules {version} published ({len(rules.rules)} rule(s))")

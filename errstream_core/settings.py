@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, read_password
@@ -194,6 +194,22 @@ class Settings(BaseSettings):
     web_login_per_minute: float = 10.0  # login attempts per client address (token bucket, burst 5)
     # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
     ownership_rules: list[OwnershipRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _destinations_exist(self) -> Settings:
+        """Names that point at destinations must name configured ones: refused at start, not at alert time."""
+        names = [d.name for d in self.alert_webhooks] + [d.name for d in self.alert_emails]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"destination names in ALERT_WEBHOOKS and ALERT_EMAILS must be unique: {dupes}")
+        if unknown := sorted(set(self.digest_destinations) - set(names)):
+            raise ValueError(f"DIGEST_DESTINATIONS names {unknown}, which ALERT_WEBHOOKS / ALERT_EMAILS do not "
+                             f"configure (configured: {sorted(names) or 'none'})")
+        return self
+
+    @property
+    def destination_names(self) -> set[str]:
+        """Every configured alert destination (webhooks and e-mail), by name."""
+        return {d.name for d in self.alert_webhooks} | {d.name for d in self.alert_emails}
 
     @property
     def tokens_path(self) -> Path:

@@ -26,7 +26,15 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from schemas.alert_rules import MEASURED, ROUTED, AlertRule, AlertRules, AlertRulesError, parse_alert_rules
+from schemas.alert_rules import (
+    MEASURED,
+    ROUTED,
+    AlertRule,
+    AlertRules,
+    AlertRulesError,
+    parse_alert_rules,
+    unknown_destinations,
+)
 from schemas.alerts import AlertEvent, alert_id
 from sinks.clickhouse_client import connect
 from sinks.periodic import publish_alerts_periodically
@@ -62,9 +70,17 @@ class AlertRulesFollower:
                     self.rules = parse_alert_rules(body["text"])
                     self.version = str(body.get("version", ""))
                     log.info("alert rules %s in force (%d rules)", self.version, len(self.rules.rules))
-                except (orjson.JSONDecodeError, KeyError, TypeError, AlertRulesError) as exc:
-                    log.warning("alert rules record at offset %s ignored: %s", record.offset, exc)
+                    self._warn_unknown_destinations()
+                except Exception as exc:  # noqa: BLE001 - a bad record is ignored, never stops notify
+                    log.warning("alert rules record at offset %s ignored: %s", record.offset,
+                                exc if isinstance(exc, AlertRulesError) else f"{type(exc).__name__}: {exc}")
         return self.rules
+
+    def _warn_unknown_destinations(self) -> None:
+        """``rules check|apply`` refuse unknown names; rules published with another configuration still say so."""
+        problems = unknown_destinations(self.rules, self.settings.destination_names)
+        for problem in problems:
+            log.error("alert rules %s: %s; its alerts are recorded as unknown_destination", self.version, problem)
 
     async def stop(self) -> None:
         if self._consumer is not None:

@@ -44,6 +44,35 @@ def test_a_mistake_is_refused_with_its_line(text: str, expected: str) -> None:
     assert any(expected in p for p in err.value.problems), err.value.problems
 
 
+def test_a_destination_that_is_not_configured_is_refused() -> None:
+    """Before: ``destinations = ["oncal-mail"]`` passed ``rules check`` and its alerts went nowhere, silently."""
+    typo = GOOD.replace('["team-mail"]', '["oncal-mail"]')
+    with pytest.raises(AlertRulesError) as err:
+        parse_alert_rules(typo, {"oncall", "team-mail"})
+    assert err.value.problems == ["line 11 (rule 2): destinations: 'oncal-mail' is not a configured destination "
+                                  "(configured: oncall, team-mail)"]
+    assert parse_alert_rules(GOOD, {"oncall", "team-mail"}).rules  # every name known: accepted
+
+
+def test_every_mistake_is_reported_in_one_pass() -> None:
+    """Before: the duplicate name and the cross-field mistake showed only once the field errors were fixed."""
+    text = GOOD + """
+[[rules]]
+name = "new-in-checkout"
+when = "error_rate"
+threshold = 0
+severity = "loud"
+destinations = ["nowhere"]
+"""
+    with pytest.raises(AlertRulesError) as err:
+        parse_alert_rules(text, {"oncall", "team-mail"})
+    problems = "\n".join(err.value.problems)
+    assert "line 18 (rule 3): severity:" in problems
+    assert "line 18 (rule 3): rule: a error_rate rule needs a threshold above 0" in problems
+    assert "line 18 (rule 3): destinations: 'nowhere' is not a configured destination" in problems
+    assert "line 18: name: rule names must be unique: 'new-in-checkout' also at line 11" in problems
+
+
 def test_routed_rules_set_severity_and_destinations_of_detection_alerts() -> None:
     rules = parse_alert_rules(GOOD)
     alert = synthetic_alert(kind="new_issue", service="checkout", severity="error")
