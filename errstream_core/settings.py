@@ -172,6 +172,9 @@ class Settings(BaseSettings):
     local_kafka_port: int = 9092  # with N brokers, node i listens on port + 2(i-1), its controller one above
     local_kafka_brokers: int = Field(default=1, ge=1, le=9)  # `errstream local up --brokers 3`: a KRaft quorum
     local_clickhouse_port: int = 8123
+    # the embedded ClickHouse's read-only logins (analyst): per-query bounds, so one query cannot take the host
+    local_clickhouse_analyst_max_seconds: float = Field(default=60.0, gt=0)
+    local_clickhouse_analyst_max_memory_bytes: int = Field(default=2_000_000_000, gt=0)
 
     # --- HTTP ingestion gateway (producers/gateway) ---------------------------
     # JSON map project id → {"public_key", "service", "rate_limit" (events/s), "burst"}; see docs/ingestion.md
