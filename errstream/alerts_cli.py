@@ -19,7 +19,7 @@ from rich.text import Text
 
 from errstream.cli_errors import CliError, Timeout, command_timeout
 from errstream_core.settings import Settings, get_settings
-from schemas.alert_rules import AlertRules, AlertRulesError, parse_alert_rules
+from schemas.alert_rules import AlertRules, AlertRulesError, filtered_destinations, parse_alert_rules
 from schemas.alerts import AlertEvent
 
 alerts_app = typer.Typer(help="Alerts on the `alerts` topic.", no_args_is_help=True)
@@ -118,8 +118,12 @@ def _load_rules(path: Path) -> tuple[str, AlertRules]:
     except (OSError, UnicodeDecodeError) as exc:
         console.print(f"[red]error:[/red] cannot read {path}: {exc}")
         raise typer.Exit(2) from None
+    settings = get_settings()
     try:
-        return text, parse_alert_rules(text, get_settings().destination_names)
+        rules = parse_alert_rules(text, settings.destination_names)
+        if problems := filtered_destinations(rules, [*settings.alert_webhooks, *settings.alert_emails]):
+            raise AlertRulesError(problems)
+        return text, rules
     except AlertRulesError as exc:
         for problem in exc.problems:
             console.print(f"[red]{path}:[/red] {problem}", highlight=False)

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.alerts import Severity
+from schemas.alerts import AlertEvent, Severity
+from schemas.notifications import EmailDestination, WebhookDestination
 
 MEASURED = ("count", "errors_per_minute", "error_rate", "level")
 ROUTED = ("new_issue", "regression", "spike", "error_chain", "threshold", "escalation")
@@ -103,6 +104,22 @@ def unknown_destinations(rules: AlertRules, known: Collection[str]) -> list[str]
     """``rule NAME: destination 'X' is not configured`` for every name a rule routes to that does not exist."""
     return [f"rule {r.name}: destination {d!r} is not configured (configured: {_configured(known)})"
             for r in rules.rules for d in r.destinations if d not in known]
+
+
+def filtered_destinations(rules: AlertRules, destinations: Sequence[WebhookDestination | EmailDestination]) -> list[str]:
+    """Rules that route to a destination whose own filters (``min_severity``, ``kinds``) drop every alert the
+    rule routes there: as silent as a misspelt name, so refused the same way."""
+    by_name = {d.name: d for d in destinations}
+    problems = []
+    for rule in rules.rules:
+        kind = rule.when if rule.when in ROUTED else "rule"
+        probe = AlertEvent(kind=kind, severity=rule.severity, dedup_key="check", service="check", title="check")
+        for name in rule.destinations:
+            dest = by_name.get(name)
+            if dest is not None and not dest.accepts(probe):
+                problems.append(f"rule {rule.name}: destination {name!r} drops its {kind} alerts of severity "
+                                f"{rule.severity} (min_severity {dest.min_severity}, kinds {dest.kinds or 'all'})")
+    return problems
 
 
 def parse_alert_rules(text: str, destinations: Collection[str] | None = None) -> AlertRules:

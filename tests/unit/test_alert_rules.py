@@ -93,3 +93,21 @@ def test_a_measured_rule_fires_once_per_cooldown_period() -> None:
     assert first.alert_id == again.alert_id != later.alert_id
     assert first.kind == "rule" and first.severity == "critical" and first.details["destinations"] == ["oncall"]
     assert first.title == "billing-error-rate: 12.50 % errored in 10 min"
+
+
+def test_a_destination_whose_filters_drop_the_rules_alerts_is_refused() -> None:
+    """A rule routing warnings to a pager that takes only critical alerts would page nobody, silently."""
+    from schemas.alert_rules import filtered_destinations
+    from schemas.notifications import EmailDestination, WebhookDestination
+
+    rules = parse_alert_rules(GOOD)
+    pager = WebhookDestination(name="oncall", url="https://pager.example/x", min_severity="critical")  # type: ignore[arg-type]
+    mail = EmailDestination(name="team-mail", smtp_host="smtp.example.com", sender="e@example.com",
+                            recipients=["t@example.com"], kinds=["spike"])
+    assert filtered_destinations(rules, [pager, mail]) == [
+        "rule new-in-checkout: destination 'team-mail' drops its new_issue alerts of severity warning "
+        "(min_severity warning, kinds ['spike'])"]
+    pager_warn = WebhookDestination(name="oncall", url="https://pager.example/x", min_severity="warning")  # type: ignore[arg-type]
+    mail_all = EmailDestination(name="team-mail", smtp_host="smtp.example.com", sender="e@example.com",
+                                recipients=["t@example.com"])
+    assert filtered_destinations(rules, [pager_warn, mail_all]) == []
