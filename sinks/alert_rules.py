@@ -52,6 +52,7 @@ class AlertRulesFollower:
         self.rules = AlertRules()
         self.version = ""
         self._consumer: AIOKafkaConsumer | None = None
+        self._caught_up = False
 
     async def poll(self) -> AlertRules:
         if self._consumer is None:
@@ -60,7 +61,10 @@ class AlertRulesFollower:
             self._consumer = AIOKafkaConsumer(s.topic_alert_rules, **s.kafka_client_kwargs(), group_id=None,
                                               enable_auto_commit=False, auto_offset_reset="earliest")
             await self._consumer.start()
-        polled = await self._consumer.getmany(timeout_ms=200)
+        # The first read waits a little for the topic's current rules; later ones take what the background
+        # fetcher already has (0 ms), so handling alerts one by one (a batch that failed) costs no waits.
+        polled = await self._consumer.getmany(timeout_ms=0 if self._caught_up else 200)
+        self._caught_up = True
         for records in polled.values():
             for record in records:
                 if record.value is None:
@@ -86,6 +90,7 @@ class AlertRulesFollower:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+            self._caught_up = False
 
 
 def _matches_service(rule: AlertRule, service: str) -> bool:
