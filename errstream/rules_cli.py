@@ -11,6 +11,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from errstream.cli_errors import Timeout, command_timeout
 from errstream_core.settings import get_settings
 from producers.rules_publisher import publish_rules
 from schemas.events import ErrorEvent as EventModel
@@ -53,10 +54,11 @@ def check(path: RulesFile) -> None:
 def apply(path: RulesFile,
           delay: Annotated[float | None, typer.Option(help="seconds until it takes effect (at least the "
                                                              "configured ERRSTREAM_GROUPING_RULES_DELAY_SECONDS)")]
-          = None) -> None:
+          = None, timeout: Timeout = None) -> None:
     """Publish a rules file; every worker switches to it at the same recorded point."""
     rules = _load(path)
-    effective = asyncio.run(publish_rules(get_settings(), rules.text, rules.version, delay))
+    effective = asyncio.run(publish_rules(get_settings(), rules.text, rules.version, delay,
+                                          timeout=command_timeout()))
     when = datetime.fromtimestamp(effective / 1000, UTC)
     console.print(f"rules {rules.version} published; events received from {when:%Y-%m-%d %H:%M:%S} UTC on are "
                   "grouped with them")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, read_password
@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     local_kafka_port: int = 9092  # with N brokers, node i listens on port + 2(i-1), its controller one above
     local_kafka_brokers: int = Field(default=1, ge=1, le=9)  # `errstream local up --brokers 3`: a KRaft quorum
     local_clickhouse_port: int = 8123
+    # the embedded ClickHouse's read-only logins (analyst): per-query bounds, so one query cannot take the host
+    local_clickhouse_analyst_max_seconds: float = Field(default=60.0, gt=0)
+    local_clickhouse_analyst_max_memory_bytes: int = Field(default=2_000_000_000, gt=0)
 
     # --- HTTP ingestion gateway (producers/gateway) ---------------------------
     # JSON map project id → {"public_key", "service", "rate_limit" (events/s), "burst"}; see docs/ingestion.md
@@ -202,6 +205,22 @@ class Settings(BaseSettings):
     web_login_per_minute: float = 10.0  # login attempts per client address (token bucket, burst 5)
     # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
     ownership_rules: list[OwnershipRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _destinations_exist(self) -> Settings:
+        """Names that point at destinations must name configured ones: refused at start, not at alert time."""
+        names = [d.name for d in self.alert_webhooks] + [d.name for d in self.alert_emails]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"destination names in ALERT_WEBHOOKS and ALERT_EMAILS must be unique: {dupes}")
+        if unknown := sorted(set(self.digest_destinations) - set(names)):
+            raise ValueError(f"DIGEST_DESTINATIONS names {unknown}, which ALERT_WEBHOOKS / ALERT_EMAILS do not "
+                             f"configure (configured: {sorted(names) or 'none'})")
+        return self
+
+    @property
+    def destination_names(self) -> set[str]:
+        """Every configured alert destination (webhooks and e-mail), by name."""
+        return {d.name for d in self.alert_webhooks} | {d.name for d in self.alert_emails}
 
     @property
     def tokens_path(self) -> Path:

@@ -64,7 +64,7 @@ class EventProcessor:
     scrubber: Scrubber = field(default_factory=Scrubber)
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
-    # the published server-side grouping rules, by the time each version takes effect (rules_follower.py)
+    # the published server-side grouping rules, by the time each version takes effect (grouping_rules_follower.py)
     rules: RulesBook = field(default_factory=RulesBook)
     detection: bool = False  # build each event's detection signal
     # grouping version of new fingerprints, and the upgrade transition (docs/grouping.md#grouping-versions):

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from errstream.web import api, pages
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
@@ -90,8 +91,18 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
+        """Alive always; ``clickhouse`` and ``alerts_feed`` (Kafka) say what the pages can reach right now."""
         feed = state.feed
-        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set())})
+
+        def clickhouse_answers() -> bool:
+            try:
+                state.client.query("SELECT 1")
+            except Exception:  # noqa: BLE001 - unreachable, refused login, …: all mean "not now"
+                return False
+            return True
+
+        return JSONResponse({"status": "ok", "clickhouse": await run_in_threadpool(clickhouse_answers),
+                             "alerts_feed": bool(feed and feed.connected.is_set())})
 
     return app
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -74,6 +75,7 @@ class Gateway:
         self.scrubber = Scrubber.from_settings(settings)
         self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
         self.metrics = Metrics()
+        self._kafka_checked_at, self._kafka_ok = 0.0, False  # /healthz asks the broker at most once a second
 
     # --- shared steps ----------------------------------------------------------------------
     async def _body(self, request: Incoming) -> bytes:
@@ -84,6 +86,16 @@ class Gateway:
     def _sentry_key(request: Incoming) -> str | None:
         return sentry_auth_key(request.header("x-sentry-auth")) or request.query("sentry_key")
 
+    async def kafka_reachable(self) -> bool:
+        publisher = self.publisher
+        if publisher is None:
+            return False
+        now = time.monotonic()
+        if now - self._kafka_checked_at >= 1.0:
+            self._kafka_checked_at = now
+            self._kafka_ok = await publisher.reachable(timeout=2.0)
+        return self._kafka_ok
+
     async def _publish(self, events: list[ErrorEvent]) -> None:
         publisher = self.publisher
         if publisher is None:
@@ -92,6 +104,13 @@ class Gateway:
         # client's fault, not the broker's.
         scrub = self.scrubber.scrub
         records = [(encode(scrub(e)), e.event_id.hex.encode()) for e in events]
+        # The worker's limit, on the record it would read, for every endpoint: answered here with 413
+        # rather than accepted with 200 and dead-lettered as too_large (nothing of the batch is published).
+        for i, (value, _) in enumerate(records):
+            if len(value) > MAX_EVENT_BYTES:
+                which = f"event #{i}" if len(records) > 1 else "event"
+                raise Rejected(413, "event_too_large", f"{which} is {len(value)} bytes as stored; the limit is "
+                                                       f"{MAX_EVENT_BYTES} (nothing was published)")
         try:  # the publisher fails the call after settings.gateway_publish_timeout
             if len(records) == 1:  # the usual envelope: skip gather's task per event
                 value, key = records[0]
@@ -271,8 +290,13 @@ def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> G
                 await gw.publisher.__aexit__(None, None, None)
 
     async def healthz(request: Request) -> Response:
-        """Alive always; ``kafka`` says whether events can be accepted (else they get 503)."""
-        return JSONResponse({"status": "ok", "kafka": gw.publisher is not None})
+        """Alive always; ``kafka`` says whether events can be accepted now (else they get 503).
+
+        Asked of the broker (a metadata request, at most one per second however often probes come): before,
+        it said only that the publisher had started once, and read ``true`` through a broker outage while
+        every event got 503.
+        """
+        return JSONResponse({"status": "ok", "kafka": await gw.kafka_reachable()})
 
     async def metrics_text(request: Request) -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
