@@ -140,7 +140,7 @@ def rules_check(path: Annotated[Path, typer.Argument(help="alert rules (TOML; se
 @alert_rules_app.command("apply")
 def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")], timeout: Timeout = None) -> None:
     """Publish an alert rules file; `errstream notify` switches to it without restarting."""
-    from producers.rules_publisher import publish_alert_rules
+    from producers.rule_files import publish_alert_rules
     from stream_processors.grouping_rules import rules_version
 
     text, rules = _load_rules(path)

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from errstream.cli_errors import Timeout, command_timeout
 from errstream_core.settings import get_settings
-from producers.rules_publisher import publish_rules
+from producers.rule_files import publish_grouping_rules
 from schemas.events import ErrorEvent as EventModel
 from schemas.fast import event_from_model
 from stream_processors.fingerprint import group_event
@@ -57,7 +57,7 @@ def apply(path: RulesFile,
           = None, timeout: Timeout = None) -> None:
     """Publish a rules file; every worker switches to it at the same recorded point."""
     rules = _load(path)
-    effective = asyncio.run(publish_rules(get_settings(), rules.text, rules.version, delay,
+    effective = asyncio.run(publish_grouping_rules(get_settings(), rules.text, rules.version, delay,
                                           timeout=command_timeout()))
     when = datetime.fromtimestamp(effective / 1000, UTC)
     console.print(f"rules {rules.version} published; events received from {when:%Y-%m-%d %H:%M:%S} UTC on are "

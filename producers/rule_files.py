@@ -1,7 +1,10 @@
-"""Publishing server-side grouping rules (``errstream rules apply``) to their compacted topic.
+"""Publishing the two kinds of rules file, each to its compacted topic.
 
-The record is keyed by the rules version (a digest of the text), so compaction keeps every version ever
-published: a replay of old events finds the version that was in force for them.
+* **Grouping rules** (``errstream grouping rules apply``, also ``errstream rules apply``): how the worker
+  groups events. Keyed by the rules version (a digest of the text), so compaction keeps every version
+  ever published: a replay of old events finds the version that was in force for them.
+* **Alert rules** (``errstream alerts rules apply``): what ``errstream notify`` evaluates and where it
+  routes alerts. One key, so the latest file wins everywhere.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ def _actor() -> str:
         return "unknown"
 
 
-async def publish_rules(settings: Settings, text: str, version: str, delay_seconds: float | None = None,
+async def publish_grouping_rules(settings: Settings, text: str, version: str, delay_seconds: float | None = None,
                         timeout: float = 10.0) -> int:
     """Publish ``text`` as ``version``; returns the time (ms since the epoch) from which it applies.
 
