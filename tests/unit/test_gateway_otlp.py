@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import functools
 import gzip
+import random
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,12 +31,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from prometheus_client.parser import text_string_to_metric_families
 
+from errstream_core.scrub import Scrubber
 from errstream_core.settings import GatewayProject, Settings
+from producers.gateway.errors import Rejected
 from producers.gateway.otlp_mapping import Mapped, map_logs, map_traces
 from producers.gateway.otlp_wire import MAX_RECORDS, decode_logs, decode_traces
 from producers.gateway.projects import Project, Projects
 from producers.gateway.sentry_typed import convert_sentry_payload
-from schemas.fast import ErrorEvent
+from schemas.fast import ErrorEvent, encode
 from schemas.limits import MAX_MESSAGE, MAX_SHORT, MAX_TAGS
 from stream_processors.fingerprint import group_event
 from tests.support.gateway import running_gateway
@@ -223,3 +227,31 @@ def test_events_reach_publishing_and_wait_for_the_broker(gateway: httpx.Client) 
     """A valid export gets past every check; with no broker it is a 503 the exporter retries, never a 500."""
     r = gateway.post("/v1/traces", content=recorded()["traces"][0], headers=PROTOBUF)
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
+
+
+def test_mutated_sdk_payloads_are_refused_with_a_reason_or_give_publishable_events() -> None:
+    """Thousands of byte-level mutations of the SDK's own bodies: never an unexpected error (a 500)."""
+    rng = random.Random(25)
+    scrubber = Scrubber.from_settings(Settings())
+    fleet = project(services=["*"])
+    outcomes: Counter[str] = Counter()
+    for signal, decode, mapping in (("traces", decode_traces, map_traces), ("logs", decode_logs, map_logs)):
+        body = recorded()[signal][0]
+        for _ in range(1_500):
+            mutated = bytearray(body)
+            for _ in range(rng.randint(1, 6)):
+                pos = rng.randrange(len(mutated))
+                if rng.random() < 0.7:
+                    mutated[pos] = rng.randrange(256)
+                else:
+                    del mutated[pos:pos + rng.randint(1, 20)]
+            try:
+                mapped = mapping(decode(bytes(mutated), "application/x-protobuf")[0], fleet)  # type: ignore[operator]
+            except Rejected as r:
+                assert 400 <= r.status < 500 and r.detail
+                outcomes["refused"] += 1
+                continue
+            for event in mapped.events:
+                assert encode(scrubber.scrub(event))
+            outcomes["accepted"] += 1
+    assert outcomes["refused"] > 100 and outcomes["accepted"] > 100  # both paths were exercised

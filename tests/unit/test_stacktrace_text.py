@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,21 @@ def test_huge_traces_are_cut_and_frames_bounded() -> None:
     text = "Traceback (most recent call last):\n" + frame * 600 + "RecursionError: too deep\n"
     [exc] = _valid(parse_stacktrace(text, "python", "/srv/app"))
     assert len(exc["stacktrace"]) == 250
+
+
+ADVERSARIAL = {  # one line of MAX_TEXT characters in the shapes that made earlier patterns backtrack
+    "java frame of slashes": "x.Y: z\n\tat " + "a/" * (MAX_TEXT // 2),
+    "V8 frame of ' ('": "Error: x\n    at " + "f (" * (MAX_TEXT // 3),
+    ".NET frame of dots": "System.X: y\n   at " + "a." * (MAX_TEXT // 2),
+    "V8 location of ':1'": "Error: x\n    at f (" + "a:1" * (MAX_TEXT // 3),
+    "Go function of '.('": "goroutine 1 [running]:\n" + "a.(" * (MAX_TEXT // 3) + "\n\t/x.go:1\n",
+    "Python path": 'Traceback (most recent call last):\n  File "' + "a" * MAX_TEXT,
+    "Java '... N more' everywhere": "x.Y: z\n" + "\tat a.b(C.java:1)\n" * 2000 + "Caused by: a.B: c\n\t... 99 more\n" * 500,
+}
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=list(ADVERSARIAL))
+def test_hostile_text_costs_linear_time_in_every_parser(text: str) -> None:
+    started = time.perf_counter()
+    parse_stacktrace(text, None)  # no hint: every parser reads it
+    assert time.perf_counter() - started < 2.0  # seconds: the backtracking patterns took 7 to 35

@@ -14,8 +14,8 @@ from typing import Any
 
 from producers.gateway.stacktrace_text.common import bounded_chain, exception, frame
 
-_FRAME = re.compile(r"^\s+at (?P<target>[^(]+?)\.(?P<meth>[^.(]+)\((?P<args>[^)]*)\)"
-                    r"(?: in (?P<file>.+?):line (?P<line>\d+))?\s*$")
+_FRAME = re.compile(r"^\s+at (?P<target>[^\s(]+)\.(?P<meth>[^\s.(]+)\((?P<args>[^)]*)\)"
+                    r"(?: in (?P<file>.+):line (?P<line>\d+))?\s*$")
 _HEAD = re.compile(r"^(?P<type>[A-Za-z_][\w.`+]*(?:Exception|Error|Fault)[\w`]*)(?::(?P<value>.*))?$")
 # What tells .NET from Java: its frames' parentheses hold parameters ("()", "(Int32 id)"), Java's a file.
 _SIGNAL = re.compile(r"^\s+at [^\s(]+\((?!Native Method\)|Unknown Source\))(?:|[^)]* [^)]*)\)(?: in .+:line \d+)?\s*$")

@@ -14,8 +14,9 @@ from typing import Any
 
 from producers.gateway.stacktrace_text.common import bounded_chain, exception, frame, split_type
 
-_FRAME = re.compile(r"^\s+at (?:[\w.$]+(?:@[^/]*)?/)*(?P<cls>[\w.$<>\[\]/-]+)\.(?P<meth>[\w$<>\[\]-]+)"
-                    r"\((?P<src>[^)]*)\)")
+# "at [loader//][module@version/]pkg.Class.method(Source.java:12)"; no nested quantifiers, so a hostile line of
+# 64,000 characters costs one linear scan (tests/unit/test_stacktrace_text.py times the worst shapes).
+_FRAME = re.compile(r"^\s+at (?P<target>[^\s(]+)\((?P<src>[^)]*)\)")
 _MORE = re.compile(r"^\s+\.\.\. (?P<n>\d+) (?:more|common frames omitted)")
 _HEAD = re.compile(r"^(?:Caused by: )?(?P<type>[A-Za-z_$][\w$]*(?:\.[\w$]+)+|[A-Z][\w$]*(?:Exception|Error))"
                    r"(?::(?P<value>.*))?$")
@@ -24,7 +25,10 @@ _FRAMEWORK = ("java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "kotlinx
               "org.apache.", "org.eclipse.jetty.", "io.netty.", "org.junit.", "io.opentelemetry.")
 
 
-def _frame(cls: str, meth: str, src: str) -> dict[str, Any]:
+def _frame(target: str, src: str) -> dict[str, Any] | None:
+    cls, _, meth = target.rsplit("/", 1)[-1].rpartition(".")
+    if not cls or not meth:
+        return None
     filename, _, line = src.partition(":")
     lineno = int(line[:10]) if line.isdigit() else None
     if filename in ("Native Method", "Unknown Source"):
@@ -54,7 +58,9 @@ def parse(text: str, root: str | None) -> list[dict[str, Any]] | None:
             continue
         match = _FRAME.match(line)
         if match:
-            outer_first[-1][2].append(_frame(match["cls"], match["meth"], match["src"]))
+            parsed = _frame(match["target"], match["src"])
+            if parsed is not None:
+                outer_first[-1][2].append(parsed)
             continue
         more = _MORE.match(line)
         if more and len(outer_first) >= 2:

@@ -12,7 +12,7 @@ from typing import Any
 
 from producers.gateway.stacktrace_text.common import exception, frame, under_root
 
-_V8 = re.compile(r"^\s+at (?:(?:async |new )?(?P<func>.+?) \((?P<loc>.+)\)|(?:async )?(?P<bare>.+))$")
+_V8 = re.compile(r"^\s+at (?P<rest>.+)$")
 _GECKO = re.compile(r"^(?P<func>[^@\s]*)@(?P<loc>.+)$")
 _LOC = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?$")
 _HEAD = re.compile(r"^(?P<type>[A-Za-z_$][\w$.]*)(?::(?P<value>.*))?$")
@@ -32,6 +32,16 @@ def _frame(func: str | None, loc: str, root: str | None) -> dict[str, Any] | Non
                  in_app=not internal)
 
 
+def _v8(rest: str) -> tuple[str | None, str]:
+    """``fn (loc)`` or a bare ``loc``; split with ``rfind``, not a regular expression, so it stays linear."""
+    rest = rest.strip().removeprefix("async ").removeprefix("new ")
+    if rest.endswith(")"):
+        cut_at = rest.rfind(" (")
+        if cut_at > 0:
+            return rest[:cut_at], rest[cut_at + 2:-1]
+    return None, rest
+
+
 def parse(text: str, root: str | None) -> list[dict[str, Any]] | None:
     lines = text.splitlines()
     head = _HEAD.match(lines[0].strip()) if lines else None
@@ -43,7 +53,7 @@ def parse(text: str, root: str | None) -> list[dict[str, Any]] | None:
         gecko = _GECKO.match(line.strip()) if not v8 else None
         if v8:
             seen_frame = True
-            f = _frame(v8["func"], v8["loc"], root) if v8["loc"] else _frame(None, v8["bare"], root)
+            f = _frame(*_v8(v8["rest"]), root)
         elif gecko and ":" in gecko["loc"]:
             seen_frame = True
             f = _frame(gecko["func"], gecko["loc"], root)
