@@ -218,11 +218,10 @@ wrk.headers["{auth_name}"] = "{auth_value}"
 
 
 def _accepted(base: str) -> float:
+    """Events accepted so far, over every endpoint (envelope, OTLP, ...)."""
     text = httpx.get(f"{base}/metrics").text
-    for line in text.splitlines():
-        if line.startswith("errstream_gateway_events_accepted_total"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("errstream_gateway_events_accepted_total"))
 
 
 async def _drive_httpx(url: str, body: bytes, headers: dict[str, str], seconds: float, concurrency: int) -> int:
