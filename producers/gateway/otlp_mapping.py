@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -37,6 +38,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from pydantic import ValidationError
 
@@ -135,21 +137,41 @@ def _event_id(*parts: object) -> uuid.UUID:
     return uuid.UUID(bytes=hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=16).digest())
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Resource:
     service: str
-    fields: dict[str, Any]  # release, environment, server_name, platform, sdk, context
+    named: bool  # service.name was given (and must be checked against the key)
+    fields: dict[str, Any]  # release, environment, server_name, platform, sdk: shared, never changed
+    attributes: dict[str, Any]  # → context["otel_resource"], copied per event
     language: str
     root: str | None
 
+    def event_fields(self) -> dict[str, Any]:
+        return {**self.fields, "service": self.service,
+                "context": {"otel_resource": dict(self.attributes)} if self.attributes else {}}
 
-def _resource(attrs: dict[str, Any], project: Project) -> _Resource:
+
+MAX_CACHED_RESOURCE = 4_096  # bytes: a service's resource is the same in every export; a huge one is not cached
+
+
+def _resource(resource: Resource, project: Project) -> _Resource:
+    """The resource's fields, checked against the key; parsed once per distinct resource of a project."""
+    raw = resource.SerializeToString()
+    res = (_resource_from(raw, project.service) if len(raw) <= MAX_CACHED_RESOURCE
+           else _resource_fields(attributes(resource.attributes), project.service))
+    if res.named:
+        project.check_service(res.service)  # 403 for the whole request, as the Sentry and JSON endpoints refuse
+    return res
+
+
+@lru_cache(maxsize=256)
+def _resource_from(raw: bytes, default_service: str) -> _Resource:
+    return _resource_fields(attributes(Resource.FromString(raw).attributes), default_service)
+
+
+def _resource_fields(attrs: dict[str, Any], default_service: str) -> _Resource:
     name = attrs.get("service.name")
-    if not isinstance(name, str) or not name or name.startswith("unknown_service"):  # the SDKs' default
-        service = project.service
-    else:
-        project.check_service(name)  # 403 for the whole request, as the Sentry and JSON endpoints refuse
-        service = name
+    named = isinstance(name, str) and bool(name) and not name.startswith("unknown_service")  # SDKs' default
     language = str(attrs.get("telemetry.sdk.language") or "").lower()
     env = attrs.get("deployment.environment.name") or attrs.get("deployment.environment")
     sdk = attrs.get("telemetry.sdk.name")
@@ -161,10 +183,10 @@ def _resource(attrs: dict[str, Any], project: Project) -> _Resource:
         "server_name": _text(attrs["host.name"]) if attrs.get("host.name") else None,
         "platform": _PLATFORMS.get(language, "other"),
         "sdk": _text(f"{sdk}/{attrs.get('telemetry.sdk.version', '')}") if sdk else None,
-        "context": {"otel_resource": resource} if resource else {},
     }
     root = attrs.get(PROJECT_ROOT)
-    return _Resource(service, fields, language, root if isinstance(root, str) and root else None)
+    return _Resource(str(name) if named else default_service, named, fields, resource, language,
+                     root if isinstance(root, str) and root else None)
 
 
 def _chain(attrs: dict[str, Any], res: _Resource, mapped: Mapped) -> list[dict[str, Any]]:
@@ -213,7 +235,7 @@ def _exception_events(span: Span) -> Iterator[tuple[int, Any]]:
 def map_traces(request: ExportTraceServiceRequest, project: Project) -> Mapped:
     mapped = Mapped()
     for rs in request.resource_spans:
-        res = _resource(attributes(rs.resource.attributes), project)
+        res = _resource(rs.resource, project)
         for ss in rs.scope_spans:
             for span in ss.spans:
                 found = False
@@ -227,7 +249,7 @@ def map_traces(request: ExportTraceServiceRequest, project: Project) -> Mapped:
                     chain = _chain(attrs, res, mapped)
                     when = _time(event.time_unix_nano) or _time(span.end_time_unix_nano)
                     fields = {
-                        **res.fields, "service": res.service, "level": "error", "exceptions": chain,
+                        **res.event_fields(), "level": "error", "exceptions": chain,
                         "event_id": _event_id(trace_id, span_id, event.time_unix_nano, index, chain[-1]["type"]),
                         "trace_id": trace_id, "span_id": span_id, "parent_span_id": hex_id(span.parent_span_id),
                         "tags": _tags(attrs, span_attrs, **{"otel.span_name": span.name,
@@ -263,7 +285,7 @@ def _body(record: LogRecord) -> str:
 def map_logs(request: ExportLogsServiceRequest, project: Project) -> Mapped:
     mapped = Mapped()
     for rl in request.resource_logs:
-        res = _resource(attributes(rl.resource.attributes), project)
+        res = _resource(rl.resource, project)
         for sl in rl.scope_logs:
             for record in sl.log_records:
                 attrs = attributes(record.attributes)
@@ -275,7 +297,7 @@ def map_logs(request: ExportLogsServiceRequest, project: Project) -> Mapped:
                 nanos = record.time_unix_nano or record.observed_time_unix_nano
                 message = _body(record)
                 fields: dict[str, Any] = {
-                    **res.fields, "service": res.service, "level": _level(record.severity_number, "error"),
+                    **res.event_fields(), "level": _level(record.severity_number, "error"),
                     "logger": cut(sl.scope.name, MAX_SHORT) or None, "message": message or None,
                     "trace_id": trace_id, "span_id": span_id,
                     "tags": _tags(attrs, **{"otel.scope": sl.scope.name}), "user": _user(attrs),

@@ -17,6 +17,7 @@ its input, so a hostile trace costs bounded time.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from producers.gateway.stacktrace_text import dotnet, golang, java, javascript, python
@@ -24,6 +25,10 @@ from producers.gateway.stacktrace_text import dotnet, golang, java, javascript, 
 Parsed = list[dict[str, Any]]
 Parser = Callable[[str, str | None], Parsed | None]
 MAX_TEXT = 64_000  # characters of one exception.stacktrace that are parsed; a longer one is cut
+# The same bug sends the same text again and again: parsed once, its frames are reused. Only texts up to
+# CACHED_TEXT characters are kept, so the cache holds at most CACHE_SIZE * CACHED_TEXT characters (16 MB).
+CACHE_SIZE = 1_024
+CACHED_TEXT = 16_000
 
 BY_LANGUAGE: dict[str, Parser] = {
     "python": python.parse,
@@ -43,11 +48,22 @@ def parse_stacktrace(text: str, language: str | None = None, root: str | None = 
 
     ``root`` is the application's source root (resource attribute ``errstream.project_root``): frames
     under it are in-app and, for Python, get their dotted module name from the path below it, as the Sentry
-    Python SDK derives both from its ``project_root``.
+    Python SDK derives both from its ``project_root``. The exceptions returned are the caller's to change
+    (their frames are shared with the cache and must not be).
     """
     if not text or not text.strip():
         return None
     text = text[:MAX_TEXT]
+    chain = _cached(text, language, root) if len(text) <= CACHED_TEXT else _parse(text, language, root)
+    return [{**exc, "stacktrace": list(exc["stacktrace"])} for exc in chain] if chain else None
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _cached(text: str, language: str | None, root: str | None) -> Parsed | None:
+    return _parse(text, language, root)
+
+
+def _parse(text: str, language: str | None, root: str | None) -> Parsed | None:
     first = BY_LANGUAGE.get((language or "").lower())
     for parser in ((first,) if first else ()) + ALL:
         chain = parser(text, root)
