@@ -175,3 +175,12 @@ def test_hostile_text_costs_linear_time_in_every_parser(text: str) -> None:
     started = time.perf_counter()
     parse_stacktrace(text, None)  # no hint: every parser reads it
     assert time.perf_counter() - started < 2.0  # seconds: the backtracking patterns took 7 to 35
+
+
+def test_a_cached_parse_is_not_changed_by_what_its_caller_does() -> None:
+    first = parse_stacktrace(JAVA, "java")
+    assert first
+    first[-1]["value"] = "changed"
+    first[-1]["stacktrace"].clear()
+    again = parse_stacktrace(JAVA, "java")
+    assert again and again[-1]["value"] == "could not load cart 7" and len(again[-1]["stacktrace"]) == 3
