@@ -255,3 +255,31 @@ def test_mutated_sdk_payloads_are_refused_with_a_reason_or_give_publishable_even
                 assert encode(scrubber.scrub(event))
             outcomes["accepted"] += 1
     assert outcomes["refused"] > 100 and outcomes["accepted"] > 100  # both paths were exercised
+
+
+NODE_RECORDED = sorted((ROOT / "tests" / "data" / "otlp").glob("node-*.jsonl"))  # scripts/record_otlp_node_payloads.py
+
+
+@pytest.mark.parametrize("path", NODE_RECORDED, ids=[p.stem for p in NODE_RECORDED])
+def test_node_sdk_json_exports_map_to_grouped_events_with_frames(path: Path) -> None:
+    """What the real Node.js SDK sent (OTLP/JSON: hex ids, int64 as strings), recorded without the test needing Node."""
+    requests = {doc["path"]: doc for doc in map(orjson.loads, path.read_bytes().splitlines())}
+    node = project(services=["shop-node"])
+    traces_doc, logs_doc = requests["/v1/traces"], requests["/v1/logs"]
+    assert traces_doc["content_type"].startswith("application/json")
+    [span_event] = map_traces(decode_traces(base64.b64decode(traces_doc["body"]), traces_doc["content_type"])[0],
+                              node).events
+    [log_event] = map_logs(decode_logs(base64.b64decode(logs_doc["body"]), logs_doc["content_type"])[0], node).events
+    for event in (span_event, log_event):
+        assert (event.service, event.release, event.environment, event.platform) == ("shop-node", "shop@2.0.1",
+                                                                                     "test", "node")
+        [exc] = event.exceptions
+        assert (exc.type, exc.value) == ("TypeError", "order 1 wants 3, 1 in stock")
+        in_app = [(f.function, f.filename, f.lineno) for f in exc.stacktrace if f.in_app]
+        assert [f for f, _, _ in in_app][-2:] == ["pay", "checkout"]  # outermost first: the thrower last
+        assert all(name == "/app/app.js" for _, name, _ in in_app)
+        assert not any(f.in_app for f in exc.stacktrace if "node_modules" in (f.filename or ""))
+    assert log_event.trace_id == span_event.trace_id and log_event.span_id == span_event.span_id
+    assert span_event.parent_span_id and len(span_event.trace_id or "") == 32
+    assert group_event(span_event).fingerprint == group_event(log_event).fingerprint
+    assert log_event.message == "payment failed" and log_event.logger == "shop.payments"
