@@ -37,7 +37,14 @@ from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
 from producers.gateway.incoming import Incoming, Receive, Send, send_bytes, send_json
 from producers.gateway.otlp_mapping import Mapped, map_logs, map_traces
-from producers.gateway.otlp_wire import Reply, decode_logs, decode_traces, logs_reply, traces_reply
+from producers.gateway.otlp_wire import (
+    Reply,
+    decode_logs,
+    decode_traces,
+    error_reply,
+    logs_reply,
+    traces_reply,
+)
 from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
 from producers.gateway.sentry import EVENT_ITEM_TYPES, SESSION_ITEM_TYPES, loads_or_reject, parse_envelope
 from producers.gateway.sentry_typed import convert_sentry_payload
@@ -244,7 +251,11 @@ class Gateway:
                 await send_json(send, status, doc)
         except Rejected as r:
             self.metrics.rejected.labels(r.reason).inc()
-            await send_json(send, r.status, {"detail": r.detail}, r.headers)
+            if route.startswith("otlp_"):  # OTLP exporters read a Status message in their own encoding
+                reply = error_reply(r.status, r.detail, request.header("content-type"))
+                await send_bytes(send, r.status, reply.body, reply.content_type, r.headers)
+            else:
+                await send_json(send, r.status, {"detail": r.detail}, r.headers)
         except RecursionError:
             # orjson stops at 1,024 levels, but msgspec and pydantic recurse in Python below that: a body
             # nested deeply enough is the client's fault and must read as such, not as a 500.

@@ -185,3 +185,33 @@ def hex_id(raw: bytes) -> str | None:
     if not raw or not any(raw):
         return None
     return binascii.hexlify(raw).decode()
+
+
+# HTTP status → the gRPC code OTLP's Status message carries (the OTLP/HTTP specification's mapping).
+_GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8, 500: 13, 502: 14, 503: 14, 504: 14}
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def error_reply(status: int, detail: str, content_type: str | None) -> Reply:
+    """A refusal as OTLP/HTTP asks: a ``google.rpc.Status`` in the request's encoding.
+
+    The JSON form also carries ``detail``, the field every other gateway endpoint answers with. The protobuf
+    form is written by hand (two fields), since ``opentelemetry-proto`` does not ship ``google.rpc``.
+    """
+    code = _GRPC_CODES.get(status, 2)  # 2: UNKNOWN
+    try:
+        kind = content_kind(content_type)
+    except Rejected:
+        kind = JSON
+    if kind == PROTOBUF:
+        message = detail.encode()
+        return Reply(b"\x08" + _varint(code) + b"\x12" + _varint(len(message)) + message, PROTOBUF)
+    return Reply(orjson.dumps({"code": code, "message": detail, "detail": detail}), JSON)

@@ -22,6 +22,7 @@ import httpx
 import orjson
 import pytest
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -154,7 +155,9 @@ def test_huge_attribute_values_are_cut_not_refused() -> None:
 def gateway() -> Iterator[httpx.Client]:
     settings = Settings(kafka_bootstrap="127.0.0.1:9", gateway_max_body_bytes=5_000_000,
                         gateway_projects={"1": GatewayProject(public_key="shopkey", service="shop"),
-                                          "2": GatewayProject(public_key="fleetkey", service="x", services=["*"])})
+                                          "2": GatewayProject(public_key="fleetkey", service="x", services=["*"]),
+                                          "3": GatewayProject(public_key="slowkey", service="shop", rate_limit=1,
+                                                              burst=2)})
     with running_gateway(settings, wait_for_kafka=False) as url, httpx.Client(base_url=url, timeout=60) as http:
         yield http
 
@@ -198,8 +201,19 @@ def test_hostile_bodies_get_a_4xx_with_a_reason(gateway: httpx.Client, what: str
                                                 body: Any, status: int, reason: str) -> None:
     r = gateway.post("/v1/traces", content=body(), headers=headers)
     assert r.status_code == status, r.text
-    assert reason in r.json()["detail"]
+    assert reason in _detail(r)
     assert gateway.get("/healthz").status_code == 200  # nothing stops
+
+
+def _detail(r: httpx.Response) -> str:
+    """The reason, from the google.rpc.Status an OTLP refusal carries in the request's encoding."""
+    if r.headers["content-type"] == "application/x-protobuf":
+        status = Status.FromString(r.content)
+    else:
+        status = json_format.ParseDict(r.json(), Status(), ignore_unknown_fields=True)
+        assert r.json()["detail"] == status.message  # the field the gateway's other endpoints answer with
+    assert status.code in (3, 7, 8, 16)  # INVALID_ARGUMENT, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED
+    return str(status.message)
 
 
 def test_100000_spans_is_refused_before_mapping() -> None:
@@ -283,3 +297,16 @@ def test_node_sdk_json_exports_map_to_grouped_events_with_frames(path: Path) -> 
     assert span_event.parent_span_id and len(span_event.trace_id or "") == 32
     assert group_event(span_event).fingerprint == group_event(log_event).fingerprint
     assert log_event.message == "payment failed" and log_event.logger == "shop.payments"
+
+
+def test_more_than_1000_errors_in_one_request_keeps_1000_and_refuses_the_rest() -> None:
+    mapped = map_traces(_span_request(1_001), project())
+    assert len(mapped.events) == 1_000 and mapped.rejected == 1
+    assert "more than 1000 errors in one request" in mapped.error_message
+
+
+def test_the_project_rate_limit_applies_to_otlp_events(gateway: httpx.Client) -> None:
+    r = gateway.post("/v1/traces", content=_span_request(3).SerializeToString(),
+                     headers={**PROTOBUF, "Authorization": "Bearer slowkey"})
+    assert r.status_code == 429 and "exceed project 3's burst of 2" in _detail(r)
+    assert r.headers["retry-after"] == "1"
