@@ -172,6 +172,24 @@ def _deep_json(levels: int) -> bytes:
     return b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + span + b"]}]}]}"
 
 
+def _deep_protobuf(levels: int) -> bytes:
+    """A resource attribute whose AnyValue nests kvlists ``levels`` deep, written field by field."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while n > 0x7F:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes(out) + bytes([n])
+
+    def field(number: int, payload: bytes) -> bytes:  # a length-delimited field
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    value = field(1, b"bottom")  # AnyValue.string_value
+    for _ in range(levels):  # AnyValue.kvlist_value → KeyValueList.values → KeyValue{key, value}
+        value = field(6, field(1, field(1, b"k") + field(2, value)))
+    return field(1, field(1, field(1, field(1, b"deep") + field(2, value))))  # request → resource spans → resource
+
+
 def _many_spans(n: int) -> bytes:
     scope = ScopeSpans(spans=[Span(trace_id=b"\x01" * 16, span_id=b"\x02" * 8) for _ in range(n)])
     return ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[scope])]).SerializeToString()
@@ -185,6 +203,7 @@ HOSTILE = [
     ("ids that are not hex", JSON, lambda: orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
         {"traceId": "not-hex", "spanId": "zz"}]}]}]}), 400, "is not hex"),
     ("AnyValue nested 80 deep", JSON, lambda: _deep_json(80), 400, "not a valid"),
+    ("protobuf AnyValue nested 500 deep", PROTOBUF, lambda: _deep_protobuf(500), 400, "not a valid"),
     ("AnyValue nested 5,000 deep", JSON, lambda: _deep_json(5_000), 400, "not valid JSON"),
     ("JSON nested 100,000 deep", JSON, lambda: b'{"a":' * 100_000 + b"1" + b"}" * 100_000, 400, "not valid JSON"),
     ("100,000 spans", PROTOBUF, lambda: _many_spans(100_000), 413, "exceed the limit"),
