@@ -8,6 +8,7 @@ they run in the thread pool because clickhouse-connect is synchronous.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -190,13 +191,16 @@ async def stream(request: Request, who: Viewer) -> StreamingResponse:
     if feed is None:
         raise HTTPException(503, "the live feed is off")
     queue = feed.subscribe()
+    # Bounded: the browser reconnects (after `retry`) to a stream that ended, so a connection nobody reads any more
+    # (a frozen tab, a proxy that hides the close) is let go within web_stream_seconds.
+    ends_at = time.monotonic() + web(request).settings.web_stream_seconds
 
     async def events() -> Any:
         try:
             yield b"retry: 2000\n: connected\n\n"
-            while True:
+            while (left := ends_at - time.monotonic()) > 0:
                 try:
-                    doc = await asyncio.wait_for(queue.get(), 15)
+                    doc = await asyncio.wait_for(queue.get(), min(15.0, left))
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue

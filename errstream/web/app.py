@@ -98,17 +98,19 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         feed = state.feed
-        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set())})
+        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set()),
+                             "live_streams": len(feed.subscribers) if feed else 0})
 
     return app
 
 
-def _problem(request: Request, status: int, detail: str) -> Response:
+def _problem(request: Request, status: int, detail: str, retry: bool = True) -> Response:
+    headers = {"Retry-After": "5"} if retry else {}
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    link = '<a href="">Reload</a>' if retry else '<a href="/issues">Issues</a>'
     return HTMLResponse(f"<!doctype html><title>errstream</title><h1>{escape(detail)}</h1>"
-                        '<p><a href="">Reload</a></p>', status_code=status,
-                        headers={"Retry-After": "5"})
+                        f"<p>{link}</p>", status_code=status, headers=headers)
 
 
 def server_config(settings: Settings, host: str | None = None, port: int | None = None, app: Any = None) -> Any:

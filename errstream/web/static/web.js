@@ -82,13 +82,32 @@
     }
   }
 
+  // One live stream per page on screen, never one per page in the back/forward cache or in a hidden tab:
+  // a browser allows six connections per host, and streams kept open by cached pages used them up, so the
+  // seventh page waited about a minute for a free one. Closed on pagehide and when the tab is hidden;
+  // opened again on pageshow (also when restored from the cache) and when the tab is shown.
+  var es = null;
+
+  function openLive() {
+    if (es || !window.EventSource || !document.getElementById("live") || document.visibilityState === "hidden") return;
+    es = new EventSource("/api/v1/stream");
+    es.addEventListener("alert", function (m) {
+      try { showAlert(JSON.parse(m.data)); } catch (e) { /* a malformed message is skipped */ }
+    });
+  }
+
+  function closeLive() {
+    if (es) { es.close(); es = null; }
+  }
+
+  window.addEventListener("pagehide", closeLive);
+  window.addEventListener("pageshow", openLive);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") closeLive(); else openLive();
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     rows = Array.prototype.slice.call(document.querySelectorAll("table.stream tr.row"));
-    if (window.EventSource && document.getElementById("live")) {
-      var es = new EventSource("/api/v1/stream");
-      es.addEventListener("alert", function (m) {
-        try { showAlert(JSON.parse(m.data)); } catch (e) { /* a malformed message is skipped */ }
-      });
-    }
+    openLive();
   });
 })();
