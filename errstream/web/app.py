@@ -24,8 +24,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
-from errstream.web.state import Unavailable, WebState
+from errstream.web.state import Unavailable, UnknownIssues, WebState
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher, merge_publisher
 
@@ -73,6 +74,7 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(UrlLengthLimit)
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> RedirectResponse:
@@ -83,6 +85,12 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> Response:
         return _problem(request, 503, str(exc))
+
+    @app.exception_handler(UnknownIssues)
+    async def unknown_issues(request: Request, exc: UnknownIssues) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return _problem(request, 404, f"No such issue: {', '.join(exc.fingerprints[:5])}", retry=False)
 
     last_ch_warning = [0.0]
 

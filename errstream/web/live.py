@@ -24,6 +24,7 @@ from schemas.alerts import AlertEvent
 
 log = logging.getLogger("errstream.web")
 QUEUE_SIZE = 100
+RECENT_FINGERPRINTS = 10_000  # issues announced by alerts, remembered so they can be acted on before they are stored
 
 
 class AlertFeed:
@@ -34,6 +35,9 @@ class AlertFeed:
         self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self.connected = asyncio.Event()
         self.received = 0
+        # Fingerprints of alerts read since start (oldest dropped first): an issue an alert announced is known to
+        # the actions even while the sink has not stored its first counts yet.
+        self.recent_fingerprints: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
@@ -93,6 +97,10 @@ class AlertFeed:
         except ValidationError:
             return  # the alerts sink dead-letters malformed records; a page just skips them
         self.received += 1
+        if alert.fingerprint:
+            self.recent_fingerprints[alert.fingerprint] = None
+            if len(self.recent_fingerprints) > RECENT_FINGERPRINTS:
+                del self.recent_fingerprints[next(iter(self.recent_fingerprints))]
         self.publish(orjson.loads(alert.model_dump_json()))
         if alert.kind == "new_issue" and alert.fingerprint and self.on_new_issue is not None:
             task = asyncio.create_task(self._new_issue(alert))  # may wait for the sink; never holds the feed up
