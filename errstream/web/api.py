@@ -22,6 +22,7 @@ from errstream.issue_actions import MERGE_ACTIONS, Action, ActionRequest
 from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
+from reports import search_syntax
 from reports.issue_stream import (
     AlertRow,
     BadQuery,
@@ -98,15 +99,24 @@ def list_issues(
     first_seen_from: datetime | None = None, first_seen_to: datetime | None = None,
     last_seen_from: datetime | None = None, last_seen_to: datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text in title, culprit or message")] = None,
+    query: Annotated[str | None, Query(max_length=search_syntax.MAX_QUERY, description=(
+        "the search syntax: is:unresolved level:error release:1.4.2 service:billing env:prod assigned:me "
+        "and text; its terms win over the other parameters, its text over q"))] = None,
     sort: Annotated[str, Query(description="last_seen, first_seen, events, users or trend (descending)")] = "last_seen",
     cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> IssuePage:
-    f = IssueFilter(service=service, environment=environment, release=release, level=level, status=status,
-                    assignee=assignee, first_seen_from=first_seen_from, first_seen_to=first_seen_to,
-                    last_seen_from=last_seen_from, last_seen_to=last_seen_to, q=q)
+    fields: dict[str, Any] = dict(service=service, environment=environment, release=release, level=level,
+                                  status=status, assignee=assignee, q=q)
     try:
+        if query:
+            parsed = search_syntax.parse(query, me=who.name)
+            if parsed.text_cut:
+                raise search_syntax.SearchError(f"the text of the search is over {search_syntax.MAX_TEXT} characters")
+            fields |= parsed.fields | ({"q": parsed.text} if parsed.text else {})
+        f = IssueFilter(**fields, first_seen_from=first_seen_from, first_seen_to=first_seen_to,
+                        last_seen_from=last_seen_from, last_seen_to=last_seen_to)
         return web(request).queries.list_issues(f, sort, cursor, limit)
-    except BadQuery as exc:
+    except (BadQuery, search_syntax.SearchError) as exc:
         raise _bad(exc) from None
 
 

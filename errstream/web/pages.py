@@ -22,6 +22,7 @@ from errstream.issue_merges import MergeError
 from errstream.web import svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from reports import search_syntax
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.report import build_report
 
@@ -112,12 +113,21 @@ async def logout(request: Request, user: ViewerPage) -> Response:
 
 
 # --- pages ---------------------------------------------------------------------------------------
-def _filter_from(request: Request) -> tuple[IssueFilter, str, dict[str, Any]]:
+def _filter_from(request: Request, who: Principal) -> tuple[IssueFilter, str, dict[str, Any], list[str]]:
+    """The stream's filter from the form's selects and the search box (its ``key:value`` terms win), and notes
+    for the user (a search cut to its first 200 characters); ``SearchError`` when the search cannot mean anything."""
     qp = request.query_params
-    raw = {k: qp.get(k) or None for k in ("service", "environment", "release", "level", "assignee", "q")}
+    raw: dict[str, Any] = {k: qp.get(k) or None for k in ("service", "environment", "release", "level", "assignee")}
     status = [s for s in qp.getlist("status") if s] or ([] if "status" in qp else ["open"])
     sort = qp.get("sort") or "last_seen"
-    return IssueFilter.model_validate({**raw, "status": status}), sort, {**raw, "status": status, "sort": sort}
+    query = qp.get("q") or ""
+    parsed = search_syntax.parse(query, me=who.name)
+    fields = {**raw, **{k: v for k, v in parsed.fields.items() if k != "status"}}
+    if parsed.status is not None:
+        status = parsed.status
+    notes = [f"The search was shortened to its first {search_syntax.MAX_TEXT} characters."] if parsed.text_cut else []
+    f = IssueFilter.model_validate({**fields, "status": status, "q": parsed.text or None})
+    return f, sort, {**fields, "q": query, "status": status, "sort": sort}, notes
 
 
 def _unrecorded(w: Any, issue: Any) -> Any:
@@ -154,18 +164,20 @@ def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResp
 @router.get("/issues", response_class=HTMLResponse)
 def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
     w = web(request)
-    f, sort, chosen = _filter_from(request)
-    error = None
+    error, page, status = None, None, 200
+    notes: list[str] = []
     try:
+        f, sort, chosen, notes = _filter_from(request, user[0])
         page = w.queries.list_issues(f, sort, request.query_params.get("cursor"), 25)
-    except BadQuery as exc:
-        page, error = None, str(exc)
+    except (BadQuery, search_syntax.SearchError) as exc:
+        error, status = str(exc), 400
+        chosen = {"q": request.query_params.get("q") or "", "status": [], "sort": "last_seen"}
     if page:
         _overlay(w, page.issues)
     keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
-    return render(request, "issues.html", *user, page=page, error=error, chosen=chosen, facets=w.queries.facets(),
-                  sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
+    return render(request, "issues.html", *user, status=status, page=page, error=error, notes=notes, chosen=chosen,
+                  facets=w.queries.facets(), sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
                   here=f"/issues?{urlencode(keep)}")
 
 
