@@ -23,6 +23,7 @@ from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
 from reports import search_syntax
+from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import (
     AlertRow,
     BadQuery,
@@ -143,6 +144,17 @@ def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
     if found is None:
         raise HTTPException(404, "no such event (it may have been sampled away or expired)")
     return found
+
+
+@router.get("/events/{event_id}/nav", response_model=EventNav,
+            summary="The oldest, older, newer and latest stored events of the event's issue")
+def event_neighbours(request: Request, who: Viewer, event_id: uuid.UUID) -> EventNav:
+    w = web(request)
+    found = w.queries.event(str(event_id))
+    if found is None:
+        raise HTTPException(404, "no such event (it may have been sampled away or expired)")
+    return event_nav(w.client, w.settings.clickhouse_database, w.queries.primary_of(found.fingerprint),
+                     found.event_id, int(found.timestamp.timestamp() * 1000))
 
 
 async def _act(request: Request, who: Principal, req: ActionRequest) -> ActionResult:

@@ -23,6 +23,7 @@ from errstream.web import svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
 from reports import search_syntax
+from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.report import build_report
 
@@ -191,7 +192,31 @@ def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> 
     _overlay(w, [issue])
     latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
     events = w.queries.events(fingerprint, None, 15)
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending)
+    nav = _nav(w, issue.fingerprint, latest) if latest else None
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
+                  nav=nav)
+
+
+def _nav(w: Any, issue: str, ev: Any) -> EventNav:
+    return event_nav(w.client, w.settings.clickhouse_database, issue, ev.event_id,
+                     int(ev.timestamp.timestamp() * 1000))
+
+
+@router.get("/issues/{fingerprint}/events", response_class=HTMLResponse)
+def issue_events_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
+    """Every stored event of the issue, newest first, 50 a page (the issue page shows 15)."""
+    w = web(request)
+    issue = w.queries.issue(fingerprint)
+    if issue is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    cursor = request.query_params.get("cursor")
+    try:
+        page = w.queries.events(fingerprint, cursor, 50)
+    except BadQuery as exc:
+        return render(request, "error.html", *user, status=400, message=str(exc))
+    next_url = f"/issues/{fingerprint}/events?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
+    return render(request, "issue_events.html", *user, issue=issue, events=page.events, next_url=next_url,
+                  first=cursor is None)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse)
@@ -205,7 +230,8 @@ def event_page(request: Request, user: ViewerPage, event_id: str) -> HTMLRespons
     ev = web(request).queries.event(eid)
     if ev is None:
         return render(request, "error.html", *user, status=404, message="No such event (sampled away or expired).")
-    return render(request, "event.html", *user, event=ev)
+    w = web(request)
+    return render(request, "event.html", *user, event=ev, nav=_nav(w, w.queries.primary_of(ev.fingerprint), ev))
 
 
 @router.get("/chains", response_class=HTMLResponse)
