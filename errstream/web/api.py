@@ -35,6 +35,7 @@ from reports.issue_stream import (
     IssuePage,
     IssueSummary,
 )
+from reports.release_health import ReleaseHealth, release_health, release_window
 from reports.report import Report, build_report, parse_since
 from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
@@ -193,6 +194,15 @@ def overview(request: Request, who: Viewer, since: str = "24h", service: str | N
     new = q.list_issues(IssueFilter(service=service, first_seen_from=report.window_start), "first_seen", None, 10)
     return OverviewResponse(report=report, per_minute=q.service_series(), new_issues=new.issues,
                             alerts=q.alerts(limit=20))
+
+
+@router.get("/releases", response_model=list[ReleaseHealth],
+            summary="Release health: sessions, crash-free sessions and users, errors and adoption per release")
+def releases(request: Request, who: Viewer, since: Annotated[str, Query(pattern="^(24h|7d|14d)$")] = "24h",
+             service: str | None = None) -> list[ReleaseHealth]:
+    w = web(request)
+    _, start, hours = release_window(since)
+    return release_health(w.client, w.settings.clickhouse_database, start, hours, service)
 
 
 @router.get("/alerts", response_model=list[AlertRow])

@@ -25,6 +25,7 @@ from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, w
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
+from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
 
 router = APIRouter(include_in_schema=False)
@@ -232,6 +233,15 @@ def event_page(request: Request, user: ViewerPage, event_id: str) -> HTMLRespons
         return render(request, "error.html", *user, status=404, message="No such event (sampled away or expired).")
     w = web(request)
     return render(request, "event.html", *user, event=ev, nav=_nav(w, w.queries.primary_of(ev.fingerprint), ev))
+
+
+@router.get("/releases", response_class=HTMLResponse)
+def releases_page(request: Request, user: ViewerPage, since: str = "24h", service: str = "") -> HTMLResponse:
+    w = web(request)
+    since, start, hours = release_window(since)
+    rows = release_health(w.client, w.settings.clickhouse_database, start, hours, service or None)
+    return render(request, "releases.html", *user, releases=rows, since=since, service=service, start=start,
+                  windows=list(RELEASE_WINDOWS), services=w.queries.facets().get("services", []))
 
 
 @router.get("/chains", response_class=HTMLResponse)

@@ -42,3 +42,12 @@ def log_in(driver: Any, url: str, token: str, wait_for_css: str = "table.stream"
     driver.find_element(By.ID, "token").send_keys(token)
     driver.find_element(By.ID, "login").click()
     WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, wait_for_css))
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where browser tests keep screenshots: ``$ERRSTREAM_TEST_ARTIFACTS/web-screenshots`` or the test's tmp dir."""
+    import os
+
+    root = Path(os.environ.get("ERRSTREAM_TEST_ARTIFACTS") or tmp_path) / "web-screenshots"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
