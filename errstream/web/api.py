@@ -216,7 +216,8 @@ def chains(request: Request, who: Viewer, limit: Annotated[int, Query(ge=1, le=2
     return web(request).queries.chains(limit=limit)
 
 
-@router.get("/stream", summary="Server-Sent Events: new alerts (new issues, regressions, spikes, chains)",
+@router.get("/stream", summary="Server-Sent Events: `alert` with each new alert (new issues, regressions, spikes, "
+                               "chains); `tick` when the last 24 hours' event count changed",
             response_class=StreamingResponse)
 async def stream(request: Request, who: Viewer) -> StreamingResponse:
     feed = web(request).feed
@@ -232,11 +233,11 @@ async def stream(request: Request, who: Viewer) -> StreamingResponse:
             yield b"retry: 2000\n: connected\n\n"
             while (left := ends_at - time.monotonic()) > 0:
                 try:
-                    doc = await asyncio.wait_for(queue.get(), min(15.0, left))
+                    kind, doc = await asyncio.wait_for(queue.get(), min(15.0, left))
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield b"event: alert\ndata: " + orjson.dumps(doc) + b"\n\n"
+                yield b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
         finally:
             feed.unsubscribe(queue)
 

@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
 from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
+from errstream.web.pulse import Pulse
 from errstream.web.state import Unavailable, UnknownIssues, WebState
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher, merge_publisher
@@ -52,14 +53,15 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if live:
             state.feed = AlertFeed(settings, on_new_issue=state.apply_ownership)
-            task = asyncio.create_task(state.feed.run())
+            state.pulse = Pulse(state.feed, lambda: state.client, settings.clickhouse_database)
+            tasks = [asyncio.create_task(state.feed.run()), asyncio.create_task(state.pulse.run())]
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -107,7 +109,8 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     async def healthz() -> JSONResponse:
         feed = state.feed
         return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set()),
-                             "live_streams": len(feed.subscribers) if feed else 0})
+                             "live_streams": len(feed.subscribers) if feed else 0,
+                             "live_counts": bool(state.pulse and state.pulse.last is not None)})
 
     return app
 

@@ -32,7 +32,7 @@ class AlertFeed:
                  on_new_issue: Callable[[AlertEvent], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.on_new_issue = on_new_issue
-        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
         self.connected = asyncio.Event()
         self.received = 0
         # Fingerprints of alerts read since start (oldest dropped first): an issue an alert announced is known to
@@ -40,20 +40,21 @@ class AlertFeed:
         self.recent_fingerprints: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         self.subscribers.discard(q)
 
-    def publish(self, doc: dict[str, Any]) -> None:
+    def publish(self, doc: dict[str, Any], kind: str = "alert") -> None:
+        """Hand ``doc`` to every open stream as an SSE event of ``kind`` (``alert``, or the pulse's ``tick``)."""
         for q in list(self.subscribers):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     q.get_nowait()
-            q.put_nowait(doc)
+            q.put_nowait((kind, doc))
 
     async def run(self) -> None:
         delay, down = 0.5, False

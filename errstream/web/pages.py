@@ -176,10 +176,17 @@ def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
         chosen = {"q": request.query_params.get("q") or "", "status": [], "sort": "last_seen"}
     if page:
         _overlay(w, page.issues)
+    live_url = None
+    if page is not None and not request.query_params.get("cursor"):  # the first page updates itself
+        live = [("query", chosen["q"])] if chosen.get("q") else []
+        live += [(k, chosen[k]) for k in ("service", "environment", "release", "level", "assignee") if chosen.get(k)]
+        live += [("status", s) for s in chosen["status"]] + [("sort", chosen["sort"]), ("limit", "25")]
+        live_url = f"/api/v1/issues?{urlencode(live)}"
     keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
     return render(request, "issues.html", *user, status=status, page=page, error=error, notes=notes, chosen=chosen,
                   facets=w.queries.facets(), sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
+                  live_url=live_url,
                   here=f"/issues?{urlencode(keep)}")
 
 

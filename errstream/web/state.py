@@ -65,6 +65,7 @@ class WebState:
     publisher: StatusPublisher
     merge_publisher: StatusPublisher
     feed: AlertFeed | None = None
+    pulse: Any = None  # errstream.web.pulse.Pulse while the live feed runs
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
 
     @property
