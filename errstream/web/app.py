@@ -20,10 +20,13 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.headers import SecurityHeaders
 from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
 from errstream.web.pulse import Pulse
@@ -77,6 +80,28 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_middleware(UrlLengthLimit)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """JSON under /api/ (as before); a page elsewhere: unknown pages and CSRF failures showed raw JSON."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        detail = exc.detail if isinstance(exc.detail, str) else "That request cannot be answered."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such page."
+        resp = _problem(request, exc.status_code, detail, retry=False)
+        resp.headers.update(exc.headers or {})
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """422 with where and why, never the whole input back (a 60 KB body was echoed in full)."""
+        errors = [_brief(e) for e in exc.errors()[:20]]
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": errors}, status_code=422)
+        where = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'request'}: {e['msg']}" for e in errors[:3])
+        return _problem(request, 422, f"That address is not valid ({where}).", retry=False)
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> RedirectResponse:
@@ -113,6 +138,15 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
                              "live_counts": bool(state.pulse and state.pulse.last is not None)})
 
     return app
+
+
+def _brief(error: Any) -> dict[str, Any]:
+    """A validation error without its context and with its input only when short and plain."""
+    out = {k: error[k] for k in ("type", "loc", "msg") if k in error}
+    value = error.get("input")
+    if isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) <= 100):
+        out["input"] = value
+    return out
 
 
 def _problem(request: Request, status: int, detail: str, retry: bool = True) -> Response:

@@ -7,6 +7,8 @@ adds keyboard shortcuts and live alerts (Server-Sent Events). Jinja2 escapes eve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -27,6 +29,7 @@ from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
+from reports.short_ids import issues_with_prefix
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parent / "templates"))
@@ -54,7 +57,7 @@ templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stack
 def render(request: Request, name: str, who: Principal | None, session: Session | None, status: int = 200,
            **ctx: Any) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, name, {"who": who, "csrf": session.csrf if session else "", "flash": request.query_params.get("msg"),
+        request, name, {"who": who, "csrf": session.csrf if session else "", "flash": _flash(request),
                         "nav": name.split(".")[0], **ctx}, status_code=status,
         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                  "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -182,7 +185,7 @@ def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
         live += [(k, chosen[k]) for k in ("service", "environment", "release", "level", "assignee") if chosen.get(k)]
         live += [("status", s) for s in chosen["status"]] + [("sort", chosen["sort"]), ("limit", "25")]
         live_url = f"/api/v1/issues?{urlencode(live)}"
-    keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    keep = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "msg", "sig")]
     next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
     return render(request, "issues.html", *user, status=status, page=page, error=error, notes=notes, chosen=chosen,
                   facets=w.queries.facets(), sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
@@ -191,8 +194,16 @@ def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
 
 
 @router.get("/issues/{fingerprint}", response_class=HTMLResponse)
-def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
+def issue_page(request: Request, user: ViewerPage,
+               fingerprint: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{6,32}$")]) -> Response:
     w = web(request)
+    fingerprint = fingerprint.lower()
+    if len(fingerprint) < 32:  # a short id (the CLI and the report print 12 characters)
+        found = issues_with_prefix(w.client, w.settings.clickhouse_database, fingerprint)
+        if len(found) == 1:
+            return RedirectResponse(f"/issues/{found[0]}", status_code=303)
+        message = "No such issue." if not found else f"{fingerprint} names {len(found)} or more issues; add characters."
+        return render(request, "error.html", *user, status=404 if not found else 400, message=message)
     issue = w.queries.issue(fingerprint)
     if issue is None:
         return render(request, "error.html", *user, status=404, message="No such issue.")
@@ -316,8 +327,22 @@ async def _form_action(request: Request, user: tuple[Principal, Session], finger
     return RedirectResponse(_with_msg(back, f"{what} {_VERBS[req.action]}."), status_code=303)
 
 
+# Notices after an action travel in the redirect's URL, signed: a link with ?msg=… made by someone else shows
+# nothing (it read like a message from the system). The key lives as long as the process; a notice is for now.
+_FLASH_KEY = secrets.token_bytes(32)
+
+
+def _sign(msg: str) -> str:
+    return hmac.new(_FLASH_KEY, msg.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _with_msg(url: str, msg: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg})}"
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg, 'sig': _sign(msg)})}"
+
+
+def _flash(request: Request) -> str | None:
+    msg, sig = request.query_params.get("msg"), request.query_params.get("sig") or ""
+    return msg if msg and hmac.compare_digest(_sign(msg), sig) else None
 
 
 @router.post("/issues/{fingerprint}/action")

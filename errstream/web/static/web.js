@@ -20,7 +20,8 @@
     if (!form) return;
     if (form.id === "bulk") {
       var picked = form.querySelectorAll("input[name=fp]:checked");
-      if (!picked.length && cur >= 0) rows[cur].querySelector("input[name=fp]").checked = true;
+      var box = cur >= 0 ? rows[cur].querySelector("input[name=fp]") : null;
+      if (!picked.length && box) box.checked = true;
     }
     var btn = form.querySelector("button[name=action][value=" + action + "]");
     if (btn) btn.click();
@@ -34,7 +35,7 @@
       case "j": setCur(cur + 1); break;
       case "k": setCur(cur - 1); break;
       case "o": case "Enter": if (cur >= 0) location.href = rows[cur].dataset.href; else return; break;
-      case "x": if (cur >= 0) { var c = rows[cur].querySelector("input[name=fp]"); c.checked = !c.checked; } break;
+      case "x": if (cur >= 0) { var c = rows[cur].querySelector("input[name=fp]"); if (c) c.checked = !c.checked; } break;
       case "e": act("acknowledge"); break;
       case "r": act("resolve"); break;
       case "i": act("ignore"); break;
