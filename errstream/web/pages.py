@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from errstream.issue_actions import MERGE_ACTIONS, ActionRequest
 from errstream.issue_merges import MergeError
-from errstream.web import svg
+from errstream.web import frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
 from reports import search_syntax
@@ -51,7 +51,8 @@ def _ago(t: datetime | None) -> str:
 
 templates.env.filters["ago"] = _ago
 templates.env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
-templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels)
+templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels,
+                             fold_frames=frames.fold)
 
 
 def render(request: Request, name: str, who: Principal | None, session: Session | None, status: int = 200,

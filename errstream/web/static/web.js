@@ -169,7 +169,19 @@
     if (document.visibilityState === "hidden") closeLive(); else openLive();
   });
 
+  function traceOptions() {
+    var unfold = document.getElementById("unfold");
+    if (!unfold || !document.querySelector("details.libs")) return;
+    unfold.hidden = false;
+    unfold.addEventListener("click", function () {
+      var all = document.querySelectorAll("details.libs"), open = unfold.textContent === "show all frames";
+      Array.prototype.forEach.call(all, function (d) { d.open = open; });
+      unfold.textContent = open ? "fold library frames" : "show all frames";
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    traceOptions();
     rows = Array.prototype.slice.call(document.querySelectorAll("table.stream tr.row"));
     openLive();
   });
