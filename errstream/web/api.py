@@ -37,6 +37,7 @@ from reports.issue_stream import (
 )
 from reports.release_health import ReleaseHealth, release_health, release_window
 from reports.report import Report, build_report, parse_since
+from reports.similar_issues import SimilarIssue, similar_issues
 from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
 
@@ -145,6 +146,17 @@ def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
     if found is None:
         raise HTTPException(404, "no such event (it may have been sampled away or expired)")
     return found
+
+
+@router.get("/issues/{fingerprint}/similar", response_model=list[SimilarIssue],
+            summary="Issues whose grouping components mostly agree with this one's: candidates to merge")
+def similar(request: Request, who: Viewer, fingerprint: Fingerprint) -> list[SimilarIssue]:
+    w = web(request)
+    found = w.queries.issue(fingerprint)
+    if found is None:
+        raise HTTPException(404, "no such issue")
+    return similar_issues(w.client, w.settings.clickhouse_database, found.fingerprint, found.exception_type,
+                          found.culprit)
 
 
 @router.get("/events/{event_id}/nav", response_model=EventNav,

@@ -30,6 +30,7 @@ from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
 from reports.short_ids import issues_with_prefix
+from reports.similar_issues import similar_issues
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parent / "templates"))
@@ -213,8 +214,10 @@ def issue_page(request: Request, user: ViewerPage,
     latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
     events = w.queries.events(fingerprint, None, 15)
     nav = _nav(w, issue.fingerprint, latest) if latest else None
+    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
+                             issue.culprit)
     return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
-                  nav=nav)
+                  nav=nav, similar=similar)
 
 
 def _nav(w: Any, issue: str, ev: Any) -> EventNav:
@@ -348,7 +351,8 @@ def _flash(request: Request) -> str | None:
 
 @router.post("/issues/{fingerprint}/action")
 async def issue_action(request: Request, user: MemberPage, fingerprint: Fingerprint) -> Response:
-    return await _form_action(request, user, [fingerprint], f"/issues/{fingerprint}")
+    back = (await request.form()).get("back")  # "merge into this issue" from a similar issue's row comes back there
+    return await _form_action(request, user, [fingerprint], _safe_next(str(back)) if back else f"/issues/{fingerprint}")
 
 
 @router.post("/issues/bulk")
