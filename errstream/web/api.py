@@ -22,6 +22,7 @@ from errstream.issue_actions import MERGE_ACTIONS, Action, ActionRequest
 from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
+from errstream.web.saved_searches import SavedSearch, SearchLimit
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import (
@@ -255,6 +256,25 @@ async def stream(request: Request, who: Viewer) -> StreamingResponse:
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/searches", response_model=list[SavedSearch], summary="Your saved searches")
+def list_searches(request: Request, who: Viewer) -> list[SavedSearch]:
+    return web(request).searches.list(who.name)  # type: ignore[no-any-return]
+
+
+@router.post("/searches", response_model=SavedSearch, summary="Save (or replace, by name) one of your searches")
+def save_search(request: Request, who: Viewer, body: SavedSearch) -> SavedSearch:
+    try:
+        return web(request).searches.save(who.name, body)  # type: ignore[no-any-return]
+    except SearchLimit as exc:
+        raise _bad(exc) from None
+
+
+@router.delete("/searches/{name}", status_code=204, summary="Delete one of your saved searches")
+def delete_search(request: Request, who: Viewer, name: str) -> None:
+    if not web(request).searches.delete(who.name, name):
+        raise HTTPException(404, "no such saved search")
 
 
 @router.get("/tokens")

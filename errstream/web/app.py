@@ -30,6 +30,7 @@ from errstream.web.headers import SecurityHeaders
 from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
 from errstream.web.pulse import Pulse
+from errstream.web.saved_searches import SavedSearches
 from errstream.web.state import Unavailable, UnknownIssues, WebState
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher, merge_publisher
@@ -53,6 +54,8 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
         sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
         publisher=StatusPublisher(settings), merge_publisher=merge_publisher(settings),
     )
+
+    state.searches = SavedSearches(settings.tokens_path.with_name("web-saved-searches.json"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from errstream.issue_merges import MergeError
 from errstream.web import frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
@@ -189,7 +190,9 @@ def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
         live_url = f"/api/v1/issues?{urlencode(live)}"
     keep = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "msg", "sig")]
     next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
+    save_query = stream_query(urlencode(keep))
     return render(request, "issues.html", *user, status=status, page=page, error=error, notes=notes, chosen=chosen,
+                  saved=w.searches.list(user[0].name), save_query=save_query,
                   facets=w.queries.facets(), sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
                   live_url=live_url,
                   here=f"/issues?{urlencode(keep)}")
@@ -289,6 +292,30 @@ def settings_page(request: Request, user: ViewerPage) -> HTMLResponse:
                       "spike min count": s.spike_min_count, "chain window (s)": s.chain_window_seconds,
                       "rate limit per issue (stored/min)": s.rate_limit_per_fingerprint,
                   }, tokens=web(request).tokens.list() if user[0].can("admin") else None)
+
+
+# --- saved searches (per user) ---------------------------------------------------------------------
+@router.post("/searches")
+async def save_search(request: Request, user: ViewerPage) -> Response:
+    form = await request.form()
+    check_form_csrf(user[1], form)
+    try:
+        saved = web(request).searches.save(user[0].name, SavedSearch(name=str(form.get("name") or "").strip(),
+                                                                     query=str(form.get("query") or "")))
+    except (ValidationError, SearchLimit) as exc:
+        msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return RedirectResponse(_with_msg("/issues", f"Not saved: {msg}"), status_code=303)
+    return RedirectResponse(_with_msg(saved.url, f"Saved as “{saved.name}”."), status_code=303)
+
+
+@router.post("/searches/delete")
+async def delete_search(request: Request, user: ViewerPage) -> Response:
+    form = await request.form()
+    check_form_csrf(user[1], form)
+    name = str(form.get("name") or "")
+    done = web(request).searches.delete(user[0].name, name)
+    return RedirectResponse(_with_msg("/issues", f"Deleted “{name}”." if done else "No such saved search."),
+                            status_code=303)
 
 
 # --- actions (forms) -----------------------------------------------------------------------------

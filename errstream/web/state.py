@@ -66,6 +66,7 @@ class WebState:
     merge_publisher: StatusPublisher
     feed: AlertFeed | None = None
     pulse: Any = None  # errstream.web.pulse.Pulse while the live feed runs
+    searches: Any = None  # errstream.web.saved_searches.SavedSearches (per user, beside the tokens file)
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
 
     @property
