@@ -63,6 +63,7 @@ class IssueSummary(BaseModel):
     assignee: str
     services: list[str]
     environments: list[str]
+    releases: list[str] = Field(default_factory=list)  # every release it was seen in (sorted as text)
     first_seen: datetime
     last_seen: datetime
     events: int  # true count, all time (sampling never reduces it)
@@ -440,7 +441,8 @@ class IssueQueries:
         return IssueSummary(
             fingerprint=r["fingerprint"], title=r["title"], culprit=r["culprit"], exception_type=r["exception_type"],
             level=r["level"], status=r["status"], assignee=r["assignee"] or "", services=list(r["services"]),
-            environments=list(r["environments"]), first_seen=ts(r["first_seen"]), last_seen=ts(r["last_seen"]),
+            environments=list(r["environments"]), releases=[x for x in r["releases"] if x],
+            first_seen=ts(r["first_seen"]), last_seen=ts(r["last_seen"]),
             events=int(r["events"]), users=int(r["users"]), members=list(r["members"]),
         )
 
@@ -509,7 +511,7 @@ class IssueQueries:
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
         return IssueDetail(
-            **base.model_dump(), stored=int(r["stored"]), releases=list(r["releases"]),
+            **base.model_dump(exclude={"releases"}), stored=int(r["stored"]), releases=list(r["releases"]),
             first_release=e.get("first_release") or "", last_release=e.get("last_release") or "",
             raw_status=r["raw_status"], status_changed_at=utc(r["status_changed_at"]),
             ignore_until=utc(r["ignore_until"]), ignore_until_events=r["ignore_until_events"],
