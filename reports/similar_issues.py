@@ -56,11 +56,18 @@ def components(exceptions_json: str) -> set[str]:
     return out
 
 
-# The latest stored event's exceptions of each issue asked for (its own fingerprint's events).
-_LATEST = ("SELECT fingerprint, argMax(exceptions, timestamp) AS exceptions FROM {db}.error_events"
-           " WHERE fingerprint IN {fps:Array(String)} GROUP BY fingerprint")
+# The latest stored event's exceptions of each issue asked for (its own fingerprint's events): first the latest
+# event ids (reading only the key columns, narrowed to the issues' services, the table's first key), then the
+# exceptions of those events only — the JSON column of every event of a busy issue is never read.
+_LATEST = (
+    "SELECT fingerprint, exceptions FROM {db}.error_events"
+    " WHERE service IN {services:Array(String)} AND fingerprint IN {fps:Array(String)}"
+    " AND (fingerprint, event_id) IN (SELECT fingerprint, argMax(event_id, timestamp) FROM {db}.error_events"
+    "   WHERE service IN {services:Array(String)} AND fingerprint IN {fps:Array(String)} GROUP BY fingerprint)"
+    " LIMIT 1 BY fingerprint")
 _CANDIDATES = (
-    "SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.events AS events"
+    "SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.events AS events,"
+    " g.services AS services"
     " FROM {db}.v_error_groups AS g"
     " WHERE g.fingerprint != {fp:String} AND g.fingerprint NOT IN (SELECT fingerprint FROM " + MERGED + ")"
     " AND (g.exception_type = {etype:String} OR g.culprit = {culprit:String})"
@@ -68,15 +75,16 @@ _CANDIDATES = (
 
 
 def similar_issues(client: Any, database: str, fingerprint: str, exception_type: str, culprit: str,
-                   limit: int = 5) -> list[SimilarIssue]:
+                   services: list[str], limit: int = 5) -> list[SimilarIssue]:
     def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
         return list(client.query(sql.replace("{db}", database), parameters=params).named_results())
 
     candidates = rows(_CANDIDATES, fp=fingerprint, etype=exception_type, culprit=culprit, n=CANDIDATES)
     if not candidates:
         return []
-    latest = {r["fingerprint"]: components(r["exceptions"])
-              for r in rows(_LATEST, fps=[fingerprint, *(c["fingerprint"] for c in candidates)])}
+    every_service = sorted({*services, *(x for c in candidates for x in c["services"])})
+    latest = {r["fingerprint"]: components(r["exceptions"]) for r in rows(
+        _LATEST, fps=[fingerprint, *(c["fingerprint"] for c in candidates)], services=every_service)}
     mine = latest.get(fingerprint) or set()
     if not mine:
         return []
