@@ -168,7 +168,7 @@ def event_neighbours(request: Request, who: Viewer, event_id: uuid.UUID) -> Even
     if found is None:
         raise HTTPException(404, "no such event (it may have been sampled away or expired)")
     return event_nav(w.client, w.settings.clickhouse_database, w.queries.primary_of(found.fingerprint),
-                     found.event_id, int(found.timestamp.timestamp() * 1000))
+                     found.event_id)
 
 
 async def _act(request: Request, who: Principal, req: ActionRequest) -> ActionResult:

@@ -224,8 +224,7 @@ def issue_page(request: Request, user: ViewerPage,
 
 
 def _nav(w: Any, issue: str, ev: Any) -> EventNav:
-    return event_nav(w.client, w.settings.clickhouse_database, issue, ev.event_id,
-                     int(ev.timestamp.timestamp() * 1000))
+    return event_nav(w.client, w.settings.clickhouse_database, issue, ev.event_id)
 
 
 @router.get("/issues/{fingerprint}/events", response_class=HTMLResponse)
