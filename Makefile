@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 PIN    := $(if $(LOCK),PIP_CONSTRAINT=$(abspath $(LOCK)),)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: setup system-deps kafka-jars test test-latest lock demo lint clean down
+.PHONY: setup system-deps kafka-jars test unit test-cluster test-latest lock demo lint clean down
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -28,8 +28,21 @@ kafka-jars: $(STAMP) system-deps
 
 setup: $(STAMP) system-deps kafka-jars
 
+# Tests run side by side in TEST_WORKERS processes (pytest-xdist), each with its own broker and ClickHouse;
+# a file's tests stay on one worker (--dist loadfile), so a module's servers and fixtures start once.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest
+	$(PYTEST)
+
+# The tests that need no server: a minute, for every change.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load tests/unit
+
+# The three-broker cluster tests (opt-in: they start three brokers beside the suite's own).
+test-cluster: setup
+	ERRSTREAM_TEST_CLUSTER=1 $(BIN)/python -m pytest -m cluster tests/e2e
 
 # The whole suite on the newest versions pyproject.toml's ranges allow, in a venv of its own built afresh:
 # upstream drift shows up here before it reaches a user. Refresh the lock with `make lock` once it passes.

@@ -21,7 +21,7 @@ on a free port; never the default 8123) and a fresh database:
    ``--raw`` of ``--events`` corresponds to a sampling rate of raw/events.
 4. **The client insert path**: ``--client-events`` real processed events
    (synthetic exceptions run through the worker's ``EventProcessor``) are built
-   into rows by ``sinks/rows.py`` and inserted with clickhouse-connect exactly
+   into rows by ``sinks/clickhouse/rows.py`` and inserted with clickhouse-connect exactly
    as the sink does (batches with dedup tokens); rows/s are reported.
 5. Times every report query and every view (best and worst of ``--repeat``
    runs) right after the load and again after ``OPTIMIZE … FINAL`` (the state
@@ -49,9 +49,9 @@ from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.process import free_port
 from errstream_core.settings import Settings
 from reports.report import ReportQueries, bucket_seconds, parse_since
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
-from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
 
 SERVICES = ["api", "checkout", "billing", "auth", "search", "inventory", "shipping", "notifications",
             "payments", "catalog", "gateway", "reports"]
@@ -119,7 +119,7 @@ SELECT
                '","level":"info","data":{{"status_code":200}}}}'), range(5)), ','), ']') AS breadcrumbs,
     '{{"runtime":{{"name":"CPython","version":"3.11.9"}},"os":{{"name":"Linux"}}}}' AS context,
     toFloat32(if(g < 10, 0.05, 0.5)) AS sample_rate,
-    '' AS original_timestamp, '' AS grouping_rules,  -- in EVENT_COLUMNS order (sinks/rows.py)
+    '' AS original_timestamp, '' AS grouping_rules,  -- in EVENT_COLUMNS order (sinks/clickhouse/rows.py)
     if(number % 3 = 0, 'page=2&sort=desc', '') AS request_query_string,
     map('user-agent', 'python-httpx/0.27', 'accept', 'application/json') AS request_headers,
     '' AS user_username, '' AS user_ip
@@ -152,7 +152,7 @@ def generate(client: Client, db: str, sql: str, total: int, chunk: int, seed: in
 
 
 def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str, float]:
-    """Real processed events → sinks/rows.py → clickhouse-connect inserts, as the sink does."""
+    """Real processed events → sinks/clickhouse/rows.py → clickhouse-connect inserts, as the sink does."""
 
     from producers.synthetic import synthetic_stream
     from schemas.fast import encode

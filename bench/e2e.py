@@ -36,7 +36,7 @@ from errstream.local.process import cpu_seconds
 from errstream.local.roles import RoleProcess
 from errstream_core.settings import Settings
 from schemas.events import ErrorEvent
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 
 @dataclass

@@ -24,7 +24,7 @@ from bench import harness
 from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from producers.synthetic import synthetic_alert
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 
 async def publish(settings: Settings, n: int, rate: float | None) -> None:

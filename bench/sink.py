@@ -27,7 +27,7 @@ from bench.harness import publish_raw, wait_cpu_idle
 from errstream_core.settings import Settings, get_settings
 from errstream_core.topics import ensure_topics
 from producers.synthetic import synthetic_event
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 _FIELDS = ("topic_errors", "topic_dlq", "topic_alerts", "topic_processed", "topic_issue_status", "app_id", "sink_group")
 _STORE_ALL = {"ERRSTREAM_SAMPLE_RATES": '{"debug": 1.0, "info": 1.0, "warning": 1.0}',

@@ -15,9 +15,9 @@ import random
 import time
 from dataclasses import dataclass, field, replace
 
-from stream_processors.detectors.config import DetectionConfig
-from stream_processors.detectors.services import ServiceDetector, ServiceState
-from stream_processors.detectors.signals import Signal
+from stream_processors.detection_rules.config import DetectionConfig
+from stream_processors.detection_rules.services import ServiceDetector, ServiceState
+from stream_processors.detection_signals import Signal
 
 T0 = 1_795_435_200.0  # 2026-11-23T12:00:00Z
 

@@ -34,8 +34,8 @@ from bench.clickhouse_load import EVENTS_SQL, OCCURRENCES_SQL, SERVICES, generat
 from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.process import free_port
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
 
 
 @dataclass

@@ -116,7 +116,7 @@ def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0,
 def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1,
                  as_json: JsonOption = False) -> None:
     """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""
-    from stream_processors.detectors.config import DetectionConfig
+    from stream_processors.detection_rules.config import DetectionConfig
 
     spikes = _bench("spikes")
     cfg = DetectionConfig.from_settings(get_settings())

@@ -137,8 +137,8 @@ def local_status() -> None:
 def migrate(timeout: Timeout = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
     from errstream.cli_errors import command_timeout
-    from sinks.clickhouse_client import connect
-    from sinks.migrate import migrate as run
+    from sinks.clickhouse.client import connect
+    from sinks.clickhouse.migrate import migrate as run
 
     settings = get_settings()
     applied = run(settings, connect(settings, connect_timeout=command_timeout()))
@@ -194,7 +194,7 @@ def _run_until_signal(coro_factory: object) -> None:
 def sink(timeout: Timeout = None) -> None:
     """Run the ClickHouse sink (batched, idempotent inserts; commits after each insert)."""
     from errstream_core.metrics_server import serve_metrics
-    from sinks.clickhouse_sink import ClickHouseSink
+    from sinks.clickhouse.event_sink import ClickHouseSink
 
     settings = _service_settings()
     _service_logging()
@@ -211,7 +211,7 @@ def notify(
     """Run the alerts (ClickHouse + delivery), chains, issue-status and sessions consumers and the periodic
     rules, escalation and digest tasks (docs/notifications.md)."""
     from errstream_core.metrics_server import serve_metrics
-    from sinks.notify_service import ROLES, run_notify
+    from sinks.notify.service import ROLES, run_notify
 
     if unknown := sorted(set(only or ()) - set(ROLES)):
         console.print(f"[red]error:[/red] unknown consumer(s) {unknown}; choose from {ROLES}")
@@ -276,8 +276,8 @@ def digest(fmt: Annotated[str, typer.Option("--format", help="text, slack (Block
     """The daily digest as it would be sent now: new issues, top issues, regressions, error-rate change."""
     import orjson
 
-    from sinks.clickhouse_client import connect
-    from sinks.digest import build_digest, render_slack, render_text
+    from sinks.clickhouse.client import connect
+    from sinks.delivery.digest import build_digest, render_slack, render_text
 
     if fmt not in ("text", "slack", "json"):
         console.print(f"[red]error:[/red] --format must be text, slack or json, not {fmt!r}")
@@ -297,7 +297,7 @@ def schema_export(directory: Path) -> None:
     from schemas.export import export_json_schemas
 
     for path in export_json_schemas(directory):
-        console.print(str(path))
+        print(path)  # whole paths, one a line: rich would wrap long ones where no terminal is
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.publisher import ErrorPublisher
 from producers.synthetic import synthetic_event
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
 
 MALFORMED = [b"{not json", b'{"service": "", "message": "no service"}', b'{"service": "billing", "level": "loud"}']
 

@@ -58,7 +58,7 @@ def make_change(fingerprint: str, status: IssueStatus, note: str = "", by: str |
 
 
 def _client(settings: Settings) -> Any:
-    from sinks.clickhouse_client import connect
+    from sinks.clickhouse.client import connect
 
     return connect(settings, connect_timeout=command_timeout())
 
@@ -154,7 +154,7 @@ def _publish_action(request: ActionRequest, by: str | None) -> None:
     from errstream.issue_merges import for_group
     from reports.issues import workflow_state
     from reports.merges import merge_mapping
-    from sinks.clickhouse_client import connect
+    from sinks.clickhouse.client import connect
 
     settings = get_settings()
     client = connect(settings)

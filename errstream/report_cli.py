@@ -11,7 +11,7 @@ from errstream_core.settings import Settings
 from reports.html import render_html
 from reports.report import build_report
 from reports.terminal import render
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 
 def run_report(

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from prometheus_client import start_http_server
 
+from errstream_core.kafka_requests import count_kafka_requests
 from errstream_core.settings import Settings
 
 
 def serve_metrics(settings: Settings) -> int | None:
     if not settings.metrics_port:
         return None
+    count_kafka_requests()  # scraped with the rest: the broker work this process asks for
     start_http_server(settings.metrics_port, addr=settings.metrics_host)
     return settings.metrics_port

@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     clickhouse_verify_tls: bool = True
     clickhouse_ca_cert: Path | None = None
     # ClickHouse cluster (remote_servers) name: migrations then emit ON CLUSTER, Replicated*MergeTree and
-    # Distributed tables (sinks/cluster_ddl.py, docs/operations.md). "" = one server.
+    # Distributed tables (sinks/clickhouse/cluster_ddl.py, docs/operations.md). "" = one server.
     clickhouse_cluster: str = ""
     events_ttl_days: int = 90
 

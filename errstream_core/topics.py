@@ -38,8 +38,8 @@ def key_hash(key: bytes) -> int:
     """``key_hash(key) % partitions`` is the partition the Java/aiokafka default partitioner picks.
 
     The processing stage and detection must agree on it (detection's table keys live on the
-    partition of their fingerprint). aiokafka's murmur2 is pure Python (~10 µs a key) and the
-    same fingerprints recur in event after event, hence the memo.
+    partition of their fingerprint). aiokafka's murmur2 is pure Python, so costly per key, and
+    the same fingerprints recur in event after event, hence the memo.
     """
     return murmur2(key) & 0x7FFFFFFF
 
@@ -104,7 +104,7 @@ def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
         settings.topic_issue_merges: COMPACTED,
         settings.topic_grouping_rules: COMPACTED,
         settings.topic_alert_rules: COMPACTED,
-        # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.rules_follower)
+        # broker time on `errors`: grouping rules switch at a recorded point (stream_processors.grouping_rules_follower)
         settings.topic_errors: {"message.timestamp.type": "LogAppendTime"},
     }
     if settings.dlq_retention_hours > 0:

@@ -23,7 +23,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from schemas.events import ErrorEvent, ExceptionInfo, StackFrame
+from schemas.events import ErrorEvent, ExceptionInfo
 from schemas.limits import MAX_CHAIN, MAX_CONTEXT_LINE, MAX_FRAMES, MAX_MESSAGE, MAX_PATH, MAX_SHORT
 
 _NOT_APP_PREFIXES = tuple(
@@ -138,10 +138,6 @@ def exception_dicts(
         }
         for raw in snapshot
     ]
-
-
-def frames_from_traceback(tb: TracebackType | None) -> list[StackFrame]:
-    return [StackFrame.model_validate(frame_dict(f)) for f in _raw_frames(tb)]
 
 
 def exception_chain(exc: BaseException, handled: bool | None = None, mechanism: str = "generic") -> list[ExceptionInfo]:

@@ -22,14 +22,13 @@ import base64
 import binascii
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
 
 from reports.merges import ISSUE_OF, MEMBERS_OF, MERGE_HISTORY_SQL, MERGED
 
-Sort = Literal["last_seen", "first_seen", "events", "users", "trend"]
 SORTS: tuple[str, ...] = ("last_seen", "first_seen", "events", "users", "trend")
 STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed")
 OPEN_STATUSES = ("new", "acknowledged", "investigating", "regressed")

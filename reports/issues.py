@@ -1,7 +1,7 @@
 """Reading issues back from ClickHouse: the latest status, its history, the issues whose status changed.
 
 An issue with no recorded change is ``new``; a resolved issue seen again since its resolution is ``regressed``
-(the same rule as the ``v_error_groups`` view, sinks/migrations/0006). The CLI (``errstream issue``) and the web
+(the same rule as the ``v_error_groups`` view, sinks/clickhouse/migrations/0006). The CLI (``errstream issue``) and the web
 app read through here.
 """
 

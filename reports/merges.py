@@ -1,6 +1,6 @@
 """Reading merges back: the SQL every per-issue read uses to fold a merged group under its primary.
 
-``issue_merges`` (sinks/migrations/0013) keeps the latest primary per fingerprint and the mapping is flat,
+``issue_merges`` (sinks/clickhouse/migrations/0013) keeps the latest primary per fingerprint and the mapping is flat,
 so one join answers "which issue is this fingerprint's": views, the report, the web app and the CLI all
 fold through the fragments below, so a merged group is one row everywhere. Events keep their own
 fingerprints; unmerging changes the mapping only, and every read follows at once.

@@ -64,8 +64,6 @@ def _free_form(value: dict[str, Any]) -> dict[str, Any]:
 
 FreeForm = Annotated[dict[str, Any], AfterValidator(_free_form)]
 
-ShortStr = Field(min_length=1, max_length=MAX_SHORT)
-
 
 def _utc(value: datetime) -> datetime:
     """Naive timestamps are taken as UTC: every timestamp in errstream is UTC."""

@@ -2,11 +2,10 @@
 
 The pydantic models in ``schemas.events`` and ``schemas.processed`` stay the
 contract: producers, the gateway, the sinks and the exported JSON Schema use
-them. The worker decodes every event of the ``errors`` topic, and pydantic
-spends ~45 µs building Python objects from a 5 KB, 20-frame event where
-msgspec, which decodes straight into typed structs, spends ~9 µs; encoding
-the processed event is 5 µs instead of 17–35 µs. That is most of the
-difference between 10,000 and 20,000 events/s per core.
+them. The worker decodes every event of the ``errors`` topic, and msgspec, which
+decodes straight into typed structs, does it several times cheaper than pydantic
+building Python objects (figures: docs/performance.md, "Why the hot path is built
+this way").
 
 Two rules keep the mirror honest:
 

@@ -21,7 +21,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
 from errstream_core.settings import Settings
-from stream_processors.detection import install_detection
+from stream_processors.detection_agents import install_detection
 from stream_processors.process_stage import ProcessingStage
 
 log = logging.getLogger("errstream.worker")

@@ -35,11 +35,11 @@ from schemas.dead_letter import DeadLetter, ValidationProblem
 from schemas.events import ErrorEvent as EventModel
 from schemas.fast import DecodeError, ErrorEvent, ProcessedEvent, decode_event, encode, event_from_model
 from schemas.limits import MAX_EVENT_BYTES, MAX_PROCESSED_BYTES, MAX_TIMESTAMP, MIN_TIMESTAMP
-from stream_processors.detectors.signals import Signal
+from stream_processors.detection_signals import Signal
 from stream_processors.fingerprint import group_event
+from stream_processors.grouping_rules_follower import RulesBook
 from stream_processors.metrics import ADJUSTED, EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
-from stream_processors.rules_follower import RulesBook
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import Scrubber
 

@@ -36,7 +36,6 @@ from typing import Any
 EVENT_KEYS = {"error.type", "error.value", "message", "service", "environment", "release", "level", "logger"}
 FRAME_KEYS = {"stack.module": "module", "stack.function": "function", "stack.abs_path": "abs_path",
               "stack.path": "abs_path"}
-ACTIONS = {"+app", "-app", "+group", "-group"}
 VARIABLES = {"default", "error.type", "error.value", "message", "service", "logger", "level"}
 MAX_RULES = 1_000
 MAX_LINE = 2_000

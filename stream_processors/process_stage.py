@@ -3,10 +3,9 @@
 A step on the consumer runtime (``errstream_core.consumer``), running inside the
 faust worker process: faust keeps what it is good at (detection's tables,
 changelogs and recovery, fed by this stage), and this stateless stage avoids
-faust's per-message machinery. Measured with ``errstream bench worker`` on this
-project's 2-core machine: the same processing as a faust agent cost 338 µs of CPU
-per event, of which ``EventProcessor`` was ~50 µs; faust's stream, acking and
-one-``send``-per-record produce path were the rest.
+faust's per-message machinery: run as a faust agent, the same processing cost several
+times its own CPU in faust's stream, acking and one-``send``-per-record produce path
+(figures: docs/performance.md, "Why the hot path is built this way").
 
 ``submit`` processes each record at once and appends its outputs to aiokafka record
 batches per (topic, partition) — processed events keyed and partitioned by
@@ -45,8 +44,8 @@ from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, key_hash
 from schemas.fast import encode
 from stream_processors.event_processor import EventProcessor
+from stream_processors.grouping_rules_follower import RulesFollower
 from stream_processors.metrics import REJECTED
-from stream_processors.rules_follower import RulesFollower
 
 log = logging.getLogger("errstream.worker")
 

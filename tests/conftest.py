@@ -8,7 +8,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.local.servers import clickhouse_server, isolated_settings, kafka_server
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 from tests.support.services import STORE_EVERYTHING_ENV, Service, running_services
 
 

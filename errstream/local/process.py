@@ -114,12 +114,22 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child of ours still answers kill(0); reap it if we can.
+    # A zombie still answers kill(0): reap it if it is our child; if it is another process's child
+    # (`errstream local down` stopping what a still-running parent started), it has exited all the same.
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
     except ChildProcessError:
-        return True
+        return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited and waits to be reaped by its parent (Linux's /proc; elsewhere: no)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] == "Z"
 
 
 @dataclass

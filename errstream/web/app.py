@@ -25,7 +25,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from errstream.web import api, pages
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.deps import NeedLogin
 from errstream.web.headers import SecurityHeaders
 from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
@@ -39,16 +41,7 @@ log = logging.getLogger("errstream.web")
 HERE = Path(__file__).parent
 
 
-class NeedLogin(Exception):
-    """A page asked for without a session: the browser is sent to the login form."""
-
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
-
-
 def create_app(settings: Settings, client: Any = None, live: bool = True) -> FastAPI:
-    from errstream.web import api, pages
-
     state = WebState(
         settings=settings, client_or_none=client, tokens=TokenStore(settings.tokens_path),
         sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),

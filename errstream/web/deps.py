@@ -70,10 +70,15 @@ def api_user(role: Role = "viewer") -> Callable[[Request], Any]:
     return dependency
 
 
+class NeedLogin(Exception):
+    """A page asked for without a session: the app's handler sends the browser to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
 def page_user(role: Role = "viewer") -> Callable[[Request], Any]:
     async def dependency(request: Request) -> tuple[Principal, Session]:
-        from errstream.web.app import NeedLogin
-
         _, session = session_of(request)
         if session is None:
             raise NeedLogin(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""))

@@ -73,7 +73,7 @@ class WebState:
     def client(self) -> Any:
         """The ClickHouse client, connected on first use: the app starts (and answers 503) while ClickHouse is down."""
         if self.client_or_none is None:
-            from sinks.clickhouse_client import connect
+            from sinks.clickhouse.client import connect
 
             self.client_or_none = connect(self.settings)  # raises a ClickHouseError while unreachable
         return self.client_or_none

@@ -4,9 +4,8 @@ A Python SDK's event carries, for every frame, ``pre_context``, ``post_context``
 and ``vars``, which errstream does not keep. Parsed into dicts they are most of
 the objects built per event; msgspec decoding into structs that do not declare
 them skips them, and decodes frames and breadcrumbs directly into the schema
-mirror (``schemas.fast``), validating them on the way. Counted with callgrind
-on the benchmark's sentry-sdk event: 174k instructions per event this way,
-231k through dicts (of which the parse alone is 104k).
+mirror (``schemas.fast``), validating them on the way (instruction counts:
+docs/performance.md, "Why the hot path is built this way").
 
 This is an optimisation, never a second set of rules: whenever the typed decode
 or the schema refuses something, the payload goes through

@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 
 from errstream.local.process import free_port
 from errstream_core.settings import Settings
-from sinks.migrate import migrate
+from sinks.clickhouse.migrate import migrate
 from tests.support.cli import cli as run_cli
 from tests.support.kafka import read_topic
 from tests.support.services import settings_env

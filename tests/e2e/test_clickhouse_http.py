@@ -13,7 +13,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from errstream.local.clickhouse import LocalClickHouse
 from errstream.local.process import free_port
 from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, ensure_logins, read_password
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 
 pytestmark = pytest.mark.e2e
 

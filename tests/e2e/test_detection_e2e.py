@@ -16,6 +16,7 @@ from errstream_core.settings import Settings
 from schemas.issue_status import IssueStatus, IssueStatusChange
 from tests.support.detection import (
     alerts,
+    caught_up,
     committed,
     error,
     of_kind,
@@ -62,8 +63,7 @@ def test_new_issue_fires_once_even_across_a_sigkill_restart(settings: Settings, 
         got = wait_alerts(settings, lambda a: len(of_kind(a, "new_issue")) >= 2 and len(of_kind(a, "threshold")) >= 1,
                           timeout=150, what="new_issue of the second issue and the 10-events threshold",
                           diagnostics=lambda: second.output()[-3000:])
-        time.sleep(2)
-        got = alerts(settings)
+        got = caught_up(settings, diagnostics=lambda: second.output()[-3000:])
     finally:
         second.stop()
     new = of_kind(got, "new_issue")
@@ -98,8 +98,7 @@ def test_steady_traffic_then_a_10x_burst_raises_exactly_one_spike(settings: Sett
     _paced(settings, traffic, per_chunk=20)
     got = wait_alerts(settings, lambda a: len(of_kind(a, "spike")) >= 1, what="a spike alert",
                       diagnostics=lambda: worker.output()[-3000:])
-    time.sleep(3)
-    spikes = of_kind(alerts(settings), "spike")
+    spikes = of_kind(caught_up(settings), "spike")
     assert len(spikes) == 1, spikes
     spike = spikes[0]
     assert spike["service"] == "checkout" and spike["dedup_key"] == "spike:service:checkout"
@@ -129,8 +128,7 @@ def test_a_short_cooldown_lets_the_second_burst_alert_again(settings: Settings, 
         _paced(settings, traffic, per_chunk=20)
         wait_alerts(settings, lambda a: len(of_kind(a, "spike")) >= 2, what="two spike alerts",
                     diagnostics=lambda: svc.output()[-3000:])
-        time.sleep(3)
-        spikes = of_kind(alerts(settings), "spike")
+        spikes = of_kind(caught_up(settings), "spike")
     finally:
         svc.stop()
     minutes = sorted(s["details"]["window_start"][:16] for s in spikes)
@@ -162,8 +160,7 @@ def test_resolved_issue_regresses_once_and_ignored_issue_stays_silent(settings: 
                        for i in range(30) for issue in ("token", "parse")])
     wait_alerts(settings, lambda a: len(of_kind(a, "regression")) >= 1, what="the regression",
                 diagnostics=lambda: worker.output()[-3000:])
-    time.sleep(3)
-    got = alerts(settings)
+    got = caught_up(settings)
     regressions = of_kind(got, "regression")
     assert len(regressions) == 1
     assert regressions[0]["fingerprint"] == fp["token failed"] and regressions[0]["severity"] == "error"
@@ -178,8 +175,7 @@ def test_resolved_issue_regresses_once_and_ignored_issue_stays_silent(settings: 
     _status(settings, fp["token failed"], "resolved")
     publish(settings, [error("auth", "token", datetime.now(UTC)), error("auth", "refresh", datetime.now(UTC))])
     wait_alerts(settings, lambda a: len(of_kind(a, "new_issue")) >= 3, what="the marker issue after it")
-    time.sleep(2)
-    assert len(of_kind(alerts(settings), "regression")) == 1
+    assert len(of_kind(caught_up(settings), "regression")) == 1
 
 
 def test_a_three_service_cascade_in_one_trace_is_one_chain_with_the_right_root(
@@ -246,8 +242,7 @@ def test_new_issue_stays_exactly_once_when_a_second_worker_joins(settings: Setti
         publish(settings, [error("orders", "marker", now + timedelta(seconds=20))])
         got = wait_alerts(settings, lambda a: len(of_kind(a, "new_issue")) >= len(issues) + 1,
                           what="the marker's new_issue", diagnostics=lambda: second.output()[-3000:])
-        time.sleep(3)
-        got = alerts(settings)
+        got = caught_up(settings, diagnostics=lambda: second.output()[-3000:])
     finally:
         first.stop()
         if second is not None:

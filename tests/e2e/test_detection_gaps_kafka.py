@@ -11,7 +11,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from stream_processors.detection.gaps import first_to_apply, read_records
+from stream_processors.detection_agents.gaps import first_to_apply, read_records
 
 pytestmark = pytest.mark.e2e
 

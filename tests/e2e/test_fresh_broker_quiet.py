@@ -23,7 +23,7 @@ from errstream.local.kafka import LocalKafka
 from errstream.local.process import free_port_pair
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from sinks.migrate import migrate
+from sinks.clickhouse.migrate import migrate
 from tests.support.services import Service, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,6 @@ one alert; unmerging restores separate rows and separate alerts."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +20,7 @@ from schemas.issue_merge import IssueMergeChange
 from tests.support.alerts import publish as raw_publish
 from tests.support.alerts import query_rows
 from tests.support.cli import cli
-from tests.support.detection import alerts, committed, error, of_kind, publish, wait_alerts
+from tests.support.detection import alerts, caught_up, committed, error, of_kind, publish, wait_alerts
 from tests.support.kafka import read_topic
 from tests.support.services import Service, wait_for
 
@@ -108,7 +107,7 @@ def test_merged_issues_are_one_row_and_one_alert_and_unmerge_restores_both(
                     diagnostics=logs)
         publish(settings, [error("billing", "charge", datetime.now(UTC))])
         wait_for(lambda: len(alerts(settings)), lambda n: n >= 4, 60, "the primary's event through detection")
-        time.sleep(3)  # an extra alert would show by now
+        caught_up(settings)  # every alert this input can raise is on the topic now
         assert set(regressions(settings).values()) == {charge} and len(regressions(settings)) == 1
         stored = wait_for(lambda: query_rows(ch, f"SELECT fingerprint FROM {settings.clickhouse_database}.alerts "
                                                  "FINAL WHERE kind = 'regression'"), lambda r: len(r) >= 1, 60,

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.issue_cli import make_change
 from errstream_core.settings import Settings
 from producers.issue_status import publish_status_change
-from sinks.status_sink import StatusSink
+from sinks.clickhouse.status_sink import StatusSink
 from tests.support.alerts import query_rows
 from tests.support.cli import cli
 from tests.support.kafka import read_topic

@@ -25,8 +25,8 @@ from errstream_core.topics import ensure_topics
 from producers.synthetic import synthetic_alert
 from schemas.alerts import AlertEvent
 from schemas.chains import ChainEvent, ErrorChain
-from sinks.chains_sink import chains_topic
-from sinks.notifier import RECORD_BATCH
+from sinks.clickhouse.chains_sink import chains_topic
+from sinks.delivery.dispatch import RECORD_BATCH
 from tests.support.alerts import publish, publish_alerts, query_rows
 from tests.support.kafka import read_topic
 from tests.support.services import Service, wait_for

@@ -91,7 +91,7 @@ def test_the_sink_dead_letters_rows_it_cannot_store_and_stores_the_rest(
     assert len(dead) == 4
     by_offset = {d["source_offset"]: d for d in dead}
     assert set(by_offset) == {20, 21, 22, 23}
-    # a tag the Map(String, String) column cannot hold: found when its row is built (sinks/rows.py)
+    # a tag the Map(String, String) column cannot hold: found when its row is built (sinks/clickhouse/rows.py)
     assert by_offset[23]["stage"] == "sink-rows" and by_offset[23]["reason"] == "unstorable"
     assert "tag" in by_offset[23]["detail"]
     assert all(d["source_topic"] == settings.topic_processed and d["source_partition"] == 0 for d in dead)

@@ -23,7 +23,7 @@ from errstream.local.servers import kafka_port
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from producers.synthetic import synthetic_event
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 from tests.support.detection import publish
 from tests.support.kafka import read_topic
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for

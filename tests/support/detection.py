@@ -8,14 +8,17 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from errstream.local.process import wait_for
 from errstream_core.settings import Settings
+from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic
 from producers.publisher import ErrorPublisher
 from schemas.events import ErrorEvent, ExceptionInfo
 from schemas.issue_status import IssueStatusChange
-from tests.support.kafka import read_topic
+from tests.support.kafka import group_lag, read_to_end
 
 
 def error(service: str, issue: str, at: datetime, *, trace_id: str | None = None, span_id: str | None = None,
@@ -74,18 +77,43 @@ def committed(settings: Settings, topic: str) -> int:
     return asyncio.run(go())
 
 
-def alerts(settings: Settings, expect: int = 10_000, timeout: float = 3.0) -> list[dict]:
-    return read_topic(settings, settings.topic_alerts, expect=expect, timeout=timeout)
+def alerts(settings: Settings) -> list[dict]:
+    """Every alert on the topic now (read to its end offsets: no waiting out a timeout)."""
+    return [orjson.loads(value) for _, value in read_to_end(settings, settings.topic_alerts) if value is not None]
+
+
+def worker_lag(settings: Settings) -> int:
+    """Records published so far that the worker has not committed: its processing stage on ``errors``,
+    then detection's agents on their three topics (read in that order, so what the stage forwarded before
+    committing is counted)."""
+    stage = group_lag(settings, f"{settings.app_id}-process", [settings.topic_errors])
+    agents = [by_fingerprint_topic(settings), by_service_topic(settings), by_trace_topic(settings)]
+    return stage + group_lag(settings, settings.app_id, agents)
+
+
+def caught_up(settings: Settings, timeout: float = 60.0, diagnostics: Callable[[], object] | None = None) -> list[dict]:
+    """Wait until the worker has handled everything published so far; then the alerts on the topic.
+
+    What "nothing more arrives" rests on, as a condition rather than a sleep: the processing stage
+    commits ``errors`` only after its outputs to detection are acknowledged, and detection commits its
+    input only after the alerts it raised are acknowledged (send-then-store). Once both groups have
+    committed to the end of their input, every alert that input can raise is on the topic. Alerts raised
+    by timers rather than input (chains closing) are not covered: those checks keep a time window.
+    """
+    wait_for(lambda: worker_lag(settings), lambda n: n == 0, timeout, "the worker to commit everything published",
+             diagnostics=diagnostics, interval=0.25)
+    return alerts(settings)
 
 
 def wait_alerts(settings: Settings, ok: Callable[[list[dict]], bool], timeout: float = 60.0, what: str = "alerts",
                 diagnostics: Callable[[], object] | None = None) -> list[dict]:
-    """Poll the alerts topic until ``ok(alerts)``; then linger a little so that extra alerts would show."""
+    """Poll the alerts topic until ``ok(alerts)`` (``caught_up`` then tells whether more would come)."""
     deadline = time.monotonic() + timeout
     while True:
-        got = alerts(settings, timeout=1.5)
+        got = alerts(settings)
         if ok(got):
             return got
+        time.sleep(0.25)
         if time.monotonic() > deadline:
             extra = f"\n{diagnostics()}" if diagnostics else ""
             raise AssertionError(f"timed out waiting for {what}; got {[(a['kind'], a['dedup_key']) for a in got]}"

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 from clickhouse_connect.driver.transform import logger as _transform_log
 
-from sinks.migrate import migration_files
+from sinks.clickhouse.migrate import migration_files
 
 _transform_log.disabled = True  # it logs a traceback for each failure the tests provoke on purpose
 _COLUMN = re.compile(r"^\s*(?:ADD COLUMN IF NOT EXISTS\s+)?([a-z_]+)\s+(.+?)(?:\s+(?:CODEC|DEFAULT)\b.*)?,?$")

@@ -25,7 +25,7 @@ from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic, by_service_topic, by_trace_topic
 from producers.publisher import ErrorPublisher
 from schemas.events import ErrorEvent
-from sinks.clickhouse_client import connect
+from sinks.clickhouse.client import connect
 from tests.support.alerts import query_rows
 from tests.support.detection import error
 from tests.support.kafka import group_lag, publish_until_acknowledged, read_records, read_to_end

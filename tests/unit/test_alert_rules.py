@@ -6,7 +6,7 @@ import pytest
 
 from producers.synthetic import synthetic_alert
 from schemas.alert_rules import AlertRulesError, parse_alert_rules
-from sinks.alert_rules import fires, route, rule_alert
+from sinks.derived_alerts.alert_rules import fires, route, rule_alert
 
 GOOD = """
 [[rules]]

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from producers.synthetic import synthetic_alert as make_alert
 from schemas.notifications import EmailDestination, WebhookDestination
-from sinks.email import IssueFacts, build_email
-from sinks.webhooks import build_request
+from sinks.delivery.email import IssueFacts, build_email
+from sinks.delivery.http_channels import build_request
 
 
 def test_pagerduty_gets_an_events_v2_trigger_with_the_alerts_dedup_key() -> None:

@@ -17,8 +17,14 @@ from typing import Any
 import pytest
 
 from errstream_core.settings import Settings
-from sinks.cluster_ddl import ClusterDDLError, ClusterLayout, client_settings, local_table, to_cluster
-from sinks.migrate import bootstrap_statements, cluster_layout, migration_files, statements_for
+from sinks.clickhouse.cluster_ddl import (
+    ClusterDDLError,
+    ClusterLayout,
+    client_settings,
+    local_table,
+    to_cluster,
+)
+from sinks.clickhouse.migrate import bootstrap_statements, cluster_layout, migration_files, statements_for
 
 chdb_session = pytest.importorskip("chdb.session")
 
@@ -148,7 +154,7 @@ def test_a_future_migration_is_translated_or_refused() -> None:
     assert quoted[1].endswith("deploys_local, cityHash64(fingerprint))")
     assert to_cluster("CREATE VIEW IF NOT EXISTS db.`v` AS SELECT 1", layout) == [
         f"CREATE VIEW IF NOT EXISTS db.`v` ON CLUSTER {CLUSTER} AS SELECT 1"]
-    with pytest.raises(ClusterDDLError, match="extend sinks/cluster_ddl.py"):
+    with pytest.raises(ClusterDDLError, match="extend sinks/clickhouse/cluster_ddl.py"):
         to_cluster("INSERT INTO db.deploys VALUES ('a', now())", layout)
     with pytest.raises(ClusterDDLError):  # an inner-table MV would not be replicated
         to_cluster("CREATE MATERIALIZED VIEW db.mv ENGINE = MergeTree ORDER BY x AS SELECT 1 AS x", layout)

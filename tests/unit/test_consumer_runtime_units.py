@@ -11,7 +11,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from errstream_core.consumer.outage import Backoff, Outage
-from sinks import storage
+from sinks.clickhouse import storage
 
 
 def test_row_errors_are_told_apart_from_an_unreachable_server() -> None:

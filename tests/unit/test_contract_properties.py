@@ -2,7 +2,7 @@
 
 Arbitrary JSON values (with huge and non-finite numbers, lone surrogates, NUL,
 deep nesting) and arbitrary bytes go through the real ``EventProcessor`` and
-then ``sinks.rows.prepare_record``. Every input must end as rows that
+then ``sinks.clickhouse.rows.prepare_record``. Every input must end as rows that
 clickhouse-connect serialises for the columns the migrations declare, or as a
 dead letter with a stage and a reason — never as an exception, and never as
 an event the worker accepts and the sink then refuses.
@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 
 from schemas.dead_letter import DeadLetter
 from schemas.fast import encode
-from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, PreparedRecord, prepare_record
+from sinks.clickhouse.rows import (
+    EVENT_COLUMNS,
+    OCCURRENCE_COLUMNS,
+    MinuteCounts,
+    PreparedRecord,
+    prepare_record,
+)
 from stream_processors.event_processor import EventProcessor
 from stream_processors.scrub import Scrubber
 from tests.support.hostile import VALID_EVENT, hostile_corpus

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from stream_processors.detection.context import partition_of
-from stream_processors.detection.gaps import CHECKPOINT_PREFIX, checkpoint_key, holes, is_checkpoint
+from stream_processors.detection_agents.context import partition_of
+from stream_processors.detection_agents.gaps import CHECKPOINT_PREFIX, checkpoint_key, holes, is_checkpoint
 
 
 @pytest.mark.parametrize("partitions", [1, 4, 12, 64])

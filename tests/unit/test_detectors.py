@@ -15,15 +15,15 @@ from schemas.chains import ErrorChain
 from schemas.events import ErrorEvent
 from schemas.issue_status import IssueStatusChange
 from schemas.processed import ProcessedEvent
-from stream_processors.detection.status import kept_status
-from stream_processors.detectors.chains import ChainState
-from stream_processors.detectors.config import DetectionConfig
-from stream_processors.detectors.cooldown import Cooldowns
-from stream_processors.detectors.issues import IssueDetector, IssueState, silenced
-from stream_processors.detectors.services import ServiceDetector, ServiceState
-from stream_processors.detectors.signals import Signal
-from stream_processors.detectors.spike import Baseline, SpikeRule, check_spike
-from stream_processors.detectors.windows import MinuteWindows
+from stream_processors.detection_agents.status import kept_status
+from stream_processors.detection_rules.chains import ChainState
+from stream_processors.detection_rules.config import DetectionConfig
+from stream_processors.detection_rules.cooldown import Cooldowns
+from stream_processors.detection_rules.issues import IssueDetector, IssueState, silenced
+from stream_processors.detection_rules.services import ServiceDetector, ServiceState
+from stream_processors.detection_rules.spikes import Baseline, SpikeRule, check_spike
+from stream_processors.detection_rules.windows import MinuteWindows
+from stream_processors.detection_signals import Signal
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
 FP = "0" * 31 + "1"
@@ -247,7 +247,7 @@ def test_chain_window_duplicates_and_round_trip() -> None:
 
 
 def test_chain_record_fields_are_the_error_chains_columns() -> None:
-    sql = (Path(__file__).parents[2] / "sinks/migrations/0002_detection.sql").read_text()
+    sql = (Path(__file__).parents[2] / "sinks/clickhouse/migrations/0002_detection.sql").read_text()
     body = sql.split("CREATE TABLE IF NOT EXISTS {db}.error_chains")[1].split("ENGINE")[0]
     columns = re.findall(r"^\s{4}(\w+)\s", body, flags=re.MULTILINE)
     assert list(ErrorChain.model_fields) == columns

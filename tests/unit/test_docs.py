@@ -103,3 +103,68 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     assert _anchors(doc) == {"title"}
     assert MACHINE_PATHS.search(doc.read_text(encoding="utf-8"))
     assert not MACHINE_PATHS.search("../shared/bench/grouping_accuracy.py and ~/.cache/errstream")
+
+
+# --- paths written in the text ---------------------------------------------------------------------
+# A path in backticks (`sinks/clickhouse/rows.py`, `tests/e2e/test_notify.py::test_x`, `docs/web.md`) or a
+# bare file name (`rows.py`) names a room of this repository; when the room moves, the map must follow.
+TRACKED = sorted({p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
+                  if ".git" not in p.parts and ".venv" not in p.parts and "__pycache__" not in p.parts
+                  and not any(part.endswith(".egg-info") or part.startswith(".venv") for part in p.parts)})
+TOP_LEVEL = {p.split("/")[0] for p in TRACKED}
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_FILE_EXT = r"\.(?:py|sql|md|toml|ya?ml|sh|txt|html|js|css|jsonl|json|cfg)"
+_BARE_FILE = re.compile(rf"^[\w.-]+{_FILE_EXT}$")
+RUNTIME_PREFIXES = (".errstream/",)  # ERRSTREAM_HOME: made when errstream runs, not part of the repository
+EXAMPLES = {"views.py"}  # a file name quoted inside an example log message (docs/grouping.md)
+
+
+def _repo_path_candidates(text: str) -> list[str]:
+    found = []
+    for span in _CODE_SPAN.findall(_FENCE.sub("", text)):
+        token = span.strip().split("::")[0].rstrip(",.:;)")
+        token = re.sub(r":\d+(?:-\d+)?$", "", token)  # file.py:42
+        if " " in token or token.startswith(("http", "../", "/", "~", "$", *RUNTIME_PREFIXES)) or "{" in token \
+                or "<" in token or token in EXAMPLES:
+            continue
+        head = token.split("/")[0]
+        if "/" in token and head in TOP_LEVEL:
+            found.append(token)
+        elif _BARE_FILE.match(token):
+            found.append(token)
+    return found
+
+
+def _exists(token: str) -> bool:
+    if "*" in token:
+        return any(ROOT.glob(token))
+    if "/" in token:
+        return (ROOT / token.rstrip("/")).exists()
+    return any(p == token or p.endswith("/" + token) for p in TRACKED)
+
+
+@pytest.mark.parametrize("page", [p for p in USER_DOCS if p.name != "CHANGELOG.md"], ids=_rel)
+def test_every_repository_path_written_in_a_page_exists(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    missing = sorted({t for t in _repo_path_candidates(text) if not _exists(t)})
+    missing += sorted({link for link in _links(page) if not link.startswith(("http", "#", "mailto:"))
+                       and not link.startswith("../") and not (page.parent / link.split("#")[0]).exists()})
+    assert not missing, f"{_rel(page)} names paths that do not exist: {missing}"
+
+
+PRODUCT_PACKAGES = ("schemas", "errstream_core", "producers", "stream_processors", "sinks", "reports", "errstream",
+                    "bench")
+
+
+def test_the_architecture_map_names_every_package_and_module() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = text[text.index("## Where each concern lives"):]
+    rows = {line.split("|")[1].strip().strip("`"): line for line in table.splitlines() if line.startswith("| `")}
+    missing = []
+    for package in PRODUCT_PACKAGES:
+        for module in sorted((ROOT / package).rglob("*.py")):
+            folder = module.parent.relative_to(ROOT).as_posix() + "/"
+            row = rows.get(folder)
+            if row is None or (module.name != "__init__.py" and f"`{module.name}`" not in row):
+                missing.append(module.relative_to(ROOT).as_posix())
+    assert not missing, f"docs/architecture.md's table does not list: {missing}"

@@ -12,7 +12,7 @@ import pytest
 from schemas.fast import event_from_model
 from stream_processors.fingerprint import group_event
 from stream_processors.grouping_rules import RulesError, parse_rules
-from stream_processors.rules_follower import RulesBook
+from stream_processors.grouping_rules_follower import RulesBook
 from tests.support.raising import capture, load_module
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,10 +16,10 @@ from errstream_core.token_bucket import TokenBucket
 from producers.synthetic import synthetic_alert
 from schemas.alerts import AlertEvent
 from schemas.notifications import EmailDestination, WebhookDestination
-from sinks.alert_owner import with_owners
-from sinks.email import build_email
-from sinks.notifier import parse_retry_after
-from sinks.webhooks import SUPPRESSED_HEADER, build_request, slack_payload, teams_payload
+from sinks.delivery.dispatch import parse_retry_after
+from sinks.delivery.email import build_email
+from sinks.delivery.http_channels import SUPPRESSED_HEADER, build_request, slack_payload, teams_payload
+from sinks.delivery.owners import with_owners
 
 SLACK_URL = "https://hooks.slack.com/services/T0001/B0002/abcdefSECRET"
 
@@ -114,9 +114,9 @@ def test_slack_payload_mentions_suppressed_alerts_and_respects_limits() -> None:
 
 def _detected(kind: str) -> AlertEvent:
     """An alert as the real issue detector raises it for a Go service's error."""
-    from stream_processors.detectors.config import DetectionConfig
-    from stream_processors.detectors.issues import IssueDetector
-    from stream_processors.detectors.signals import Signal
+    from stream_processors.detection_rules.config import DetectionConfig
+    from stream_processors.detection_rules.issues import IssueDetector
+    from stream_processors.detection_signals import Signal
 
     t0 = datetime(2026, 11, 23, 12, 0, 5, tzinfo=UTC).timestamp()
     det = IssueDetector(DetectionConfig(thresholds=(1,)))

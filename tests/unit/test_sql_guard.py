@@ -6,7 +6,7 @@ import pytest
 
 from errstream.local.sql_guard import Refused, check_data, check_setting, check_statement, tokenize
 from errstream_core.settings import Settings
-from sinks.migrate import migration_files, render, split_statements
+from sinks.clickhouse.migrate import migration_files, render, split_statements
 
 
 @pytest.mark.parametrize("sql", [

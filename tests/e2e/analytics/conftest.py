@@ -9,8 +9,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
 from tests.e2e.analytics.data import Dataset, build, load
 
 

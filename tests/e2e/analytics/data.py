@@ -2,7 +2,7 @@
 
 The analyst views and the cookbook are tested against it. Events are built as
 ``ProcessedEvent`` JSON (what the sink reads from Kafka) and written through the
-sink's own row builders (``sinks/rows.py``) in sink-sized batches with dedup
+sink's own row builders (``sinks/clickhouse/rows.py``) in sink-sized batches with dedup
 tokens, so every materialized view runs exactly as in production. Times are
 relative to ``now`` and kept far from window edges (24 h, 48 h, 30 d) so the
 answers do not depend on when the test runs.
@@ -20,7 +20,7 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.events import ErrorEvent, ExceptionInfo, StackFrame, User
 from schemas.processed import ProcessedEvent
-from sinks.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
+from sinks.clickhouse.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
 
 
 def fp(name: str) -> str:

@@ -15,9 +15,9 @@ from clickhouse_connect.driver.client import Client
 from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from schemas.notifications import EmailDestination
-from sinks.clickhouse_client import connect
-from sinks.digest import DigestSender, build_digest, render_email, render_slack, render_text
-from sinks.migrate import migrate
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
+from sinks.delivery.digest import DigestSender, build_digest, render_email, render_slack, render_text
 from tests.e2e.analytics.data import build, fp, load
 from tests.support.smtp import LocalSMTP
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from sinks.migrate import migrate
+from sinks.clickhouse.migrate import migrate
 from tests.e2e.analytics import data
 
 

@@ -7,9 +7,9 @@ import uuid
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
-from sinks.retention import ttl_days_in_force
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
+from sinks.clickhouse.retention import ttl_days_in_force
 
 
 def test_ttl_is_set_at_creation_and_follows_the_setting(clickhouse_url: str) -> None:

@@ -156,7 +156,7 @@ def test_every_view_is_tested() -> None:
     import re
     from importlib import resources
 
-    sql = (resources.files("sinks") / "migrations").joinpath("0005_analyst_views.sql").read_text()
+    sql = (resources.files("sinks.clickhouse") / "migrations").joinpath("0005_analyst_views.sql").read_text()
     views = set(re.findall(r"CREATE OR REPLACE VIEW \{db\}\.(v_\w+)", sql))
     source = Path(__file__).read_text()
     assert views and all(v in source for v in views), views - {v for v in views if v in source}

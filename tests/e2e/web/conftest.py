@@ -15,8 +15,8 @@ from errstream.web.auth import TokenStore
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
 from schemas.ownership import OwnershipRule
-from sinks.clickhouse_client import connect
-from sinks.migrate import migrate
+from sinks.clickhouse.client import connect
+from sinks.clickhouse.migrate import migrate
 from tests.e2e.analytics.data import Dataset, build, load
 from tests.support.services import Service
 from tests.support.web import running_web

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from clickhouse_connect.driver.client import Client
 from errstream.web.auth import TokenStore
 from errstream_core.settings import Settings
 from schemas.events import ErrorEvent
-from sinks.migrate import migrate
-from tests.support.detection import alerts, committed, error, of_kind, publish, wait_alerts
+from sinks.clickhouse.migrate import migrate
+from tests.support.detection import caught_up, committed, error, of_kind, publish, wait_alerts
 from tests.support.services import Service, wait_for
 from tests.support.web import running_web
 
@@ -48,8 +47,7 @@ def test_resolve_and_ignore_from_the_web_app_reach_the_detectors(settings: Setti
                                for i in range(30) for issue in ("token", "parse")])
             wait_alerts(settings, lambda a: len(of_kind(a, "regression")) >= 1, what="the regression",
                         diagnostics=lambda: worker.output()[-3000:])
-            time.sleep(3)
-            got = alerts(settings)
+            got = caught_up(settings)
             (regression,) = of_kind(got, "regression")
             assert regression["fingerprint"] == fp["token failed"]
             assert regression["details"]["resolved_by"] == "alice" and regression["details"]["note"] == "fixed"
@@ -99,8 +97,7 @@ def test_an_ignore_until_more_events_lifts_and_a_next_release_resolution_spares_
             wait_alerts(settings, lambda a: len(of_kind(a, "regression")) >= 1
                         and any(x["dedup_key"] == f"threshold:{fp['flaky failed']}:10" for x in a),
                         what="the regression and the flaky issue's 10-events mark", diagnostics=logs)
-            time.sleep(3)
-            got = alerts(settings)
+            got = caught_up(settings)
             (regression,) = of_kind(got, "regression")
             assert regression["fingerprint"] == fp["fixed failed"]
             assert regression["trigger_event_id"] == str(newer.event_id)  # not an event of release 1.0

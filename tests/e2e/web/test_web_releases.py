@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.sessions_sink import SESSION_COLUMNS
+from sinks.clickhouse.sessions_sink import SESSION_COLUMNS
 from tests.e2e.web.conftest import WebEnv
 from tests.e2e.web.test_web_api import api
 from tests.support import chromium

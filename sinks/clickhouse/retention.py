@@ -1,0 +1,52 @@
+"""Keep the tables' TTL in line with ``ERRSTREAM_EVENTS_TTL_DAYS``.
+
+Migrations run once, so the retention chosen when the schema was created would
+otherwise stick forever. Each ``migrate`` compares the TTL in force with the
+setting and changes it with ``ALTER TABLE … MODIFY TTL`` when they differ.
+Aggregated counts and issues keep at least 400 days (year-over-year questions
+stay answerable from counts after raw events are gone).
+"""
+
+from __future__ import annotations
+
+import re
+
+from clickhouse_connect.driver.client import Client
+
+from errstream_core.settings import Settings
+from sinks.clickhouse.cluster_ddl import local_table
+
+# table → (TTL expression without the interval, minimum days)
+TTL_TABLES: dict[str, tuple[str, int]] = {
+    "error_events": ("toDateTime(timestamp)", 1),
+    "error_counts_1m": ("minute", 400),
+    "error_counts_1h": ("hour", 400),
+    "error_groups": ("toDateTime(last_seen)", 400),
+}
+_DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)|\bTTL\b.*?INTERVAL\s+(\d+)\s+DAY", re.IGNORECASE | re.DOTALL)
+
+
+def ttl_days_in_force(client: Client, db: str, table: str) -> int | None:
+    rows = client.query(
+        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": db, "t": table},
+    ).result_rows
+    if not rows:
+        return None
+    m = _DAYS.search(rows[0][0])
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+def apply_retention(settings: Settings, client: Client) -> dict[str, int]:
+    """Change TTLs that differ from the settings; return {table: new days} for those changed."""
+    db = settings.clickhouse_database
+    changed: dict[str, int] = {}
+    for table, (expr, minimum) in TTL_TABLES.items():
+        want = max(settings.events_ttl_days, minimum)
+        stored = local_table(settings, table)  # cluster mode: the TTL lives on T_local, on every server
+        have = ttl_days_in_force(client, db, stored)
+        if have is not None and have != want:
+            on = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
+            client.command(f"ALTER TABLE {db}.{stored}{on} MODIFY TTL {expr} + INTERVAL {want} DAY")
+            changed[table] = want
+    return changed

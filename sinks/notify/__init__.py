@@ -1,0 +1,1 @@
+"""``errstream notify``: the process and its alerts consumer (store, route, deliver)."""

@@ -1,0 +1,39 @@
+"""Detection parameters, taken from ``ERRSTREAM_*`` settings in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from errstream_core.settings import Settings
+from stream_processors.detection_rules.spikes import SpikeRule
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    grace: float = 60.0  # seconds a minute stays open for late events
+    cooldown: float = 1_800.0  # seconds of event time between two alerts of one dedup key
+    thresholds: tuple[int, ...] = (10, 100, 1_000, 10_000, 100_000, 1_000_000)
+    rate_count: int = 0  # N events ...
+    rate_minutes: int = 5  # ... in M minutes (off when N is 0)
+    spike: SpikeRule = field(default_factory=SpikeRule)
+    service_spikes: bool = True
+    issue_spikes: bool = False
+    chain_window: float = 5.0  # seconds of event time from a trace's first error
+    chain_settle: float = 1.0  # wall seconds without growth before a chain is published
+    chain_min_services: int = 2
+    chain_retention: float = 600.0  # wall seconds a published chain is remembered (late errors join it)
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> DetectionConfig:
+        scopes = {x.strip() for x in s.spike_scopes.split(",")}
+        return cls(
+            grace=s.detect_grace_seconds, cooldown=s.alert_cooldown_seconds,
+            thresholds=tuple(sorted(s.alert_threshold_counts)), rate_count=s.alert_rate_count,
+            rate_minutes=s.alert_rate_minutes,
+            spike=SpikeRule(factor=s.spike_factor, z=s.spike_z, min_count=s.spike_min_count, alpha=s.spike_alpha,
+                            var_alpha=s.spike_var_alpha,
+                            warmup=s.spike_warmup_minutes, floor=s.spike_floor),
+            service_spikes="service" in scopes, issue_spikes="issue" in scopes,
+            chain_window=s.chain_window_seconds, chain_settle=s.chain_settle_seconds,
+            chain_min_services=s.chain_min_services, chain_retention=s.chain_retention_seconds,
+        )

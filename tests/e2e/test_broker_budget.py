@@ -1,0 +1,139 @@
+"""The broker work each event causes stays within its budget: counted, not timed, so any machine checks it.
+
+The pipeline's cost on the broker follows the records and requests it sends per event: every topic an
+event crosses is a produce, a fetch and a commit more, and the broker spent 13–15 µs per event on a raw
+publish but 89–132 µs per event in the whole pipeline. A change that adds a topic crossing, a record per
+event or a commit per batch fails here the day it lands, on any machine. The budgets and why they are
+what they are: docs/performance.md, "Broker work per event".
+
+The real worker and sink run with their metrics endpoints on; the test publishes realistic events in a
+few large batches (as a backlog arrives), waits until both have committed everything, and reads:
+- records produced on every topic of the pipeline (end offsets; exact);
+- produce, fetch and offset-commit requests the two processes sent (``errstream_kafka_requests_total``).
+Idle requests (heartbeats, empty fetches) accrue with wall time; the budgets on requests leave room for
+them on a slow machine, the budget on records leaves none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from clickhouse_connect.driver.client import Client
+
+from errstream.local.process import free_port
+from errstream_core.settings import Settings
+from producers.synthetic import synthetic_stream
+from tests.support.detection import publish, worker_lag
+from tests.support.kafka import group_lag
+from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
+
+pytestmark = pytest.mark.e2e
+
+EVENTS = 4_000
+# Per event, across every topic the pipeline writes (processed, detection's three, changelogs, DLQ, chains,
+# alerts). Measured 1.066 (2026-12-07): the processed record, plus detection's bundles and state, which
+# grow with issues and partitions, not with events. A second record per event would be 2.0.
+RECORDS_PER_EVENT = 1.10
+# Per 1,000 events, worker and sink together. Measured 78 produce, 44 fetch, 5 commit requests (2026-12-07,
+# 2-core machine under load). Produce requests grow with events only through batching: a produce per
+# record batch would be 1,000+. Fetches and commits also accrue with wall time (long polls, periodic
+# commits), hence the room for a slower machine.
+PRODUCE_PER_1000 = 100.0
+FETCHES_PER_1000 = 150.0
+COMMITS_PER_1000 = 20.0
+_SAMPLE = re.compile(r'^errstream_kafka_requests_total\{api="([A-Za-z]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+
+
+def _requests(port: int) -> dict[str, float]:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.TransportError:  # not listening yet
+        return {}
+    return {api: float(n) for api, n in _SAMPLE.findall(text)}
+
+
+def _topic_records(settings: Settings) -> dict[str, int]:
+    """End offsets of every topic of this test's pipeline (its topics and app id share a prefix)."""
+    prefix = settings.topic_errors.split(".")[0]
+
+    async def go() -> dict[str, int]:
+        consumer = AIOKafkaConsumer(**settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public "refresh" in aiokafka
+            topics = [t for t in await consumer.topics() if t.startswith(prefix)]
+            parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+            ends = await consumer.end_offsets(parts) if parts else {}
+        finally:
+            await consumer.stop()
+        out: dict[str, int] = {}
+        for tp, end in ends.items():
+            out[tp.topic] = out.get(tp.topic, 0) + end
+        return out
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def measured(settings: Settings, tmp_path: Path) -> Iterator[tuple[Service, int, Service, int]]:
+    worker_port, sink_port = free_port(), free_port()
+    worker = Service("worker", settings, tmp_path,
+                     extra_env={**STORE_EVERYTHING_ENV, "ERRSTREAM_METRICS_PORT": str(worker_port)}).start()
+    sink = Service("sink", settings, tmp_path, extra_env={"ERRSTREAM_METRICS_PORT": str(sink_port)}).start()
+    try:
+        yield worker, worker_port, sink, sink_port
+    finally:
+        worker.stop()
+        sink.stop()
+
+
+def test_records_and_requests_per_event_stay_within_budget(
+    settings: Settings, ch: Client, measured: tuple[Service, int, Service, int]
+) -> None:
+    worker, worker_port, sink, sink_port = measured
+    logs = lambda: worker.output()[-2000:] + sink.output()[-2000:]  # noqa: E731
+    def polling(port: int) -> float:
+        return _requests(port).get("Fetch", 0)
+
+    for port in (worker_port, sink_port):
+        wait_for(functools.partial(polling, port), lambda n: n > 0, 90, "a role polling Kafka", diagnostics=logs)
+    before = {"worker": _requests(worker_port), "sink": _requests(sink_port)}
+    records_before = _topic_records(settings)
+
+    events = list(synthetic_stream(EVENTS, seed=29))
+    for i in range(0, EVENTS, 1_000):
+        publish(settings, events[i:i + 1_000])
+    db = settings.clickhouse_database
+    wait_for(lambda: ch.query(f"SELECT count() FROM {db}.error_events").result_rows[0][0], lambda n: n >= EVENTS,
+             180, f"{EVENTS} events stored", diagnostics=logs)
+    wait_for(lambda: worker_lag(settings) + group_lag(settings, settings.sink_group, [settings.topic_processed]),
+             lambda n: n == 0, 60, "worker and sink to commit everything", diagnostics=logs)
+
+    after = {"worker": _requests(worker_port), "sink": _requests(sink_port)}
+    records_after = _topic_records(settings)
+    produced = {t: records_after.get(t, 0) - records_before.get(t, 0) for t in records_after
+                if t != settings.topic_errors and records_after.get(t, 0) != records_before.get(t, 0)}
+    per_api = {api: sum(after[role].get(api, 0) - before[role].get(api, 0) for role in after)
+               for api in ("Produce", "Fetch", "OffsetCommit")}
+    per_event = sum(produced.values()) / EVENTS
+    per_1000 = {api: n * 1000 / EVENTS for api, n in per_api.items()}
+    print(f"records per event {per_event:.3f} by topic {produced}; requests per 1,000 events {per_1000}; "
+          f"by role {{'worker': {_delta(before, after, 'worker')}, 'sink': {_delta(before, after, 'sink')}}}")
+
+    assert produced.get(settings.topic_processed) == EVENTS  # each event crosses to the sink exactly once
+    assert per_event <= RECORDS_PER_EVENT, produced
+    assert per_1000["Produce"] <= PRODUCE_PER_1000, per_1000
+    assert per_1000["OffsetCommit"] <= COMMITS_PER_1000, per_1000
+    assert per_1000["Fetch"] <= FETCHES_PER_1000, per_1000
+
+
+def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], role: str) -> dict[str, int]:
+    return {api: int(after[role][api] - before[role].get(api, 0)) for api in sorted(after[role])
+            if after[role][api] != before[role].get(api, 0)}
