@@ -79,3 +79,10 @@ def test_viewers_get_no_checkboxes(web_env: WebEnv) -> None:
     assert 'name="fp"' not in c.get("/issues").text
     m, _ = login(web_env, "member")
     assert 'name="fp"' in m.get("/issues").text
+
+
+def test_the_overview_says_which_alerts_are_spikes_and_which_thresholds(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    page = c.get("/").text
+    box = page[page.index('id="spikes"'):page.index("</table>", page.index('id="spikes"'))]
+    assert "Spikes and thresholds" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
