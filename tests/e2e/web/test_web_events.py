@@ -86,3 +86,10 @@ def test_walking_events_in_the_browser(web_env: WebEnv, tmp_path: Path) -> None:
         d.find_element(By.ID, "nav-all").click()
         WebDriverWait(d, 20).until(lambda drv: drv.find_elements(By.ID, "event-list"))
         assert len(d.find_elements(By.CSS_SELECTOR, "#event-list tbody tr")) == 10
+
+
+def test_the_issue_page_says_which_figures_come_from_the_sample(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    sampled = c.get(f"/issues/{fp('A')}").text
+    assert "From the 115 stored events of 340 (a sample" in sampled and "340</b>events (115 stored)" in sampled
+    assert "From all 10 events." in c.get(f"/issues/{fp('B')}").text
