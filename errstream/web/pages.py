@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from errstream.issue_actions import MERGE_ACTIONS, ActionRequest
 from errstream.issue_merges import MergeError
-from errstream.web import frames, svg
+from errstream.web import breadcrumbs, frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
 from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
@@ -52,6 +52,7 @@ def _ago(t: datetime | None) -> str:
 
 
 templates.env.filters["ago"] = _ago
+templates.env.filters["crumb_time"] = breadcrumbs.crumb_time
 templates.env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
 templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels,
                              fold_frames=frames.fold)

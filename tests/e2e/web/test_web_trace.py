@@ -32,10 +32,14 @@ def test_library_frames_are_folded_and_can_be_hidden(web_env: WebEnv, tmp_path: 
                    datetime.now(UTC))
         p["event"]["exceptions"][0]["stacktrace"] = [
             {"module": m, "function": fn, "lineno": 10 + i, "in_app": app} for i, (m, fn, app) in enumerate(STACK)]
+        at = datetime.fromisoformat(p["event"]["timestamp"])
+        p["event"]["breadcrumbs"] = [{"timestamp": at.timestamp() - 1.5, "category": "http", "message": "POST /pay"}]
         insert_batch(web_env.ch, web_env.settings.clickhouse_database, [p], "trace-test")
         with chromium.chromium(tmp_path / "chrome") as d:
             chromium.log_in(d, web_env.url, web_env.tokens["viewer"])
             d.get(f"{web_env.url}/events/{p['event']['event_id']}")
+            crumb = d.find_element(By.XPATH, "//td[following-sibling::td[text()='http']]").text
+            assert crumb.endswith("(−1.5 s)") and crumb.startswith(f"{at - timedelta(seconds=1.5):%H:%M:%S}")
             trace = d.find_element(By.ID, "stacktrace")
             visible = [e.text.split(" at line")[0] for e in trace.find_elements(By.CSS_SELECTOR, "li.frame")
                        if e.is_displayed()]
