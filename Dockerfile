@@ -1,4 +1,4 @@
-# One image for every errstream role (migrate, worker, sink, notify, gateway, CLI).
+# One image for every errstream role (migrate, worker, sink, notify, gateway, web, CLI).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -11,6 +11,7 @@ COPY stream_processors stream_processors
 COPY sinks sinks
 COPY reports reports
 COPY errstream errstream
-# pipeline = worker, sinks, notify, reports and the gateway (no chDB: compose runs a ClickHouse server)
-RUN PIP_CONSTRAINT=/app/requirements/lock.txt pip install --no-cache-dir '.[pipeline]'
+# web = the pipeline (worker, sinks, notify, reports, gateway) and the web app (no chDB: compose runs a
+# ClickHouse server)
+RUN PIP_CONSTRAINT=/app/requirements/lock.txt pip install --no-cache-dir '.[web]'
 ENTRYPOINT ["errstream"]

@@ -30,7 +30,7 @@ setup: $(STAMP) system-deps kafka-jars
 
 # Tests run side by side in TEST_WORKERS processes (pytest-xdist), each with its own broker and ClickHouse;
 # a file's tests stay on one worker (--dist loadfile), so a module's servers and fixtures start once.
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test: setup

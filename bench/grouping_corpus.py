@@ -6,8 +6,13 @@ under one wrapper, shifted line numbers, recursion depth, frameless roots) and l
 statement at different levels, quoted names, dates written with names, ids of varying shape, hosts
 as names or addresses). Every event goes through the worker's own ``EventProcessor``.
 
+The SDK corpus (``tests/data/grouping_corpus/*.jsonl``, recorded from the real Sentry SDKs by
+``scripts/record_grouping_corpus.py``; .NET hand-made, see its file) goes the gateway's way: the
+Sentry payload is converted by ``producers.gateway`` (``convert_sentry_payload``), then processed by the
+worker's ``EventProcessor`` (scrub, group). Scores are per platform and over everything.
+
 Run: ``python -m bench.grouping_corpus`` (prints GA and pairwise F1 as in
-``../shared/bench/grouping_accuracy.py``).
+``../shared/bench/grouping_accuracy.py``, per platform); ``--json`` for one JSON object.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from producers.capture import event_from_exception
+from producers.gateway.sentry_typed import convert_sentry_payload
 from schemas.events import ErrorEvent
 from schemas.fast import encode
 from stream_processors.event_processor import EventProcessor
+
+SDK_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "grouping_corpus"
 
 CHAINS = """
     class StorageUnavailable(Exception):
@@ -162,8 +170,28 @@ def scores(truth: list[str], keys: list[str]) -> tuple[float, float]:
     return correct / len(truth), f1
 
 
-def run(seed: int = 7, per_group: int = 12) -> dict[str, Any]:
+def sdk_corpus(directory: Path = SDK_CORPUS) -> Iterator[tuple[str, str, bytes]]:
+    """(platform file, true group, our event as JSON) for every recorded SDK payload, through the gateway."""
+    for path in sorted(directory.glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue  # the label rule heads each file
+            record = json.loads(line)
+            event = convert_sentry_payload(json.dumps(record["payload"]).encode(), service=record["service"])
+            yield path.stem, f"{path.stem}:{record['label']}", encode(event)
+
+
+def _score(truth: list[str], keys: list[str]) -> dict[str, Any]:
+    ga, f1 = scores(truth, keys)
+    return {"events": len(truth), "true_groups": len(set(truth)), "predicted_groups": len(set(keys)),
+            "grouping_accuracy": round(ga, 3), "pairwise_f1": round(f1, 3)}
+
+
+def run(seed: int = 7, per_group: int = 12, version: int | None = None) -> dict[str, Any]:
+    """The Python chains and messages corpus, built here from really raised exceptions."""
     processor = EventProcessor()
+    if version is not None:
+        processor.grouping_version = version
     truth: list[str] = []
     keys: list[str] = []
     for group, event in corpus(seed, per_group):
@@ -172,18 +200,35 @@ def run(seed: int = 7, per_group: int = 12) -> dict[str, Any]:
         truth.append(group)
         keys.append(outcome.processed.fingerprint)
         encode(outcome.processed)
-    ga, f1 = scores(truth, keys)
-    return {"events": len(truth), "true_groups": len(set(truth)), "predicted_groups": len(set(keys)),
-            "grouping_accuracy": round(ga, 3), "pairwise_f1": round(f1, 3)}
+    return _score(truth, keys)
+
+
+def run_platforms(directory: Path = SDK_CORPUS, version: int | None = None) -> dict[str, dict[str, Any]]:
+    """GA and pairwise F1 of the SDK corpus per platform file and over all of them (``all``)."""
+    processor = EventProcessor()
+    if version is not None:
+        processor.grouping_version = version
+    by_platform: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for platform, label, raw in sdk_corpus(directory):
+        outcome = processor.process(raw)
+        assert outcome.processed is not None, outcome.dead_letter
+        for name in (platform, "all"):
+            by_platform[name][0].append(label)
+            by_platform[name][1].append(outcome.processed.fingerprint)
+    return {name: _score(truth, keys) for name, (truth, keys) in sorted(by_platform.items(), key=lambda kv: (
+        kv[0] == "all", kv[0]))}
 
 
 def main() -> None:
-    result = run()
+    version = next((int(a.split("=", 1)[1]) for a in sys.argv if a.startswith("--version=")), None)
+    result = {"python-chains-and-messages": run(version=version), **run_platforms(version=version)}
     if "--json" in sys.argv:
         print(json.dumps(result))
         return
-    for key, value in result.items():
-        print(f"{key:<18} {value}")
+    print(f"{'corpus':<28} {'events':>6} {'groups':>6} {'issues':>6} {'GA':>6} {'F1':>6}")
+    for name, r in result.items():
+        print(f"{name:<28} {r['events']:>6} {r['true_groups']:>6} {r['predicted_groups']:>6} "
+              f"{r['grouping_accuracy']:>6.3f} {r['pairwise_f1']:>6.3f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     errstream bench sdk      # needs a broker (ERRSTREAM_KAFKA_BOOTSTRAP)
     errstream bench gateway  # starts `errstream gateway` on a free port; drives it with wrk or httpx
+    errstream bench gateway --mode otlp  # the same, with OTLP/HTTP protobuf trace exports (POST /v1/traces)
 
 Numbers are printed, not asserted: they depend on the machine and its load.
 """
@@ -172,23 +173,55 @@ def _handmade_envelope() -> bytes:
     return b"\n".join([b"{}", b'{"type":"event"}', json.dumps(event).encode()]) + b"\n"
 
 
+def otlp_traces() -> bytes:
+    """An OTLP/HTTP trace export of one span with the same exception recorded, as the OpenTelemetry SDK encodes it.
+
+    The same failing call stack as the Sentry envelope, so both modes compare one event of the same size.
+    """
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    spans = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop", "service.version": "shop@2.0.1",
+                                                        "deployment.environment.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    with provider.get_tracer("bench").start_as_current_span("POST /checkout") as span:
+        span.set_attribute("region", "eu-west-1")
+        span.set_attribute("enduser.id", "u-42")
+        try:
+            handle_request(1)
+        except OrderRejected as exc:
+            span.record_exception(exc)
+    return bytes(encode_spans(spans.get_finished_spans()).SerializeToString())
+
+
+# Each mode: the request body builder, path, content type and auth header, and what the output calls it.
+MODES: dict[str, tuple[Callable[[], bytes], str, str, tuple[str, str], str]] = {
+    "sentry": (lambda: sentry_envelope(), "/api/1/envelope/", "application/x-sentry-envelope",
+               ("X-Sentry-Auth", "Sentry sentry_key=benchkey, sentry_version=7"), "real sentry-sdk envelopes"),
+    "otlp": (otlp_traces, "/v1/traces", "application/x-protobuf", ("Authorization", "Bearer benchkey"),
+             "OTLP/HTTP protobuf trace exports from the OpenTelemetry SDK"),
+}
+
 _WRK_SCRIPT = """
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*all")
 f:close()
 wrk.method = "POST"
 wrk.headers["Content-Encoding"] = "gzip"
-wrk.headers["Content-Type"] = "application/x-sentry-envelope"
-wrk.headers["X-Sentry-Auth"] = "Sentry sentry_key=benchkey, sentry_version=7"
+wrk.headers["Content-Type"] = "{content_type}"
+wrk.headers["{auth_name}"] = "{auth_value}"
 """
 
 
 def _accepted(base: str) -> float:
+    """Events accepted so far, over every endpoint (envelope, OTLP, ...)."""
     text = httpx.get(f"{base}/metrics").text
-    for line in text.splitlines():
-        if line.startswith("errstream_gateway_events_accepted_total"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("errstream_gateway_events_accepted_total"))
 
 
 async def _drive_httpx(url: str, body: bytes, headers: dict[str, str], seconds: float, concurrency: int) -> int:
@@ -206,8 +239,12 @@ async def _drive_httpx(url: str, body: bytes, headers: dict[str, str], seconds: 
 
 
 def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 64, driver: str = "auto",
-                  runs: int = 3, warmup: float = 3.0, out: Callable[[str], None] = print) -> dict[str, Any]:
+                  runs: int = 3, warmup: float = 3.0, out: Callable[[str], None] = print,
+                  mode: str = "sentry") -> dict[str, Any]:
     """Events/s one gateway process accepts (each acknowledged by Kafka), as the median of ``runs`` passes.
+
+    ``mode``: ``sentry`` posts real sentry-sdk envelopes, ``otlp`` OTLP/HTTP trace exports of the same
+    exception; each request carries one event, so the two figures compare per event.
 
     A ``warmup`` of the same load comes first and is not counted: the first
     seconds of a fresh process and topic (imports, allocator, partition leaders)
@@ -222,19 +259,22 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
     with harness.spawn("gateway", s, harness.run_dir(settings, run), args=["--port", str(port)],
                        extra_env=projects, stop_timeout=15) as (proc,):
         harness.wait_until(lambda: _up(base), bool, 30, "the gateway to start", [proc])
-        raw = sentry_envelope()
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r}: {', '.join(MODES)}")
+        build, path, content_type, (auth_name, auth_value), what = MODES[mode]
+        raw = build()
         body = gzip.compress(raw)
-        url = f"{base}/api/1/envelope/"
-        headers = {"Content-Encoding": "gzip", "X-Sentry-Auth": "Sentry sentry_key=benchkey, sentry_version=7"}
+        url = f"{base}{path}"
+        headers = {"Content-Encoding": "gzip", "Content-Type": content_type, auth_name: auth_value}
         check = httpx.post(url, content=body, headers=headers)
         if check.status_code != 200:
-            raise SystemExit(f"gateway refused the envelope: {check.status_code} {check.text}")
+            raise SystemExit(f"gateway refused the {mode} request: {check.status_code} {check.text}")
         use_wrk = bool(driver == "wrk" or (driver == "auto" and shutil.which("wrk")))
         load = _GatewayLoad(url, body, headers, connections, use_wrk, harness.run_dir(settings, run))
         if warmup > 0:
             load.run(warmup)
         passes = [_measure_pass(load, proc.pid, base, seconds) for _ in range(max(1, runs))]
-        out(f"gateway: real sentry-sdk envelopes (1 event each, {len(raw):,} B raw, {len(body):,} B gzip), "
+        out(f"gateway: {what} (1 event each, {len(raw):,} B raw, {len(body):,} B gzip), "
             f"1 uvicorn worker, {connections} connections, driver {'wrk' if use_wrk else 'httpx'}, "
             f"{warmup:g} s warm-up, {len(passes)} passes of {seconds:g} s; every event acknowledged by Kafka")
         for i, p in enumerate(passes, 1):
@@ -245,7 +285,7 @@ def bench_gateway(settings: Settings, seconds: float = 15.0, connections: int = 
         out(f"gateway: median {rate:,.0f} events/s, {cpu_us:.0f} µs of gateway CPU per event (load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores, shared by the load generator, Kafka and the gateway)")
         result = {"events_per_s": rate, "cpu_us_per_event": cpu_us, "passes": passes, "envelope_bytes": len(raw),
-                  "driver": "wrk" if use_wrk else "httpx"}
+                  "driver": "wrk" if use_wrk else "httpx", "mode": mode}
     harness.delete_run_topics(s, run)
     return result
 
@@ -260,7 +300,8 @@ class _GatewayLoad:
         if use_wrk:
             body_path = tmp / "body.gz"
             body_path.write_bytes(body)
-            self.script.write_text(_WRK_SCRIPT.format(body=body_path))
+            self.script.write_text(_WRK_SCRIPT.format(body=body_path, content_type=headers["Content-Type"],
+                                                      **_auth_header(headers)))
 
     def run(self, seconds: float) -> None:
         if self.use_wrk:
@@ -268,6 +309,11 @@ class _GatewayLoad:
                             str(self.script), self.url], capture_output=True, text=True, check=True)
         else:
             asyncio.run(_drive_httpx(self.url, self.body, self.headers, seconds, self.connections))
+
+
+def _auth_header(headers: dict[str, str]) -> dict[str, str]:
+    name = next(k for k in headers if k in ("X-Sentry-Auth", "Authorization"))
+    return {"auth_name": name, "auth_value": headers[name]}
 
 
 def _measure_pass(load: _GatewayLoad, pid: int, base: str, seconds: float) -> dict[str, float]:

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from errstream.cli_errors import CliError, Timeout, command_timeout
 from errstream_core.settings import Settings, get_settings
-from schemas.alert_rules import AlertRules, AlertRulesError, parse_alert_rules
+from schemas.alert_rules import AlertRules, AlertRulesError, filtered_destinations, parse_alert_rules
 from schemas.alerts import AlertEvent
 
 alerts_app = typer.Typer(help="Alerts on the `alerts` topic.", no_args_is_help=True)
@@ -118,8 +118,12 @@ def _load_rules(path: Path) -> tuple[str, AlertRules]:
     except (OSError, UnicodeDecodeError) as exc:
         console.print(f"[red]error:[/red] cannot read {path}: {exc}")
         raise typer.Exit(2) from None
+    settings = get_settings()
     try:
-        return text, parse_alert_rules(text)
+        rules = parse_alert_rules(text, settings.destination_names)
+        if problems := filtered_destinations(rules, [*settings.alert_webhooks, *settings.alert_emails]):
+            raise AlertRulesError(problems)
+        return text, rules
     except AlertRulesError as exc:
         for problem in exc.problems:
             console.print(f"[red]{path}:[/red] {problem}", highlight=False)
@@ -128,18 +132,18 @@ def _load_rules(path: Path) -> tuple[str, AlertRules]:
 
 @alert_rules_app.command("check")
 def rules_check(path: Annotated[Path, typer.Argument(help="alert rules (TOML; see docs/notifications.md)")]) -> None:
-    """Validate an alert rules file: every problem with its line."""
+    """Validate an alert rules file: every problem with its line, destinations checked against the configuration."""
     _, rules = _load_rules(path)
     Console(soft_wrap=True).print(f"{path}: {len(rules.rules)} rule(s) ok")
 
 
 @alert_rules_app.command("apply")
-def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")]) -> None:
+def rules_apply(path: Annotated[Path, typer.Argument(help="alert rules (TOML)")], timeout: Timeout = None) -> None:
     """Publish an alert rules file; `errstream notify` switches to it without restarting."""
-    from producers.rules_publisher import publish_alert_rules
+    from producers.rule_files import publish_alert_rules
     from stream_processors.grouping_rules import rules_version
 
     text, rules = _load_rules(path)
     version = rules_version(text)
-    asyncio.run(publish_alert_rules(get_settings(), text, version))
+    asyncio.run(publish_alert_rules(get_settings(), text, version, timeout=command_timeout()))
     Console(soft_wrap=True).print(f"alert rules {version} published ({len(rules.rules)} rule(s))")

@@ -73,12 +73,13 @@ def bench_sdk(events: int = 50_000, rate: float = 5_000.0, as_json: JsonOption =
 
 @bench_app.command("gateway")
 def bench_gateway(seconds: float = 15.0, connections: int = 64, driver: str = "auto", runs: int = 3,
-                  warmup: float = 3.0, as_json: JsonOption = False) -> None:
-    """Gateway benchmark: Sentry envelopes/s on one worker process, median of --runs passes after a warm-up
-    (driver: wrk if installed, else httpx)."""
+                  warmup: float = 3.0, mode: str = "sentry", as_json: JsonOption = False) -> None:
+    """Gateway benchmark: events/s on one worker process, median of --runs passes after a warm-up
+    (driver: wrk if installed, else httpx; mode: sentry envelopes or otlp trace exports)."""
     figures = _bench("ingest").bench_gateway(get_settings(), seconds, connections, driver, runs, warmup,
-                                             out=_progress(as_json))
-    params = {"seconds": seconds, "connections": connections, "driver": driver, "runs": runs, "warmup": warmup}
+                                             out=_progress(as_json), mode=mode)
+    params = {"seconds": seconds, "connections": connections, "driver": driver, "runs": runs, "warmup": warmup,
+              "mode": mode}
     _emit("gateway", params, figures, [], as_json)
 
 
@@ -177,3 +178,21 @@ def bench_e2e(
                                    progress=_progress(as_json))
     params = {"events": events, "rate": rate, "seconds": seconds, "workers": workers, "probe_interval": probe_interval}
     _emit("e2e", params, result.figures(), result.lines(), as_json)
+
+
+@bench_app.command("compare")
+def bench_compare(
+    bench: Annotated[str, typer.Argument(help="the benchmark: e2e, worker, sink, core, alerts, …")] = "e2e",
+    against: Annotated[str | None, typer.Option(help="an earlier run's git commit (prefix); default: the run "
+                                                     "before the latest")] = None,
+) -> None:
+    """The latest recorded run of a benchmark beside an earlier one: each figure and its ratio."""
+    compare = _bench("compare")
+    results = _bench("harness").bench_home(get_settings()) / "results.jsonl"
+    try:
+        earlier, latest = compare.pick(compare.load(results, bench), against)
+    except ValueError as exc:
+        typer.echo(f"errstream bench compare: {exc} (in {results})", err=True)
+        raise typer.Exit(1) from None
+    for line in compare.table(earlier, latest):
+        typer.echo(line)

@@ -34,7 +34,10 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
 app.add_typer(issue_app, name="issue")
 app.add_typer(alerts_app, name="alerts")
-app.add_typer(rules_app, name="rules")
+# Grouping rules live under `errstream grouping rules`, beside `errstream alerts rules` (alert rules);
+# `errstream rules` stays as the short name of the grouping rules for scripts written before.
+grouping_app.add_typer(rules_app, name="rules")
+app.add_typer(rules_app, name="rules", help="Grouping rules (the same as `errstream grouping rules`).")
 app.add_typer(grouping_app, name="grouping")
 app.add_typer(web_app, name="web")
 console = Console()

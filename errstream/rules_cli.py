@@ -11,8 +11,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
+from errstream.cli_errors import Timeout, command_timeout
 from errstream_core.settings import get_settings
-from producers.rules_publisher import publish_rules
+from producers.rule_files import publish_grouping_rules
 from schemas.events import ErrorEvent as EventModel
 from schemas.fast import event_from_model
 from stream_processors.fingerprint import group_event
@@ -53,10 +54,11 @@ def check(path: RulesFile) -> None:
 def apply(path: RulesFile,
           delay: Annotated[float | None, typer.Option(help="seconds until it takes effect (at least the "
                                                              "configured ERRSTREAM_GROUPING_RULES_DELAY_SECONDS)")]
-          = None) -> None:
+          = None, timeout: Timeout = None) -> None:
     """Publish a rules file; every worker switches to it at the same recorded point."""
     rules = _load(path)
-    effective = asyncio.run(publish_rules(get_settings(), rules.text, rules.version, delay))
+    effective = asyncio.run(publish_grouping_rules(get_settings(), rules.text, rules.version, delay,
+                                          timeout=command_timeout()))
     when = datetime.fromtimestamp(effective / 1000, UTC)
     console.print(f"rules {rules.version} published; events received from {when:%Y-%m-%d %H:%M:%S} UTC on are "
                   "grouped with them")
@@ -79,9 +81,11 @@ def explain(event_file: Annotated[Path, typer.Argument(help="one event as JSON (
     event = event_from_model(model)
     Scrubber().scrub(event)  # the worker groups the scrubbed event
     trace: list[str] = []
-    grouping = group_event(event, rules, trace)
+    version = get_settings().grouping_version  # the worker's (ERRSTREAM_GROUPING_VERSION)
+    grouping = group_event(event, rules, trace, version=version)
     for line in trace:
         console.print(line, highlight=False, markup=False)
+    console.print(f"grouping:    version {version}, platform {event.platform}", highlight=False)
     console.print(f"rules:       {rules.version if rules else '(none)'}", highlight=False)
     console.print(f"fingerprint: {grouping.fingerprint}", highlight=False)
     console.print(f"title:       {grouping.title}", highlight=False, markup=False)

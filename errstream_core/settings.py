@@ -9,12 +9,13 @@ or reprs.
 from __future__ import annotations
 
 import ssl
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from errstream_core.local_credentials import ADMIN_USER, ANALYST_USER, read_password
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
     topic_alert_rules: str = "errstream-alert-rules"  # compacted: the alert rules in force (errstream alerts rules)
     alert_rules_interval_seconds: float = Field(default=15.0, gt=0)  # how often notify evaluates measured rules
     grouping_rules_delay_seconds: float = 5.0  # a published rules version takes effect this much later
+    # Grouping versions (docs/grouping.md#grouping-versions-and-upgrades): new issues get grouping_version;
+    # while an event's broker time is before grouping_transition_until (None: no end yet), the previous
+    # version's fingerprint is computed too and detection maps it onto the existing issue. Empty
+    # ERRSTREAM_GROUPING_PREVIOUS_VERSION (or a past ..._UNTIL) ends the transition.
+    grouping_version: int = Field(default=2, ge=1, le=2)
+    grouping_previous_version: int | None = Field(default=1, ge=1, le=2)
+    grouping_transition_until: datetime | None = None
     topic_chains: str = ""  # ErrorChain records from the worker; "" = the worker's internal "{app_id}-chains"
     topic_partitions: int = 4
     # errors.dlq keeps raw payloads (before scrubbing) for replay: ensure_topics gives it this retention
@@ -172,6 +180,9 @@ class Settings(BaseSettings):
     local_kafka_port: int = 9092  # with N brokers, node i listens on port + 2(i-1), its controller one above
     local_kafka_brokers: int = Field(default=1, ge=1, le=9)  # `errstream local up --brokers 3`: a KRaft quorum
     local_clickhouse_port: int = 8123
+    # the embedded ClickHouse's read-only logins (analyst): per-query bounds, so one query cannot take the host
+    local_clickhouse_analyst_max_seconds: float = Field(default=60.0, gt=0)
+    local_clickhouse_analyst_max_memory_bytes: int = Field(default=2_000_000_000, gt=0)
 
     # --- HTTP ingestion gateway (producers/gateway) ---------------------------
     # JSON map project id → {"public_key", "service", "rate_limit" (events/s), "burst"}; see docs/ingestion.md
@@ -197,6 +208,22 @@ class Settings(BaseSettings):
     web_stream_seconds: float = 300.0
     # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
     ownership_rules: list[OwnershipRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _destinations_exist(self) -> Settings:
+        """Names that point at destinations must name configured ones: refused at start, not at alert time."""
+        names = [d.name for d in self.alert_webhooks] + [d.name for d in self.alert_emails]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"destination names in ALERT_WEBHOOKS and ALERT_EMAILS must be unique: {dupes}")
+        if unknown := sorted(set(self.digest_destinations) - set(names)):
+            raise ValueError(f"DIGEST_DESTINATIONS names {unknown}, which ALERT_WEBHOOKS / ALERT_EMAILS do not "
+                             f"configure (configured: {sorted(names) or 'none'})")
+        return self
+
+    @property
+    def destination_names(self) -> set[str]:
+        """Every configured alert destination (webhooks and e-mail), by name."""
+        return {d.name for d in self.alert_webhooks} | {d.name for d in self.alert_emails}
 
     @property
     def tokens_path(self) -> Path:

@@ -48,6 +48,15 @@ class ErrorPublisher:
     async def __aexit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:
         await self._producer.stop()
 
+    async def reachable(self, timeout: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request now: a started producer says nothing about that, and
+        during an outage it keeps its connections' objects while every publish fails."""
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+        except Exception:  # noqa: BLE001 - any failure means: not reachable now
+            return False
+        return True
+
     async def publish(self, event: ErrorEvent) -> None:
         await self.publish_raw(event.model_dump_json().encode(), key=event.event_id.hex.encode())
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Collection, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.alerts import Severity
+from schemas.alerts import AlertEvent, Severity
+from schemas.notifications import EmailDestination, WebhookDestination
 
 MEASURED = ("count", "errors_per_minute", "error_rate", "level")
 ROUTED = ("new_issue", "regression", "spike", "error_chain", "threshold", "escalation")
@@ -52,13 +54,22 @@ class AlertRule(BaseModel):
 
     @model_validator(mode="after")
     def _sensible(self) -> AlertRule:
-        if self.when in ("count", "errors_per_minute", "error_rate") and self.threshold <= 0:
-            raise ValueError(f"a {self.when} rule needs a threshold above 0")
-        if self.when == "error_rate" and self.threshold > 100:
-            raise ValueError("an error_rate threshold is a percentage (0-100]")
-        if self.when == "error_rate" and self.issue:
-            raise ValueError("error_rate is per service (sessions have no issue)")
+        if problems := _combination_problems(self.when, self.threshold, self.issue):
+            raise ValueError(problems[0])
         return self
+
+
+def _combination_problems(when: object, threshold: object, issue: object) -> list[str]:
+    """Checks across fields; also run on a rule whose fields failed, so one pass reports everything."""
+    problems = []
+    number = threshold if isinstance(threshold, int | float) and not isinstance(threshold, bool) else None
+    if when in ("count", "errors_per_minute", "error_rate") and number is not None and number <= 0:
+        problems.append(f"a {when} rule needs a threshold above 0")
+    if when == "error_rate" and number is not None and number > 100:
+        problems.append("an error_rate threshold is a percentage (0-100]")
+    if when == "error_rate" and issue:
+        problems.append("error_rate is per service (sessions have no issue)")
+    return problems
 
 
 class AlertRules(BaseModel):
@@ -85,22 +96,78 @@ class AlertRulesError(ValueError):
 _TABLE = re.compile(r"^\s*\[\[\s*rules\s*\]\]")
 
 
-def parse_alert_rules(text: str) -> AlertRules:
+def _configured(known: Collection[str]) -> str:
+    return ", ".join(sorted(known)) or "none: set ERRSTREAM_ALERT_WEBHOOKS / ERRSTREAM_ALERT_EMAILS"
+
+
+def unknown_destinations(rules: AlertRules, known: Collection[str]) -> list[str]:
+    """``rule NAME: destination 'X' is not configured`` for every name a rule routes to that does not exist."""
+    return [f"rule {r.name}: destination {d!r} is not configured (configured: {_configured(known)})"
+            for r in rules.rules for d in r.destinations if d not in known]
+
+
+def filtered_destinations(rules: AlertRules, destinations: Sequence[WebhookDestination | EmailDestination]) -> list[str]:
+    """Rules that route to a destination whose own filters (``min_severity``, ``kinds``) drop every alert the
+    rule routes there: as silent as a misspelt name, so refused the same way."""
+    by_name = {d.name: d for d in destinations}
+    problems = []
+    for rule in rules.rules:
+        kind = rule.when if rule.when in ROUTED else "rule"
+        probe = AlertEvent(kind=kind, severity=rule.severity, dedup_key="check", service="check", title="check")
+        for name in rule.destinations:
+            dest = by_name.get(name)
+            if dest is not None and not dest.accepts(probe):
+                problems.append(f"rule {rule.name}: destination {name!r} drops its {kind} alerts of severity "
+                                f"{rule.severity} (min_severity {dest.min_severity}, kinds {dest.kinds or 'all'})")
+    return problems
+
+
+def parse_alert_rules(text: str, destinations: Collection[str] | None = None) -> AlertRules:
+    """The rules of a TOML file, or ``AlertRulesError`` with every problem at once (``line N: reason``).
+
+    Each rule is validated on its own, and the checks across rules (unique names) and against the
+    configuration (``destinations``: the names of the configured webhooks and e-mails; None skips the
+    check) run whatever else failed, so fixing a file never takes a second round of ``rules check``.
+    """
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise AlertRulesError([str(exc).replace("(at line", "(line")]) from None
     starts = [i for i, line in enumerate(text.splitlines(), start=1) if _TABLE.match(line)]
-    try:
-        return AlertRules.model_validate(doc)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = list(err["loc"])
-            where = "line 1"
-            if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int) and loc[1] < len(starts):
-                where = f"line {starts[loc[1]]} (rule {loc[1] + 1})"
-                loc = loc[2:]
-            field = ".".join(str(p) for p in loc) or "rule"
-            problems.append(f"{where}: {field}: {err['msg'].removeprefix('Value error, ')}")
-        raise AlertRulesError(problems) from None
+    problems = [f"line 1: {key}: Extra inputs are not permitted" for key in doc if key != "rules"]
+    raw = doc.get("rules", [])
+    if not isinstance(raw, list):
+        raise AlertRulesError([*problems, "line 1: rules: must be an array of tables ([[rules]])"])
+    if len(raw) > 500:
+        problems.append(f"line 1: rules: at most 500 rules ({len(raw)} given)")
+    rules: list[AlertRule] = []
+    names: dict[str, list[str]] = {}
+    for i, item in enumerate(raw):
+        where = f"line {starts[i]} (rule {i + 1})" if i < len(starts) else f"rule {i + 1}"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: rule: must be a table")
+            continue
+        try:
+            rules.append(AlertRule.model_validate(item))
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            for err in errors:
+                field = ".".join(str(p) for p in err["loc"]) or "rule"
+                problems.append(f"{where}: {field}: {err['msg'].removeprefix('Value error, ')}")
+            if all(err["loc"] for err in errors):  # fields failed: the cross-field checks did not run yet
+                problems += [f"{where}: rule: {p}" for p in
+                             _combination_problems(item.get("when"), item.get("threshold", 0), item.get("issue"))]
+        if isinstance(item.get("name"), str):
+            names.setdefault(item["name"], []).append(where.split(" (")[0])
+        wanted = item.get("destinations")
+        if destinations is not None and isinstance(wanted, list):
+            for name in wanted:
+                if isinstance(name, str) and name not in destinations:
+                    problems.append(f"{where}: destinations: {name!r} is not a configured destination "
+                                    f"(configured: {_configured(destinations)})")
+    for name, places in names.items():
+        if len(places) > 1:
+            problems.append(f"{places[1]}: name: rule names must be unique: {name!r} also at {places[0]}")
+    if problems:
+        raise AlertRulesError(problems)
+    return AlertRules(rules=rules)

@@ -169,6 +169,8 @@ class ProcessedEvent(msgspec.Struct, gc=False):
     drop_reason: str | None
     received_at: datetime
     grouping_rules: str = ""
+    grouping_version: int = 1
+    previous_fingerprint: str = ""
     original_timestamp: datetime | None = None
 
 

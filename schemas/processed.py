@@ -33,6 +33,11 @@ class ProcessedEvent(BaseModel):
     received_at: datetime
     grouping_rules: str = Field(default="", max_length=64,
                                 description="version of the server-side grouping rules applied ('' for none)")
+    grouping_version: int = Field(default=1, ge=1, description="the grouping version that made the fingerprint")
+    previous_fingerprint: str = Field(
+        default="", pattern=r"^(?:[0-9a-f]{32})?$",
+        description="during a grouping upgrade, the previous version's fingerprint when it differs ('' otherwise)",
+    )
     original_timestamp: datetime | None = Field(
         default=None,
         description="the event's own timestamp when it was outside the accepted window; event.timestamp "

@@ -47,7 +47,9 @@ class Signal:
     parent_span_id: str | None = None
     src_partition: int | None = None  # the ``errors`` partition and offset this event was read from
     src_offset: int | None = None
-    release: str = ""  # last, with a default: bundles written before it existed still load
+    release: str = ""  # with a default: bundles written before it existed still load
+    # during a grouping upgrade, the previous version's fingerprint when it differs (docs/grouping.md)
+    previous: str = ""
 
     @classmethod
     def from_processed(cls, raw: bytes) -> Signal:
@@ -60,6 +62,7 @@ class Signal:
             event_id=ev["event_id"], service=ev["service"], fingerprint=d["fingerprint"], title=d.get("title", ""),
             level=ev.get("level", "error"), ts=ts, received=received, trace_id=ev.get("trace_id"),
             span_id=ev.get("span_id"), parent_span_id=ev.get("parent_span_id"), release=ev.get("release") or "",
+            previous=d.get("previous_fingerprint") or "",
         )
 
     @classmethod
@@ -73,12 +76,13 @@ class Signal:
         received = p.received_at.timestamp()
         ts = _event_time(ev.timestamp.timestamp(), received)
         return cls(str(ev.event_id), ev.service, p.fingerprint, p.title, ev.level, ts, received, ev.trace_id,
-                   ev.span_id, ev.parent_span_id, partition, offset, ev.release or "")
+                   ev.span_id, ev.parent_span_id, partition, offset, ev.release or "", p.previous_fingerprint)
 
     def fields(self) -> list[Any]:
         """Positional form (the constructor's order): compact on the repartition topics."""
         return [self.event_id, self.service, self.fingerprint, self.title, self.level, self.ts, self.received,
-                self.trace_id, self.span_id, self.parent_span_id, self.src_partition, self.src_offset, self.release]
+                self.trace_id, self.span_id, self.parent_span_id, self.src_partition, self.src_offset, self.release,
+                self.previous]
 
     def dumps(self) -> bytes:
         return orjson.dumps(self.fields())

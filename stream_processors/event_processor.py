@@ -36,7 +36,7 @@ from schemas.events import ErrorEvent as EventModel
 from schemas.fast import DecodeError, ErrorEvent, ProcessedEvent, decode_event, encode, event_from_model
 from schemas.limits import MAX_EVENT_BYTES, MAX_PROCESSED_BYTES, MAX_TIMESTAMP, MIN_TIMESTAMP
 from stream_processors.detection_signals import Signal
-from stream_processors.fingerprint import group_event
+from stream_processors.fingerprint import GROUPING_VERSION, PREVIOUS_GROUPING_VERSION, group_event
 from stream_processors.grouping_rules_follower import RulesBook
 from stream_processors.metrics import ADJUSTED, EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
@@ -64,9 +64,15 @@ class EventProcessor:
     scrubber: Scrubber = field(default_factory=Scrubber)
     sampling: SamplingPolicy = field(default_factory=SamplingPolicy)
     rate_limiter: RateLimiter = field(default_factory=RateLimiter)
-    # the published server-side grouping rules, by the time each version takes effect (rules_follower.py)
+    # the published server-side grouping rules, by the time each version takes effect (grouping_rules_follower.py)
     rules: RulesBook = field(default_factory=RulesBook)
     detection: bool = False  # build each event's detection signal
+    # grouping version of new fingerprints, and the upgrade transition (docs/grouping.md#grouping-versions):
+    # before ``transition_until_ms`` (broker time; None: no end) the previous version's fingerprint is
+    # computed too and carried as ``previous_fingerprint`` when it differs
+    grouping_version: int = GROUPING_VERSION
+    previous_version: int | None = PREVIOUS_GROUPING_VERSION
+    transition_until_ms: int | None = None
     max_past: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(minutes=5)
     # accepted (stored), sampled_out, rate_limited, rejected: they add up to every input event
@@ -83,6 +89,11 @@ class EventProcessor:
             sampling=SamplingPolicy(settings.sample_rates, settings.service_sample_rates),
             rate_limiter=RateLimiter(settings.rate_limit_per_fingerprint, settings.rate_limit_global),
             detection=settings.detection_enabled,
+            grouping_version=settings.grouping_version,
+            previous_version=(settings.grouping_previous_version
+                              if settings.grouping_previous_version != settings.grouping_version else None),
+            transition_until_ms=(int(settings.grouping_transition_until.timestamp() * 1000)
+                                 if settings.grouping_transition_until is not None else None),
             max_past=timedelta(seconds=settings.event_max_past_seconds),
             max_future=timedelta(seconds=settings.event_max_future_seconds),
         )
@@ -160,6 +171,15 @@ class EventProcessor:
             return rate, SAMPLED_OUT
         return rate, self.rate_limiter.admit(fingerprint, event.timestamp)
 
+    def _in_transition(self, record_timestamp_ms: int | None, received: datetime) -> bool:
+        """True while an upgrade's transition holds at the record's broker time (else the receive time)."""
+        if self.previous_version is None or self.previous_version == self.grouping_version:
+            return False
+        if self.transition_until_ms is None:
+            return True
+        now_ms = record_timestamp_ms if record_timestamp_ms is not None else int(received.timestamp() * 1000)
+        return now_ms < self.transition_until_ms
+
     def process(self, raw: bytes | None, *, partition: int | None = None, offset: int | None = None,
                 received_at: datetime | None = None, record_timestamp_ms: int | None = None) -> Outcome:
         """``record_timestamp_ms`` (the record's broker time) picks the grouping rules version in force."""
@@ -179,7 +199,13 @@ class EventProcessor:
             stage = "scrub"
             self.scrubber.scrub(event)
             stage = "fingerprint"
-            grouping = group_event(event, self.rules.at(record_timestamp_ms))
+            rules = self.rules.at(record_timestamp_ms)
+            grouping = group_event(event, rules, version=self.grouping_version)
+            previous = ""
+            if self._in_transition(record_timestamp_ms, received):
+                before = group_event(event, rules, version=self.previous_version)  # type: ignore[arg-type]
+                if before.fingerprint != grouping.fingerprint:
+                    previous = before.fingerprint
             stage = "sample"
             sample_rate, drop_reason = self._storage(event, grouping.fingerprint)
             processed = ProcessedEvent(
@@ -194,6 +220,8 @@ class EventProcessor:
                 received_at=received,
                 original_timestamp=original,
                 grouping_rules=grouping.rules_version,
+                grouping_version=grouping.version,
+                previous_fingerprint=previous,
             )
             stage = "encode"
             encoded = encode(processed)

@@ -22,16 +22,30 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 from schemas.fast import AnyErrorEvent as ErrorEvent
 from schemas.fast import AnyExceptionInfo as ExceptionInfo
 from schemas.fast import AnyStackFrame as StackFrame
+from stream_processors.grouping_platforms import (
+    FrameVerdict,
+    canonical_recursion,
+    file_module,
+    minified_frames,
+    verdict,
+)
 from stream_processors.grouping_rules import GroupingRules, first_fingerprint_rule, frame_flags, resolve_parts
-from stream_processors.normalize import message_key
+from stream_processors.normalize import grouping_message_key, message_key
 
+# The grouping version new issues get. Version 1: Python-shaped frames, no service in the key. Version 2:
+# per-platform frame rules (grouping_platforms/), canonical recursion, the source line of frames without a
+# meaningful name, the message of exceptions without a meaningful in-app frame, and the service.
+# Changing the key is a new version: see docs/grouping.md#grouping-versions-and-upgrades.
+GROUPING_VERSION = 2
+PREVIOUS_GROUPING_VERSION = 1
+GROUPING_VERSIONS = (1, 2)
 MAX_TITLE = 400
 MAX_RECURSION_PERIOD = 4  # cycles of up to 4 frames (a → b → c → d → a …) collapse
 _SEP = "\x1f"
@@ -50,6 +64,7 @@ class Grouping:
     culprit: str
     exception_type: str
     rules_version: str = ""  # the server-side grouping rules it was computed with ("" for none)
+    version: int = GROUPING_VERSION  # the grouping version that computed ``fingerprint``
 
 
 def digest(parts: Sequence[str]) -> str:
@@ -66,14 +81,7 @@ def _clean_name(name: str) -> str:
 
 def _module_from_path(path: str) -> str:
     """A deploy-independent stand-in for a module: the part after site-packages, else the file name."""
-    path = path.replace("\\", "/")
-    for marker in ("/site-packages/", "/dist-packages/", "/node_modules/"):
-        if marker in path:
-            path = path.rsplit(marker, 1)[1]
-            break
-    else:
-        path = path.rsplit("/", 1)[-1]
-    return _SOURCE_SUFFIX.sub("", path)
+    return file_module(path.replace("\\", "/"), _SOURCE_SUFFIX)
 
 
 def frame_module(frame: StackFrame) -> str:
@@ -139,6 +147,17 @@ def _first_line(text: str) -> str:
     return line[:MAX_TITLE]
 
 
+def _frameless(event: ErrorEvent, title: str, key: Callable[[str], str],
+               trace: list[str] | None) -> tuple[list[str], str, str, str]:
+    """No frame anywhere in the chain: its types and the root cause's parameterised value."""
+    root = event.exceptions[0]
+    parts = ["exception-nostack", *(e.type for e in event.exceptions), key(root.value)]
+    if trace is not None:
+        trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
+                     f"+ the root cause's parameterised value {key(root.value)!r}")
+    return parts, title, event.logger or "", root.type
+
+
 def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
                         trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
     """The whole chain groups: each exception's type and in-app frames, root cause first.
@@ -152,11 +171,7 @@ def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
     with_stack = next((e for e in event.exceptions if _usable(e.stacktrace)), None)
     title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
     if with_stack is None:
-        parts = ["exception-nostack", *(e.type for e in event.exceptions), message_key(root.value)]
-        if trace is not None:
-            trace.append(f"no usable stack: chain types {[e.type for e in event.exceptions]} "
-                         f"+ the root cause's parameterised value {message_key(root.value)!r}")
-        return parts, title, event.logger or "", root.type
+        return _frameless(event, title, message_key, trace)
     parts = ["exception"]
     culprit_frames: Sequence[StackFrame] = ()
     chain: Sequence[ExceptionInfo] = event.exceptions
@@ -178,23 +193,99 @@ def _exception_grouping(event: ErrorEvent, rules: GroupingRules | None = None,
     return parts, title, culprit, root.type
 
 
-def _message_grouping(event: ErrorEvent, trace: list[str] | None = None) -> tuple[list[str], str, str, str]:
+def _message_grouping(event: ErrorEvent, trace: list[str] | None = None,
+                      key: Callable[[str], str] = message_key) -> tuple[list[str], str, str, str]:
+    """Logger + the message's key (``message_key`` for version 1, ``grouping_message_key`` after)."""
     message = event.message or ""
     title = _first_line(message) if message.strip() else "<no message>"
     # not the level: one log statement logged at warning on early retries and at error on the last is one issue
-    parts = ["message", event.logger or "", message_key(message)]
+    parts = ["message", event.logger or "", key(message)]
     if trace is not None:
         trace.append(f"message event: logger {event.logger or '(none)'!r}; parameterised message "
-                     f"{message_key(message)!r}")
+                     f"{key(message)!r}")
     return parts, title, event.logger or "", ""
 
 
-def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: list[str] | None = None) -> Grouping:
-    """The event's grouping under ``rules`` (server-side rules; None: none). ``trace`` collects the why."""
-    if event.exceptions:
-        parts, title, culprit, exception_type = _exception_grouping(event, rules, trace)
+# --- version 2 ---------------------------------------------------------------------------------------
+def _v2_frames(exc: ExceptionInfo, event: ErrorEvent, rules: GroupingRules | None,
+               trace: list[str] | None) -> tuple[list[FrameVerdict], bool]:
+    """The exception's grouping frames under its platform's rules (and the server-side stack rules), and
+    whether any frame of its stack is the app's."""
+    platform = event.platform
+    judged = [verdict(platform, f.module, f.function, f.abs_path or f.filename, f.in_app, f.context_line)
+              for f in exc.stacktrace]
+    if rules is not None and rules.stack_rules:
+        for i, (f, v) in enumerate(zip(exc.stacktrace, judged, strict=True)):
+            fl = frame_flags(rules, event, f, v.in_app, v.group)
+            if fl.rules:
+                judged[i] = v._replace(in_app=fl.in_app, group=fl.group)
+                if trace is not None:
+                    trace.append(f"  stack rules at line(s) {', '.join(map(str, fl.rules))} made {v.key} "
+                                 f"{'in-app' if fl.in_app else 'not in-app'}{'' if fl.group else ', out of the key'}")
+    any_app = any(v.in_app for v in judged)
+    chosen = [v for v in judged if v.group and v.in_app] if any_app else [v for v in judged if v.group]
+    chosen = minified_frames(chosen)
+    # Module-level or anonymous code at the start of the stack (a script's ``<module>``, Node's
+    # ``Object.<anonymous>``) only says how the code was entered: at import, or later from the event loop
+    # after an await. The raising frame keeps it (with its source line).
+    start = 0
+    while start < len(chosen) - 1 and not chosen[start].named:
+        start += 1
+    return chosen[start:], any_app
+
+
+def _exception_grouping_v2(event: ErrorEvent, rules: GroupingRules | None,
+                           trace: list[str] | None) -> tuple[list[str], str, str, str]:
+    """Version 2: each exception's type and the canonical keys of its grouping frames, root cause first.
+
+    An exception whose stack holds no frame of the app, or only frames whose names say nothing (minified,
+    module-level code without a source line), adds its parameterised message: two failures raised in
+    shared framework or runtime code look alike by their frames, not by their words.
+    """
+    root = event.exceptions[0]
+    title = f"{root.type}: {_first_line(root.value)}" if root.value.strip() else root.type
+    if not any(_usable(e.stacktrace) for e in event.exceptions):
+        return _frameless(event, title, grouping_message_key, trace)
+    parts = ["exception"]
+    culprit = ""
+    chain: Sequence[ExceptionInfo] = event.exceptions
+    for i, exc in enumerate(chain):
+        parts.append(exc.type)
+        keys: list[str] = []
+        words = ""
+        if _usable(exc.stacktrace):
+            chosen, any_app = _v2_frames(exc, event, rules, trace)
+            keys = canonical_recursion([v.key for v in chosen])
+            parts.extend(keys)
+            if not any_app or not any(v.meaningful for v in chosen):
+                words = grouping_message_key(exc.value)
+                parts.append(words)
+            if not culprit and chosen:
+                culprit = f"{chosen[-1].module} in {chosen[-1].function}"
+        parts.append(CHAIN_LINK_END)
+        if trace is not None:
+            trace.append(f"exception {i} ({'root cause' if i == 0 else 'wraps the one before'}): type {exc.type}"
+                         f"; frames {keys or '(none)'}" + (f"; no meaningful app frame: message {words!r}"
+                                                           if words else ""))
+    return parts, title, culprit, root.type
+
+
+def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: list[str] | None = None,
+                version: int = GROUPING_VERSION) -> Grouping:
+    """The event's grouping under ``rules`` (server-side rules; None: none) and grouping ``version``.
+
+    ``trace`` collects the why. Version 2 keys every issue within its service: an issue belongs to one
+    service, as a Sentry issue to one project (the merge action joins issues across services on purpose).
+    """
+    if version == 1:
+        parts, title, culprit, exception_type = (_exception_grouping(event, rules, trace) if event.exceptions
+                                                 else _message_grouping(event, trace))
+    elif version == 2:
+        parts, title, culprit, exception_type = (_exception_grouping_v2(event, rules, trace) if event.exceptions
+                                                 else _message_grouping(event, trace, grouping_message_key))
+        parts = ["v2", event.service, *parts]
     else:
-        parts, title, culprit, exception_type = _message_grouping(event, trace)
+        raise ValueError(f"unknown grouping version {version}; known: {GROUPING_VERSIONS}")
     fingerprint = default = digest(parts)
     rule = first_fingerprint_rule(rules, event)
     if rule is not None:
@@ -209,4 +300,4 @@ def group_event(event: ErrorEvent, rules: GroupingRules | None = None, trace: li
         if trace is not None:
             trace.append(f"the SDK's fingerprint {list(event.fingerprint)} replaced the default {default}")
     return Grouping(fingerprint, title[:MAX_TITLE], culprit[:MAX_TITLE], exception_type,
-                    rules.version if rules is not None else "")
+                    rules.version if rules is not None else "", version)

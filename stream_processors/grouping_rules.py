@@ -234,8 +234,10 @@ class FrameFlags:
     rules: list[int] = field(default_factory=list)
 
 
-def frame_flags(rules: GroupingRules | None, event: Any, frame: Any) -> FrameFlags:
-    flags = FrameFlags(in_app=bool(frame.in_app))
+def frame_flags(rules: GroupingRules | None, event: Any, frame: Any, in_app: bool | None = None,
+                group: bool = True) -> FrameFlags:
+    """The stack rules' verdict on ``frame``, starting from ``in_app`` (default: the SDK's) and ``group``."""
+    flags = FrameFlags(in_app=bool(frame.in_app) if in_app is None else in_app, group=group)
     if rules is None or not rules.stack_rules:
         return flags
     for rule in rules.stack_rules:

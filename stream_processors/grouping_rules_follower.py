@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer
 
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from stream_processors.grouping_rules import GroupingRules, RulesError, parse_rules
+from stream_processors.grouping_rules import GroupingRules, parse_rules
 
 log = logging.getLogger("errstream.rules")
 
@@ -130,7 +130,7 @@ class RulesFollower:
                     rules = parse_rules(body["text"])
                     self.book.add(int(body["effective_at_ms"]), rules)
                     log.info("grouping rules %s take effect at %s", rules.version, body["effective_at_ms"])
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, RulesError) as exc:
+                except Exception as exc:  # noqa: BLE001 - any record's fault is that record's alone
                     log.warning("grouping rules record at offset %s ignored: %s", record.offset, exc)
 
     async def ready_for(self, timestamp_ms: int, timeout: float = 30.0) -> None:

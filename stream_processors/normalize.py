@@ -182,3 +182,33 @@ def message_key(message: str) -> str:
     for pattern, replacement in _KEY_RULES:
         key = pattern.sub(replacement, key)
     return key
+
+
+# Grouping version 2 (fingerprint.py) adds what messages of other platforms carry before the rules above:
+# Go's compound durations (``1m30.5s``, ``2h3m``) would otherwise leave a ``<*>.<*>s`` that counts the units.
+_COMPOUND_DURATION = re.compile(r"\b\d+(?:\.\d+)?(?:h\d+(?:\.\d+)?m(?:\d+(?:\.\d+)?(?:s|ms|µs|us|ns))?"
+                                r"|m\d+(?:\.\d+)?(?:s|ms|µs|us|ns))\b")
+
+
+# ``[fe80::1%eth0]:5432`` is one address, as ``2001:db8::5`` is: the brackets and port must not make a
+# different key from the bare address
+_BRACKETED_IPV6 = re.compile(r"\[([0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?)\](?::\d+)?")
+# V8's ``Cannot read properties of undefined (reading 'amount')``: the property is the program's word, not a
+# value (what tells two bugs of a minified bundle apart)
+_V8_PROPERTY = re.compile(r"\((reading|setting) '([A-Za-z_$][\w$]*)'\)")
+
+
+@lru_cache(maxsize=65_536)
+def grouping_message_key(message: str) -> str:
+    """The message key of grouping version 2: ``message_key`` after the platform-neutral additions.
+
+    Version 1's fingerprints keep using ``message_key`` unchanged, so the previous version's fingerprint
+    of an event is computed exactly as it was (the upgrade transition relies on it).
+    """
+    if "m" in message and _DIGIT.search(message) is not None:
+        message = _COMPOUND_DURATION.sub("1s", message)
+    if "[" in message:
+        message = _BRACKETED_IPV6.sub(r"\1", message)
+    if "(reading '" in message or "(setting '" in message:
+        message = _V8_PROPERTY.sub(r"(\1 \2)", message)
+    return message_key(message)

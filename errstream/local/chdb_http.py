@@ -46,6 +46,7 @@ import uuid
 import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -149,22 +150,40 @@ def _sql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+@dataclass(frozen=True)
+class AnalystLimits:
+    """Bounds on every read-only query (the analyst login): a query over them fails with ClickHouse's
+    ``TIMEOUT_EXCEEDED`` / ``MEMORY_LIMIT_EXCEEDED`` instead of holding the host."""
+
+    max_seconds: float = 60.0
+    max_memory_bytes: int = 2_000_000_000
+
+
 class EmbeddedClickHouse:
     """Owns the chDB store; runs statements on per-session connections.
 
-    chDB executes one statement at a time per process safely; a single lock
-    keeps that true while connections still carry per-session state.
+    A connection runs one statement at a time (it carries per-session state: ``USE``, ``SET``), so each
+    kind has its lock: one for read-write connections (errstream's own inserts and queries), one for
+    read-only ones (the analyst login), one for the guard's ``formatQuery``. chDB runs statements of
+    different connections concurrently, so an analyst's heavy query no longer holds errstream's inserts
+    (it delayed a stored event by 46 s when one lock served all); read-only queries are also bounded in
+    time and memory (``AnalystLimits``).
     """
 
-    def __init__(self, path: Path, spool_dir: Path | None = None) -> None:
+    def __init__(self, path: Path, spool_dir: Path | None = None, limits: AnalystLimits | None = None) -> None:
         self.path = path
+        self.limits = limits or AnalystLimits()
         path.mkdir(parents=True, exist_ok=True)
         self.spool_dir = spool_dir or Path(tempfile.mkdtemp(prefix="errstream-chdb-spool-"))
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # read-write connections
+        self._read_lock = threading.Lock()  # read-only connections
+        self._format_lock = threading.Lock()  # the guard's own connection
         self._default = chdb.connect(f"file:{path}")
+        self._formatter = chdb.connect(f"file:{path}")
         self._readonly = self._new_connection(readonly=True)
-        self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()  # read-write, under _lock
+        self._read_sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()  # read-only, under _read_lock
         # What the guard refuses, from this engine's own lists (a newer chDB's new table functions included).
         listed = self._default.query("SELECT name FROM system.table_functions", "TabSeparated").bytes().decode()
         self.denied_calls = sql_guard.denied_calls_of(listed.split())
@@ -175,23 +194,27 @@ class EmbeddedClickHouse:
 
     def _new_connection(self, readonly: bool) -> Any:
         conn = chdb.connect(f"file:{self.path}")
-        if readonly:  # 2: settings may change per query, writes and `readonly` itself may not
+        if readonly:  # 2: settings may change per query, writes, `readonly` itself and the limits may not
+            conn.query(f"SET max_execution_time = {self.limits.max_seconds:g}")
+            conn.query(f"SET max_memory_usage = {int(self.limits.max_memory_bytes)}")
             conn.query("SET readonly = 2")
         return conn
 
     def _connection(self, session_id: str | None, user: str, readonly: bool) -> Any:
+        """The connection for a statement; the caller holds the lock of its kind (``_read_lock`` or ``_lock``)."""
         if not session_id:
             return self._readonly if readonly else self._default
+        sessions = self._read_sessions if readonly else self._sessions
         key = (user, session_id)  # one login cannot reach another's session
-        conn = self._sessions.get(key)
+        conn = sessions.get(key)
         if conn is None:
             conn = self._new_connection(readonly)
-            self._sessions[key] = conn
-            while len(self._sessions) > _MAX_SESSIONS:
-                _, old = self._sessions.popitem(last=False)
+            sessions[key] = conn
+            while len(sessions) > _MAX_SESSIONS:
+                _, old = sessions.popitem(last=False)
                 old.close()
         else:
-            self._sessions.move_to_end(key)
+            sessions.move_to_end(key)
         return conn
 
     def execute(
@@ -225,9 +248,9 @@ class EmbeddedClickHouse:
                 spool = Path(name)
                 sql = f"INSERT INTO {m.group('target')} FROM INFILE '{spool}' FORMAT {m.group('fmt')}"
         try:
-            with self._lock:
-                if guarded:
-                    self._check_rendered(client_sql, readonly)
+            if guarded:
+                self._check_rendered(client_sql, readonly)
+            with self._read_lock if readonly else self._lock:
                 conn = self._connection(session_id, user, readonly)
                 applied: list[str] = []
                 try:
@@ -265,7 +288,7 @@ class EmbeddedClickHouse:
             sql_guard.check_statement(sql, readonly=readonly, denied_calls=self.denied_calls,
                                       known_engines=self.known_engines)
             for key in settings:
-                sql_guard.check_setting(key)
+                sql_guard.check_setting(key, readonly=readonly)
             for name in sql_guard.identifier_parameters(sql):
                 value = params.get(name, "")
                 parts = [p.strip("`\" ").lower() for p in value.split(".")]
@@ -277,7 +300,7 @@ class EmbeddedClickHouse:
             raise _refused(exc, readonly) from None
 
     def _check_rendered(self, sql: str, readonly: bool) -> None:
-        """The guard again, on ClickHouse's own rendering of the statement (caller holds the lock).
+        """The guard again, on ClickHouse's own rendering of the statement (on the guard's own connection).
 
         Whatever the tokenizer and ClickHouse's parser might disagree on (quoting, comments, escapes),
         ``formatQuery`` prints the statement as the parser understood it: plain names, no comments.
@@ -287,8 +310,9 @@ class EmbeddedClickHouse:
         if (sql, readonly) in self._rendered_ok:
             return
         try:
-            rendered = self._default.query("SELECT formatQuery({q:String})", "RawBLOB",
-                                           params={"q": sql}).bytes().decode("utf-8", errors="replace")
+            with self._format_lock:
+                rendered = self._formatter.query("SELECT formatQuery({q:String})", "RawBLOB",
+                                                 params={"q": sql}).bytes().decode("utf-8", errors="replace")
         except Exception:
             return
         try:
@@ -302,11 +326,13 @@ class EmbeddedClickHouse:
             self._rendered_ok.add((sql, readonly))
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._sessions.values():
+        with self._lock, self._read_lock, self._format_lock:
+            for conn in [*self._sessions.values(), *self._read_sessions.values()]:
                 conn.close()
             self._sessions.clear()
+            self._read_sessions.clear()
             self._readonly.close()
+            self._formatter.close()
             self._default.close()
 
 
@@ -469,10 +495,11 @@ def _split_body(body: bytes) -> tuple[str, bytes | None]:
     return head[: m.end()], rest
 
 
-def serve(path: Path, logins: Sequence[Login], host: str = "127.0.0.1", port: int = 8123) -> None:
+def serve(path: Path, logins: Sequence[Login], host: str = "127.0.0.1", port: int = 8123,
+          limits: AnalystLimits | None = None) -> None:
     import uvicorn
 
-    app = create_app(EmbeddedClickHouse(path), logins)
+    app = create_app(EmbeddedClickHouse(path, limits=limits), logins)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -486,6 +513,15 @@ if __name__ == "__main__":
     ap.add_argument("--home", type=Path, required=True, help="where the logins' password files are (0600)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8123)
+    ap.add_argument("--analyst-max-seconds", type=float, default=None,
+                    help="time limit of a read-only query (default ERRSTREAM_LOCAL_CLICKHOUSE_ANALYST_MAX_SECONDS)")
+    ap.add_argument("--analyst-max-memory-bytes", type=int, default=None,
+                    help="memory limit of a read-only query (default ERRSTREAM_LOCAL_CLICKHOUSE_ANALYST_MAX_MEMORY_BYTES)")
     args = ap.parse_args()
-    serve(args.path, ensure_logins(args.home), args.host, args.port)
+    from errstream_core.settings import get_settings
+
+    configured = get_settings()
+    serve(args.path, ensure_logins(args.home), args.host, args.port, AnalystLimits(
+        args.analyst_max_seconds or configured.local_clickhouse_analyst_max_seconds,
+        args.analyst_max_memory_bytes or configured.local_clickhouse_analyst_max_memory_bytes))
 

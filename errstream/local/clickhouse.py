@@ -28,6 +28,9 @@ class LocalClickHouse:
     state_dir: Path
     port: int = 8123
     host: str = "127.0.0.1"
+    # bounds on a read-only (analyst) query; None: ERRSTREAM_LOCAL_CLICKHOUSE_ANALYST_* in the server's environment
+    analyst_max_seconds: float | None = None
+    analyst_max_memory_bytes: int | None = None
 
     @property
     def url(self) -> str:
@@ -70,7 +73,10 @@ class LocalClickHouse:
         os.chmod(store, 0o700)  # the store's files are the data: only the owner reads them, not via the endpoint
         self.process.start(
             [sys.executable, "-m", "errstream.local.chdb_http", "--path", str(store),
-             "--home", str(self.state_dir.resolve()), "--host", self.host, "--port", str(self.port)]
+             "--home", str(self.state_dir.resolve()), "--host", self.host, "--port", str(self.port),
+             *(["--analyst-max-seconds", str(self.analyst_max_seconds)] if self.analyst_max_seconds else []),
+             *(["--analyst-max-memory-bytes", str(self.analyst_max_memory_bytes)]
+               if self.analyst_max_memory_bytes else [])]
         )
         self.process.wait_ready(self._ready, timeout, "embedded ClickHouse")
         return self.url

@@ -158,11 +158,27 @@ def _first_word(tokens: list[Token]) -> str:
     return ""
 
 
-def check_setting(name: str) -> None:
-    """A setting a client passes (URL parameter or SET/SETTINGS): a plain name, and not one naming a file."""
+# The bounds the server puts on a read-only login's queries (time, memory): a client may not lift them.
+LIMIT_SETTINGS = frozenset({
+    "max_execution_time", "max_execution_time_leaf", "timeout_overflow_mode", "timeout_overflow_mode_leaf",
+    "max_memory_usage", "max_memory_usage_for_user", "max_guaranteed_memory_usage", "memory_overcommit_ratio_denominator",
+    "memory_usage_overcommit_max_wait_microseconds", "max_estimated_execution_time", "timeout_before_checking_execution_speed",
+})
+
+
+def _limit_refused(name: str) -> Refused:
+    return Refused(f"{name} is set by the server for this read-only login (ERRSTREAM_LOCAL_CLICKHOUSE_ANALYST_*); "
+                   "it cannot be changed per query")
+
+
+def check_setting(name: str, *, readonly: bool = False) -> None:
+    """A setting a client passes (URL parameter or SET/SETTINGS): a plain name, and not one naming a file;
+    under a read-only login, not one of the limits the server sets for it."""
     if not _SETTING_NAME.match(name):
         raise Refused(f"{name[:60]!r} is not a setting name")
     low = name.lower()
+    if readonly and low in LIMIT_SETTINGS:
+        raise _limit_refused(name)
     if low in DENIED_SETTINGS or low.startswith(DENIED_SETTING_PREFIXES):
         raise Refused(f"setting {name} names a file on the server")
     if low == "readonly":
@@ -212,6 +228,8 @@ def check_statement(sql: str, *, readonly: bool, denied_calls: Iterable[str] = D
                               "engines only: MergeTree family, Memory, Log family, …)")
         if low in DENIED_SETTINGS or low.startswith(DENIED_SETTING_PREFIXES):
             raise Refused(f"setting {t.text} names a file on the server")
+        if readonly and not t.quoted and low in LIMIT_SETTINGS:
+            raise _limit_refused(t.text)
         if first == "set" and low == "readonly":
             raise Refused("readonly is chosen by the login (use the analyst login), not by a setting")
 

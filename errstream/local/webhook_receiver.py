@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Self
+from urllib.parse import parse_qs
 
 import orjson
 import uvicorn
@@ -46,7 +47,11 @@ class WebhookReceiver:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     async def _handle(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
+        raw = await request.body()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # a form post (SMS providers' APIs): the fields, each once
+            body = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         if self.delay:
             await asyncio.sleep(self.delay)
         with self._lock:

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errstream.web import api, pages
@@ -128,8 +129,18 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
+        """Alive always; ``clickhouse`` and ``alerts_feed`` (Kafka) say what the pages can reach right now."""
         feed = state.feed
-        return JSONResponse({"status": "ok", "alerts_feed": bool(feed and feed.connected.is_set()),
+
+        def clickhouse_answers() -> bool:
+            try:
+                state.client.query("SELECT 1")
+            except Exception:  # noqa: BLE001 - unreachable, refused login, …: all mean "not now"
+                return False
+            return True
+
+        return JSONResponse({"status": "ok", "clickhouse": await run_in_threadpool(clickhouse_answers),
+                             "alerts_feed": bool(feed and feed.connected.is_set()),
                              "live_streams": len(feed.subscribers) if feed else 0,
                              "live_counts": bool(state.pulse and state.pulse.last is not None)})
 

@@ -29,9 +29,17 @@ Credentials in connection URLs of any scheme (``redis://:pw@cache:6379/0``,
 userinfo, and an e-mail-shaped ``user@host`` inside a URL is not taken for an
 e-mail address.
 
-Source lines of stack frames (``context_line``) are code from the service's
-repository, not runtime data, and are left alone: scanning 20+ of them per
-event would cost more than the rest of scrubbing together.
+Source lines of stack frames (``context_line``) are scrubbed like messages:
+they are code, but code such as ``raise ConnectionError("…admin:pw@db …
+jane@example.com")`` carries the very literal the message had scrubbed. The
+same lines come back in event after event, so the memo makes this cheap.
+
+Every other field that can hold a person's identity: ``user.id`` and
+``user.username`` holding an e-mail address are hashed like ``user.email``
+(and ``user.username`` like ``user.id`` when user ids are hashed); e-mail
+addresses inside a custom fingerprint become their keyed hash (distinct per
+address, so per-user grouping keeps working) and its other secrets are
+scrubbed like text.
 """
 
 from __future__ import annotations
@@ -238,6 +246,11 @@ class Scrubber:
         for exc in event.exceptions:
             if exc.value:
                 exc.value = text(exc.value)
+            for frame in exc.stacktrace:
+                if frame.context_line:
+                    frame.context_line = text(frame.context_line)
+        if event.fingerprint:
+            event.fingerprint = [self._fingerprint_part(part) for part in event.fingerprint]
         for crumb in event.breadcrumbs:
             if crumb.message:
                 crumb.message = text(crumb.message)
@@ -259,11 +272,32 @@ class Scrubber:
         if user is not None:  # hashed values are kept as they are: scrubbing twice changes nothing
             if user.email and not _HASHED.match(user.email):
                 user.email = self.hash_value("email", user.email)
-            if self.config.hash_user_ids and user.id and not _HASHED.match(user.id):
-                user.id = self.hash_value("id", user.id)
+            if user.id and not _HASHED.match(user.id) and (self.config.hash_user_ids or "@" in user.id):
+                user.id = self._identity(user.id)
+            if user.username and not _HASHED.match(user.username) and (
+                    self.config.hash_user_ids or "@" in user.username):
+                user.username = self._identity(user.username)
             if self._ips and user.ip_address and not _HASHED.match(user.ip_address):
                 user.ip_address = self.hash_value("ip", user.ip_address)
         return event
+
+    def _identity(self, value: str) -> str:
+        """An e-mail address hashes as ``email:`` (the same hash as ``user.email``), anything else as ``id:``.
+
+        Only called when ids are hashed, or when the value contains ``@``: an id like ``user-42`` is kept
+        unless ``ERRSTREAM_SCRUB_USER_IDS`` asks for hashing, but ``jane@example.com`` never is.
+        """
+        if sensitive.EMAIL.fullmatch(value.strip()):
+            return self.hash_value("email", value.strip())
+        if self.config.hash_user_ids or sensitive.EMAIL.search(value):
+            return self.hash_value("id", value)
+        return value
+
+    def _fingerprint_part(self, part: str) -> str:
+        """E-mail addresses become their keyed hash (a per-user fingerprint stays per user), secrets are scrubbed."""
+        if "@" in part:
+            part = sensitive.EMAIL.sub(lambda m: self.hash_value("email", m.group(0)), part)
+        return self.text(part)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Scrubber:

@@ -5,6 +5,9 @@ Endpoints:
 * ``POST /api/{project_id}/envelope/`` — Sentry envelopes (what current SDKs send).
 * ``POST /api/{project_id}/store/`` — Sentry's legacy single-event endpoint.
 * ``POST /api/v1/events`` — our own schema: one ``ErrorEvent`` object or a list (all or nothing).
+* ``POST /v1/traces``, ``POST /v1/logs`` — OTLP/HTTP (protobuf or JSON): exceptions recorded on spans and
+  error log records (``otlp_mapping``); the key as for our own endpoint (``X-Errstream-Key`` or
+  ``Authorization: Bearer``), refused records reported as OTLP partial success.
 * ``GET /healthz``, ``GET /metrics`` (Prometheus text).
 
 Every refusal is a 4xx/5xx with ``{"detail": ...}`` and is counted by reason;
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
@@ -32,7 +36,16 @@ from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings
 from producers.gateway.body import decode_body, legacy_store_body
 from producers.gateway.errors import Rejected
-from producers.gateway.incoming import Incoming, Receive, Send, send_json
+from producers.gateway.incoming import Incoming, Receive, Send, send_bytes, send_json
+from producers.gateway.otlp_mapping import Mapped, map_logs, map_traces
+from producers.gateway.otlp_wire import (
+    Reply,
+    decode_logs,
+    decode_traces,
+    error_reply,
+    logs_reply,
+    traces_reply,
+)
 from producers.gateway.projects import Project, Projects, dsn_key, sentry_auth_key
 from producers.gateway.sentry import EVENT_ITEM_TYPES, SESSION_ITEM_TYPES, loads_or_reject, parse_envelope
 from producers.gateway.sentry_typed import convert_sentry_payload
@@ -62,8 +75,26 @@ class Metrics:
         self.ignored = Counter("errstream_gateway_envelope_items_ignored",
                                "Envelope items accepted but not stored (sessions, transactions, ...)",
                                ["type"], registry=self.registry)
+        self.otlp_ignored = Counter("errstream_gateway_otlp_records_ignored",
+                                    "OTLP spans and log records accepted but not errors, by reason",
+                                    ["reason"], registry=self.registry)
+        self.otlp_rejected = Counter("errstream_gateway_otlp_records_rejected",
+                                     "OTLP spans and log records refused inside an accepted request (partial success)",
+                                     ["signal"], registry=self.registry)
+        self.otlp_stacktraces = Counter("errstream_gateway_otlp_stacktraces",
+                                        "exception.stacktrace texts parsed into frames, or not (type and message only)",
+                                        ["language", "outcome"], registry=self.registry)
         # Children resolved once: .labels() is a lock and a dict lookup on every request otherwise.
-        self.accepted_by = {name: self.accepted.labels(name) for name in ("envelope", "store", "events")}
+        self.accepted_by = {name: self.accepted.labels(name)
+                            for name in ("envelope", "store", "events", "otlp_traces", "otlp_logs")}
+
+    def count_otlp(self, signal: str, mapped: Mapped) -> None:
+        for reason, n in mapped.ignored.items():
+            self.otlp_ignored.labels(reason).inc(n)
+        for (language, outcome), n in mapped.stacktraces.items():
+            self.otlp_stacktraces.labels(language, outcome).inc(n)
+        if mapped.rejected:
+            self.otlp_rejected.labels(signal).inc(mapped.rejected)
 
 
 class Gateway:
@@ -74,6 +105,7 @@ class Gateway:
         self.scrubber = Scrubber.from_settings(settings)
         self.publisher = publisher  # set once connected (see `connect`): aiokafka needs the server's loop
         self.metrics = Metrics()
+        self._kafka_checked_at, self._kafka_ok = 0.0, False  # /healthz asks the broker at most once a second
 
     # --- shared steps ----------------------------------------------------------------------
     async def _body(self, request: Incoming) -> bytes:
@@ -84,6 +116,16 @@ class Gateway:
     def _sentry_key(request: Incoming) -> str | None:
         return sentry_auth_key(request.header("x-sentry-auth")) or request.query("sentry_key")
 
+    async def kafka_reachable(self) -> bool:
+        publisher = self.publisher
+        if publisher is None:
+            return False
+        now = time.monotonic()
+        if now - self._kafka_checked_at >= 1.0:
+            self._kafka_checked_at = now
+            self._kafka_ok = await publisher.reachable(timeout=2.0)
+        return self._kafka_ok
+
     async def _publish(self, events: list[ErrorEvent]) -> None:
         publisher = self.publisher
         if publisher is None:
@@ -92,6 +134,13 @@ class Gateway:
         # client's fault, not the broker's.
         scrub = self.scrubber.scrub
         records = [(encode(scrub(e)), e.event_id.hex.encode()) for e in events]
+        # The worker's limit, on the record it would read, for every endpoint: answered here with 413
+        # rather than accepted with 200 and dead-lettered as too_large (nothing of the batch is published).
+        for i, (value, _) in enumerate(records):
+            if len(value) > MAX_EVENT_BYTES:
+                which = f"event #{i}" if len(records) > 1 else "event"
+                raise Rejected(413, "event_too_large", f"{which} is {len(value)} bytes as stored; the limit is "
+                                                       f"{MAX_EVENT_BYTES} (nothing was published)")
         try:  # the publisher fails the call after settings.gateway_publish_timeout
             if len(records) == 1:  # the usual envelope: skip gather's task per event
                 value, key = records[0]
@@ -189,15 +238,43 @@ class Gateway:
         self.metrics.accepted_by["events"].inc(len(events))
         return 200, {"accepted": len(events), "ids": [e.event_id.hex for e in events]}
 
+    async def otlp_traces(self, request: Incoming, _: str) -> tuple[int, Any]:
+        project = self.projects.authenticate(_own_key(request))  # before reading the body
+        body, kind = decode_traces(await self._body(request), request.header("content-type"))
+        mapped = map_traces(body, project)
+        await self._publish_otlp(project, mapped, "otlp_traces")
+        return 200, traces_reply(kind, mapped.rejected, mapped.error_message)
+
+    async def otlp_logs(self, request: Incoming, _: str) -> tuple[int, Any]:
+        project = self.projects.authenticate(_own_key(request))
+        body, kind = decode_logs(await self._body(request), request.header("content-type"))
+        mapped = map_logs(body, project)
+        await self._publish_otlp(project, mapped, "otlp_logs")
+        return 200, logs_reply(kind, mapped.rejected, mapped.error_message)
+
+    async def _publish_otlp(self, project: Project, mapped: Mapped, endpoint: str) -> None:
+        project.admit(len(mapped.events))
+        if mapped.events:
+            await self._publish(mapped.events)
+        self.metrics.count_otlp(endpoint.removeprefix("otlp_"), mapped)
+        self.metrics.accepted_by[endpoint].inc(len(mapped.events))
+
     async def handle(self, route: str, project_id: str, scope: MutableMapping[str, Any], receive: Receive,
                      send: Send) -> None:
         request = Incoming(scope, receive)
         try:
             status, doc = await getattr(self, route)(request, project_id)
-            await send_json(send, status, doc)
+            if isinstance(doc, Reply):
+                await send_bytes(send, status, doc.body, doc.content_type)
+            else:
+                await send_json(send, status, doc)
         except Rejected as r:
             self.metrics.rejected.labels(r.reason).inc()
-            await send_json(send, r.status, {"detail": r.detail}, r.headers)
+            if route.startswith("otlp_"):  # OTLP exporters read a Status message in their own encoding
+                reply = error_reply(r.status, r.detail, request.header("content-type"))
+                await send_bytes(send, r.status, reply.body, reply.content_type, r.headers)
+            else:
+                await send_json(send, r.status, {"detail": r.detail}, r.headers)
         except RecursionError:
             # orjson stops at 1,024 levels, but msgspec and pydantic recurse in Python below that: a body
             # nested deeply enough is the client's fault and must read as such, not as a 500.
@@ -232,7 +309,8 @@ def _own_event(index: int, doc: Any, project: Project) -> ErrorEvent:
         raise Rejected(400, "invalid_event", f"event #{index} is invalid (nothing was published): {exc}") from None
 
 
-_INGEST_ROUTE = re.compile(r"^/api/(?:(?P<project>[^/]+)/(?P<kind>envelope|store)/?|v1/(?P<own>events)/?)$")
+_INGEST_ROUTE = re.compile(r"^(?:/api/(?:(?P<project>[^/]+)/(?P<kind>envelope|store)/?|v1/(?P<own>events)/?)"
+                           r"|/v1/(?P<otlp>traces|logs)/?)$")
 
 
 class GatewayApp:
@@ -247,7 +325,7 @@ class GatewayApp:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = _INGEST_ROUTE.match(scope["path"])
             if match:
-                route = match["own"] or match["kind"]
+                route = match["own"] or match["kind"] or f"otlp_{match['otlp']}"
                 await self.gateway.handle(route, match["project"] or "", scope, receive, send)
                 return
         await self.rest(scope, receive, send)
@@ -271,8 +349,13 @@ def create_app(settings: Settings, publisher: ErrorPublisher | None = None) -> G
                 await gw.publisher.__aexit__(None, None, None)
 
     async def healthz(request: Request) -> Response:
-        """Alive always; ``kafka`` says whether events can be accepted (else they get 503)."""
-        return JSONResponse({"status": "ok", "kafka": gw.publisher is not None})
+        """Alive always; ``kafka`` says whether events can be accepted now (else they get 503).
+
+        Asked of the broker (a metadata request, at most one per second however often probes come): before,
+        it said only that the publisher had started once, and read ``true`` through a broker outage while
+        every event got 503.
+        """
+        return JSONResponse({"status": "ok", "kafka": await gw.kafka_reachable()})
 
     async def metrics_text(request: Request) -> Response:
         return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)

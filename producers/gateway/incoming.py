@@ -89,3 +89,13 @@ async def send_json(send: Send, status: int, doc: Any, headers: dict[str, str] |
         raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_bytes(send: Send, status: int, body: bytes, content_type: str,
+                     headers: dict[str, str] | None = None) -> None:
+    """A response in a content type of the request's choosing (OTLP answers protobuf to protobuf)."""
+    raw_headers = [(b"content-type", content_type.encode("latin-1")), (b"content-length", b"%d" % len(body))]
+    if headers:
+        raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})

@@ -223,6 +223,14 @@ def _hex_id(value: Any, lengths: tuple[int, ...]) -> str | None:
     return None
 
 
+def _synthetic_message(e: dict[str, Any]) -> bool:
+    """The exception JavaScript SDKs attach to ``captureMessage`` (with ``attachStacktrace``): no type, a
+    ``synthetic`` mechanism, the message as its value. It is no error: kept, it was titled "Error: <message>";
+    dropped, the event is the message event it is, titled by its message as Sentry titles it."""
+    mechanism = e.get("mechanism")
+    return not e.get("type") and isinstance(mechanism, dict) and mechanism.get("synthetic") is True
+
+
 def _event_id(value: Any) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
@@ -234,7 +242,8 @@ def _fields(data: dict[str, Any], service: str, client_ip: str | None, *, saniti
     """Our event's fields. ``sanitise=False`` hands frames and breadcrumbs to the schema as they are (its
     validator is several times faster than reshaping them in Python); ``True`` cleans every field and is
     used only when that fast attempt did not validate."""
-    exceptions = [e for e in _values(data.get("exception")) if isinstance(e, dict)][-MAX_CHAIN:]
+    exceptions = [e for e in _values(data.get("exception"))
+                  if isinstance(e, dict) and not _synthetic_message(e)][-MAX_CHAIN:]
     crumbs = [b for b in _values(data.get("breadcrumbs")) if isinstance(b, dict)][-MAX_BREADCRUMBS:]
     fields = common_fields(data.get, service, client_ip)
     # Fast path: the schema parses the UUID itself; the sanitising pass replaces an invalid one.

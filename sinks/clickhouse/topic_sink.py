@@ -109,11 +109,36 @@ class TopicSink(Step):
                 return {}
             self.pending, self.buffered = self.buffered, {}
         batches = self.pending
-        await self.handle(batches)
+        try:
+            await self.handle(batches)
+        except (InfrastructureError, KafkaError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - some record's fault (or a bug it triggers): find it
+            await self._isolate(batches, exc)
         await self.dead_letters.flush()
         self.pending = None
         self.stats["records"] += sum(len(msgs) for msgs in batches.values())
         return {tp: msgs[-1].offset + 1 for tp, msgs in batches.items()}
+
+    async def _isolate(self, batches: dict[TopicPartition, list[ConsumerRecord]], first: Exception) -> None:
+        """``handle`` raised for a reason that is not a server's: handle record by record, dead-letter the ones
+        that still fail (stage ``handle``, reason ``processing_error``) and go on.
+
+        Without this one record whose handling raises stops the consumer, and after every restart it reads the
+        same record and stops again: no record on any topic errstream consumes may do that. Handling is
+        idempotent, so records of the batch already written are absorbed when handled again.
+        """
+        log.error("%s: a batch failed (%s); handling its records one by one", self.name, describe(first))
+        for tp, msgs in batches.items():
+            for m in msgs:
+                try:
+                    await self.handle({tp: [m]})
+                except (InfrastructureError, KafkaError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    log.error("%s: record %s[%d]@%d could not be handled: %s", self.name, m.topic, m.partition,
+                              m.offset, describe(exc))
+                    await self.refuse(m, "handle", "processing_error", f"could not be handled: {describe(exc)}")
 
     async def revoke(self, partitions: set[TopicPartition], deadline: float) -> dict[TopicPartition, int]:
         done: dict[TopicPartition, int] = {}

@@ -50,10 +50,14 @@ class DigestIssue:
 
 @dataclass
 class RateChange:
+    """Per service: error events in the last 24 h and the 24 h before, and the error *rate* — the percent of
+    sessions or requests that errored — where the service reports release health (None where it does not)."""
+
     service: str
     events: int
     previous: int
     change_pct: float | None
+    error_rate_pct: float | None = None
 
 
 @dataclass
@@ -65,11 +69,20 @@ class Digest:
     top_issues: list[DigestIssue] = field(default_factory=list)
     regressions: list[DigestIssue] = field(default_factory=list)
     rates: list[RateChange] = field(default_factory=list)
+    # true totals: the lists above show the first TOP of each, the headline counts them all
+    new_issue_count: int = 0
+    regression_count: int = 0
 
     @property
     def title(self) -> str:
         return (f"errstream daily digest {self.day:%Y-%m-%d}: {self.events:,} events, "
-                f"{len(self.new_issues)} new issue(s), {len(self.regressions)} regression(s)")
+                f"{self.new_issue_count} new issue(s), {self.regression_count} regression(s)")
+
+    def more(self, heading: str) -> int:
+        """How many of a section's issues the list leaves out."""
+        shown = {"New issues": (self.new_issue_count, self.new_issues),
+                 "Regressions": (self.regression_count, self.regressions)}.get(heading)
+        return max(0, shown[0] - len(shown[1])) if shown else 0
 
     def to_json(self) -> dict[str, Any]:
         return orjson.loads(orjson.dumps(asdict(self)))
@@ -93,7 +106,16 @@ def build_digest(client: Client, database: str, now: datetime | None = None) -> 
         f"FROM {db}.alerts AS a LEFT JOIN {db}.v_issues_24h AS i ON i.fingerprint = a.fingerprint "
         f"WHERE a.kind = 'regression' AND a.created_at >= now() - INTERVAL 24 HOUR "
         f"GROUP BY a.fingerprint ORDER BY max(a.created_at) DESC LIMIT {TOP}")
-    digest.rates = [RateChange(str(r[0]), int(r[1]), int(r[2]), None if r[3] is None else float(r[3]))
+    digest.new_issue_count = int(client.query(f"SELECT count() FROM {db}.v_issues_24h WHERE is_new").result_rows[0][0])
+    digest.regression_count = int(client.query(
+        f"SELECT uniqExact(fingerprint) FROM {db}.alerts WHERE kind = 'regression' "
+        f"AND created_at >= now() - INTERVAL 24 HOUR").result_rows[0][0])
+    rates = {str(r[0]): float(r[1]) for r in client.query(
+        f"SELECT service, 100 * least(sum(errored) + uniqCombinedMerge(12)(errored_sessions), sum(started)) "
+        f"/ sum(started) FROM {db}.session_counts_1m WHERE minute >= now() - INTERVAL 24 HOUR "
+        f"GROUP BY service HAVING sum(started) > 0").result_rows}
+    digest.rates = [RateChange(str(r[0]), int(r[1]), int(r[2]), None if r[3] is None else float(r[3]),
+                               rates.get(str(r[0])))
                     for r in client.query(f"SELECT service, events_current, events_previous, change_pct "
                                           f"FROM {db}.v_error_rate_change LIMIT 20").result_rows]
     digest.events = sum(r.events for r in digest.rates)
@@ -104,6 +126,13 @@ def _change(rate: RateChange) -> str:
     return "new" if rate.change_pct is None else f"{rate.change_pct:+.1f} %"
 
 
+def _rate(rate: RateChange) -> str:
+    return "no release health" if rate.error_rate_pct is None else f"{rate.error_rate_pct:.2f} % errored"
+
+
+RATES_HEADING = "Errors by service (events in the last 24 h, change from the 24 h before, error rate)"
+
+
 def render_text(d: Digest, base_url: str = "") -> str:
     lines = [d.title, ""]
     for heading, items in (("New issues", d.new_issues), ("Regressions", d.regressions),
@@ -111,9 +140,12 @@ def render_text(d: Digest, base_url: str = "") -> str:
         lines.append(f"{heading}:")
         lines += [f"  {i.events:>8,} events {i.users:>6,} users  {i.title}  [{i.fingerprint[:12]}]" for i in items] \
             or ["  none"]
+        if more := d.more(heading):
+            lines.append(f"  … and {more} more")
         lines.append("")
-    lines.append("Error rate by service (last 24 h vs the 24 h before):")
-    lines += [f"  {r.service:<24} {r.events:>8,}  ({_change(r)})" for r in d.rates] or ["  no errors"]
+    lines.append(f"{RATES_HEADING}:")
+    lines += [f"  {r.service:<24} {r.events:>8,} events  ({_change(r)}), {_rate(r)}" for r in d.rates] \
+        or ["  no errors"]
     if base_url:
         lines += ["", f"Open errstream: {base_url.rstrip('/')}/"]
     return "\n".join(lines)
@@ -127,14 +159,16 @@ def render_slack(d: Digest, base_url: str = "") -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"Daily digest {d.day:%Y-%m-%d}"[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*{d.events:,}* events · "
-                                     f"*{len(d.new_issues)}* new issue(s) · *{len(d.regressions)}* regression(s)"}},
+                                     f"*{d.new_issue_count}* new issue(s) · *{d.regression_count}* regression(s)"}},
     ]
     for heading, items in (("New issues", d.new_issues), ("Regressions", d.regressions),
                            ("Top issues", d.top_issues)):
+        more = f"\n_… and {d.more(heading)} more_" if d.more(heading) else ""
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                   "text": f"*{heading}*\n{issue_lines(items)}"[:3000]}})
-    rates = "\n".join(f"• {_escape(r.service)}: {r.events:,} ({_change(r)})" for r in d.rates) or "_no errors_"
-    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Error rate by service*\n{rates}"[:3000]}})
+                                                   "text": f"*{heading}*\n{issue_lines(items)[:2900]}{more}"}})
+    rates = "\n".join(f"• {_escape(r.service)}: {r.events:,} events ({_change(r)}), {_rate(r)}"
+                      for r in d.rates) or "_no errors_"
+    blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{RATES_HEADING}*\n{rates}"[:3000]}})
     if base_url:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{base_url}|Open errstream>"}]})
     return {"text": d.title, "blocks": blocks}
@@ -145,19 +179,21 @@ def _escape(text: str) -> str:
 
 
 def render_email(d: Digest, dest: EmailDestination, base_url: str = "") -> EmailMessage:
-    def table(items: list[DigestIssue]) -> str:
+    def table(items: list[DigestIssue], more: int = 0) -> str:
         if not items:
             return "<p><i>none</i></p>"
         rows = "".join(f"<tr><td align='right'>{i.events:,}</td><td align='right'>{i.users:,}</td>"
                        f"<td>{escape(i.title)}</td><td><code>{i.fingerprint[:12]}</code></td></tr>" for i in items)
-        return f"<table><tr><th>events</th><th>users</th><th>issue</th><th></th></tr>{rows}</table>"
+        rest = f"<p><i>… and {more} more</i></p>" if more else ""
+        return f"<table><tr><th>events</th><th>users</th><th>issue</th><th></th></tr>{rows}</table>{rest}"
 
-    rates = "".join(f"<tr><td>{escape(r.service)}</td><td align='right'>{r.events:,}</td><td>{_change(r)}</td></tr>"
-                    for r in d.rates)
+    rates = "".join(f"<tr><td>{escape(r.service)}</td><td align='right'>{r.events:,}</td><td>{_change(r)}</td>"
+                    f"<td>{_rate(r)}</td></tr>" for r in d.rates)
     html = (f"<!doctype html><html><body style='font-family:sans-serif'><h2>{escape(d.title)}</h2>"
-            f"<h3>New issues</h3>{table(d.new_issues)}<h3>Regressions</h3>{table(d.regressions)}"
-            f"<h3>Top issues</h3>{table(d.top_issues)}<h3>Error rate by service</h3>"
-            f"<table><tr><th>service</th><th>events</th><th>day over day</th></tr>{rates}</table>"
+            f"<h3>New issues</h3>{table(d.new_issues, d.more('New issues'))}"
+            f"<h3>Regressions</h3>{table(d.regressions, d.more('Regressions'))}"
+            f"<h3>Top issues</h3>{table(d.top_issues)}<h3>{escape(RATES_HEADING)}</h3>"
+            f"<table><tr><th>service</th><th>events</th><th>day over day</th><th>error rate</th></tr>{rates}</table>"
             + (f"<p><a href='{escape(base_url, quote=True)}'>Open errstream</a></p>" if base_url else "")
             + "</body></html>")
     msg = EmailMessage()

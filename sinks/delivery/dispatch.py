@@ -54,6 +54,7 @@ from tenacity import (
 from errstream_core.token_bucket import TokenBucket
 from schemas.alerts import AlertEvent
 from schemas.notifications import EmailDestination, WebhookDestination
+from sinks.delivery.alert_text import safe_alert
 from sinks.delivery.email import IssueFacts, build_email, send_email
 from sinks.delivery.http_channels import build_request
 
@@ -69,7 +70,7 @@ DELIVERIES = Counter("errstream_alert_deliveries", "Webhook delivery attempts", 
 DELIVERY_COLUMNS = [
     "alert_id", "destination", "attempt", "attempted_at", "outcome", "http_status", "error", "latency_ms",
 ]
-FINAL_OUTCOMES = ("delivered", "failed", "rejected", "rate_limited")
+FINAL_OUTCOMES = ("delivered", "failed", "rejected", "rate_limited", "refused", "unknown_destination")
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 RECORD_BATCH, RECORD_SECONDS = 20, 0.5  # bound on deliveries a crash can repeat
 
@@ -174,14 +175,39 @@ class WebhookNotifier:
         Only ``seen_before`` alerts (already stored before this poll) can have delivery records, so only
         they are looked up: the common path costs no query.
         """
-        if not self.destinations or not alerts:
+        if not alerts:
             return
         done = await self.delivery_log.finished(seen_before) if seen_before else set()
+        unknown = [self._unknown_destinations(a, done) for a in alerts]
+        if any(unknown):
+            await self.delivery_log.record([attempt for attempts in unknown for attempt in attempts])
         await asyncio.gather(*(
             self._deliver_in_order(d, [a for a in alerts if d.accepts(a) and _routed_to(a, d.name)
                                        and (str(a.alert_id), d.name) not in done])
             for d in self.destinations
         ))
+
+    def _unknown_destinations(self, alert: AlertEvent, done: set[tuple[str, str]]) -> list[DeliveryAttempt]:
+        """A rule naming a destination that is not configured: recorded and logged, never dropped quietly.
+
+        ``errstream alerts rules check|apply`` refuse such rules, but rules published before, or with another
+        configuration than this process has, can still name one.
+        """
+        names = alert.details.get("destinations")
+        if not isinstance(names, list):
+            return []
+        known = {d.name for d in self.destinations}
+        out = []
+        for name in sorted({str(n) for n in names} - known):
+            if (str(alert.alert_id), name) in done:
+                continue
+            reason = (f"the alert rule routes it to {name!r}, which is not configured "
+                      f"(configured: {', '.join(sorted(known)) or 'none'})")
+            DELIVERIES.labels(name, "unknown_destination").inc()
+            log.error("alert %s not delivered to %s: %s", alert.alert_id, name, reason)
+            out.append(DeliveryAttempt(alert.alert_id, name, 0, datetime.now(UTC), "unknown_destination",
+                                       error=reason))
+        return out
 
     async def _deliver_in_order(self, dest: Destination, alerts: list[AlertEvent]) -> None:
         """Records go out in small batches: one insert per alert capped throughput at ~30 alerts/s, one per
@@ -197,6 +223,24 @@ class WebhookNotifier:
             await self.delivery_log.record(attempts)
 
     async def deliver(self, dest: Destination, alert: AlertEvent) -> list[DeliveryAttempt]:
+        """Every outcome of one (alert, destination) as attempt records; never raises for the alert's fault.
+
+        A failure to format or send one alert (an unforeseen character, a bug in a formatter) is recorded as
+        ``refused`` with the reason, counted and logged, and the consumer moves on: one alert must never stop
+        the process and, replayed after every restart, silence every channel.
+        """
+        try:
+            return await self._deliver(dest, alert)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the alert's fault (or a bug): recorded, never fatal
+            reason = dest.redact(f"could not format or send this alert: {type(exc).__name__}: {exc}")
+            DELIVERIES.labels(dest.name, "refused").inc()
+            log.error("alert %s to %s refused: %s", alert.alert_id, dest.name, reason)
+            return [DeliveryAttempt(alert.alert_id, dest.name, 0, datetime.now(UTC), "refused", error=reason)]
+
+    async def _deliver(self, dest: Destination, alert: AlertEvent) -> list[DeliveryAttempt]:
+        alert = safe_alert(alert)
         if not self.buckets[dest.name].try_take():
             self.suppressed[dest.name] += 1
             DELIVERIES.labels(dest.name, "rate_limited").inc()

@@ -20,6 +20,7 @@ import aiosmtplib
 
 from schemas.alerts import AlertEvent
 from schemas.notifications import EmailDestination
+from sinks.delivery.alert_text import one_line
 from sinks.delivery.http_channels import KIND_LABEL, short_text
 
 SEVERITY_COLOUR = {"info": "#2563eb", "warning": "#d97706", "error": "#dc2626", "critical": "#7f1d1d"}
@@ -80,7 +81,7 @@ def build_email(dest: EmailDestination, alert: AlertEvent, facts: IssueFacts | N
         + "</body></html>"
     )
     msg = EmailMessage()
-    msg["Subject"] = short_text(alert)[:200]
+    msg["Subject"] = one_line(short_text(alert), 200)  # no CR/LF can reach a header: no injection, no crash
     msg["From"] = dest.sender
     msg["To"] = ", ".join(dest.recipients)
     msg["Date"] = formatdate(alert.created_at.timestamp(), usegmt=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ import orjson
 
 from schemas.alerts import AlertEvent
 from schemas.notifications import WebhookDestination
+from sinks.delivery.alert_text import clean, one_line
 
 USER_AGENT = "errstream-notifier/0.1"
 SUPPRESSED_HEADER = "X-Errstream-Suppressed-Alerts"
@@ -41,8 +43,21 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _mrkdwn_escape(text: str) -> str:
-    """Slack's three control characters; everything else is literal."""
+    """Slack's three control characters; everything else is literal.
+
+    Escaping ``<`` and ``>`` is what stops ``<!channel>`` and disguised links (``<https://evil|https://sso…>``)
+    in an event's message: applied to the fallback ``text`` as well as the blocks, since Slack renders both.
+    """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_TEAMS_MARKDOWN = re.compile(r"([\\\[\]])")
+
+
+def _teams_escape(text: str) -> str:
+    """Adaptive Card TextBlocks render a Markdown subset: backslash-escape the brackets of its link syntax,
+    so ``[sign in](https://evil)`` in an event's message shows as text, not as a link; HTML has no effect there."""
+    return _TEAMS_MARKDOWN.sub(r"\\\1", text)
 
 
 def headline(alert: AlertEvent) -> str:
@@ -67,7 +82,7 @@ def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
     emoji = SEVERITY_EMOJI[alert.severity]
     label = KIND_LABEL.get(alert.kind, alert.kind)
     summary = headline(alert)
-    text = f"{emoji} [{alert.severity.upper()}] {summary}"
+    text = f"{emoji} [{alert.severity.upper()}] {_mrkdwn_escape(one_line(summary))}"
     fields = [
         {"type": "mrkdwn", "text": _cut(f"*Service*\n{_mrkdwn_escape(alert.service)}", FIELD_MAX)},
         {"type": "mrkdwn", "text": f"*Severity*\n{alert.severity}"},
@@ -77,14 +92,14 @@ def slack_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
         fields.append({"type": "mrkdwn", "text": f"*Issue*\n`{alert.fingerprint}`"})
     if alert.owner:
         fields.append({"type": "mrkdwn", "text": _cut(f"*Owner*\n{_mrkdwn_escape(alert.owner)}", FIELD_MAX)})
-        text += f" (owner: {alert.owner})"
+        text += f" (owner: {_mrkdwn_escape(one_line(alert.owner))})"
     context = [
         f"alert `{alert.alert_id}`",
         f"dedup `{_cut(_mrkdwn_escape(alert.dedup_key), 200)}`",
         f"{alert.created_at:%Y-%m-%d %H:%M:%S} UTC",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _cut(summary, HEADER_MAX),
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(one_line(summary), HEADER_MAX),
                                     "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn",
                                      "text": _cut(_mrkdwn_escape(alert.message or alert.title), SECTION_MAX)}},
@@ -105,7 +120,7 @@ SMS_MAX = 320  # two SMS segments; providers split longer texts and bill each pa
 def short_text(alert: AlertEvent) -> str:
     """One line for a pager or a phone: severity, what, where."""
     label = KIND_LABEL.get(alert.kind, alert.kind)
-    return f"[{alert.severity.upper()}] {label} in {alert.service}: {alert.title}"
+    return one_line(f"[{alert.severity.upper()}] {label} in {alert.service}: {alert.title}")
 
 
 def pagerduty_payload(dest: WebhookDestination, alert: AlertEvent) -> dict[str, Any]:
@@ -117,7 +132,7 @@ def pagerduty_payload(dest: WebhookDestination, alert: AlertEvent) -> dict[str, 
         "dedup_key": _cut(alert.dedup_key, 255),
         "payload": {
             "summary": _cut(short_text(alert), 1024),
-            "source": alert.service,
+            "source": one_line(alert.service, 255),
             "severity": PAGERDUTY_SEVERITY[alert.severity],
             "timestamp": alert.created_at.isoformat(),
             "component": alert.fingerprint or "",
@@ -132,16 +147,17 @@ def pagerduty_payload(dest: WebhookDestination, alert: AlertEvent) -> dict[str, 
 def teams_payload(alert: AlertEvent, suppressed: int = 0) -> dict[str, Any]:
     """A Microsoft Teams message with an Adaptive Card (incoming webhooks and Workflows accept it)."""
     label = KIND_LABEL.get(alert.kind, alert.kind)
-    facts = [{"title": "Service", "value": alert.service}, {"title": "Severity", "value": alert.severity},
+    facts = [{"title": "Service", "value": _teams_escape(alert.service)}, {"title": "Severity", "value": alert.severity},
              {"title": "Kind", "value": label}]
     if alert.fingerprint:
-        facts.append({"title": "Issue", "value": alert.fingerprint})
+        facts.append({"title": "Issue", "value": _teams_escape(alert.fingerprint)})
     if alert.owner:
-        facts.append({"title": "Owner", "value": alert.owner})
+        facts.append({"title": "Owner", "value": _teams_escape(alert.owner)})
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True,
-         "text": _cut(f"{label}: {alert.title}", 400)},
-        {"type": "TextBlock", "wrap": True, "text": _cut(alert.message or alert.title, SECTION_MAX)},
+         "text": _teams_escape(_cut(one_line(f"{label}: {alert.title}"), 400))},
+        {"type": "TextBlock", "wrap": True, "text": _teams_escape(_cut(clean(alert.message or alert.title),
+                                                                       SECTION_MAX))},
         {"type": "FactSet", "facts": facts},
     ]
     if suppressed:

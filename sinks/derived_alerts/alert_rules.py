@@ -26,7 +26,15 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from errstream_core.topics import ensure_topics
-from schemas.alert_rules import MEASURED, ROUTED, AlertRule, AlertRules, AlertRulesError, parse_alert_rules
+from schemas.alert_rules import (
+    MEASURED,
+    ROUTED,
+    AlertRule,
+    AlertRules,
+    AlertRulesError,
+    parse_alert_rules,
+    unknown_destinations,
+)
 from schemas.alerts import AlertEvent, alert_id
 from sinks.clickhouse.client import connect
 from sinks.derived_alerts.periodic import publish_alerts_periodically
@@ -43,6 +51,7 @@ class AlertRulesFollower:
         self.rules = AlertRules()
         self.version = ""
         self._consumer: AIOKafkaConsumer | None = None
+        self._caught_up = False
 
     async def poll(self) -> AlertRules:
         if self._consumer is None:
@@ -51,7 +60,10 @@ class AlertRulesFollower:
             self._consumer = AIOKafkaConsumer(s.topic_alert_rules, **s.kafka_client_kwargs(), group_id=None,
                                               enable_auto_commit=False, auto_offset_reset="earliest")
             await self._consumer.start()
-        polled = await self._consumer.getmany(timeout_ms=200)
+        # The first read waits a little for the topic's current rules; later ones take what the background
+        # fetcher already has (0 ms), so handling alerts one by one (a batch that failed) costs no waits.
+        polled = await self._consumer.getmany(timeout_ms=0 if self._caught_up else 200)
+        self._caught_up = True
         for records in polled.values():
             for record in records:
                 if record.value is None:
@@ -61,14 +73,23 @@ class AlertRulesFollower:
                     self.rules = parse_alert_rules(body["text"])
                     self.version = str(body.get("version", ""))
                     log.info("alert rules %s in force (%d rules)", self.version, len(self.rules.rules))
-                except (orjson.JSONDecodeError, KeyError, TypeError, AlertRulesError) as exc:
-                    log.warning("alert rules record at offset %s ignored: %s", record.offset, exc)
+                    self._warn_unknown_destinations()
+                except Exception as exc:  # noqa: BLE001 - a bad record is ignored, never stops notify
+                    log.warning("alert rules record at offset %s ignored: %s", record.offset,
+                                exc if isinstance(exc, AlertRulesError) else f"{type(exc).__name__}: {exc}")
         return self.rules
+
+    def _warn_unknown_destinations(self) -> None:
+        """``rules check|apply`` refuse unknown names; rules published with another configuration still say so."""
+        problems = unknown_destinations(self.rules, self.settings.destination_names)
+        for problem in problems:
+            log.error("alert rules %s: %s; its alerts are recorded as unknown_destination", self.version, problem)
 
     async def stop(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+            self._caught_up = False
 
 
 def _matches_service(rule: AlertRule, service: str) -> bool:

@@ -1,7 +1,16 @@
 """The ``detect-issues`` agent: signal bundles → per-issue state, issue alerts, and the forwards.
 
 Input: ``{app}-detect-by-fingerprint``, one bundle per processing-stage batch
-and partition of the fingerprints it carries. Per issue (the table
+and partition of the fingerprints it carries.
+
+During a grouping upgrade (docs/grouping.md#grouping-versions-and-upgrades) a signal
+also names the previous version's fingerprint. A fingerprint its partition does not
+know yet is asked about at the previous fingerprint's partition (one forward): when
+that is a known issue, the event counts as that issue (no new-issue alert) and the
+new fingerprint is merged into it once, on the issue-merges topic, so the views show
+one issue and later events of the new fingerprint, merged, stay in it. Otherwise it
+is a new issue under both versions, forwarded back to its own partition. Only the
+first events of each new fingerprint cross the topic again. Per issue (the table
 ``detect-issues``, keyed by fingerprint): new issue, regression, count
 thresholds, N-in-M, issue spikes. Events it counts for the first time are
 forwarded, per bundle, to ``{app}-detect-by-service`` (counts per minute and
@@ -13,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -20,6 +30,7 @@ from faust.types import StreamT
 from prometheus_client import Counter
 
 from schemas.alerts import AlertEvent
+from schemas.issue_merge import IssueMergeChange
 from stream_processors.detection_agents.context import (
     BATCH_MAX,
     BATCH_WITHIN,
@@ -49,6 +60,8 @@ class _Batch:
     by_service: dict[str, list[list[Any]]] = field(default_factory=dict)
     traced: list[Signal] = field(default_factory=list)
     checkpoints: dict[int, int] = field(default_factory=dict)  # partition → last bundle offset folded
+    merged: list[IssueMergeChange] = field(default_factory=list)  # grouping upgrade: new fingerprint → issue
+    forwarded: dict[int, list[list[Any]]] = field(default_factory=dict)  # partition → signals, upgrade only
 
 
 class IssueAgent:
@@ -60,6 +73,34 @@ class IssueAgent:
     def _state(self, batch: _Batch, key: bytes) -> IssueState | None:
         return batch.touched[key] if key in batch.touched else self.detector.load(self.d.issues.get(key))
 
+    def _upgrade(self, batch: _Batch, partition: int, sig: Signal) -> tuple[bytes, str | None] | None:
+        """Where a signal of a grouping upgrade's transition counts: (state key, primary), or None when it was
+        forwarded. It arrives on its own fingerprint's partition. Known there (its state, or a merge): as
+        usual. Otherwise the previous fingerprint's partition decides: that issue exists → the event is
+        its event and the new fingerprint is merged into it once; it does not → a new issue, back home."""
+        n = self.d.partitions
+        key, previous = sig.fingerprint.encode(), sig.previous.encode()
+        home = partition_of(key, n)
+        if home == partition and (self._state(batch, key) is not None or self.d.merges.get(key)):
+            sig.previous = ""
+            return key, None
+        if partition_of(previous, n) != partition:  # ask where the previous version's issue would live
+            batch.forwarded.setdefault(partition_of(previous, n), []).append(sig.fields())
+            return None
+        old = self._state(batch, previous)
+        if old is None:  # not an issue under the previous version either: a new issue, counted at home
+            sig.previous = ""
+            if home != partition:
+                batch.forwarded.setdefault(home, []).append(sig.fields())
+                return None
+            return key, None
+        primary = self.d.merges.get(previous) or sig.previous
+        if sig.fingerprint not in old.upgraded and not old.replayed(sig):
+            old.upgraded.add(sig.fingerprint)
+            batch.touched[previous] = old
+            batch.merged.append(upgrade_merge(sig, primary))
+        return previous, primary
+
     def fold(self, batch: _Batch, partition: int, offset: int, value: bytes) -> None:
         """Fold one bundle into ``batch``; signals the issue states already counted are skipped."""
         sigs = signal_bundle(value, partition, offset, "invalid_signal_bundle")
@@ -68,13 +109,19 @@ class IssueAgent:
         groups: dict[str, dict[tuple[int, str], list[Any]]] = {}
         for sig in sigs:
             key = sig.fingerprint.encode()
+            primary: str | None = None
+            if sig.previous and sig.previous != sig.fingerprint:
+                upgraded = self._upgrade(batch, partition, sig)
+                if upgraded is None:
+                    continue  # asked at the other fingerprint's partition
+                key, primary = upgraded
             state = self._state(batch, key)
             if state is not None and state.replayed(sig):
                 REPLAYED.labels("detect-issues").inc()
                 continue
             status = self.d.statuses.get(key)
             late_before = state.late if state is not None else 0
-            state, alerts = self.detector.observe(state, sig, status, self.d.merges.get(key))
+            state, alerts = self.detector.observe(state, sig, status, primary or self.d.merges.get(key))
             batch.touched[key] = state
             if state.late > late_before:
                 LATE.inc()
@@ -94,6 +141,11 @@ class IssueAgent:
         """Send the batch's alerts and forwards, wait for their acks, then write the states (see context.py)."""
         d = self.d
         pending = await d.send_alerts(batch.raised)
+        for change in batch.merged:
+            pending.append(await d.merge_topic.send(key=change.fingerprint.encode(),
+                                                   value=change.model_dump_json().encode()))
+        for owner, signals in batch.forwarded.items():
+            pending.append(await d.by_fingerprint.send(partition=owner, value=orjson.dumps(signals)))
         for service, entries in batch.by_service.items():
             pending.append(await d.by_service.send(key=service.encode(), value=orjson.dumps(entries)))
         by_partition: dict[int, list[bytes]] = {}
@@ -121,6 +173,14 @@ class IssueAgent:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):  # type: ignore[attr-defined]
             async with self.positions.lock:
                 await self.apply(await self.positions.delivered(events))
+
+
+def upgrade_merge(sig: Signal, primary: str) -> IssueMergeChange:
+    """The merge that keeps a re-fingerprinted bug in its existing issue; deterministic, so a replay
+    publishes the same record."""
+    return IssueMergeChange(fingerprint=sig.fingerprint, primary=primary, action="merge",
+                            changed_at=datetime.fromtimestamp(sig.received, UTC), changed_by="grouping-upgrade",
+                            note=f"grouping upgrade: {sig.previous} is now {sig.fingerprint}")
 
 
 def install(detection: Detection) -> None:

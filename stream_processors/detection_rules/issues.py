@@ -32,6 +32,8 @@ class IssueState:
     spiked: set[int] = field(default_factory=set)  # minutes that already raised a spike
     late: int = 0  # events beyond grace, ignored by the windows
     applied: AppliedOffsets = field(default_factory=AppliedOffsets)  # ``errors`` positions already counted
+    # fingerprints of a newer grouping version already merged into this issue (docs/grouping.md)
+    upgraded: set[str] = field(default_factory=set)
 
     def replayed(self, sig: Signal) -> bool:
         """True when ``sig`` is an event this state already counted (its ``errors`` record re-processed)."""
@@ -40,7 +42,8 @@ class IssueState:
     def to_dict(self) -> dict[str, Any]:
         return {"f": self.first_seen, "n": self.count, "t": self.next_threshold, "r": self.regressed_for,
                 "cd": self.cooldowns.last, "w": self.windows.to_dict(), "b": self.baseline.to_dict(),
-                "s": sorted(self.spiked), "l": self.late, "a": self.applied.high}
+                "s": sorted(self.spiked), "l": self.late, "a": self.applied.high,
+                **({"u": sorted(self.upgraded)} if self.upgraded else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], cfg: DetectionConfig) -> IssueState:
@@ -48,7 +51,7 @@ class IssueState:
                    cooldowns=Cooldowns(dict(d.get("cd", {}))),
                    windows=MinuteWindows.from_dict(d.get("w", {}), cfg.grace, cfg.rate_minutes),
                    baseline=Baseline.from_dict(d.get("b", {})), spiked=set(d.get("s", [])), late=d.get("l", 0),
-                   applied=AppliedOffsets(dict(d.get("a", {}))))
+                   applied=AppliedOffsets(dict(d.get("a", {}))), upgraded=set(d.get("u", [])))
 
 
 def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> bool:

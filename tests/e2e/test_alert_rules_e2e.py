@@ -56,13 +56,14 @@ def _serve(settings: Settings, service: str, ok: int, failing: int) -> None:
 
 
 def test_an_error_rate_rule_fires_above_its_threshold_only(settings: Settings, ch: Client, tmp_path: Path) -> None:
-    env = {**os.environ, **settings_env(settings)}
     (tmp_path / "rules.toml").write_text(RULES)
-    applied = subprocess.run([sys.executable, "-m", "errstream.cli", "alerts", "rules", "apply",
-                              str(tmp_path / "rules.toml")], capture_output=True, text=True, timeout=60, env=env)
-    assert applied.returncode == 0, applied.stdout + applied.stderr
     with WebhookReceiver() as oncall, WebhookReceiver() as team:
         hooks = [{"name": "oncall", "url": oncall.url()}, {"name": "team", "url": team.url()}]
+        # rules are checked against the destinations configured where they are applied
+        env = {**os.environ, **settings_env(settings), "ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(hooks).decode()}
+        applied = subprocess.run([sys.executable, "-m", "errstream.cli", "alerts", "rules", "apply",
+                                  str(tmp_path / "rules.toml")], capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
         notify = Service("notify", settings, tmp_path, extra_env={
             "ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(hooks).decode(), "ERRSTREAM_ALERT_RULES_INTERVAL_SECONDS": "0.5",
         }).start()
@@ -91,3 +92,20 @@ def test_a_rules_file_with_a_mistake_is_refused_with_its_line(tmp_path: Path) ->
     out = subprocess.run([sys.executable, "-m", "errstream.cli", "alerts", "rules", "check", str(tmp_path / "bad.toml")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "line 10 (rule 2): when:" in out.stdout and "Traceback" not in out.stderr
+
+
+def test_a_rule_naming_a_destination_that_does_not_exist_is_refused_by_check_and_apply(
+        settings: Settings, tmp_path: Path) -> None:
+    """Before: ``destinations = ["oncal-mail"]`` passed check and apply; its alerts reached nobody, silently."""
+    (tmp_path / "typo.toml").write_text(RULES.replace('["oncall"]', '["oncal-mail"]')
+                                        + '\n[[rules]]\nname = "x"\nwhen = "errors_per_hour"\n')
+    hooks = [{"name": "oncall", "url": "https://hooks.example/x"}, {"name": "oncall-mail", "url": "https://m.example/y"}]
+    env = {**os.environ, **settings_env(settings), "ERRSTREAM_ALERT_WEBHOOKS": orjson.dumps(hooks).decode()}
+    for command in ("check", "apply"):
+        out = subprocess.run([sys.executable, "-m", "errstream.cli", "alerts", "rules", command,
+                              str(tmp_path / "typo.toml")], capture_output=True, text=True, timeout=60, env=env)
+        assert out.returncode == 1, out.stdout + out.stderr
+        # both mistakes in one pass
+        assert "line 2 (rule 1): destinations: 'oncal-mail' is not a configured destination" in out.stdout
+        assert "(configured: oncall, oncall-mail)" in out.stdout and "line 10 (rule 2): when:" in out.stdout
+    assert read_topic(settings, settings.topic_alert_rules, expect=1, timeout=3) == []  # nothing published

@@ -80,3 +80,21 @@ def test_a_key_may_only_post_for_its_own_services(gateway: httpx.Client, setting
     assert sorted((e["service"], e["message"]) for e in got) == [
         ("inventory", "theirs"), ("shop-cron", "c"), ("shop-worker", "w"), ("web", "defaulted"), ("web", "own")]
     assert "forged" not in orjson.dumps(got).decode()
+
+
+def test_an_event_over_the_size_limit_is_a_413_on_every_endpoint(gateway: httpx.Client, settings: Settings) -> None:
+    """Before: /api/v1/events answered 200 to a 1.5 MB event, which the worker then dead-lettered as too_large."""
+    big_context = {f"k{i}": "x" * 10_000 for i in range(40)} | {"more": ["y" * 10_000] * 110}  # ~1.5 MB
+    own = {"service": "web", "message": "huge", "context": big_context}
+    sentry = {"event_id": uuid.uuid4().hex, "message": "huge", "contexts": {"big": big_context}}
+    requests = {
+        "/api/v1/events": orjson.dumps([{"service": "web", "message": "small, same batch"}, own]),
+        "/api/7/store/": orjson.dumps(sentry),
+        "/api/7/envelope/": b'{}\n{"type":"event"}\n' + orjson.dumps(sentry) + b"\n",
+    }
+    for path, body in requests.items():
+        assert len(body) > 1_400_000
+        r = gateway.post(path, content=body, headers={**AUTH7, "Content-Type": "application/json"})
+        assert r.status_code == 413, (path, r.status_code, r.text[:300])
+        assert "limit is 1000000" in r.json()["detail"] or "exceeds 1000000" in r.json()["detail"], r.json()
+    assert read_topic(settings, settings.topic_errors, expect=1, timeout=3) == []  # nothing of it published

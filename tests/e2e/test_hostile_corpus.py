@@ -151,5 +151,8 @@ def test_hostile_records_never_stop_the_pipeline_and_each_ends_as_documented(
         lag = wait_for(functools.partial(_lag_now, settings, group, topic),
                        lambda offsets: all(c == end for c, end in offsets.values()), 60,
                        f"{group} committed to the end of {topic}", diagnostics=logs)
-        assert len(lag) == settings.topic_partitions and all(end > 0 for _, end in lag.values()), (group, lag)
+        assert len(lag) == settings.topic_partitions, (group, lag)
+        # unkeyed records reach every partition of errors; the processed topic is keyed by fingerprint,
+        # and which partitions a handful of issues hash to is up to their fingerprints
+        assert all(end > 0 for _, end in lag.values()) or topic != settings.topic_errors, (group, lag)
     assert "Traceback" not in services["worker"].output() and "Traceback" not in services["sink"].output()

@@ -74,8 +74,8 @@ def test_unmodified_sentry_sdk_reaches_clickhouse_through_the_gateway(
     assert declined["in_app_frames"] == ["tests.support.apps.sentry_shop.main", "tests.support.apps.sentry_shop.charge"]
     assert declined["user_id"] == "u-42"
     assert declined["tags"]["region"] == "eu-west-1"
-    assert declined["fingerprint"] == digest(  # each exception of the chain: type, in-app frames, a separator
-        ["exception", "PaymentDeclined", "tests.support.apps.sentry_shop.main", "tests.support.apps.sentry_shop.charge",
+    assert declined["fingerprint"] == digest(  # version 2, the service; each exception: type, in-app frames, a separator
+        ["v2", "shop", "exception", "PaymentDeclined", "tests.support.apps.sentry_shop.main", "tests.support.apps.sentry_shop.charge",
          CHAIN_LINK_END])
     assert len(declined["trace_id"]) == 32  # sentry-sdk always sends a propagation context
     raising = orjson.loads(declined["exceptions"])[-1]["stacktrace"][-1]
@@ -157,6 +157,6 @@ def test_own_sdk_logging_handler_and_asgi_middleware_reach_clickhouse(
     crumbs = orjson.loads(job["breadcrumbs"])
     assert [c["message"] for c in crumbs] == ["nightly sync started"]  # the web request had its own buffer
     assert job["fingerprint"] == digest(
-        ["exception", "KeyError",
+        ["v2", job["service"], "exception", "KeyError",
          "tests.e2e.test_ingest_e2e.test_own_sdk_logging_handler_and_asgi_middleware_reach_clickhouse",
          CHAIN_LINK_END])

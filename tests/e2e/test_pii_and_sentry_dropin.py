@@ -227,13 +227,26 @@ def test_the_gateway_scrubs_before_kafka_on_every_endpoint(settings: Settings, g
            "request": {"url": "https://shop.example.com/login?password=hunter2", "query_string": "password=hunter2",
                        "headers": {"Authorization": "Bearer secret-token-123", "X-Request-Id": "own-1"}},
            "context": {"db": DATABASE_URL}, "user": {"id": "u-1", "email": "ada@example.com"}}
+    # identity in the other places it hides: user.id/username, a custom fingerprint, a frame's source line
+    own_identity = {"service": "web", "message": "login failed", "fingerprint": ["login", "jane.doe@example.com"],
+                    "user": {"id": "jane.doe@example.com", "username": "jane.doe@example.com"},
+                    "exceptions": [{"type": "ConnectionError", "value": "refused", "stacktrace": [
+                        {"filename": "app/db.py", "function": "connect", "lineno": 3, "context_line":
+                         'raise ConnectionError("postgres://admin:S3cretP4ss@db:5432/app jane.doe@example.com")'}]}]}
     store = {"event_id": uuid.uuid4().hex, "message": f"db {DATABASE_URL} gone; token=abc123session",
              "request": {"headers": {"Cookie": "session=abc123session"}}, "extra": {"api_key": "key-xyz-987"}}
     with httpx.Client(base_url=gateway, timeout=30) as http:
         assert http.post("/api/v1/events", json=own, headers={"X-Errstream-Key": "webkey42"}).status_code == 200
         assert http.post("/api/42/store/", json=store, headers=auth).status_code == 200
-    raw = read_topic(settings, settings.topic_errors, expect=2, timeout=60)
-    assert len(raw) == 2
+        assert http.post("/api/v1/events", json=own_identity,
+                         headers={"X-Errstream-Key": "webkey42"}).status_code == 200
+    raw = read_topic(settings, settings.topic_errors, expect=3, timeout=60)
+    assert len(raw) == 3
+    text = orjson.dumps(raw).decode()
+    assert "jane.doe@example.com" not in text and "S3cretP4ss" not in text
+    identity = next(e for e in raw if e["message"] == "login failed")
+    assert identity["user"]["id"].startswith("email:") and identity["fingerprint"][1] == identity["user"]["id"]
+    raw = [e for e in raw if e is not identity]
     _no_secrets(orjson.dumps(raw).decode(), "the raw errors topic (JSON and store endpoints)")
     mine = next(e for e in raw if e["message"].startswith("cache"))
     assert mine["message"] == "cache redis://:[Filtered]@cache:6379/0 down for <email>"

@@ -218,3 +218,28 @@ def test_with_clickhouse_down_the_sink_logs_little_uses_little_cpu_and_recovers_
     finally:
         worker.stop()
         sink.stop()
+
+
+def test_the_gateways_health_says_kafka_is_down_during_an_outage_and_up_after(
+    settings: Settings, own_kafka: LocalKafka,
+) -> None:
+    """Before: /healthz said ``kafka: true`` through a broker outage while every event got 503."""
+    import httpx
+
+    from errstream_core.settings import GatewayProject
+    from tests.support.gateway import running_gateway
+
+    s = settings.model_copy(update={"kafka_bootstrap": own_kafka.bootstrap, "gateway_publish_timeout": 3.0,
+                                    "gateway_projects": {"7": GatewayProject(public_key="key7", service="web")}})
+    asyncio.run(ensure_topics(s))
+    with running_gateway(s) as url, httpx.Client(base_url=url, timeout=20) as http:
+        def post() -> int:
+            return http.post("/api/v1/events", json={"message": "m"}, headers={"X-Errstream-Key": "key7"}).status_code
+
+        assert http.get("/healthz").json()["kafka"] is True and post() == 200
+        own_kafka.down()
+        wait_for(lambda: http.get("/healthz").json()["kafka"], lambda up: up is False, 30, "healthz to say kafka: false")
+        assert post() == 503
+        own_kafka.up()
+        wait_for(lambda: http.get("/healthz").json()["kafka"], lambda up: up is True, 120, "healthz to say kafka: true")
+        wait_for(post, lambda status: status == 200, 120, "events accepted again")

@@ -44,6 +44,35 @@ def test_a_mistake_is_refused_with_its_line(text: str, expected: str) -> None:
     assert any(expected in p for p in err.value.problems), err.value.problems
 
 
+def test_a_destination_that_is_not_configured_is_refused() -> None:
+    """Before: ``destinations = ["oncal-mail"]`` passed ``rules check`` and its alerts went nowhere, silently."""
+    typo = GOOD.replace('["team-mail"]', '["oncal-mail"]')
+    with pytest.raises(AlertRulesError) as err:
+        parse_alert_rules(typo, {"oncall", "team-mail"})
+    assert err.value.problems == ["line 11 (rule 2): destinations: 'oncal-mail' is not a configured destination "
+                                  "(configured: oncall, team-mail)"]
+    assert parse_alert_rules(GOOD, {"oncall", "team-mail"}).rules  # every name known: accepted
+
+
+def test_every_mistake_is_reported_in_one_pass() -> None:
+    """Before: the duplicate name and the cross-field mistake showed only once the field errors were fixed."""
+    text = GOOD + """
+[[rules]]
+name = "new-in-checkout"
+when = "error_rate"
+threshold = 0
+severity = "loud"
+destinations = ["nowhere"]
+"""
+    with pytest.raises(AlertRulesError) as err:
+        parse_alert_rules(text, {"oncall", "team-mail"})
+    problems = "\n".join(err.value.problems)
+    assert "line 18 (rule 3): severity:" in problems
+    assert "line 18 (rule 3): rule: a error_rate rule needs a threshold above 0" in problems
+    assert "line 18 (rule 3): destinations: 'nowhere' is not a configured destination" in problems
+    assert "line 18: name: rule names must be unique: 'new-in-checkout' also at line 11" in problems
+
+
 def test_routed_rules_set_severity_and_destinations_of_detection_alerts() -> None:
     rules = parse_alert_rules(GOOD)
     alert = synthetic_alert(kind="new_issue", service="checkout", severity="error")
@@ -64,3 +93,21 @@ def test_a_measured_rule_fires_once_per_cooldown_period() -> None:
     assert first.alert_id == again.alert_id != later.alert_id
     assert first.kind == "rule" and first.severity == "critical" and first.details["destinations"] == ["oncall"]
     assert first.title == "billing-error-rate: 12.50 % errored in 10 min"
+
+
+def test_a_destination_whose_filters_drop_the_rules_alerts_is_refused() -> None:
+    """A rule routing warnings to a pager that takes only critical alerts would page nobody, silently."""
+    from schemas.alert_rules import filtered_destinations
+    from schemas.notifications import EmailDestination, WebhookDestination
+
+    rules = parse_alert_rules(GOOD)
+    pager = WebhookDestination(name="oncall", url="https://pager.example/x", min_severity="critical")  # type: ignore[arg-type]
+    mail = EmailDestination(name="team-mail", smtp_host="smtp.example.com", sender="e@example.com",
+                            recipients=["t@example.com"], kinds=["spike"])
+    assert filtered_destinations(rules, [pager, mail]) == [
+        "rule new-in-checkout: destination 'team-mail' drops its new_issue alerts of severity warning "
+        "(min_severity warning, kinds ['spike'])"]
+    pager_warn = WebhookDestination(name="oncall", url="https://pager.example/x", min_severity="warning")  # type: ignore[arg-type]
+    mail_all = EmailDestination(name="team-mail", smtp_host="smtp.example.com", sender="e@example.com",
+                                recipients=["t@example.com"])
+    assert filtered_destinations(rules, [pager_warn, mail_all]) == []

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -135,4 +136,19 @@ def test_timeout_after_the_command_works_too(args: list[str]) -> None:
     done, elapsed = run(*args, "--timeout", "2", timeout=0)
     assert done.returncode == 1
     assert "Kafka at 127.0.0.1:" in done.stderr and "within 2 s" in done.stderr
+    assert elapsed < 2.0 + SLACK, f"took {elapsed:.1f} s"
+
+
+@pytest.mark.parametrize(("command", "text"), [
+    (["alerts", "rules", "apply"], '[[rules]]\nname = "any-new"\nwhen = "new_issue"\n'),
+    (["rules", "apply"], "error.type:ConnectionError -> database-unavailable\n"),
+], ids=["alerts rules apply", "rules apply"])
+def test_applying_rules_with_the_broker_down_honours_the_timeout(command: list[str], text: str,
+                                                                tmp_path: Path) -> None:
+    """Before: both waited 60 s in silence whatever --timeout said."""
+    rules = tmp_path / "rules.txt"
+    rules.write_text(text)
+    done, elapsed = run(*command, str(rules), "--timeout", "2", timeout=0)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Kafka at 127.0.0.1:" in done.stderr and "Traceback" not in done.stderr
     assert elapsed < 2.0 + SLACK, f"took {elapsed:.1f} s"

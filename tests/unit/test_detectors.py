@@ -408,3 +408,13 @@ def test_a_merged_fingerprint_regresses_as_its_primary_and_alone_again_after_an_
     again = dict(resolved, changed_at=datetime.fromtimestamp(T0 + 200, UTC).isoformat())
     _, out = det.observe(member, sig(T0 + 201), again, None)  # unmerged: its own regression
     assert [(a.kind, a.fingerprint) for a in out] == [("regression", FP)]
+
+
+def test_an_issue_state_remembers_the_fingerprints_an_upgrade_merged_into_it() -> None:
+    """Grouping upgrade: the merge of a new fingerprint is published once, also after a restart."""
+    cfg = DetectionConfig()
+    state = IssueState(first_seen=1.0, upgraded={"a" * 32})
+    again = IssueState.from_dict(orjson.loads(orjson.dumps(state.to_dict())), cfg)
+    assert again.upgraded == {"a" * 32}
+    assert "u" not in IssueState(first_seen=1.0).to_dict()  # states of issues never upgraded stay as they were
+    assert IssueState.from_dict(IssueState(first_seen=1.0).to_dict(), cfg).upgraded == set()

@@ -13,6 +13,7 @@ import functools
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,22 @@ def test_every_mutation_gives_the_same_event_or_the_same_refusal() -> None:
     for junk in (b"", b"[]", b"nul", b'"text"', b"{", b'{"exception": 5}'):
         assert _outcome(fast, junk) == _outcome(lenient, junk), junk
     assert checked > 3_000
+
+
+def test_a_javascript_capture_message_is_titled_by_its_message() -> None:
+    """Before: the stack a JavaScript SDK attaches to ``captureMessage`` (no type, a synthetic mechanism) made
+    the title "Error: <message>"; Sentry titles it by the message."""
+    payload = orjson.dumps({
+        "event_id": uuid.uuid4().hex, "level": "info", "platform": "node", "timestamp": 1763900000.25,
+        "message": "quota nearly used", "sdk": {"name": "sentry.javascript.node", "version": "8.40.0"},
+        "exception": {"values": [{"value": "quota nearly used", "mechanism": {
+            "type": "generic", "handled": True, "synthetic": True}, "stacktrace": {"frames": [
+                {"filename": "/app/quota.js", "function": "check", "lineno": 12, "in_app": True}]}}]},
+    })
+    event = fast(payload)
+    assert _outcome(fast, payload) == _outcome(lenient, payload)
+    assert event.exceptions == [] and event.message == "quota nearly used"
+    assert group_event(event).title == "quota nearly used"
+    thrown = orjson.loads(payload)  # a real error without a type keeps its exception, as before
+    thrown["exception"]["values"][0]["mechanism"] = {"type": "onunhandledrejection", "handled": False}
+    assert [e.type for e in fast(orjson.dumps(thrown)).exceptions] == ["Error"]

@@ -139,5 +139,17 @@ def test_grouping_explain_prints_the_parts_rules_fingerprint_and_title(tmp_path:
     assert "exception 0 (root cause): type ConnectionError" in out.stdout
     assert "fingerprint rule at line 3 fired: error.type:ConnectionError -> database-unavailable" in out.stdout
     assert f"fingerprint: {expected.fingerprint}" in out.stdout and "title:       ConnectionError: db down" in out.stdout
-    assert f"rules:       {rules.version}" in out.stdout
+    assert f"rules:       {rules.version}" in out.stdout and "grouping:    version 2, platform python" in out.stdout
     assert json.loads((tmp_path / "event.json").read_text())["service"] == "checkout"
+
+
+def test_grouping_rules_are_reached_as_errstream_grouping_rules_and_by_their_short_name() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    for argv in (["grouping", "rules", "--help"], ["rules", "--help"]):
+        done = subprocess.run([sys.executable, "-m", "errstream.cli", *argv], capture_output=True, text=True,
+                              timeout=60, cwd=root)
+        assert done.returncode == 0 and "check" in done.stdout and "apply" in done.stdout, done.stderr

@@ -84,6 +84,15 @@ def test_destinations_from_the_environment_with_filters(monkeypatch: pytest.Monk
     assert not dest.accepts(synthetic_alert(kind="new_issue", severity="critical"))
 
 
+def test_a_digest_destination_that_is_not_configured_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ERRSTREAM_ALERT_WEBHOOKS", orjson.dumps([{"name": "oncall", "url": SLACK_URL}]).decode())
+    monkeypatch.setenv("ERRSTREAM_DIGEST_DESTINATIONS", '["oncal"]')
+    with pytest.raises(ValidationError, match=r"DIGEST_DESTINATIONS names \['oncal'\].*configured: \['oncall'\]"):
+        Settings()
+    monkeypatch.setenv("ERRSTREAM_DIGEST_DESTINATIONS", '["oncall"]')
+    assert Settings().destination_names == {"oncall"}
+
+
 def test_requests_carry_idempotency_key_signature_and_suppressed_count() -> None:
     dest = WebhookDestination(name="siem", url="https://siem.example/hook", secret="k3y",
                               headers={"Authorization": "Bearer t0k"})
@@ -159,7 +168,7 @@ def test_the_owner_shows_in_slack_teams_and_email_only_when_there_is_one() -> No
     assert owned.owner == "#pay<ments>" and owned.alert_id == alert.alert_id
     assert with_owners([owned], {str(alert.alert_id): "other"})[0].owner == "#pay<ments>"  # set once, kept
     slack = slack_payload(owned)
-    assert slack["text"].endswith("(owner: #pay<ments>)")
+    assert slack["text"].endswith("(owner: #pay&lt;ments&gt;)")  # the fallback text is mrkdwn too
     assert "*Owner*\n#pay&lt;ments&gt;" in [f["text"] for f in slack["blocks"][2]["fields"]]
     assert "owner" not in slack_payload(alert)["text"].lower()
     facts = teams_payload(owned)["attachments"][0]["content"]["body"][2]["facts"]

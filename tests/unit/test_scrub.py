@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from schemas.events import Breadcrumb, ErrorEvent, ExceptionInfo, RequestInfo, User
+from schemas.events import Breadcrumb, ErrorEvent, ExceptionInfo, RequestInfo, StackFrame, User
 from stream_processors.scrub import FILTERED, Scrubber, ScrubConfig, scrub_text
 from tests.support.raising import capture, load_module
 
@@ -164,3 +164,28 @@ def test_scrubbing_is_idempotent_on_whole_events() -> None:
         twice = scrubber.scrub(ErrorEvent.model_validate(once)).model_dump(mode="json")
         assert twice == once
         assert "hunter2" not in orjson.dumps(once).decode() and "s3cretpw" not in orjson.dumps(once).decode()
+
+
+def test_every_field_that_can_name_a_person_is_scrubbed_or_hashed() -> None:
+    """Before: e-mails in user.id / user.username, in a custom fingerprint and in a frame's source line stayed raw."""
+    source = 'raise ConnectionError("postgres://admin:S3cretP4ss@db.internal:5432/app jane.doe@example.com; ' \
+             'token=sk_live_51HxYzAbCdEfGhIjKlMn")'
+    event = ErrorEvent(
+        service="api", message="boom", fingerprint=["login-failed", "jane.doe@example.com"],
+        exceptions=[ExceptionInfo(type="ConnectionError", value="x", stacktrace=[
+            StackFrame(filename="app/db.py", function="connect", lineno=3, context_line=source)])],
+        user=User(id="jane.doe@example.com", username="Jane <jane.doe@example.com>", email="jane.doe@example.com"),
+    )
+    scrubbed = Scrubber(ScrubConfig(hash_key="k")).scrub(event)
+    stored = orjson.dumps(scrubbed.model_dump(mode="json")).decode()
+    for secret in ("jane.doe@example.com", "S3cretP4ss", "sk_live_51HxYzAbCdEfGhIjKlMn"):
+        assert secret not in stored, secret
+    assert scrubbed.user is not None
+    assert scrubbed.user.email is not None and scrubbed.user.email.startswith("email:")
+    assert scrubbed.user.id == scrubbed.user.email  # one person, one hash
+    assert scrubbed.user.username is not None and scrubbed.user.username.startswith("id:")
+    assert scrubbed.fingerprint == ["login-failed", scrubbed.user.email]  # still one issue per address
+    line = scrubbed.exceptions[0].stacktrace[0].context_line
+    assert line is not None and "<email>" in line and "db.internal" in line
+    plain = Scrubber().scrub(ErrorEvent(service="api", user=User(id="u-42", username="ada"))).user
+    assert plain is not None and (plain.id, plain.username) == ("u-42", "ada")  # no e-mail, not asked: kept

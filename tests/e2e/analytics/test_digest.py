@@ -48,7 +48,7 @@ def test_the_digest_lists_new_and_top_issues_and_the_rate_change(history: tuple[
     assert d.events == sum(r[0] for r in client.query(
         f"SELECT events_current FROM {db}.v_error_rate_change").result_rows) > 0
     text = render_text(d, "https://errors.example.com")
-    assert text.startswith(d.title) and "New issues:" in text and "Error rate by service" in text
+    assert text.startswith(d.title) and "New issues:" in text and "Errors by service" in text
     assert "KeyError: 'cart_id'" in text and "Open errstream: https://errors.example.com/" in text
 
 
@@ -91,3 +91,45 @@ def test_the_digest_goes_to_slack_and_email_once_a_day(history: tuple[Settings, 
         assert asyncio.run(two_rounds()) == (2, 0)
         assert len(receiver.ok()) == 1 and receiver.ok()[0].body["blocks"][0]["type"] == "header"
         assert len(smtp.messages) == 1 and smtp.messages[0]["Subject"].startswith("errstream daily digest")
+
+
+def test_the_headline_counts_every_new_issue_and_the_rate_is_a_rate(clickhouse_url: str) -> None:
+    """Before: the headline said "10 new issue(s)" when 36 were new, and the "error rate" lines were counts."""
+    from dataclasses import replace
+
+    from tests.e2e.analytics.data import BURSTS, _event, insert_batch
+
+    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=f"errstream_d{uuid.uuid4().hex[:10]}")
+    migrate(settings)
+    client = connect(settings, database=settings.clickhouse_database)
+    db = settings.clickhouse_database
+    try:
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        template = replace(BURSTS[2], ago=timedelta(hours=3), n=2)  # B: billing, new today
+        records = []
+        for k in range(36):
+            for i in range(template.n):
+                record = _event(template, i, now - template.ago + timedelta(minutes=k))
+                record["fingerprint"] = fp(f"new-{k}")
+                record["event"]["event_id"] = str(uuid.uuid5(uuid.NAMESPACE_OID, f"new-{k}-{i}"))
+                records.append(record)
+        insert_batch(client, db, records, "digest-many")
+        minute = now - timedelta(hours=2)
+        client.insert(f"{db}.session_aggregates_in", [[minute, "billing", "production", "1.0.0", 400, 10, 0, 0,
+                                                       [], [], [], []]],
+                      column_names=["minute", "service", "environment", "release", "started", "errored", "crashed",
+                                    "abnormal", "errored_session_hashes", "crashed_session_hashes", "user_hashes",
+                                    "crashed_user_hashes"])
+        d = build_digest(client, db)
+        assert d.new_issue_count == 36 and len(d.new_issues) == 10
+        assert "36 new issue(s)" in d.title
+        text = render_text(d)
+        assert "… and 26 more" in text
+        [billing] = [r for r in d.rates if r.service == "billing"]
+        assert billing.events == 72 and billing.error_rate_pct == pytest.approx(2.5)
+        assert "72 events" in text and "2.50 % errored" in text
+        sections = [b["text"]["text"] for b in render_slack(d)["blocks"] if b["type"] == "section"]
+        assert any("… and 26 more" in s for s in sections) and all(len(s) <= 3000 for s in sections)
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {db}")
+        client.close()

@@ -19,6 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from errstream.web.app import create_app, server_config
+from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
 from tests.e2e.analytics.data import fp
 from tests.e2e.web.conftest import WebEnv
@@ -400,3 +401,16 @@ def test_merge_and_unmerge_through_the_api(web_env: WebEnv) -> None:
     wait_for(events, lambda s: s.get(d) == before[d] and s.get(e) == before[e], 60, "two rows again, from the form")
     r = c.post(f"/issues/{d}/action", data={"csrf_token": csrf, "action": "unmerge"})
     assert "Not+done" in r.headers["location"] and "not+merged" in r.headers["location"]
+
+
+def test_healthz_tells_whether_clickhouse_answers(settings: Settings) -> None:
+    """A health probe that only says "alive" hides an outage: it names ClickHouse as well as the alerts feed."""
+    from errstream.local.process import free_port
+    from tests.support.web import running_web
+
+    with running_web(settings) as url:
+        assert httpx.get(f"{url}/healthz", timeout=30).json() == {"status": "ok", "clickhouse": True,
+                                                                  "alerts_feed": True}
+    down = settings.model_copy(update={"clickhouse_url": f"http://127.0.0.1:{free_port()}"})
+    with running_web(down, wait_for_feed=False) as url:
+        assert httpx.get(f"{url}/healthz", timeout=30).json()["clickhouse"] is False
