@@ -107,6 +107,8 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
         picks = [fps[min(len(fps) - 1, int(len(fps) ** rng.random()) - 1)] for _ in range(requests)]  # log-uniform
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             second = c.get("/api/v1/issues", params={"limit": 25}).json()["next_cursor"]
+            latest = [c.get(f"/api/v1/issues/{fp}").json().get("latest_event_id") for fp in picks]
+            latest = [e or next(x for x in latest if x) for e in latest]  # an issue without stored events: another
             cases: list[tuple[str, Callable[[int], str]]] = [
                 ("stream: open, last seen", lambda i: "/api/v1/issues?status=open&limit=25"),
                 ("stream: all, by events", lambda i: "/api/v1/issues?sort=events&limit=25"),
@@ -116,6 +118,11 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
                 ("stream: text in title", lambda i: f"/api/v1/issues?q=failure%20%23{i % groups}&limit=25"),
                 ("issue page: /issues/{fp}", lambda i: f"/api/v1/issues/{picks[i]}"),
                 ("issue page: its events", lambda i: f"/api/v1/issues/{picks[i]}/events?limit=25"),
+                ("stream: search syntax", lambda i: f"/api/v1/issues?query=is%3Aunresolved+level%3Aerror+service%3A"
+                                                    f"{SERVICES[i % len(SERVICES)]}+failure&limit=25"),
+                ("issue page: similar issues", lambda i: f"/api/v1/issues/{picks[i]}/similar"),
+                ("event: older/newer/position", lambda i: f"/api/v1/events/{latest[i]}/nav"),
+                ("releases: 24 h", lambda i: "/api/v1/releases?since=24h"),
             ]
             for _, fn in cases:  # one warm-up each (connection, caches of the first query)
                 c.get(fn(0))

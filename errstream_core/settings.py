@@ -203,6 +203,9 @@ class Settings(BaseSettings):
     web_session_hours: float = 12.0
     web_cookie_secure: bool = False  # set when served over HTTPS (behind a TLS proxy)
     web_login_per_minute: float = 10.0  # login attempts per client address (token bucket, burst 5)
+    # A live stream (Server-Sent Events) ends after this long and the browser reconnects: a connection a page
+    # forgot (a frozen tab, a proxy that hides the close) is never held for ever.
+    web_stream_seconds: float = 300.0
     # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
     ownership_rules: list[OwnershipRule] = Field(default_factory=list)
 

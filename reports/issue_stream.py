@@ -62,6 +62,7 @@ class IssueSummary(BaseModel):
     assignee: str
     services: list[str]
     environments: list[str]
+    releases: list[str] = Field(default_factory=list)  # every release it was seen in (sorted as text)
     first_seen: datetime
     last_seen: datetime
     events: int  # true count, all time (sampling never reduces it)
@@ -245,11 +246,15 @@ def decode_cursor(text: str) -> dict[str, Any]:
 
 
 # The issue's state: the fold of error_groups (v_error_groups) plus the latest workflow record's extra fields.
+# The recorded status is read from issue_status itself, not from the view: v_error_groups already turns any later
+# event of a resolved issue into 'regressed', which knows nothing of "resolved in the next release", so the
+# stream's filters (which rank over the view) and the rows shown (folded per page) disagreed.
 STATE_SQL = """
 SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,
        toString(g.worst_level) AS level, g.first_seen AS first_seen, g.last_seen AS last_seen,
        g.events AS events, g.stored AS stored, g.users AS users, g.services AS services,
-       g.environments AS environments, g.releases AS releases, g.status AS raw_status,
+       g.environments AS environments, g.releases AS releases,
+       if(s.fingerprint = '', 'new', s.recorded_status) AS raw_status,
        g.status_changed_at AS status_changed_at, s.assignee AS assignee, s.ignore_until AS ignore_until,
        s.ignore_until_events AS ignore_until_events, s.ignore_events_baseline AS ignore_events_baseline,
        s.resolved_in_next_release AS resolved_in_next_release, s.resolved_releases AS resolved_releases,
@@ -263,8 +268,9 @@ SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.e
            'regressed',
          raw_status) AS status
 FROM {db}.v_error_groups AS g
-LEFT JOIN (SELECT fingerprint, assignee, ignore_until, ignore_until_events, ignore_events_baseline,
-                  resolved_in_next_release, resolved_releases FROM {db}.issue_status FINAL{only}) AS s
+LEFT JOIN (SELECT fingerprint, toString(status) AS recorded_status, assignee, ignore_until, ignore_until_events,
+                  ignore_events_baseline, resolved_in_next_release, resolved_releases
+           FROM {db}.issue_status FINAL{only}) AS s
   ON s.fingerprint = g.fingerprint
 """
 
@@ -434,7 +440,8 @@ class IssueQueries:
         return IssueSummary(
             fingerprint=r["fingerprint"], title=r["title"], culprit=r["culprit"], exception_type=r["exception_type"],
             level=r["level"], status=r["status"], assignee=r["assignee"] or "", services=list(r["services"]),
-            environments=list(r["environments"]), first_seen=ts(r["first_seen"]), last_seen=ts(r["last_seen"]),
+            environments=list(r["environments"]), releases=[x for x in r["releases"] if x],
+            first_seen=ts(r["first_seen"]), last_seen=ts(r["last_seen"]),
             events=int(r["events"]), users=int(r["users"]), members=list(r["members"]),
         )
 
@@ -503,7 +510,7 @@ class IssueQueries:
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
         return IssueDetail(
-            **base.model_dump(), stored=int(r["stored"]), releases=list(r["releases"]),
+            **base.model_dump(exclude={"releases"}), stored=int(r["stored"]), releases=list(r["releases"]),
             first_release=e.get("first_release") or "", last_release=e.get("last_release") or "",
             raw_status=r["raw_status"], status_changed_at=utc(r["status_changed_at"]),
             ignore_until=utc(r["ignore_until"]), ignore_until_events=r["ignore_until_events"],

@@ -8,6 +8,7 @@ they run in the thread pool because clickhouse-connect is synchronous.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -21,6 +22,9 @@ from errstream.issue_actions import MERGE_ACTIONS, Action, ActionRequest
 from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
+from errstream.web.saved_searches import SavedSearch, SearchLimit
+from reports import search_syntax
+from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import (
     AlertRow,
     BadQuery,
@@ -32,7 +36,9 @@ from reports.issue_stream import (
     IssuePage,
     IssueSummary,
 )
+from reports.release_health import ReleaseHealth, release_health, release_window
 from reports.report import Report, build_report, parse_since
+from reports.similar_issues import SimilarIssue, similar_issues
 from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
 
@@ -97,15 +103,24 @@ def list_issues(
     first_seen_from: datetime | None = None, first_seen_to: datetime | None = None,
     last_seen_from: datetime | None = None, last_seen_to: datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text in title, culprit or message")] = None,
+    query: Annotated[str | None, Query(max_length=search_syntax.MAX_QUERY, description=(
+        "the search syntax: is:unresolved level:error release:1.4.2 service:billing env:prod assigned:me "
+        "and text; its terms win over the other parameters, its text over q"))] = None,
     sort: Annotated[str, Query(description="last_seen, first_seen, events, users or trend (descending)")] = "last_seen",
     cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25,
 ) -> IssuePage:
-    f = IssueFilter(service=service, environment=environment, release=release, level=level, status=status,
-                    assignee=assignee, first_seen_from=first_seen_from, first_seen_to=first_seen_to,
-                    last_seen_from=last_seen_from, last_seen_to=last_seen_to, q=q)
+    fields: dict[str, Any] = dict(service=service, environment=environment, release=release, level=level,
+                                  status=status, assignee=assignee, q=q)
     try:
+        if query:
+            parsed = search_syntax.parse(query, me=who.name)
+            if parsed.text_cut:
+                raise search_syntax.SearchError(f"the text of the search is over {search_syntax.MAX_TEXT} characters")
+            fields |= parsed.fields | ({"q": parsed.text} if parsed.text else {})
+        f = IssueFilter(**fields, first_seen_from=first_seen_from, first_seen_to=first_seen_to,
+                        last_seen_from=last_seen_from, last_seen_to=last_seen_to)
         return web(request).queries.list_issues(f, sort, cursor, limit)
-    except BadQuery as exc:
+    except (BadQuery, search_syntax.SearchError) as exc:
         raise _bad(exc) from None
 
 
@@ -132,6 +147,28 @@ def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
     if found is None:
         raise HTTPException(404, "no such event (it may have been sampled away or expired)")
     return found
+
+
+@router.get("/issues/{fingerprint}/similar", response_model=list[SimilarIssue],
+            summary="Issues whose grouping components mostly agree with this one's: candidates to merge")
+def similar(request: Request, who: Viewer, fingerprint: Fingerprint) -> list[SimilarIssue]:
+    w = web(request)
+    found = w.queries.issue(fingerprint)
+    if found is None:
+        raise HTTPException(404, "no such issue")
+    return similar_issues(w.client, w.settings.clickhouse_database, found.fingerprint, found.exception_type,
+                          found.culprit, found.services)
+
+
+@router.get("/events/{event_id}/nav", response_model=EventNav,
+            summary="The oldest, older, newer and latest stored events of the event's issue")
+def event_neighbours(request: Request, who: Viewer, event_id: uuid.UUID) -> EventNav:
+    w = web(request)
+    found = w.queries.event(str(event_id))
+    if found is None:
+        raise HTTPException(404, "no such event (it may have been sampled away or expired)")
+    return event_nav(w.client, w.settings.clickhouse_database, w.queries.primary_of(found.fingerprint),
+                     found.event_id)
 
 
 async def _act(request: Request, who: Principal, req: ActionRequest) -> ActionResult:
@@ -172,6 +209,15 @@ def overview(request: Request, who: Viewer, since: str = "24h", service: str | N
                             alerts=q.alerts(limit=20))
 
 
+@router.get("/releases", response_model=list[ReleaseHealth],
+            summary="Release health: sessions, crash-free sessions and users, errors and adoption per release")
+def releases(request: Request, who: Viewer, since: Annotated[str, Query(pattern="^(24h|7d|14d)$")] = "24h",
+             service: str | None = None) -> list[ReleaseHealth]:
+    w = web(request)
+    _, start, hours = release_window(since)
+    return release_health(w.client, w.settings.clickhouse_database, start, hours, service)
+
+
 @router.get("/alerts", response_model=list[AlertRow])
 def alerts(request: Request, who: Viewer, kind: str | None = None,
            limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[AlertRow]:
@@ -183,29 +229,52 @@ def chains(request: Request, who: Viewer, limit: Annotated[int, Query(ge=1, le=2
     return web(request).queries.chains(limit=limit)
 
 
-@router.get("/stream", summary="Server-Sent Events: new alerts (new issues, regressions, spikes, chains)",
+@router.get("/stream", summary="Server-Sent Events: `alert` with each new alert (new issues, regressions, spikes, "
+                               "chains); `tick` when the last 24 hours' event count changed",
             response_class=StreamingResponse)
 async def stream(request: Request, who: Viewer) -> StreamingResponse:
     feed = web(request).feed
     if feed is None:
         raise HTTPException(503, "the live feed is off")
     queue = feed.subscribe()
+    # Bounded: the browser reconnects (after `retry`) to a stream that ended, so a connection nobody reads any more
+    # (a frozen tab, a proxy that hides the close) is let go within web_stream_seconds.
+    ends_at = time.monotonic() + web(request).settings.web_stream_seconds
 
     async def events() -> Any:
         try:
             yield b"retry: 2000\n: connected\n\n"
-            while True:
+            while (left := ends_at - time.monotonic()) > 0:
                 try:
-                    doc = await asyncio.wait_for(queue.get(), 15)
+                    kind, doc = await asyncio.wait_for(queue.get(), min(15.0, left))
                 except TimeoutError:
                     yield b": keep-alive\n\n"
                     continue
-                yield b"event: alert\ndata: " + orjson.dumps(doc) + b"\n\n"
+                yield b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(doc) + b"\n\n"
         finally:
             feed.unsubscribe(queue)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.get("/searches", response_model=list[SavedSearch], summary="Your saved searches")
+def list_searches(request: Request, who: Viewer) -> list[SavedSearch]:
+    return web(request).searches.list(who.name)  # type: ignore[no-any-return]
+
+
+@router.post("/searches", response_model=SavedSearch, summary="Save (or replace, by name) one of your searches")
+def save_search(request: Request, who: Viewer, body: SavedSearch) -> SavedSearch:
+    try:
+        return web(request).searches.save(who.name, body)  # type: ignore[no-any-return]
+    except SearchLimit as exc:
+        raise _bad(exc) from None
+
+
+@router.delete("/searches/{name}", status_code=204, summary="Delete one of your saved searches")
+def delete_search(request: Request, who: Viewer, name: str) -> None:
+    if not web(request).searches.delete(who.name, name):
+        raise HTTPException(404, "no such saved search")
 
 
 @router.get("/tokens")

@@ -20,15 +20,21 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errstream.web import api, pages
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
 from errstream.web.deps import NeedLogin
+from errstream.web.headers import SecurityHeaders
+from errstream.web.limits import UrlLengthLimit
 from errstream.web.live import AlertFeed
-from errstream.web.state import Unavailable, WebState
+from errstream.web.pulse import Pulse
+from errstream.web.saved_searches import SavedSearches
+from errstream.web.state import Unavailable, UnknownIssues, WebState
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher, merge_publisher
 
@@ -43,16 +49,19 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
         publisher=StatusPublisher(settings), merge_publisher=merge_publisher(settings),
     )
 
+    state.searches = SavedSearches(settings.tokens_path.with_name("web-saved-searches.json"))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = None
+        tasks = []
         if live:
             state.feed = AlertFeed(settings, on_new_issue=state.apply_ownership)
-            task = asyncio.create_task(state.feed.run())
+            state.pulse = Pulse(state.feed, lambda: state.client, settings.clickhouse_database)
+            tasks = [asyncio.create_task(state.feed.run()), asyncio.create_task(state.pulse.run())]
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -67,6 +76,29 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     app.include_router(api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.add_middleware(UrlLengthLimit)
+    app.add_middleware(SecurityHeaders)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """JSON under /api/ (as before); a page elsewhere: unknown pages and CSRF failures showed raw JSON."""
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        detail = exc.detail if isinstance(exc.detail, str) else "That request cannot be answered."
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such page."
+        resp = _problem(request, exc.status_code, detail, retry=False)
+        resp.headers.update(exc.headers or {})
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        """422 with where and why, never the whole input back (a 60 KB body was echoed in full)."""
+        errors = [_brief(e) for e in exc.errors()[:20]]
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": errors}, status_code=422)
+        where = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'request'}: {e['msg']}" for e in errors[:3])
+        return _problem(request, 422, f"That address is not valid ({where}).", retry=False)
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> RedirectResponse:
@@ -77,6 +109,12 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> Response:
         return _problem(request, 503, str(exc))
+
+    @app.exception_handler(UnknownIssues)
+    async def unknown_issues(request: Request, exc: UnknownIssues) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": str(exc)}, status_code=404)
+        return _problem(request, 404, f"No such issue: {', '.join(exc.fingerprints[:5])}", retry=False)
 
     last_ch_warning = [0.0]
 
@@ -102,17 +140,29 @@ def create_app(settings: Settings, client: Any = None, live: bool = True) -> Fas
             return True
 
         return JSONResponse({"status": "ok", "clickhouse": await run_in_threadpool(clickhouse_answers),
-                             "alerts_feed": bool(feed and feed.connected.is_set())})
+                             "alerts_feed": bool(feed and feed.connected.is_set()),
+                             "live_streams": len(feed.subscribers) if feed else 0,
+                             "live_counts": bool(state.pulse and state.pulse.last is not None)})
 
     return app
 
 
-def _problem(request: Request, status: int, detail: str) -> Response:
+def _brief(error: Any) -> dict[str, Any]:
+    """A validation error without its context and with its input only when short and plain."""
+    out = {k: error[k] for k in ("type", "loc", "msg") if k in error}
+    value = error.get("input")
+    if isinstance(value, int | float | bool) or (isinstance(value, str) and len(value) <= 100):
+        out["input"] = value
+    return out
+
+
+def _problem(request: Request, status: int, detail: str, retry: bool = True) -> Response:
+    headers = {"Retry-After": "5"} if retry else {}
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": detail}, status_code=status, headers={"Retry-After": "5"})
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    link = '<a href="">Reload</a>' if retry else '<a href="/issues">Issues</a>'
     return HTMLResponse(f"<!doctype html><title>errstream</title><h1>{escape(detail)}</h1>"
-                        '<p><a href="">Reload</a></p>', status_code=status,
-                        headers={"Retry-After": "5"})
+                        f"<p>{link}</p>", status_code=status, headers=headers)
 
 
 def server_config(settings: Settings, host: str | None = None, port: int | None = None, app: Any = None) -> Any:

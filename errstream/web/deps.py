@@ -50,6 +50,13 @@ def identify(request: Request) -> tuple[Principal | None, Session | None]:
 def api_user(role: Role = "viewer") -> Callable[[Request], Any]:
     async def dependency(request: Request) -> Principal:
         who, session = identify(request)
+        if who is None and bearer(request) is not None:
+            # A wrong token: guesses are limited per client address like logins (shared budget), so a token
+            # cannot be found faster over the API than through the login form.
+            wait = web(request).limiter.wait_seconds(request.client.host if request.client else "?")
+            if wait:
+                raise HTTPException(429, f"too many wrong tokens; try again in {int(wait) + 1} s",
+                                    headers={"Retry-After": str(int(wait) + 1)})
         if who is None:
             raise HTTPException(401, "authentication required: Authorization: Bearer <token>, or log in",
                                 headers={"WWW-Authenticate": "Bearer"})

@@ -24,6 +24,7 @@ from schemas.alerts import AlertEvent
 
 log = logging.getLogger("errstream.web")
 QUEUE_SIZE = 100
+RECENT_FINGERPRINTS = 10_000  # issues announced by alerts, remembered so they can be acted on before they are stored
 
 
 class AlertFeed:
@@ -31,25 +32,29 @@ class AlertFeed:
                  on_new_issue: Callable[[AlertEvent], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.on_new_issue = on_new_issue
-        self.subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.subscribers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = set()
         self.connected = asyncio.Event()
         self.received = 0
+        # Fingerprints of alerts read since start (oldest dropped first): an issue an alert announced is known to
+        # the actions even while the sink has not stored its first counts yet.
+        self.recent_fingerprints: dict[str, None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        q: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(QUEUE_SIZE)
         self.subscribers.add(q)
         return q
 
-    def unsubscribe(self, q: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, dict[str, Any]]]) -> None:
         self.subscribers.discard(q)
 
-    def publish(self, doc: dict[str, Any]) -> None:
+    def publish(self, doc: dict[str, Any], kind: str = "alert") -> None:
+        """Hand ``doc`` to every open stream as an SSE event of ``kind`` (``alert``, or the pulse's ``tick``)."""
         for q in list(self.subscribers):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     q.get_nowait()
-            q.put_nowait(doc)
+            q.put_nowait((kind, doc))
 
     async def run(self) -> None:
         delay, down = 0.5, False
@@ -93,6 +98,10 @@ class AlertFeed:
         except ValidationError:
             return  # the alerts sink dead-letters malformed records; a page just skips them
         self.received += 1
+        if alert.fingerprint:
+            self.recent_fingerprints[alert.fingerprint] = None
+            if len(self.recent_fingerprints) > RECENT_FINGERPRINTS:
+                del self.recent_fingerprints[next(iter(self.recent_fingerprints))]
         self.publish(orjson.loads(alert.model_dump_json()))
         if alert.kind == "new_issue" and alert.fingerprint and self.on_new_issue is not None:
             task = asyncio.create_task(self._new_issue(alert))  # may wait for the sink; never holds the feed up

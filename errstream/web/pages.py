@@ -7,6 +7,8 @@ adds keyboard shortcuts and live alerts (Server-Sent Events). Jinja2 escapes eve
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,11 +21,17 @@ from pydantic import ValidationError
 
 from errstream.issue_actions import MERGE_ACTIONS, ActionRequest
 from errstream.issue_merges import MergeError
-from errstream.web import svg
+from errstream.web import breadcrumbs, frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
+from reports import search_syntax
+from reports.event_nav import EventNav, event_nav
 from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
+from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
+from reports.short_ids import issues_with_prefix
+from reports.similar_issues import similar_issues
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(__import__("pathlib").Path(__file__).parent / "templates"))
@@ -44,14 +52,16 @@ def _ago(t: datetime | None) -> str:
 
 
 templates.env.filters["ago"] = _ago
+templates.env.filters["crumb_time"] = breadcrumbs.crumb_time
 templates.env.filters["utc"] = lambda t: t.strftime("%Y-%m-%d %H:%M:%S UTC") if t else "-"
-templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels)
+templates.env.globals.update(sparkline=svg.sparkline, columns=svg.columns, stacked=svg.stacked_levels,
+                             fold_frames=frames.fold)
 
 
 def render(request: Request, name: str, who: Principal | None, session: Session | None, status: int = 200,
            **ctx: Any) -> HTMLResponse:
     return templates.TemplateResponse(
-        request, name, {"who": who, "csrf": session.csrf if session else "", "flash": request.query_params.get("msg"),
+        request, name, {"who": who, "csrf": session.csrf if session else "", "flash": _flash(request),
                         "nav": name.split(".")[0], **ctx}, status_code=status,
         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                  "Content-Security-Policy": "default-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -112,12 +122,21 @@ async def logout(request: Request, user: ViewerPage) -> Response:
 
 
 # --- pages ---------------------------------------------------------------------------------------
-def _filter_from(request: Request) -> tuple[IssueFilter, str, dict[str, Any]]:
+def _filter_from(request: Request, who: Principal) -> tuple[IssueFilter, str, dict[str, Any], list[str]]:
+    """The stream's filter from the form's selects and the search box (its ``key:value`` terms win), and notes
+    for the user (a search cut to its first 200 characters); ``SearchError`` when the search cannot mean anything."""
     qp = request.query_params
-    raw = {k: qp.get(k) or None for k in ("service", "environment", "release", "level", "assignee", "q")}
+    raw: dict[str, Any] = {k: qp.get(k) or None for k in ("service", "environment", "release", "level", "assignee")}
     status = [s for s in qp.getlist("status") if s] or ([] if "status" in qp else ["open"])
     sort = qp.get("sort") or "last_seen"
-    return IssueFilter.model_validate({**raw, "status": status}), sort, {**raw, "status": status, "sort": sort}
+    query = qp.get("q") or ""
+    parsed = search_syntax.parse(query, me=who.name)
+    fields = {**raw, **{k: v for k, v in parsed.fields.items() if k != "status"}}
+    if parsed.status is not None:
+        status = parsed.status
+    notes = [f"The search was shortened to its first {search_syntax.MAX_TEXT} characters."] if parsed.text_cut else []
+    f = IssueFilter.model_validate({**fields, "status": status, "q": parsed.text or None})
+    return f, sort, {**fields, "q": query, "status": status, "sort": sort}, notes
 
 
 def _unrecorded(w: Any, issue: Any) -> Any:
@@ -154,24 +173,43 @@ def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResp
 @router.get("/issues", response_class=HTMLResponse)
 def issue_stream(request: Request, user: ViewerPage) -> HTMLResponse:
     w = web(request)
-    f, sort, chosen = _filter_from(request)
-    error = None
+    error, page, status = None, None, 200
+    notes: list[str] = []
     try:
+        f, sort, chosen, notes = _filter_from(request, user[0])
         page = w.queries.list_issues(f, sort, request.query_params.get("cursor"), 25)
-    except BadQuery as exc:
-        page, error = None, str(exc)
+    except (BadQuery, search_syntax.SearchError) as exc:
+        error, status = str(exc), 400
+        chosen = {"q": request.query_params.get("q") or "", "status": [], "sort": "last_seen"}
     if page:
         _overlay(w, page.issues)
-    keep = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    live_url = None
+    if page is not None and not request.query_params.get("cursor"):  # the first page updates itself
+        live = [("query", chosen["q"])] if chosen.get("q") else []
+        live += [(k, chosen[k]) for k in ("service", "environment", "release", "level", "assignee") if chosen.get(k)]
+        live += [("status", s) for s in chosen["status"]] + [("sort", chosen["sort"]), ("limit", "25")]
+        live_url = f"/api/v1/issues?{urlencode(live)}"
+    keep = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "msg", "sig")]
     next_url = f"/issues?{urlencode(keep + [('cursor', page.next_cursor)])}" if page and page.next_cursor else None
-    return render(request, "issues.html", *user, page=page, error=error, chosen=chosen, facets=w.queries.facets(),
-                  sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
+    save_query = stream_query(urlencode(keep))
+    return render(request, "issues.html", *user, status=status, page=page, error=error, notes=notes, chosen=chosen,
+                  saved=w.searches.list(user[0].name), save_query=save_query,
+                  facets=w.queries.facets(), sorts=SORTS, statuses=("open", *STATUSES), next_url=next_url,
+                  live_url=live_url,
                   here=f"/issues?{urlencode(keep)}")
 
 
 @router.get("/issues/{fingerprint}", response_class=HTMLResponse)
-def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
+def issue_page(request: Request, user: ViewerPage,
+               fingerprint: Annotated[str, Path(pattern=r"^[0-9a-fA-F]{6,32}$")]) -> Response:
     w = web(request)
+    fingerprint = fingerprint.lower()
+    if len(fingerprint) < 32:  # a short id (the CLI and the report print 12 characters)
+        found = issues_with_prefix(w.client, w.settings.clickhouse_database, fingerprint)
+        if len(found) == 1:
+            return RedirectResponse(f"/issues/{found[0]}", status_code=303)
+        message = "No such issue." if not found else f"{fingerprint} names {len(found)} or more issues; add characters."
+        return render(request, "error.html", *user, status=404 if not found else 400, message=message)
     issue = w.queries.issue(fingerprint)
     if issue is None:
         return render(request, "error.html", *user, status=404, message="No such issue.")
@@ -179,7 +217,32 @@ def issue_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> 
     _overlay(w, [issue])
     latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
     events = w.queries.events(fingerprint, None, 15)
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending)
+    nav = _nav(w, issue.fingerprint, latest) if latest else None
+    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
+                             issue.culprit, issue.services)
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
+                  nav=nav, similar=similar)
+
+
+def _nav(w: Any, issue: str, ev: Any) -> EventNav:
+    return event_nav(w.client, w.settings.clickhouse_database, issue, ev.event_id)
+
+
+@router.get("/issues/{fingerprint}/events", response_class=HTMLResponse)
+def issue_events_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
+    """Every stored event of the issue, newest first, 50 a page (the issue page shows 15)."""
+    w = web(request)
+    issue = w.queries.issue(fingerprint)
+    if issue is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    cursor = request.query_params.get("cursor")
+    try:
+        page = w.queries.events(fingerprint, cursor, 50)
+    except BadQuery as exc:
+        return render(request, "error.html", *user, status=400, message=str(exc))
+    next_url = f"/issues/{fingerprint}/events?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
+    return render(request, "issue_events.html", *user, issue=issue, events=page.events, next_url=next_url,
+                  first=cursor is None)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse)
@@ -193,7 +256,17 @@ def event_page(request: Request, user: ViewerPage, event_id: str) -> HTMLRespons
     ev = web(request).queries.event(eid)
     if ev is None:
         return render(request, "error.html", *user, status=404, message="No such event (sampled away or expired).")
-    return render(request, "event.html", *user, event=ev)
+    w = web(request)
+    return render(request, "event.html", *user, event=ev, nav=_nav(w, w.queries.primary_of(ev.fingerprint), ev))
+
+
+@router.get("/releases", response_class=HTMLResponse)
+def releases_page(request: Request, user: ViewerPage, since: str = "24h", service: str = "") -> HTMLResponse:
+    w = web(request)
+    since, start, hours = release_window(since)
+    rows = release_health(w.client, w.settings.clickhouse_database, start, hours, service or None)
+    return render(request, "releases.html", *user, releases=rows, since=since, service=service, start=start,
+                  windows=list(RELEASE_WINDOWS), services=w.queries.facets().get("services", []))
 
 
 @router.get("/chains", response_class=HTMLResponse)
@@ -219,6 +292,30 @@ def settings_page(request: Request, user: ViewerPage) -> HTMLResponse:
                       "spike min count": s.spike_min_count, "chain window (s)": s.chain_window_seconds,
                       "rate limit per issue (stored/min)": s.rate_limit_per_fingerprint,
                   }, tokens=web(request).tokens.list() if user[0].can("admin") else None)
+
+
+# --- saved searches (per user) ---------------------------------------------------------------------
+@router.post("/searches")
+async def save_search(request: Request, user: ViewerPage) -> Response:
+    form = await request.form()
+    check_form_csrf(user[1], form)
+    try:
+        saved = web(request).searches.save(user[0].name, SavedSearch(name=str(form.get("name") or "").strip(),
+                                                                     query=str(form.get("query") or "")))
+    except (ValidationError, SearchLimit) as exc:
+        msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        return RedirectResponse(_with_msg("/issues", f"Not saved: {msg}"), status_code=303)
+    return RedirectResponse(_with_msg(saved.url, f"Saved as “{saved.name}”."), status_code=303)
+
+
+@router.post("/searches/delete")
+async def delete_search(request: Request, user: ViewerPage) -> Response:
+    form = await request.form()
+    check_form_csrf(user[1], form)
+    name = str(form.get("name") or "")
+    done = web(request).searches.delete(user[0].name, name)
+    return RedirectResponse(_with_msg("/issues", f"Deleted “{name}”." if done else "No such saved search."),
+                            status_code=303)
 
 
 # --- actions (forms) -----------------------------------------------------------------------------
@@ -261,13 +358,28 @@ async def _form_action(request: Request, user: tuple[Principal, Session], finger
     return RedirectResponse(_with_msg(back, f"{what} {_VERBS[req.action]}."), status_code=303)
 
 
+# Notices after an action travel in the redirect's URL, signed: a link with ?msg=… made by someone else shows
+# nothing (it read like a message from the system). The key lives as long as the process; a notice is for now.
+_FLASH_KEY = secrets.token_bytes(32)
+
+
+def _sign(msg: str) -> str:
+    return hmac.new(_FLASH_KEY, msg.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _with_msg(url: str, msg: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg})}"
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg, 'sig': _sign(msg)})}"
+
+
+def _flash(request: Request) -> str | None:
+    msg, sig = request.query_params.get("msg"), request.query_params.get("sig") or ""
+    return msg if msg and hmac.compare_digest(_sign(msg), sig) else None
 
 
 @router.post("/issues/{fingerprint}/action")
 async def issue_action(request: Request, user: MemberPage, fingerprint: Fingerprint) -> Response:
-    return await _form_action(request, user, [fingerprint], f"/issues/{fingerprint}")
+    back = (await request.form()).get("back")  # "merge into this issue" from a similar issue's row comes back there
+    return await _form_action(request, user, [fingerprint], _safe_next(str(back)) if back else f"/issues/{fingerprint}")
 
 
 @router.post("/issues/bulk")

@@ -39,6 +39,19 @@ PUBLISH_TIMEOUT = 15.0
 
 class Unavailable(Exception):
     """A backing service (Kafka, ClickHouse) is unreachable: the caller gets 503 and the same request may be retried."""
+
+
+class UnknownIssues(LookupError):
+    """Fingerprints that name no issue (no events, no recorded status): the caller's 404, and nothing is published.
+
+    A status record for a fingerprint nobody has seen would create an empty issue in every listing.
+    """
+
+    def __init__(self, fingerprints: list[str]) -> None:
+        self.fingerprints = fingerprints
+        super().__init__(f"no such issue: {', '.join(fingerprints[:20])}"
+                         + (f" (and {len(fingerprints) - 20} more)" if len(fingerprints) > 20 else ""))
+
 FACTS_WAIT_SECONDS = 15.0
 
 
@@ -52,6 +65,8 @@ class WebState:
     publisher: StatusPublisher
     merge_publisher: StatusPublisher
     feed: AlertFeed | None = None
+    pulse: Any = None  # errstream.web.pulse.Pulse while the live feed runs
+    searches: Any = None  # errstream.web.saved_searches.SavedSearches (per user, beside the tokens file)
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
 
     @property
@@ -67,7 +82,18 @@ class WebState:
     def queries(self) -> IssueQueries:
         return IssueQueries(self.client, self.settings.clickhouse_database)
 
-    async def apply(self, request: ActionRequest, who: Principal) -> list[IssueStatusChange]:
+    async def apply(self, request: ActionRequest, who: Principal, check_known: bool = True) -> list[IssueStatusChange]:
+        """Publish the action's records; ``UnknownIssues`` (nothing published) if any fingerprint names no issue:
+        none with events or a recorded status in ClickHouse, nor announced by an alert this app has read.
+
+        ``check_known=False`` only for an issue an alert has just announced (its counts may not be stored yet).
+        """
+        if check_known:
+            announced = self.feed.recent_fingerprints if self.feed is not None else {}
+            known = await run_in_threadpool(known_fingerprints, self.client, self.settings, request.fingerprints)
+            unknown = [fp for fp in dict.fromkeys(request.fingerprints) if fp not in known and fp not in announced]
+            if unknown:
+                raise UnknownIssues(unknown)
         states = await run_in_threadpool(workflow_state, self.client, self.settings, request.fingerprints)
         for fp, (at, change) in list(self.pending.items()):  # a change not yet in ClickHouse is the latest state
             if fp in request.fingerprints and time.monotonic() - at < PENDING_SECONDS:
@@ -127,7 +153,7 @@ class WebState:
         if (state.get(alert.fingerprint) or {}).get("assignee"):
             return
         await self.apply(ActionRequest(action="assign", fingerprints=[alert.fingerprint], assignee=owner,
-                                       note="ownership rule"), bot)
+                                       note="ownership rule"), bot, check_known=False)
 
     def _facts(self, alert: AlertEvent) -> IssueFacts:
         """The new issue's trigger event (if already stored), else what the alert itself says."""

@@ -37,7 +37,7 @@ def columns(points: Sequence[tuple[datetime, int]], width: int = 720, height: in
     step = plot_w / max(len(points), 1)
     out = [f'<svg class="chart" role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
-    for frac in (0, 0.5, 1):
+    for frac in (0, 0.5, 1) if peak >= 4 else (0, 1):  # no "0" half-way up a chart whose peak is 1 ("1/0/0")
         y = top + plot_h * (1 - frac)
         out.append(f'<line x1="{left}" x2="{width - 6}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
                    f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{round(peak * frac):,}</text>')

@@ -409,8 +409,9 @@ def test_healthz_tells_whether_clickhouse_answers(settings: Settings) -> None:
     from tests.support.web import running_web
 
     with running_web(settings) as url:
-        assert httpx.get(f"{url}/healthz", timeout=30).json() == {"status": "ok", "clickhouse": True,
-                                                                  "alerts_feed": True}
+        health = httpx.get(f"{url}/healthz", timeout=30).json()
+        assert health == {"status": "ok", "clickhouse": True, "alerts_feed": True, "live_streams": 0,
+                          "live_counts": False}  # no page open: no live stream, no live counts
     down = settings.model_copy(update={"clickhouse_url": f"http://127.0.0.1:{free_port()}"})
     with running_web(down, wait_for_feed=False) as url:
         assert httpx.get(f"{url}/healthz", timeout=30).json()["clickhouse"] is False

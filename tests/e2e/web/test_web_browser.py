@@ -8,25 +8,24 @@ step are kept under ``$ERRSTREAM_TEST_ARTIFACTS`` (or the test's tmp dir) and th
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.alerts import AlertEvent
 from tests.e2e.analytics.data import fp
 from tests.e2e.web.conftest import WebEnv
+from tests.support import chromium
 from tests.support.services import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+if not chromium.available():
     pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -36,26 +35,13 @@ from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path / 'chrome'}", "--disable-gpu", "--no-first-run"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=DriverService(CHROMEDRIVER))  # no selenium-manager download
-    driver.set_page_load_timeout(60)
-    try:
+    with chromium.chromium(tmp_path / "chrome") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Path:
-    root = Path(os.environ.get("ERRSTREAM_TEST_ARTIFACTS") or tmp_path) / "web-screenshots"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+    return chromium.screenshot_dir(tmp_path)
 
 
 def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) -> None:
@@ -125,7 +111,9 @@ def test_triage_in_a_real_browser(web_env: WebEnv, browser: Any, shots: Path) ->
     # 5. a new alert appears on the open alerts page without a reload
     d.get(f"{web_env.url}/alerts")
     wait.until(lambda drv: drv.find_elements(By.ID, "alerts-feed"))
-    time.sleep(1.0)  # let EventSource connect (the page itself is already loaded)
+    # the page's EventSource is connected (the page itself is already loaded)
+    wait_for(lambda: httpx.get(f"{web_env.url}/healthz").json()["live_streams"], lambda n: n >= 1, 20,
+             "the alerts page's live stream")
     alert = AlertEvent(kind="new_issue", severity="critical", dedup_key="new:live", service="billing",
                        fingerprint=fp("B"), title="Live: card processor down")
 

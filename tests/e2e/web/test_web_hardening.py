@@ -1,0 +1,88 @@
+"""Issue 26, item 5: headers, error pages, short ids, signed notices, bounded 422s, limited token guessing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.analytics.data import fp
+from tests.e2e.web.conftest import WebEnv
+from tests.e2e.web.test_web_api import api, login
+from tests.support.services import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_every_response_says_nosniff_and_same_origin_and_the_api_no_store(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    for r in (api(web_env).get("/api/v1/issues"), api(web_env).get("/api/v1/nope"), c.get("/issues"),
+              httpx.get(f"{web_env.url}/login"), httpx.get(f"{web_env.url}/static/web.js")):
+        assert r.headers["x-content-type-options"] == "nosniff", r.url
+        assert r.headers["referrer-policy"] == "same-origin", r.url
+    assert api(web_env).get("/api/v1/issues").headers["cache-control"] == "no-store"
+    assert api(web_env).get("/api/v1/me").headers["cache-control"] == "no-store"
+
+
+def test_unknown_pages_and_csrf_failures_are_pages_not_json(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "member")
+    r = c.get("/no/such/page")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html") and "No such page" in r.text
+    r = c.post(f"/issues/{fp('B')}/action", data={"action": "acknowledge"})
+    assert r.status_code == 403 and r.headers["content-type"].startswith("text/html") and "CSRF" in r.text
+    r = c.get("/issues/not-hex")
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert api(web_env).get("/api/v1/nope").json() == {"detail": "Not Found"}  # the API stays JSON
+
+
+def test_a_short_id_opens_its_issue(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    r = c.get(f"/issues/{fp('B')[:12]}")
+    assert r.status_code == 303 and r.headers["location"] == f"/issues/{fp('B')}"
+    assert c.get(f"/issues/{fp('B')[:12].upper()}").headers["location"] == f"/issues/{fp('B')}"
+    missing = c.get("/issues/ffffff000000")
+    assert missing.status_code == 404 and "No such issue" in missing.text
+
+
+def test_a_notice_in_the_url_is_shown_only_when_the_app_made_it(web_env: WebEnv) -> None:
+    c, csrf = login(web_env, "member")
+    forged = c.get("/issues", params={"msg": "Your session expired: log in at evil.example"})
+    assert "evil.example" not in forged.text and 'class="flash"' not in forged.text
+    done = c.post(f"/issues/{fp('C')}/action", data={"action": "note", "note": "seen", "csrf_token": csrf})
+    assert done.status_code == 303
+    assert '<p class="flash" role="status">Issue noted.</p>' in c.get(done.headers["location"]).text
+
+
+def test_a_422_does_not_echo_a_huge_input(web_env: WebEnv) -> None:
+    m = api(web_env, "member")
+    r = m.post("/api/v1/issues/actions", json={"action": "note", "note": "x" * 60_000, "fingerprints": [fp("B")]})
+    assert r.status_code == 422 and len(r.content) < 2_000
+    assert r.json()["detail"][0]["loc"] == ["body", "note"]
+
+
+def test_wrong_bearer_tokens_are_rate_limited_per_client(web_env: WebEnv) -> None:
+    anon = httpx.Client(base_url=web_env.url, timeout=30)
+    codes = [anon.get("/api/v1/me", headers={"Authorization": f"Bearer est_guess_{i}"}).status_code
+             for i in range(40)]
+    assert codes[0] == 401 and 429 in codes
+    limited = anon.get("/api/v1/me", headers={"Authorization": "Bearer est_guess_x"})
+    assert limited.status_code in (401, 429)
+    # the right token still works from the same address, and the limit lifts by itself (logins share it)
+    assert api(web_env).get("/api/v1/me").status_code == 200
+    wait_for(lambda: anon.get("/api/v1/me", headers={"Authorization": "Bearer est_guess_y"}).status_code,
+             lambda code: code == 401, 30, "the guess limit to lift")
+    wait_for(lambda: anon.get("/login").status_code, lambda code: code == 200, 5, "the login form")
+    login(web_env, "viewer")
+
+
+def test_viewers_get_no_checkboxes(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    assert 'name="fp"' not in c.get("/issues").text
+    m, _ = login(web_env, "member")
+    assert 'name="fp"' in m.get("/issues").text
+
+
+def test_the_overview_says_which_alerts_are_spikes_and_which_thresholds(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    page = c.get("/").text
+    box = page[page.index('id="spikes"'):page.index("</table>", page.index('id="spikes"'))]
+    assert "Spikes and thresholds" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
