@@ -92,7 +92,7 @@ def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> 
     assignment must not re-resolve an issue that came back. Issues with no recorded
     change come back as ``new``; issues never seen (no events) from ``issue_status`` alone.
     """
-    from reports.issue_stream import PAGE_STATE_SQL
+    from reports.issue_queries.sql import PAGE_STATE_SQL
 
     db = settings.clickhouse_database
     out: dict[str, dict[str, Any]] = {}

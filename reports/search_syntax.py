@@ -1,7 +1,7 @@
 """The issue stream's search syntax: ``is:unresolved level:error release:1.4.2 service:billing assigned:me text``.
 
 What a Sentry user types into the search box, parsed into the stream's filter fields (a dict of
-``reports.issue_stream.IssueFilter`` fields) and the free text that remains. Pure and small, so the web
+``reports.issue_queries.models.IssueFilter`` fields) and the free text that remains. Pure and small, so the web
 page, the API (``query=``) and the command line read a query the same way.
 
 * ``key:value`` only for the keys below; anything else (``KeyError: 'x'``, ``http://host``) is text, so a

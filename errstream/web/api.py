@@ -1,7 +1,7 @@
 """The REST API under ``/api/v1``: reads from ClickHouse, changes through the issue-status topic.
 
 Read endpoints need the viewer role, actions the member role, token management admin.
-Query functions live in ``reports.issue_stream`` (the CLI and the pages use the same);
+Query functions live in ``reports.issue_queries`` (the CLI and the pages use the same);
 they run in the thread pool because clickhouse-connect is synchronous.
 """
 
@@ -25,7 +25,7 @@ from errstream.web.deps import api_user, web
 from errstream.web.saved_searches import SavedSearch, SearchLimit
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
-from reports.issue_stream import (
+from reports.issue_queries.models import (
     AlertRow,
     BadQuery,
     ChainRow,

@@ -27,7 +27,7 @@ from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, w
 from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
-from reports.issue_stream import SORTS, STATUSES, BadQuery, IssueFilter
+from reports.issue_queries.models import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
 from reports.short_ids import issues_with_prefix

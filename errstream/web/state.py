@@ -25,7 +25,7 @@ from errstream.web.live import AlertFeed
 from errstream_core.ownership import IssueFacts, owner_for
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
-from reports.issue_stream import IssueQueries
+from reports.issue_queries.queries import IssueQueries
 from reports.issues import workflow_state
 from reports.merges import known_fingerprints, merge_mapping
 from schemas.alerts import AlertEvent

@@ -57,7 +57,7 @@ class IssueState:
 def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> bool:
     """True while an ignore holds for ``sig``: the issue raises no alerts and takes no part in service detection.
 
-    An ignore "until" lifts on its own, as the issue stream shows it (``reports/issue_stream.py``): once the
+    An ignore "until" lifts on its own, as the issue stream shows it (``reports/issue_queries/``): once the
     event's time reaches ``ignore_until``, or once the issue has ``ignore_until_events`` more events than
     when the ignore arrived. That baseline is detection's own count at that moment (``detect_count``, which
     ``track-issue-status`` adds to the status it keeps); a status kept before it existed falls back to

@@ -14,7 +14,8 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
-from reports.issue_stream import IssueFilter, IssueQueries
+from reports.issue_queries.models import IssueFilter
+from reports.issue_queries.queries import IssueQueries
 from reports.report import build_report
 from schemas.issue_merge import IssueMergeChange
 from tests.support.alerts import publish as raw_publish

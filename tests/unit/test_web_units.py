@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from errstream.issue_actions import ActionRequest, plan_changes
 from errstream.web.auth import LoginLimiter, Sessions, TokenStore
 from errstream_core.ownership import IssueFacts, owner_for
-from reports.issue_stream import BadQuery, decode_cursor, encode_cursor
+from reports.issue_queries.cursor import decode_cursor, encode_cursor
+from reports.issue_queries.models import BadQuery
 from schemas.issue_status import IssueStatusChange
 from schemas.ownership import OwnershipRule
 

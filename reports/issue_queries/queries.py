@@ -1,312 +1,40 @@
-"""The issue stream and the issue page, read from ClickHouse: what ``errstream web`` shows and serves.
-
-Every query reads the incrementally maintained tables through the analysts' views
-(``v_error_groups`` for issues, ``error_counts_1h`` for counts and sparklines); raw
-events (``error_events``) are read only for one issue at a time (its events, tags,
-first/last release) or for a text search in messages. Every user value is a bound
-query parameter, never pasted into SQL.
-
-The workflow state shown here is the latest change in ``issue_status`` with two
-conditions the status alone cannot express evaluated at read time:
-
-* ``ignored`` with an ``ignore_until`` time in the past, or with at least
-  ``ignore_until_events`` more events than when it was ignored, reads as ``new``;
-* ``resolved`` reads as ``regressed`` once seen again after the resolution — for a
-  resolution "in the next release", only when a release unknown at the resolution
-  has appeared.
-"""
+"""``IssueQueries``: the queries behind the web app's issue stream, issue page and event page."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
 
+from reports.issue_queries.cursor import decode_cursor, encode_cursor, naive, ts, utc
+from reports.issue_queries.models import (
+    LEVELS,
+    MAX_LIMIT,
+    OPEN_STATUSES,
+    SORTS,
+    STATUSES,
+    AlertRow,
+    BadQuery,
+    ChainEvent,
+    ChainRow,
+    EventDetail,
+    EventPage,
+    EventSummary,
+    ExceptionRow,
+    Frame,
+    IssueDetail,
+    IssueFilter,
+    IssuePage,
+    IssueSummary,
+    MergeRow,
+    StatusChangeRow,
+    TagValue,
+)
+from reports.issue_queries.sql import OF_ISSUE, PAGE_STATE_SQL, SORT_KEY, STATE_SQL
 from reports.merges import ISSUE_OF, MEMBERS_OF, MERGE_HISTORY_SQL, MERGED
 
-SORTS: tuple[str, ...] = ("last_seen", "first_seen", "events", "users", "trend")
-STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed")
-OPEN_STATUSES = ("new", "acknowledged", "investigating", "regressed")
-LEVELS = ("debug", "info", "warning", "error", "critical")
-MAX_LIMIT = 100
-
-
-class IssueFilter(BaseModel):
-    """Filters of the issue stream; every field optional. ``status`` may hold ``open`` (= the open ones)."""
-
-    service: str | None = None
-    environment: str | None = None
-    release: str | None = None
-    level: str | None = None  # the issue's worst level
-    status: list[str] = Field(default_factory=list)
-    assignee: str | None = None  # "none" = unassigned
-    first_seen_from: datetime | None = None
-    first_seen_to: datetime | None = None
-    last_seen_from: datetime | None = None
-    last_seen_to: datetime | None = None
-    q: str | None = Field(default=None, max_length=200)  # text in title, culprit or (last 14 days) message
-
-
-class IssueSummary(BaseModel):
-    fingerprint: str
-    title: str
-    culprit: str
-    exception_type: str
-    level: str
-    status: str
-    assignee: str
-    services: list[str]
-    environments: list[str]
-    releases: list[str] = Field(default_factory=list)  # every release it was seen in (sorted as text)
-    first_seen: datetime
-    last_seen: datetime
-    events: int  # true count, all time (sampling never reduces it)
-    users: int
-    events_24h: int = 0
-    events_14d: int = 0
-    series_24h: list[int] = Field(default_factory=list)  # 24 hourly counts, oldest first
-    series_14d: list[int] = Field(default_factory=list)  # 14 daily counts, oldest first
-    members: list[str] = Field(default_factory=list)  # the fingerprints whose events it counts (more than one: merged)
-
-
-class IssuePage(BaseModel):
-    issues: list[IssueSummary]
-    next_cursor: str | None  # pass as ``cursor`` for the next page; None = last page
-
-
-class StatusChangeRow(BaseModel):
-    changed_at: datetime
-    status: str
-    action: str
-    changed_by: str
-    note: str
-    assignee: str
-
-
-class MergeRow(BaseModel):
-    """One merge or unmerge of a fingerprint of this issue's group (who and when, like a status change)."""
-
-    changed_at: datetime
-    action: str  # merge | unmerge
-    fingerprint: str
-    primary: str  # "" for an unmerge
-    changed_by: str
-    note: str
-
-
-class TagValue(BaseModel):
-    value: str
-    count: int
-
-
-class AlertRow(BaseModel):
-    alert_id: str
-    kind: str
-    severity: str
-    created_at: datetime
-    service: str
-    fingerprint: str
-    title: str
-    message: str
-
-
-class ChainEvent(BaseModel):
-    event_id: str
-    service: str
-    fingerprint: str
-    title: str
-    timestamp: datetime
-
-
-class ChainRow(BaseModel):
-    trace_id: str
-    started_at: datetime
-    ended_at: datetime
-    root_service: str
-    root_fingerprint: str
-    root_title: str
-    root_event_id: str
-    services: list[str]
-    event_count: int
-    events: list[ChainEvent] = Field(default_factory=list)
-
-
-class IssueDetail(IssueSummary):
-    stored: int
-    releases: list[str]
-    first_release: str
-    last_release: str
-    raw_status: str  # as last recorded (``status`` applies the ignore/resolve conditions)
-    status_changed_at: datetime | None
-    ignore_until: datetime | None
-    ignore_until_events: int | None
-    resolved_in_next_release: bool
-    history: list[StatusChangeRow]
-    merges: list[MergeRow] = Field(default_factory=list)
-    tags: dict[str, list[TagValue]]
-    timeline_24h: list[tuple[datetime, int]]  # hourly
-    timeline_14d: list[tuple[datetime, int]]  # daily
-    alerts: list[AlertRow]
-    chains: list[ChainRow]
-    latest_event_id: str | None
-
-
-class EventSummary(BaseModel):
-    event_id: str
-    timestamp: datetime
-    service: str
-    environment: str
-    release: str
-    level: str
-    message: str
-    user_id: str
-    server_name: str
-    trace_id: str
-
-
-class EventPage(BaseModel):
-    events: list[EventSummary]
-    next_cursor: str | None
-
-
-class Frame(BaseModel):
-    filename: str | None = None
-    abs_path: str | None = None
-    module: str | None = None
-    function: str | None = None
-    lineno: int | None = None
-    colno: int | None = None
-    in_app: bool = False
-    context_line: str | None = None
-
-
-class ExceptionRow(BaseModel):
-    type: str
-    value: str
-    module: str | None = None
-    mechanism: dict[str, Any] | None = None
-    frames: list[Frame]  # outermost call first, the raising frame last
-
-
-class EventDetail(EventSummary):
-    fingerprint: str
-    title: str
-    culprit: str
-    exception_type: str
-    logger: str
-    platform: str
-    received_at: datetime
-    sample_rate: float
-    span_id: str
-    correlation_id: str
-    request: dict[str, str]
-    user: dict[str, str]
-    tags: dict[str, str]
-    contexts: dict[str, Any]
-    exceptions: list[ExceptionRow]  # root cause first, the finally raised one last (as stored)
-    breadcrumbs: list[dict[str, Any]]
-
-
-class BadQuery(ValueError):
-    """A filter, sort or cursor the caller got wrong (the API answers 400 with the message)."""
-
-
-def utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def ts(value: datetime) -> datetime:
-    """A ClickHouse time (naive UTC from clickhouse-connect) as an aware UTC datetime."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _naive(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
-def encode_cursor(doc: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(doc)).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-    except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise BadQuery("cursor is not one this API returned") from None
-    if not isinstance(doc, dict):
-        raise BadQuery("cursor is not one this API returned")
-    return doc
-
-
-# The issue's state: the fold of error_groups (v_error_groups) plus the latest workflow record's extra fields.
-# The recorded status is read from issue_status itself, not from the view: v_error_groups already turns any later
-# event of a resolved issue into 'regressed', which knows nothing of "resolved in the next release", so the
-# stream's filters (which rank over the view) and the rows shown (folded per page) disagreed.
-STATE_SQL = """
-SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,
-       toString(g.worst_level) AS level, g.first_seen AS first_seen, g.last_seen AS last_seen,
-       g.events AS events, g.stored AS stored, g.users AS users, g.services AS services,
-       g.environments AS environments, g.releases AS releases,
-       if(s.fingerprint = '', 'new', s.recorded_status) AS raw_status,
-       g.status_changed_at AS status_changed_at, s.assignee AS assignee, s.ignore_until AS ignore_until,
-       s.ignore_until_events AS ignore_until_events, s.ignore_events_baseline AS ignore_events_baseline,
-       s.resolved_in_next_release AS resolved_in_next_release, s.resolved_releases AS resolved_releases,
-       g.members AS members,
-       multiIf(
-         raw_status = 'ignored' AND ((ignore_until IS NOT NULL AND ignore_until <= now64(3))
-           OR (ignore_until_events IS NOT NULL
-               AND g.events >= ifNull(ignore_events_baseline, 0) + ignore_until_events)), 'new',
-         raw_status = 'resolved' AND g.last_seen > status_changed_at
-           AND (resolved_in_next_release = 0 OR arrayExists(r -> NOT has(resolved_releases, r), g.releases)),
-           'regressed',
-         raw_status) AS status
-FROM {db}.v_error_groups AS g
-LEFT JOIN (SELECT fingerprint, toString(status) AS recorded_status, assignee, ignore_until, ignore_until_events,
-                  ignore_events_baseline, resolved_in_next_release, resolved_releases
-           FROM {db}.issue_status FINAL{only}) AS s
-  ON s.fingerprint = g.fingerprint
-"""
-
-# v_error_groups' fold for a few issues only: the fingerprints go inside its GROUP BY (a filter on the view is
-# not pushed through the fold and its user-set merges, which made a page of 25 cost a fold of every issue).
-# A merged group folds under its primary, as in the view.
-_PAGE_GROUPS = """(
-SELECT f.fingerprint AS fingerprint, f.exception_type AS exception_type, f.title AS title, f.culprit AS culprit,
-       f.first_seen AS first_seen, f.last_seen AS last_seen, f.events AS events, f.stored AS stored, f.users AS users,
-       f.worst_level AS worst_level, f.services AS services, f.environments AS environments, f.releases AS releases,
-       f.members AS members,
-       if(st.fingerprint = '', 'new', toString(st.status)) AS status,
-       if(st.fingerprint = '', NULL, st.changed_at) AS status_changed_at
-FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type, PRIMARYS(title) AS title,
-             PRIMARYS(culprit) AS culprit,
-             min(e.first_seen) AS first_seen, max(e.last_seen) AS last_seen,
-             sum(e.events) AS events, sum(e.stored) AS stored, uniqCombinedMerge(12)(e.users) AS users,
-             max(e.worst_level) AS worst_level, arraySort(groupUniqArrayArray(e.services)) AS services,
-             arraySort(groupUniqArrayArray(e.environments)) AS environments,
-             arraySort(groupUniqArrayArray(e.releases)) AS releases, arraySort(groupUniqArray(e.fingerprint)) AS members
-      FROM (SELECT * FROM {db}.error_groups WHERE MEMBERS_OF) AS e LEFT JOIN MERGED AS m ON m.fingerprint = e.fingerprint
-      GROUP BY fingerprint) AS f
-LEFT JOIN (SELECT fingerprint, status, changed_at FROM {db}.issue_status FINAL
-           WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)"""
-for _column in ("exception_type", "title", "culprit"):  # the primary's own, when it has events (as in the view)
-    _PAGE_GROUPS = _PAGE_GROUPS.replace(
-        f"PRIMARYS({_column})", f"if(countIf(e.fingerprint = ISSUE_OF) > 0, anyLastIf(e.{_column}, e.fingerprint = "
-        f"ISSUE_OF), anyLast(e.{_column}))")
-_PAGE_GROUPS = _PAGE_GROUPS.replace("ISSUE_OF", ISSUE_OF).replace("MEMBERS_OF", MEMBERS_OF).replace("MERGED", MERGED)
-PAGE_STATE_SQL = (STATE_SQL.replace("{db}.v_error_groups AS g", _PAGE_GROUPS + " AS g")
-                  .replace("{only}", " WHERE fingerprint IN {fps:Array(String)}"))
-
-# Raw events of one issue (``fps`` = [the issue], its members' events too): its services (from error_groups)
-# narrow error_events' primary key (service, fingerprint).
-_OF_ISSUE = (f"service IN (SELECT arrayJoin(services) FROM {{db}}.error_groups WHERE {MEMBERS_OF})"
-             f" AND {MEMBERS_OF}")
 _POOL: ThreadPoolExecutor | None = None
 
 
@@ -315,15 +43,6 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="issue-queries")
     return _POOL
-
-
-_SORT_KEY = {
-    "last_seen": "toInt64(toUnixTimestamp64Milli(last_seen))",
-    "first_seen": "toInt64(toUnixTimestamp64Milli(first_seen))",
-    "events": "toInt64(events)",
-    "users": "toInt64(users)",
-    "trend": "toInt64(trend)",
-}
 
 
 class IssueQueries:
@@ -358,7 +77,7 @@ class IssueQueries:
                 f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
                 " GROUP BY issue) AS t ON t.issue = i.fingerprint"
             )
-        key = _SORT_KEY[sort]
+        key = SORT_KEY[sort]
         if cursor:
             c = decode_cursor(cursor)
             if c.get("s") != sort or not isinstance(c.get("k"), int) or not isinstance(c.get("f"), str):
@@ -423,7 +142,7 @@ class IssueQueries:
             value = getattr(f, name)
             if value is not None:
                 where.append(f"i.{column} {op} {{{name}:DateTime64(3, 'UTC')}}")
-                params[name] = _naive(value)
+                params[name] = naive(value)
         if f.q:
             where.append(
                 "(positionCaseInsensitiveUTF8(i.title, {q:String}) > 0"
@@ -456,7 +175,7 @@ class IssueQueries:
              f" AND service IN (SELECT arrayJoin(services) FROM {{db}}.error_groups WHERE {MEMBERS_OF})) AS e"
              f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
              " GROUP BY issue, e.hour").replace("{db}", self.db),
-            parameters={"start": _naive(first_day), "fps": fingerprints},
+            parameters={"start": naive(first_day), "fps": fingerprints},
         ).result_rows
         hourly: dict[str, dict[datetime, int]] = {}
         for fp, hour, n in rows:
@@ -490,7 +209,7 @@ class IssueQueries:
             self._rows,
             "SELECT argMin(release, timestamp) AS first_release, argMax(release, timestamp) AS last_release,"
             " toString(argMax(event_id, timestamp)) AS latest FROM {db}.error_events"
-            f" WHERE {_OF_ISSUE}", fps=[fingerprint],
+            f" WHERE {OF_ISSUE}", fps=[fingerprint],
         )
         history = pool.submit(self.history, fingerprint)
         merges = pool.submit(self.merges, fingerprint)
@@ -550,7 +269,7 @@ class IssueQueries:
             "   arrayMap(x -> toString(x), mapKeys(tags))) AS k,"
             "   arrayConcat([toString(environment), toString(release), toString(server_name), toString(service)],"
             "   mapValues(tags)) AS v"
-            f" WHERE {_OF_ISSUE} AND v != ''"
+            f" WHERE {OF_ISSUE} AND v != ''"
             " GROUP BY k, v ORDER BY k, n DESC, v LIMIT {per:UInt32} BY k",
             fps=[fingerprint], per=per_tag,
         )
@@ -561,7 +280,7 @@ class IssueQueries:
 
     def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
         limit = max(1, min(limit, MAX_LIMIT))
-        where = [_OF_ISSUE]
+        where = [OF_ISSUE]
         params: dict[str, Any] = {"fps": [self.primary_of(fingerprint)], "lim": limit + 1}
         if cursor:
             c = decode_cursor(cursor)
@@ -664,7 +383,7 @@ class IssueQueries:
         rows = self.client.query(
             f"SELECT service, minute, toString(level), sum(events) FROM {self.db}.error_counts_1m"
             " WHERE minute >= {start:DateTime('UTC')} GROUP BY service, minute, level ORDER BY service, minute",
-            parameters={"start": _naive(start)},
+            parameters={"start": naive(start)},
         ).result_rows
         out: dict[str, list[tuple[datetime, str, int]]] = {}
         for service, minute, level, n in rows:
