@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from errstream.local.jvm import JIT_OPTIONS, ClassArchive, class_path
 from errstream.local.process import ManagedProcess, port_open
 
 # log4j2's slf4j binding is not part of kafka_2.13's runtime tree; without it the
@@ -222,12 +223,31 @@ class LocalKafka:
         (node.state_dir / "kafka-log4j2.yaml").write_text(_LOG4J2)
         return cfg
 
-    def _java(self, lib: Path, node: KafkaNode, *args: str) -> list[str]:
+    def _java(self, lib: Path, node: KafkaNode, *args: str, write_archive: bool = False) -> list[str]:
+        """The JVM command (``errstream.local.jvm`` says why these options). Only a broker writes the class
+        archive: a short tool run would archive just the few classes it loads."""
+        cp = class_path(lib)
+        archive = ClassArchive(lib, cp)
+        pending = self._archive_pending(node)
+        if write_archive:
+            sharing = archive.options(pending)
+        else:
+            sharing = [f"-XX:SharedArchiveFile={archive.path}"] if archive.path.exists() else []
         return [
-            "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+            "java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC", *JIT_OPTIONS, *sharing,
             f"-Dlog4j2.configurationFile={(node.state_dir / 'kafka-log4j2.yaml').resolve()}",
-            "-cp", f"{lib.resolve()}/*", *args,
+            "-cp", cp, *args,
         ]
+
+    @staticmethod
+    def _archive_pending(node: KafkaNode) -> Path:
+        return node.state_dir / f"{node.name}-class-archive.pending"
+
+    def _adopt_archive(self, node: KafkaNode) -> None:
+        if not self._archive_pending(node).exists():
+            return
+        lib = resolve_kafka_jars(self.version, self.cache_dir)
+        ClassArchive(lib, class_path(lib)).adopt(self._archive_pending(node))
 
     def up(self, timeout: float = 90.0) -> str:
         """Start every node that is not running (formatting storage once) and wait until all listen."""
@@ -272,13 +292,16 @@ class LocalKafka:
         """(Re)start one formatted node, e.g. after ``kill_node`` or during a rolling restart."""
         n = self.node(node_id)
         lib = resolve_kafka_jars(self.version, self.cache_dir)
-        n.process.start(self._java(lib, n, "kafka.Kafka", str(n.config_file)))
+        n.process.start(self._java(lib, n, "kafka.Kafka", str(n.config_file), write_archive=True))
         if wait:
             n.process.wait_ready(n.ready, timeout, f"Kafka broker {n.node_id}")
 
     def stop_node(self, node_id: int, timeout: float = 60.0) -> bool:
         """Controlled shutdown (SIGTERM): the broker hands its partition leadership over first."""
-        return self.node(node_id).process.stop(timeout=timeout)
+        node = self.node(node_id)
+        stopped = node.process.stop(timeout=timeout)
+        self._adopt_archive(node)
+        return stopped
 
     def kill_node(self, node_id: int) -> None:
         """SIGKILL one node: no controlled shutdown, what a lost machine looks like."""
@@ -291,6 +314,8 @@ class LocalKafka:
 
     def down(self) -> bool:
         stopped = [n.process.stop(timeout=30.0) for n in self.nodes]
+        for n in self.nodes:
+            self._adopt_archive(n)
         return any(stopped)
 
     def status(self) -> str | None:
