@@ -71,7 +71,7 @@ class ChainAgent:
             self.forming_expiry.append((_now() + self.forming_ttl, key))
         if not chain.add(sig, cfg.chain_window):
             return
-        if key in touched or len({e[1] for e in chain.events}) >= cfg.chain_min_services:
+        if key in touched or chain.service_count() >= cfg.chain_min_services:
             if key in self.forming:
                 del self.forming[key]
                 self.expiry.append((_now() + cfg.chain_retention, key))

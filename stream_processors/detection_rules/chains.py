@@ -29,6 +29,12 @@ class ChainState:
     published: bool = False
     alerted: bool = False
     dropped: int = 0  # errors beyond MAX_CHAIN_EVENTS or outside the window
+    # derived from ``events`` on first use, then kept in step by ``add``: a hot trace (or a client that sends
+    # one trace id with every event) must not cost a scan of its chain per error
+    _ids: set[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _services: set[str] = field(default_factory=set, init=False, repr=False, compare=False)
+    _first: float = field(default=0.0, init=False, repr=False, compare=False)
+    _last: float = field(default=0.0, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"t": self.trace_id, "e": self.events, "p": self.published, "a": self.alerted, "d": self.dropped}
@@ -41,18 +47,35 @@ class ChainState:
     def signals(self) -> list[Signal]:
         return [Signal(*e) for e in self.events]
 
+    def _index(self) -> set[str]:
+        if self._ids is None:
+            self._ids = {e[0] for e in self.events}
+            self._services = {e[1] for e in self.events}
+            times = [e[5] for e in self.events]
+            self._first, self._last = (min(times), max(times)) if times else (0.0, 0.0)
+        return self._ids
+
     def add(self, sig: Signal, window: float) -> bool:
         """Add an error of this trace; False when it is a duplicate or falls outside the chain's window."""
-        if any(e[0] == sig.event_id for e in self.events):
+        ids = self._index()
+        if sig.event_id in ids:
             return False  # redelivered
         if self.events:
-            first = min(e[5] for e in self.events)
-            last = max(e[5] for e in self.events)
-            if sig.ts > first + window or sig.ts < last - window or len(self.events) >= MAX_CHAIN_EVENTS:
+            if sig.ts > self._first + window or sig.ts < self._last - window or len(self.events) >= MAX_CHAIN_EVENTS:
                 self.dropped += 1
                 return False
+            self._first, self._last = min(self._first, sig.ts), max(self._last, sig.ts)
+        else:
+            self._first = self._last = sig.ts
         self.events.append(sig.fields())
+        ids.add(sig.event_id)
+        self._services.add(sig.service)
         return True
+
+    def service_count(self) -> int:
+        """How many services the chain spans so far."""
+        self._index()
+        return len(self._services)
 
     def ordered(self) -> list[Signal]:
         """Earliest first; among equal times the deepest span (the callee that failed first) first."""

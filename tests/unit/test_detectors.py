@@ -16,7 +16,7 @@ from schemas.events import ErrorEvent
 from schemas.issue_status import IssueStatusChange
 from schemas.processed import ProcessedEvent
 from stream_processors.detection_agents.status import kept_status
-from stream_processors.detection_rules.chains import ChainState
+from stream_processors.detection_rules.chains import MAX_CHAIN_EVENTS, ChainState
 from stream_processors.detection_rules.config import DetectionConfig
 from stream_processors.detection_rules.cooldown import Cooldowns
 from stream_processors.detection_rules.issues import IssueDetector, IssueState, silenced
@@ -244,6 +244,27 @@ def test_chain_window_duplicates_and_round_trip() -> None:
     assert not chain.add(sig(T0 + 10, service="web"), 2) and chain.dropped == 1
     again = ChainState.from_dict(orjson.loads(orjson.dumps(chain.to_dict())))
     assert again.record(datetime(2026, 1, 1, tzinfo=UTC)) == chain.record(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def test_a_reloaded_chain_still_knows_its_errors_window_and_services() -> None:
+    chain = ChainState(trace_id="ab" * 8)
+    first = sig(T0, service="db")
+    chain.add(first, 5)
+    chain.add(sig(T0 + 4, service="api"), 5)
+    again = ChainState.from_dict(orjson.loads(orjson.dumps(chain.to_dict())))
+    assert again.service_count() == 2
+    assert not again.add(first, 5) and again.dropped == 0  # redelivered after a restart: not counted twice
+    assert not again.add(sig(T0 + 5.5, service="web"), 5) and again.dropped == 1  # more than 5 s after the first
+    assert again.add(sig(T0 - 1, service="web"), 5) and again.service_count() == 3
+    assert not again.add(sig(T0 + 4.5, service="web"), 5)  # the window now starts a second earlier
+
+
+def test_one_trace_id_on_every_event_keeps_one_bounded_chain() -> None:
+    chain = ChainState(trace_id="ab" * 8)
+    for i in range(20_000):
+        chain.add(sig(T0 + i / 10_000, service=f"s{i % 7}"), 5)
+    assert len(chain.events) == MAX_CHAIN_EVENTS and chain.dropped == 20_000 - MAX_CHAIN_EVENTS
+    assert chain.service_count() == 7
 
 
 def test_chain_record_fields_are_the_error_chains_columns() -> None:
