@@ -180,5 +180,6 @@ def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
             log.warning("processing stage did not stop in time; its last batch will be re-processed")
 
     if settings.detection_enabled:
-        install_detection(app, settings)
+        detection = install_detection(app, settings)
+        stage.processor.settled = detection.settled  # a grouping upgrade's second grouping, only while needed
     return app

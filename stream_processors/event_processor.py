@@ -24,6 +24,7 @@ raw one (see ``sensitive.py``). Sampling and rate limits only decide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +39,14 @@ from schemas.limits import MAX_EVENT_BYTES, MAX_PROCESSED_BYTES, MAX_TIMESTAMP, 
 from stream_processors.detection_signals import Signal
 from stream_processors.fingerprint import GROUPING_VERSION, PREVIOUS_GROUPING_VERSION, group_event
 from stream_processors.grouping_rules_follower import RulesBook
-from stream_processors.metrics import ADJUSTED, EVENTS, LAX_EVENTS, RATE_LIMITED, REJECTED
+from stream_processors.metrics import (
+    ADJUSTED,
+    EVENTS,
+    LAX_EVENTS,
+    RATE_LIMITED,
+    REJECTED,
+    TRANSITION_GROUPINGS,
+)
 from stream_processors.rate_limit import RATE_LIMITED_FINGERPRINT, RateLimiter
 from stream_processors.sampling import SamplingPolicy, keep
 from stream_processors.scrub import Scrubber
@@ -47,6 +55,7 @@ SAMPLED_OUT = "sampled_out"
 TOO_OLD = "timestamp_too_old"
 IN_FUTURE = "timestamp_in_future"
 _OUTCOME_COUNTERS: dict[str, Any] = {}
+_COMPUTED, _SETTLED = TRANSITION_GROUPINGS.labels("computed"), TRANSITION_GROUPINGS.labels("settled")
 _RATE_LIMITED_BY_SCOPE = {True: RATE_LIMITED.labels("fingerprint"), False: RATE_LIMITED.labels("global")}
 
 
@@ -73,6 +82,8 @@ class EventProcessor:
     grouping_version: int = GROUPING_VERSION
     previous_version: int | None = PREVIOUS_GROUPING_VERSION
     transition_until_ms: int | None = None
+    # fingerprints detection has already decided (``Detection.settled``): their events skip the second grouping
+    settled: Callable[[str], bool] | None = None
     max_past: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(minutes=5)
     # accepted (stored), sampled_out, rate_limited, rejected: they add up to every input event
@@ -203,9 +214,13 @@ class EventProcessor:
             grouping = group_event(event, rules, version=self.grouping_version)
             previous = ""
             if self._in_transition(record_timestamp_ms, received):
-                before = group_event(event, rules, version=self.previous_version)  # type: ignore[arg-type]
-                if before.fingerprint != grouping.fingerprint:
-                    previous = before.fingerprint
+                if self.settled is not None and self.settled(grouping.fingerprint):
+                    _SETTLED.inc()
+                else:
+                    _COMPUTED.inc()
+                    before = group_event(event, rules, version=self.previous_version)  # type: ignore[arg-type]
+                    if before.fingerprint != grouping.fingerprint:
+                        previous = before.fingerprint
             stage = "sample"
             sample_rate, drop_reason = self._storage(event, grouping.fingerprint)
             processed = ProcessedEvent(

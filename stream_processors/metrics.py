@@ -26,3 +26,10 @@ LAX_EVENTS = Counter(
     "Valid events the fast decoder refused and pydantic accepted (e.g. numbers sent as strings): "
     "each costs a second validation",
 )
+TRANSITION_GROUPINGS = Counter(
+    "errstream_worker_transition_groupings",
+    "Events of a grouping upgrade's transition, by whether the previous version's fingerprint was computed "
+    "(a fingerprint detection has not decided yet) or skipped (settled): when computed stays near zero, "
+    "the transition has done its work and can be ended",
+    ["outcome"],  # computed, settled
+)

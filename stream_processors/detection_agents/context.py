@@ -124,6 +124,7 @@ class Detection:
     merges: KeyPartitionedTable = field(init=False)
     services: KeyPartitionedTable = field(init=False)
     chains: KeyPartitionedTable = field(init=False)
+    _settled: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         app, s, n = self.app, self.settings, self.partitions
@@ -153,6 +154,25 @@ class Detection:
 
     def owns_key(self, topic: TopicT, key: bytes) -> bool:
         return partition_of(key, self.partitions) in self.owned(topic)
+
+    def settled(self, fingerprint: str) -> bool:
+        """Detection here already decided this fingerprint's issue: it has a state, or is merged into one.
+
+        During a grouping upgrade, only the first events of a fingerprint need the previous version's
+        fingerprint (``issues._upgrade`` then counts them "as usual"); the processing stage asks this before
+        computing it, so a transition costs a second grouping only until detection has seen a fingerprint.
+        False (compute it) for a fingerprint another worker owns or that is not recovered yet. States are
+        never deleted, so a yes is remembered.
+        """
+        if fingerprint in self._settled:
+            return True
+        key = fingerprint.encode()
+        if self.issues.get(key) is None and not self.merges.get(key):
+            return False
+        if len(self._settled) >= 100_000:
+            self._settled.clear()
+        self._settled.add(fingerprint)
+        return True
 
     async def send_alerts(self, alerts: Iterable[AlertEvent]) -> list[Awaitable[Any]]:
         """Start sending alerts (keyed by dedup key); the caller awaits the acks before storing state."""

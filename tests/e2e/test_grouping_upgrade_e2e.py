@@ -12,14 +12,17 @@ SDK payloads (sentry-java), through the gateway's conversion.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.local.process import free_port
 from errstream_core.settings import Settings
 from errstream_core.topics import by_fingerprint_topic
 from producers.gateway.sentry_typed import convert_sentry_payload
@@ -63,6 +66,21 @@ def caught_up(settings: Settings, what: str) -> None:
              f"detection to take {what}")
 
 
+def transition_groupings(port: int) -> dict[str, float]:
+    """The worker's errstream_worker_transition_groupings_total, by outcome."""
+    text = wait_for(lambda: _metrics(port), lambda t: "errstream_worker_transition_groupings_total" in t, 30,
+                    "the worker's metrics")
+    found = re.findall(r'^errstream_worker_transition_groupings_total\{outcome="(\w+)"\} ([0-9.e+]+)$', text, re.M)
+    return {"computed": 0.0, "settled": 0.0, **{k: float(v) for k, v in found}}
+
+
+def _metrics(port: int) -> str:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return ""
+
+
 def test_an_upgrade_keeps_existing_issues_and_their_counts_and_raises_no_new_issue_alert(
     settings: Settings, ch: Client, tmp_path: Path,
 ) -> None:
@@ -81,7 +99,8 @@ def test_an_upgrade_keeps_existing_issues_and_their_counts_and_raises_no_new_iss
                  "both version-1 issues in v_error_groups", diagnostics=logs)
 
         v1.stop()  # the upgrade: the same worker, now with the defaults (version 2, transition from version 1)
-        services[0] = Service("worker", settings, tmp_path / "v2").start()
+        port = free_port()
+        services[0] = Service("worker", settings, tmp_path / "v2", extra_env={"ERRSTREAM_METRICS_PORT": str(port)}).start()
         publish(settings, sdk_events(lambda_npe) + sdk_events(anonymous) + sdk_events(stack_overflow))
 
         got = wait_alerts(settings, lambda a: len(of_kind(a, "new_issue")) >= 3, what="the new bug's issue",
@@ -106,6 +125,15 @@ def test_an_upgrade_keeps_existing_issues_and_their_counts_and_raises_no_new_iss
                  "build b's events in the upgraded issue", diagnostics=logs)
         caught_up(settings, "build b's events")
         assert len(of_kind(alerts(settings), "new_issue")) == 3
+
+        # detection has decided all three bugs: their next events skip the second grouping
+        before = transition_groupings(port)
+        publish(settings, sdk_events(lambda_npe) + sdk_events(stack_overflow))
+        caught_up(settings, "known bugs' events")
+        after = transition_groupings(port)
+        assert after["settled"] - before["settled"] == 6 and after["computed"] == before["computed"], (before, after)
+        wait_for(lambda: groups(ch, settings), lambda g: g.get(npe, (0,))[0] == 12 and g[new_bug][0] == 6, 120,
+                 "the known bugs' events in their issues", diagnostics=logs)
     finally:
         for s in services:
             s.stop()
