@@ -107,6 +107,10 @@ class IssueAgent:
         if sigs is None:
             return
         groups: dict[str, dict[tuple[int, str], list[Any]]] = {}
+        # a bundle holds many events of few issues; a table read costs more than the rest of a signal's work
+        # (nothing else runs during a fold, so a status or merge cannot change within it)
+        statuses: dict[bytes, Any] = {}
+        merges: dict[bytes, Any] = {}
         for sig in sigs:
             key = sig.fingerprint.encode()
             primary: str | None = None
@@ -119,9 +123,11 @@ class IssueAgent:
             if state is not None and state.replayed(sig):
                 REPLAYED.labels("detect-issues").inc()
                 continue
-            status = self.d.statuses.get(key)
+            status = statuses[key] if key in statuses else statuses.setdefault(key, self.d.statuses.get(key))
+            if not primary:
+                primary = merges[key] if key in merges else merges.setdefault(key, self.d.merges.get(key))
             late_before = state.late if state is not None else 0
-            state, alerts = self.detector.observe(state, sig, status, primary or self.d.merges.get(key))
+            state, alerts = self.detector.observe(state, sig, status, primary)
             batch.touched[key] = state
             if state.late > late_before:
                 LATE.inc()
