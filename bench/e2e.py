@@ -54,6 +54,7 @@ class E2EResult:
     # the servers' share of the drain (local processes only): with the roles, where the machine's cores go
     broker_cpu_us_per_event: float | None = None
     clickhouse_cpu_us_per_event: float | None = None
+    broker_compile_us_per_event: float | None = None  # of broker_cpu: its JIT compiler threads
     steady_sent: int = 0
     steady_s: float = 0.0
     probes: int = 0
@@ -82,6 +83,7 @@ class E2EResult:
             "worker_cpu_us_per_event": self.worker_cpu_us_per_event, "sink_cpu_us_per_event": self.sink_cpu_us_per_event,
             "broker_cpu_us_per_event": self.broker_cpu_us_per_event,
             "clickhouse_cpu_us_per_event": self.clickhouse_cpu_us_per_event,
+            "broker_compile_us_per_event": self.broker_compile_us_per_event,
             "steady_events_per_s": round(self.steady_sent / self.steady_s) if self.steady_s else 0,
             "probes": self.probes, "probes_queryable": len(self.latencies),
             "latency_ms": {k: round(v * 1000) if v == v else None for k, v in lat.items()},
@@ -95,7 +97,9 @@ class E2EResult:
         rss = "  ".join(f"{k} {v:.0f}" if v is not None else f"{k} ?" for k, v in self.rss_mb.items())
         parts = [(name, f[f"{name}_cpu_us_per_event"]) for name in ("worker", "sink", "broker", "clickhouse")]
         known = [(name, us) for name, us in parts if us is not None]
-        cpu = ("; CPU per event: " + ", ".join(f"{name} {us:.0f} µs" for name, us in known)
+        jit = self.broker_compile_us_per_event
+        cpu = ("; CPU per event: " + ", ".join(f"{name} {us:.0f} µs" + (f" (JIT {jit:.0f})" if name == "broker" and jit
+                                                                       else "") for name, us in known)
                + (f" (sum {sum(us for _, us in known):.0f} µs)" if len(known) > 2 else "")) if known else ""
         return [
             (f"drain             {self.events:,} events of ~{f['event_bytes']:,} B published at once: "
@@ -205,8 +209,8 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
             asyncio.run(harness.publish_raw(s, s.topic_errors, payloads.batch(warm)))
             harness.wait_until(lambda: _counted(client, db), lambda n: n >= warm, 300, "the warm-up events counted",
                                procs)
-            for p in procs:
-                harness.wait_cpu_idle(p.pid, window=1.0, share=0.2)
+            for pid in [p.pid for p in procs] + ([stack.kafka_pid] if stack.kafka_pid is not None else []):
+                harness.wait_cpu_idle(pid, window=1.0, share=0.2)
 
             progress(f"drain: {events:,} events at once…")
             drain = payloads.batch(events)  # stamped now: counts land in the current minutes
@@ -214,6 +218,7 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
                        if pid is not None}
             cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
             server_cpu0 = {name: cpu_seconds(pid) for name, pid in servers.items()}
+            compile0 = harness.compile_cpu_seconds(stack.kafka_pid) if stack.kafka_pid is not None else 0.0
             t0 = time.monotonic()
             result.drain_publish_s = asyncio.run(harness.publish_raw(s, s.topic_errors, drain))
             harness.wait_until(lambda: _counted(client, db), lambda n: n >= warm + events,
@@ -226,6 +231,9 @@ def run_e2e(settings: Settings, events: int = 50_000, rate: int = 5_000, seconds
                           for name, pid in servers.items()}
             result.broker_cpu_us_per_event = server_cpu.get("broker")
             result.clickhouse_cpu_us_per_event = server_cpu.get("clickhouse")
+            if stack.kafka_pid is not None:
+                result.broker_compile_us_per_event = round(
+                    (harness.compile_cpu_seconds(stack.kafka_pid) - compile0) / events * 1e6, 1)
             # the steady phase starts from an idle sink: everything it was given is inserted and committed
             harness.wait_caught_up(s, s.sink_group, [s.topic_processed], 120, procs)
 
