@@ -176,7 +176,8 @@ def _handmade_envelope() -> bytes:
 def otlp_traces() -> bytes:
     """An OTLP/HTTP trace export of one span with the same exception recorded, as the OpenTelemetry SDK encodes it.
 
-    The same failing call stack as the Sentry envelope, so both modes compare one event of the same size.
+    The same failing call stack as the Sentry envelope, so both modes compare one event of the same size; the
+    source root is the working directory, as for the Sentry SDK, so both events have the same in-app frames.
     """
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.resources import Resource
@@ -186,7 +187,8 @@ def otlp_traces() -> bytes:
 
     spans = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "shop", "service.version": "shop@2.0.1",
-                                                        "deployment.environment.name": "bench"}))
+                                                        "deployment.environment.name": "bench",
+                                                        "errstream.project_root": os.getcwd()}))
     provider.add_span_processor(SimpleSpanProcessor(spans))
     with provider.get_tracer("bench").start_as_current_span("POST /checkout") as span:
         span.set_attribute("region", "eu-west-1")

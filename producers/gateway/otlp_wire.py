@@ -14,7 +14,6 @@ alike), another content type (415), and more records in one request than ``MAX_R
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -134,7 +133,9 @@ def _checked(request: M, body: bytes, content_type: str | None) -> tuple[M, str]
     kind = content_kind(content_type)
     what = type(request).__name__
     _parse(body, kind, request, what)
-    records = _count(request)
+    # Every record takes at least two bytes (protobuf: a tag and a length; JSON: "{}"), so a body shorter than
+    # twice the limit cannot hold too many and is not counted (a walk over every resource and scope).
+    records = _count(request) if len(body) > 2 * MAX_RECORDS else 0
     if records > MAX_RECORDS:
         noun = "spans" if isinstance(request, ExportTraceServiceRequest) else "log records"
         raise Rejected(413, "too_many_records", f"{records} {noun} in one request exceed the limit of "
@@ -158,6 +159,9 @@ def decode_logs(body: bytes, content_type: str | None) -> tuple[ExportLogsServic
     return _checked(ExportLogsServiceRequest(), body, content_type)
 
 
+_EMPTY = {PROTOBUF: Reply(b"", PROTOBUF), JSON: Reply(b"{}", JSON)}  # full success: an empty response message
+
+
 def _reply(message: Message, kind: str) -> Reply:
     if kind == PROTOBUF:
         return Reply(message.SerializeToString(), PROTOBUF)
@@ -166,25 +170,26 @@ def _reply(message: Message, kind: str) -> Reply:
 
 def traces_reply(kind: str, rejected: int, error: str) -> Reply:
     """``ExportTraceServiceResponse``; ``partial_success`` only when some spans were refused."""
+    if not rejected and not error:
+        return _EMPTY[kind]
     response = ExportTraceServiceResponse()
-    if rejected or error:
-        response.partial_success.CopyFrom(ExportTracePartialSuccess(rejected_spans=rejected, error_message=error))
+    response.partial_success.CopyFrom(ExportTracePartialSuccess(rejected_spans=rejected, error_message=error))
     return _reply(response, kind)
 
 
 def logs_reply(kind: str, rejected: int, error: str) -> Reply:
+    if not rejected and not error:
+        return _EMPTY[kind]
     response = ExportLogsServiceResponse()
-    if rejected or error:
-        response.partial_success.CopyFrom(ExportLogsPartialSuccess(rejected_log_records=rejected,
-                                                                   error_message=error))
+    response.partial_success.CopyFrom(ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=error))
     return _reply(response, kind)
 
 
 def hex_id(raw: bytes) -> str | None:
     """A binary trace or span id as the lower-case hex our events carry; all-zero ids mean "none"."""
-    if not raw or not any(raw):
+    if not raw or not raw.strip(b"\0"):
         return None
-    return binascii.hexlify(raw).decode()
+    return raw.hex()
 
 
 # HTTP status → the gRPC code OTLP's Status message carries (the OTLP/HTTP specification's mapping).

@@ -39,6 +39,8 @@ from producers.gateway.otlp_mapping import Mapped, map_logs, map_traces
 from producers.gateway.otlp_wire import MAX_RECORDS, decode_logs, decode_traces
 from producers.gateway.projects import Project, Projects
 from producers.gateway.sentry_typed import convert_sentry_payload
+from producers.gateway.stacktrace_text import MAX_TEXT
+from schemas import events as models
 from schemas.fast import ErrorEvent, encode
 from schemas.limits import MAX_MESSAGE, MAX_SHORT, MAX_TAGS
 from stream_processors.fingerprint import group_event
@@ -105,7 +107,9 @@ def test_trace_span_and_parent_ids_and_tags_come_from_the_span() -> None:
     assert event.trace_id and len(event.trace_id) == 32 and event.span_id and event.parent_span_id
     assert log_exception.trace_id == event.trace_id and log_exception.span_id == event.span_id
     assert event.tags["order.id"] == "1" and event.tags["otel.span_name"] == "pay"
-    assert event.context["otel_resource"]["service.name"] == "shop"
+    # resource attributes that became fields are not repeated in the context; the others are kept there
+    assert event.context["otel_resource"]["errstream.project_root"] == str(ROOT)
+    assert not {"service.name", "service.version", "telemetry.sdk.language"} & set(event.context["otel_resource"])
     # the span with status ERROR and no exception event is left out, and counted
     assert mapped.ignored == {"error_span_without_exception": 1, "span_without_exception": 1}
     assert mapped.stacktraces == {("python", "parsed"): 1}
@@ -125,7 +129,8 @@ def test_json_encoding_gives_the_same_events_as_protobuf() -> None:
 
 
 def _span_request(n: int = 1, *, service: str = "shop", attrs: dict[str, AnyValue] | None = None,
-                  event_attrs: dict[str, AnyValue] | None = None) -> ExportTraceServiceRequest:
+                  event_attrs: dict[str, AnyValue] | None = None,
+                  resource: dict[str, str] | None = None) -> ExportTraceServiceRequest:
     exc = {"exception.type": AnyValue(string_value="ValueError"),
            "exception.message": AnyValue(string_value="bad"), **(event_attrs or {})}
     spans = [Span(trace_id=bytes(range(1, 17)), span_id=(i + 1).to_bytes(8, "big"), name="op",
@@ -133,7 +138,8 @@ def _span_request(n: int = 1, *, service: str = "shop", attrs: dict[str, AnyValu
                   events=[Span.Event(name="exception", time_unix_nano=1_765_000_000_000_000_000,
                                      attributes=[KeyValue(key=k, value=v) for k, v in exc.items()])])
              for i in range(n)]
-    resource_attrs = [KeyValue(key="service.name", value=AnyValue(string_value=service))]
+    resource_attrs = [KeyValue(key=k, value=AnyValue(string_value=v))
+                      for k, v in {"service.name": service, **(resource or {})}.items()]
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
     request.resource_spans[0].resource.attributes.extend(resource_attrs)
     return request
@@ -149,6 +155,59 @@ def test_huge_attribute_values_are_cut_not_refused() -> None:
     assert len(event.exceptions[0].value) <= MAX_MESSAGE and len(event.tags) == MAX_TAGS
     assert len(event.tags["big"]) <= MAX_SHORT
     assert mapped.stacktraces == {("other", "unparsed"): 1}  # counted, and the event keeps type and message
+
+
+def _traceback(*paths: str, frames: int = 1) -> str:
+    """A printed Python traceback through ``paths`` (each ``frames`` times), as an OTel SDK records it."""
+    lines = ["Traceback (most recent call last):"]
+    for path in paths:
+        lines += [f'  File "{path}", line 12, in handle', "    return checkout(order)"] * frames
+    return "\n".join([*lines, "shop.errors.OrderRejected: order 1 wants 3", ""])
+
+
+def test_project_root_resource_attribute_marks_in_app_frames_and_names_their_modules() -> None:
+    """Without errstream.project_root a printed traceback has only paths; with it, frames below the root are
+    in-app with dotted module names (as the Sentry Python SDK's project_root gives), library frames are not."""
+    text = _traceback("/srv/shop/shop/payments.py", "/srv/shop/.venv/lib/python3.11/site-packages/httpx/_client.py",
+                      "/srv/other/tool.py")
+    event_attrs = {"exception.stacktrace": AnyValue(string_value=text)}
+    python = {"telemetry.sdk.language": "python"}
+    for root in ("/srv/shop", "/srv/shop/"):
+        [event] = map_traces(_span_request(event_attrs=event_attrs,
+                                           resource={**python, "errstream.project_root": root}), project()).events
+        [exc] = event.exceptions
+        assert [(f.module, f.in_app) for f in exc.stacktrace] == [
+            ("shop.payments", True), ("httpx._client", False), (None, None)]
+        assert (exc.type, exc.module) == ("OrderRejected", "shop.errors")
+    [event] = map_traces(_span_request(event_attrs=event_attrs, resource=python), project()).events
+    assert [(f.module, f.in_app) for f in event.exceptions[0].stacktrace] == [
+        (None, None), ("httpx._client", False), (None, None)]
+
+
+def test_a_stack_trace_longer_than_a_message_is_parsed_whole() -> None:
+    """exception.stacktrace is read up to the parsers' 64,000 characters, not cut to a message's 8,192 (which
+    lost the exception line at the end of a deep Python traceback and left the event without frames)."""
+    text = _traceback("/srv/shop/shop/payments.py", frames=150)
+    assert MAX_MESSAGE < len(text) < MAX_TEXT
+    mapped = map_traces(_span_request(event_attrs={"exception.stacktrace": AnyValue(string_value=text)},
+                                      resource={"errstream.project_root": "/srv/shop"}), project())
+    [event] = mapped.events
+    assert len(event.exceptions[0].stacktrace) == 150 and event.exceptions[0].type == "OrderRejected"
+    assert mapped.stacktraces == {("other", "parsed"): 1}
+
+
+def test_scrubbing_one_event_leaves_the_next_mapping_of_the_same_trace_as_sent() -> None:
+    """Parsed traces are kept and reused; each event gets its own copy, so what the scrubber replaces in one
+    (a source line with an e-mail address) is not what the next event of the same bug starts from."""
+    text = ('Traceback (most recent call last):\n  File "/srv/shop/shop/mail.py", line 3, in send\n'
+            '    raise ValueError("bounced: ada@example.com")\nValueError: bounced\n')
+    request = _span_request(event_attrs={"exception.stacktrace": AnyValue(string_value=text)})
+    scrubber = Scrubber.from_settings(Settings())
+    [first] = map_traces(request, project()).events
+    assert scrubber.scrub(first).exceptions[0].stacktrace[0].context_line == 'raise ValueError("bounced: <email>")'
+    [again] = map_traces(_span_request(event_attrs={"exception.stacktrace": AnyValue(string_value=text)}),
+                         project()).events
+    assert again.exceptions[0].stacktrace[0].context_line == 'raise ValueError("bounced: ada@example.com")'
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +343,8 @@ def test_mutated_sdk_payloads_are_refused_with_a_reason_or_give_publishable_even
                 assert 400 <= r.status < 500 and r.detail
                 outcomes["refused"] += 1
                 continue
-            for event in mapped.events:
-                assert encode(scrubber.scrub(event))
+            for event in mapped.events:  # what would be published satisfies the contract (pydantic's model)
+                models.ErrorEvent.model_validate_json(encode(scrubber.scrub(event)))
             outcomes["accepted"] += 1
     assert outcomes["refused"] > 100 and outcomes["accepted"] > 100  # both paths were exercised
 
