@@ -332,3 +332,96 @@ def _up(base: str) -> bool:
         return bool(httpx.get(f"{base}/healthz", timeout=1).json().get("kafka"))
     except httpx.HTTPError:
         return False
+
+
+# --- the gateway's request path, in one process --------------------------------------------------
+def bench_gateway_cpu(settings: Settings, requests: int = 3_000, rounds: int = 6, concurrency: int = 64,
+                      out: Callable[[str], None] = print) -> dict[str, Any]:
+    """CPU per event of the gateway's request path for each mode, in one process, the modes interleaved.
+
+    ``bench gateway`` needs a load generator on the same machine, and on a shared 2-core machine its
+    events/s and even its CPU per event move by more than the difference between the modes. Here the
+    gateway's ASGI application is called directly (no sockets, no HTTP parsing: the same for every mode)
+    with the real request bodies, its real Kafka publisher and acknowledgements; ``time.process_time`` of this
+    process, which runs nothing else, is divided by the events accepted. Rounds alternate the modes (and
+    which goes first), so a change in the machine's load touches both alike; the median round is reported.
+    """
+    run = harness.new_run("gateway-cpu")
+    s = harness.fresh_settings(settings, run)
+    harness.create_topics(s, [s.topic_errors])
+    try:
+        return asyncio.run(_gateway_cpu(s, requests, rounds, concurrency, out))
+    finally:
+        harness.delete_run_topics(s, run)
+
+
+async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int,
+                       out: Callable[[str], None]) -> dict[str, Any]:
+    from errstream_core.settings import GatewayProject
+    from producers.gateway.app import create_app
+
+    app = create_app(s.model_copy(update={"gateway_projects": {"1": GatewayProject(public_key="benchkey",
+                                                                                    service="shop")}}))
+    gateway = app.gateway
+    await gateway.connect()
+    bodies = {}
+    for mode, (build, path, content_type, (auth_name, auth_value), _) in MODES.items():
+        raw = build()
+        headers = [(b"content-type", content_type.encode()), (b"content-encoding", b"gzip"),
+                   (auth_name.lower().encode(), auth_value.encode())]
+        bodies[mode] = (path, headers, gzip.compress(raw), len(raw))
+
+    async def post(mode: str) -> int:
+        path, headers, body, _ = bodies[mode]
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": headers + [
+            (b"content-length", b"%d" % len(body))], "query_string": b"", "client": ("127.0.0.1", 50000)}
+        await app(scope, receive, send)
+        return status
+
+    async def batch(mode: str, n: int) -> None:
+        for start in range(0, n, concurrency):
+            statuses = await asyncio.gather(*(post(mode) for _ in range(min(concurrency, n - start))))
+            if any(code != 200 for code in statuses):
+                raise SystemExit(f"the gateway refused {mode} requests: {sorted(set(statuses))}")
+
+    per_event: dict[str, list[float]] = {mode: [] for mode in MODES}
+    try:
+        for mode in MODES:  # warm-up: imports, caches, the partition leaders
+            await batch(mode, min(requests, 500))
+        for i in range(rounds):
+            order = list(MODES) if i % 2 == 0 else list(reversed(MODES))
+            for mode in order:
+                started = time.process_time()
+                await batch(mode, requests)
+                per_event[mode].append((time.process_time() - started) / requests * 1e6)
+    finally:
+        if gateway.publisher is not None:
+            await gateway.publisher.__aexit__(None, None, None)
+    out(f"gateway request path in one process (ASGI app called directly, real Kafka publisher), {requests:,} "
+        f"requests of 1 event per mode and round, {concurrency} at a time, {rounds} rounds, modes interleaved")
+    figures: dict[str, Any] = {"requests": requests, "rounds": rounds, "concurrency": concurrency}
+    for mode, values in per_event.items():
+        median = statistics.median(values)
+        figures[mode] = {"cpu_us_per_event": median, "rounds_us": values, "events_per_cpu_second": 1e6 / median,
+                         "body_bytes": len(bodies[mode][2]), "raw_bytes": bodies[mode][3]}
+        out(f"  {mode:<7} {median:6.1f} µs of CPU per event (median; rounds "
+            f"{', '.join(f'{v:.1f}' for v in values)}) -> {1e6 / median:,.0f} events per CPU-second")
+    if {"otlp", "sentry"} <= per_event.keys():
+        # each round's two modes ran back to back, under much the same load: their ratio moves less than either
+        ratios = [o / s for o, s in zip(per_event["otlp"], per_event["sentry"], strict=True)]
+        figures["otlp_to_sentry"] = statistics.median(ratios)
+        figures["otlp_to_sentry_rounds"] = ratios
+        out(f"  otlp / sentry CPU per event: {figures['otlp_to_sentry']:.2f} (median of the rounds' ratios "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}; load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores)")
+    return figures

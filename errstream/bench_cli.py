@@ -83,6 +83,16 @@ def bench_gateway(seconds: float = 15.0, connections: int = 64, driver: str = "a
     _emit("gateway", params, figures, [], as_json)
 
 
+@bench_app.command("gateway-cpu")
+def bench_gateway_cpu(requests: int = 3_000, rounds: int = 6, concurrency: int = 64,
+                      as_json: JsonOption = False) -> None:
+    """CPU per event of the gateway's request path, Sentry envelopes and OTLP exports interleaved in one process
+    (the ASGI app called directly with its real Kafka publisher; needs a broker)."""
+    figures = _bench("ingest").bench_gateway_cpu(get_settings(), requests, rounds, concurrency,
+                                                 out=_progress(as_json))
+    _emit("gateway-cpu", {"requests": requests, "rounds": rounds, "concurrency": concurrency}, figures, [], as_json)
+
+
 @bench_app.command("core")
 def bench_core(
     events: Annotated[int, typer.Option(help="events to process")] = 50_000,
