@@ -221,18 +221,20 @@ def gateway() -> Iterator[httpx.Client]:
         yield http
 
 
-def _deep_json(levels: int) -> bytes:
-    """An attribute whose AnyValue nests kvlists ``levels`` deep (written as text: orjson stops at 254 levels)."""
+def _deep_json(levels: int, array: bool = False) -> bytes:
+    """An attribute whose AnyValue nests kvlists (or arrays) ``levels`` deep (written as text: orjson stops at 254
+    levels)."""
     value = b'{"stringValue": "bottom"}'
     for _ in range(levels):
-        value = b'{"kvlistValue": {"values": [{"key": "k", "value": ' + value + b"}]}}"
+        value = (b'{"arrayValue": {"values": [' + value + b"]}}" if array
+                 else b'{"kvlistValue": {"values": [{"key": "k", "value": ' + value + b"}]}}")
     span = (b'{"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "op", '
             b'"attributes": [{"key": "deep", "value": ' + value + b"}]}")
     return b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + span + b"]}]}]}"
 
 
-def _deep_protobuf(levels: int) -> bytes:
-    """A resource attribute whose AnyValue nests kvlists ``levels`` deep, written field by field."""
+def _deep_protobuf(levels: int, array: bool = False) -> bytes:
+    """A resource attribute whose AnyValue nests kvlists (or arrays) ``levels`` deep, written field by field."""
     def varint(n: int) -> bytes:
         out = bytearray()
         while n > 0x7F:
@@ -245,7 +247,7 @@ def _deep_protobuf(levels: int) -> bytes:
 
     value = field(1, b"bottom")  # AnyValue.string_value
     for _ in range(levels):  # AnyValue.kvlist_value → KeyValueList.values → KeyValue{key, value}
-        value = field(6, field(1, field(1, b"k") + field(2, value)))
+        value = field(5, field(1, value)) if array else field(6, field(1, field(1, b"k") + field(2, value)))
     return field(1, field(1, field(1, field(1, b"deep") + field(2, value))))  # request → resource spans → resource
 
 
@@ -264,6 +266,12 @@ HOSTILE = [
     ("AnyValue nested 80 deep", JSON, lambda: _deep_json(80), 400, "not a valid"),
     ("protobuf AnyValue nested 500 deep", PROTOBUF, lambda: _deep_protobuf(500), 400, "not a valid"),
     ("AnyValue nested 5,000 deep", JSON, lambda: _deep_json(5_000), 400, "not valid JSON"),
+    ("AnyValue arrays nested 80 deep", JSON, lambda: _deep_json(80, array=True), 400, "not a valid"),
+    ("protobuf AnyValue arrays nested 500 deep", PROTOBUF, lambda: _deep_protobuf(500, array=True), 400,
+     "not a valid"),
+    ("a body over the size limit (a huge attribute value)", PROTOBUF,
+     lambda: _span_request(attrs={"big": AnyValue(string_value="x" * 6_000_000)}).SerializeToString(), 413,
+     "exceeds the limit"),
     ("JSON nested 100,000 deep", JSON, lambda: b'{"a":' * 100_000 + b"1" + b"}" * 100_000, 400, "not valid JSON"),
     ("100,000 spans", PROTOBUF, lambda: _many_spans(100_000), 413, "exceed the limit"),
     ("no key", {"Content-Type": "application/x-protobuf"}, lambda: b"", 401, "missing public key"),
@@ -316,9 +324,16 @@ def test_refused_records_are_reported_as_otlp_partial_success(gateway: httpx.Cli
 
 
 def test_events_reach_publishing_and_wait_for_the_broker(gateway: httpx.Client) -> None:
-    """A valid export gets past every check; with no broker it is a 503 the exporter retries, never a 500."""
+    """A valid export gets past every check; with no broker it is a 503 the exporter retries, never a 500.
+    Huge attribute values within the body limit (4 MB here, nested arrays and kvlists too) are cut, not refused."""
     r = gateway.post("/v1/traces", content=recorded()["traces"][0], headers=PROTOBUF)
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
+    huge = AnyValue(string_value="x" * 4_000_000)
+    nested = AnyValue()
+    nested.array_value.values.add().kvlist_value.values.add(key="k", value=AnyValue(string_value="y" * 100_000))
+    body = _span_request(attrs={"big": huge, "nested": nested}, event_attrs={"exception.message": huge}).SerializeToString()
+    r = gateway.post("/v1/traces", content=gzip.compress(body), headers={**PROTOBUF, "Content-Encoding": "gzip"})
+    assert r.status_code == 503 and Status.FromString(r.content).code == 14  # UNAVAILABLE: the exporter retries
 
 
 def test_mutated_sdk_payloads_are_refused_with_a_reason_or_give_publishable_events() -> None:
