@@ -23,7 +23,10 @@ import orjson
 import pytest
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -390,6 +393,61 @@ def test_node_sdk_json_exports_map_to_grouped_events_with_frames(path: Path) -> 
     assert span_event.parent_span_id and len(span_event.trace_id or "") == 32
     assert group_event(span_event).fingerprint == group_event(log_event).fingerprint
     assert log_event.message == "payment failed" and log_event.logger == "shop.payments"
+
+
+def _reference(body: bytes, message: Any) -> Any:
+    """What protobuf's own JSON parser makes of an OTLP/JSON body (its ids turned from hex into base64 first)."""
+    def fix(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: base64.b64encode(bytes.fromhex(v)).decode() if k in ("traceId", "spanId", "parentSpanId")
+                    else fix(v) for k, v in node.items()}
+        return [fix(v) for v in node] if isinstance(node, list) else node
+
+    return json_format.ParseDict(fix(orjson.loads(body)), message, ignore_unknown_fields=True)
+
+
+def test_otlp_json_decodes_to_what_protobufs_own_json_parser_gives() -> None:
+    """The gateway's JSON decoder (a walk over the object and the C constructor, for speed) gives the very
+    message protobuf's json_format gives, on the real Node.js SDK's exports and on the Python SDK's."""
+    for path in NODE_RECORDED:
+        for doc in map(orjson.loads, path.read_bytes().splitlines()):
+            body = base64.b64decode(doc["body"])
+            if doc["path"] == "/v1/traces":
+                assert decode_traces(body, doc["content_type"])[0] == _reference(body, ExportTraceServiceRequest())
+            else:
+                assert decode_logs(body, doc["content_type"])[0] == _reference(body, ExportLogsServiceRequest())
+    request = ExportTraceServiceRequest.FromString(recorded()["traces"][0])
+    doc = json_format.MessageToDict(request)  # base64 ids, int64 as strings, enums by name
+    for rs in doc["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    assert decode_traces(orjson.dumps(doc), "application/json")[0] == request
+    snake = {"resource_spans": [{"scope_spans": [{"spans": [{"trace_id": "01" * 16, "kind": "SPAN_KIND_SERVER",
+                                                            "status": {"code": 2}, "start_time_unix_nano": 5,
+                                                            "future_field": {"x": 1}}]}]}]}
+    [[[span]]] = [[ss.spans for ss in rs.scope_spans] for rs in decode_traces(orjson.dumps(snake),
+                                                                                "application/json")[0].resource_spans]
+    assert (span.trace_id, span.kind, span.status.code, span.start_time_unix_nano) == (b"\x01" * 16, 2, 2, 5)
+
+
+@pytest.mark.parametrize(("doc", "reason"), [
+    ({"resourceSpans": {"scopeSpans": []}}, "resourceSpans must be a JSON array"),
+    ({"resourceSpans": ["x"]}, "ResourceSpans must be a JSON object"),
+    ({"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}, "'soon' is not an integer"),
+    ({"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 7}]}]}]}, "name must be a string"),
+    ({"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": str(2**64)}]}]}]}, "not a valid"),
+    ({"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": {"bytesValue": "%%%"}}]}}]},
+     "is not base64"),
+    ({"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": {"boolValue": "yes"}}]}}]},
+     "must be true or false"),
+])
+def test_otlp_json_of_the_wrong_types_is_refused_with_the_field_named(doc: dict[str, Any], reason: str) -> None:
+    with pytest.raises(Rejected) as refused:
+        decode_traces(orjson.dumps(doc), "application/json")
+    assert refused.value.status == 400 and reason in refused.value.detail, refused.value.detail
 
 
 def test_more_than_1000_errors_in_one_request_keeps_1000_and_refuses_the_rest() -> None:
