@@ -200,12 +200,31 @@ def otlp_traces() -> bytes:
     return bytes(encode_spans(spans.get_finished_spans()).SerializeToString())
 
 
+def otlp_traces_json() -> bytes:
+    """The same export in OTLP/JSON, as the JavaScript exporters send it (camelCase, hex ids, int64 as strings)."""
+    import base64
+
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    doc = json_format.MessageToDict(ExportTraceServiceRequest.FromString(otlp_traces()))
+    for resource_spans in doc["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(doc).encode()
+
+
 # Each mode: the request body builder, path, content type and auth header, and what the output calls it.
 MODES: dict[str, tuple[Callable[[], bytes], str, str, tuple[str, str], str]] = {
     "sentry": (lambda: sentry_envelope(), "/api/1/envelope/", "application/x-sentry-envelope",
                ("X-Sentry-Auth", "Sentry sentry_key=benchkey, sentry_version=7"), "real sentry-sdk envelopes"),
     "otlp": (otlp_traces, "/v1/traces", "application/x-protobuf", ("Authorization", "Bearer benchkey"),
              "OTLP/HTTP protobuf trace exports from the OpenTelemetry SDK"),
+    "otlp-json": (otlp_traces_json, "/v1/traces", "application/json", ("Authorization", "Bearer benchkey"),
+                  "OTLP/HTTP JSON trace exports (the same spans)"),
 }
 
 _WRK_SCRIPT = """
@@ -414,7 +433,7 @@ async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int
         median = statistics.median(values)
         figures[mode] = {"cpu_us_per_event": median, "rounds_us": values, "events_per_cpu_second": 1e6 / median,
                          "body_bytes": len(bodies[mode][2]), "raw_bytes": bodies[mode][3]}
-        out(f"  {mode:<7} {median:6.1f} µs of CPU per event (median; rounds "
+        out(f"  {mode:<9} {median:6.1f} µs of CPU per event (median; rounds "
             f"{', '.join(f'{v:.1f}' for v in values)}) -> {1e6 / median:,.0f} events per CPU-second")
     if {"otlp", "sentry"} <= per_event.keys():
         # each round's two modes ran back to back, under much the same load: their ratio moves less than either

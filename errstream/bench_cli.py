@@ -75,7 +75,7 @@ def bench_sdk(events: int = 50_000, rate: float = 5_000.0, as_json: JsonOption =
 def bench_gateway(seconds: float = 15.0, connections: int = 64, driver: str = "auto", runs: int = 3,
                   warmup: float = 3.0, mode: str = "sentry", as_json: JsonOption = False) -> None:
     """Gateway benchmark: events/s on one worker process, median of --runs passes after a warm-up
-    (driver: wrk if installed, else httpx; mode: sentry envelopes or otlp trace exports)."""
+    (driver: wrk if installed, else httpx; mode: sentry envelopes, otlp or otlp-json trace exports)."""
     figures = _bench("ingest").bench_gateway(get_settings(), seconds, connections, driver, runs, warmup,
                                              out=_progress(as_json), mode=mode)
     params = {"seconds": seconds, "connections": connections, "driver": driver, "runs": runs, "warmup": warmup,

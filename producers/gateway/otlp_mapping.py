@@ -30,6 +30,7 @@ msgspec passes through without validating again (figures: docs/performance.md, "
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +52,8 @@ from producers.gateway.projects import Project
 from producers.gateway.stacktrace_text import MAX_TEXT, copy_chain, parse_chain
 from producers.gateway.stacktrace_text.common import cut, split_type
 from schemas.fast import ErrorEvent, ExceptionInfo, Mechanism, convert_event
-from schemas.limits import MAX_MESSAGE, MAX_SHORT, MAX_TAGS
+from schemas.free_form import check_free_form
+from schemas.limits import MAX_INT, MAX_MESSAGE, MAX_SHORT, MAX_TAGS, MIN_INT
 
 SEVERITY_ERROR = 17  # SeverityNumber: 17-20 ERROR, 21-24 FATAL
 MAX_EVENTS = 1_000  # events taken from one request (as for POST /api/v1/events); the rest are refused
@@ -67,7 +69,7 @@ _ERROR = Status.STATUS_CODE_ERROR
 # Resource attributes that become event fields; the others go to context["otel_resource"].
 _MAPPED_RESOURCE = frozenset({"service.name", "service.version", "deployment.environment.name",
                               "deployment.environment", "host.name", "telemetry.sdk.language", "telemetry.sdk.name",
-                              "telemetry.sdk.version"})
+                              "telemetry.sdk.version", PROJECT_ROOT})
 
 
 class Mapped:
@@ -186,6 +188,9 @@ class _Resource:
     # service, release, environment, server_name, platform, sdk and context: the same for every event of the
     # resource, shared and never changed (the scrubber copies what it changes)
     fields: dict[str, Any]
+    # context["otel_resource"]: checked against the schema's free-form bounds once, here, and given to each
+    # event after its validation (shared, never changed: the scrubber copies what it changes)
+    context: dict[str, Any]
     language: str
     root: str | None
 
@@ -214,8 +219,10 @@ def _resource_fields(attrs: dict[str, Any], default_service: str) -> _Resource:
     language = str(attrs.get("telemetry.sdk.language") or "").lower()
     env = attrs.get("deployment.environment.name") or attrs.get("deployment.environment")
     sdk = attrs.get("telemetry.sdk.name")
-    other = {k: (v if isinstance(v, (str, int, float, bool)) else _text(v)) for k, v in
+    other = {k: (v if _storable(v) else _text(v)) for k, v in
              [(k, v) for k, v in attrs.items() if k not in _MAPPED_RESOURCE][:MAX_TAGS]}
+    context = {"otel_resource": other} if other else {}
+    check_free_form(context)  # scalars within range, one level below the top: cannot fail, checked all the same
     service = str(name) if named else default_service
     fields = {
         "service": service,
@@ -224,10 +231,18 @@ def _resource_fields(attrs: dict[str, Any], default_service: str) -> _Resource:
         "server_name": _text(attrs["host.name"]) if attrs.get("host.name") else None,
         "platform": _PLATFORMS.get(language, "other"),
         "sdk": _text(f"{sdk}/{attrs.get('telemetry.sdk.version', '')}") if sdk else None,
-        "context": {"otel_resource": other} if other else {},
     }
     root = attrs.get(PROJECT_ROOT)
-    return _Resource(service, named, fields, language, root if isinstance(root, str) and root else None)
+    return _Resource(service, named, fields, context, language, root if isinstance(root, str) and root else None)
+
+
+def _storable(value: Any) -> bool:
+    """A scalar the schema's free-form context holds as it is (else it is kept as text)."""
+    if isinstance(value, (str, bool)):
+        return True
+    if isinstance(value, int):
+        return MIN_INT <= value <= MAX_INT
+    return isinstance(value, float) and math.isfinite(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,12 +316,14 @@ def _count_stacktrace(mapped: Mapped, exc: _Exception) -> None:
         mapped.stacktraces[exc.stacktrace] = mapped.stacktraces.get(exc.stacktrace, 0) + 1
 
 
-def _convert(fields: dict[str, Any], what: str, mapped: Mapped) -> None:
+def _convert(fields: dict[str, Any], res: _Resource, what: str, mapped: Mapped) -> None:
     if len(mapped.events) >= MAX_EVENTS:
         mapped.refuse(what, f"more than {MAX_EVENTS} errors in one request")
         return
     try:
-        mapped.events.append(convert_event(fields))
+        event = convert_event(fields)
+        event.context = res.context  # checked once per resource: not walked again for every event
+        mapped.events.append(event)
     except ValidationError as exc:
         first = exc.errors()[0]
         mapped.refuse(what, f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
@@ -345,7 +362,7 @@ def map_traces(request: ExportTraceServiceRequest, project: Project) -> Mapped:
                     when = _time(nanos) or _time(span.end_time_unix_nano)
                     if when:
                         fields["timestamp"] = when
-                    _convert(fields, f"span {span_id or '?'}", mapped)
+                    _convert(fields, res, f"span {span_id or '?'}", mapped)
                 if not found:
                     mapped.ignore("error_span_without_exception" if span.status.code == _ERROR
                                   else "span_without_exception")
@@ -398,5 +415,5 @@ def map_logs(request: ExportLogsServiceRequest, project: Project) -> Mapped:
                 when = _time(nanos)
                 if when:
                     fields["timestamp"] = when
-                _convert(fields, f"log record {span_id or ''}".strip(), mapped)
+                _convert(fields, res, f"log record {span_id or ''}".strip(), mapped)
     return mapped

@@ -110,23 +110,29 @@ def test_trace_span_and_parent_ids_and_tags_come_from_the_span() -> None:
     assert event.trace_id and len(event.trace_id) == 32 and event.span_id and event.parent_span_id
     assert log_exception.trace_id == event.trace_id and log_exception.span_id == event.span_id
     assert event.tags["order.id"] == "1" and event.tags["otel.span_name"] == "pay"
-    # resource attributes that became fields are not repeated in the context; the others are kept there
-    assert event.context["otel_resource"]["errstream.project_root"] == str(ROOT)
-    assert not {"service.name", "service.version", "telemetry.sdk.language"} & set(event.context["otel_resource"])
+    # resource attributes that became fields (or in-app frames) are not repeated in the context; the others are
+    assert event.context["otel_resource"]["service.instance.id"]
+    assert not {"service.name", "service.version", "telemetry.sdk.language", "errstream.project_root"} & set(
+        event.context["otel_resource"])
     # the span with status ERROR and no exception event is left out, and counted
     assert mapped.ignored == {"error_span_without_exception": 1, "span_without_exception": 1}
     assert mapped.stacktraces == {("python", "parsed"): 1}
 
 
+def _otlp_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """protobuf's JSON of ``request`` (int64 as strings, enums by name) with OTLP/JSON's hex ids, as the
+    Collector and the JavaScript exporters send them."""
+    doc = json_format.MessageToDict(request)
+    for span in (span for rs in doc["resourceSpans"] for ss in rs["scopeSpans"] for span in ss["spans"]):
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if key in span:
+                span[key] = base64.b64decode(span[key]).hex()
+    return doc
+
+
 def test_json_encoding_gives_the_same_events_as_protobuf() -> None:
     request = ExportTraceServiceRequest.FromString(recorded()["traces"][0])
-    doc = json_format.MessageToDict(request)
-    for rs in doc["resourceSpans"]:  # OTLP/JSON: hex ids, as the Collector and the JS exporters send them
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
+    doc = _otlp_json(request)
     from_json = map_traces(decode_traces(orjson.dumps(doc), "application/json; charset=utf-8")[0], project())
     assert from_json.events == traces().events
 
@@ -146,6 +152,16 @@ def _span_request(n: int = 1, *, service: str = "shop", attrs: dict[str, AnyValu
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
     request.resource_spans[0].resource.attributes.extend(resource_attrs)
     return request
+
+
+def test_resource_values_the_context_cannot_hold_are_kept_as_text() -> None:
+    request = _span_request()
+    resource = request.resource_spans[0].resource
+    resource.attributes.add(key="big", value=AnyValue(int_value=2**63 - 1))
+    resource.attributes.add(key="nan", value=AnyValue(double_value=float("nan")))
+    resource.attributes.add(key="list", value=AnyValue()).value.array_value.values.add(int_value=1)
+    [event] = map_traces(request, project()).events
+    assert event.context == {"otel_resource": {"big": 2**63 - 1, "nan": "nan", "list": "[1]"}}
 
 
 def test_huge_attribute_values_are_cut_not_refused() -> None:
@@ -417,13 +433,7 @@ def test_otlp_json_decodes_to_what_protobufs_own_json_parser_gives() -> None:
             else:
                 assert decode_logs(body, doc["content_type"])[0] == _reference(body, ExportLogsServiceRequest())
     request = ExportTraceServiceRequest.FromString(recorded()["traces"][0])
-    doc = json_format.MessageToDict(request)  # base64 ids, int64 as strings, enums by name
-    for rs in doc["resourceSpans"]:
-        for ss in rs["scopeSpans"]:
-            for span in ss["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if key in span:
-                        span[key] = base64.b64decode(span[key]).hex()
+    doc = _otlp_json(request)
     assert decode_traces(orjson.dumps(doc), "application/json")[0] == request
     snake = {"resource_spans": [{"scope_spans": [{"spans": [{"trace_id": "01" * 16, "kind": "SPAN_KIND_SERVER",
                                                             "status": {"code": 2}, "start_time_unix_nano": 5,
