@@ -355,7 +355,7 @@ def _up(base: str) -> bool:
 
 # --- the gateway's request path, in one process --------------------------------------------------
 def bench_gateway_cpu(settings: Settings, requests: int = 3_000, rounds: int = 6, concurrency: int = 64,
-                      out: Callable[[str], None] = print) -> dict[str, Any]:
+                      out: Callable[[str], None] = print, kafka: bool = True) -> dict[str, Any]:
     """CPU per event of the gateway's request path for each mode, in one process, the modes interleaved.
 
     ``bench gateway`` needs a load generator on the same machine, and on a shared 2-core machine its
@@ -364,25 +364,44 @@ def bench_gateway_cpu(settings: Settings, requests: int = 3_000, rounds: int = 6
     with the real request bodies, its real Kafka publisher and acknowledgements; ``time.process_time`` of this
     process, which runs nothing else, is divided by the events accepted. Rounds alternate the modes (and
     which goes first), so a change in the machine's load touches both alike; the median round is reported.
+
+    ``kafka=False`` stops each request at the publisher's door (``_Discard``: events scrubbed, encoded and
+    size-checked, then dropped), which leaves out the broker's share — the same for every mode, and most of
+    the variance on a loaded machine — and needs no broker.
     """
+    if not kafka:
+        return asyncio.run(_gateway_cpu(settings, requests, rounds, concurrency, out, _Discard()))
     run = harness.new_run("gateway-cpu")
     s = harness.fresh_settings(settings, run)
     harness.create_topics(s, [s.topic_errors])
     try:
-        return asyncio.run(_gateway_cpu(s, requests, rounds, concurrency, out))
+        return asyncio.run(_gateway_cpu(s, requests, rounds, concurrency, out, None))
     finally:
         harness.delete_run_topics(s, run)
 
 
-async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int,
-                       out: Callable[[str], None]) -> dict[str, Any]:
+class _Discard:
+    """Stands where the Kafka publisher does in ``bench gateway-cpu --no-kafka``: takes each record, sends nothing."""
+
+    async def publish_coalesced(self, payload: bytes, key: bytes | None = None) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int, out: Callable[[str], None],
+                       publisher: _Discard | None) -> dict[str, Any]:
     from errstream_core.settings import GatewayProject
     from producers.gateway.app import create_app
 
     app = create_app(s.model_copy(update={"gateway_projects": {"1": GatewayProject(public_key="benchkey",
                                                                                     service="shop")}}))
     gateway = app.gateway
-    await gateway.connect()
+    if publisher is None:
+        await gateway.connect()
+    else:
+        gateway.publisher = publisher  # type: ignore[assignment]
     bodies = {}
     for mode, (build, path, content_type, (auth_name, auth_value), _) in MODES.items():
         raw = build()
@@ -426,9 +445,11 @@ async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int
     finally:
         if gateway.publisher is not None:
             await gateway.publisher.__aexit__(None, None, None)
-    out(f"gateway request path in one process (ASGI app called directly, real Kafka publisher), {requests:,} "
+    where = "real Kafka publisher" if publisher is None else "events dropped at the publisher, no Kafka"
+    out(f"gateway request path in one process (ASGI app called directly, {where}), {requests:,} "
         f"requests of 1 event per mode and round, {concurrency} at a time, {rounds} rounds, modes interleaved")
-    figures: dict[str, Any] = {"requests": requests, "rounds": rounds, "concurrency": concurrency}
+    figures: dict[str, Any] = {"requests": requests, "rounds": rounds, "concurrency": concurrency,
+                               "kafka": publisher is None}
     for mode, values in per_event.items():
         median = statistics.median(values)
         figures[mode] = {"cpu_us_per_event": median, "rounds_us": values, "events_per_cpu_second": 1e6 / median,

@@ -84,13 +84,15 @@ def bench_gateway(seconds: float = 15.0, connections: int = 64, driver: str = "a
 
 
 @bench_app.command("gateway-cpu")
-def bench_gateway_cpu(requests: int = 3_000, rounds: int = 6, concurrency: int = 64,
+def bench_gateway_cpu(requests: int = 3_000, rounds: int = 6, concurrency: int = 64, kafka: bool = True,
                       as_json: JsonOption = False) -> None:
     """CPU per event of the gateway's request path, Sentry envelopes and OTLP exports interleaved in one process
-    (the ASGI app called directly with its real Kafka publisher; needs a broker)."""
+    (the ASGI app called directly with its real Kafka publisher, which needs a broker; --no-kafka drops the
+    events at the publisher)."""
     figures = _bench("ingest").bench_gateway_cpu(get_settings(), requests, rounds, concurrency,
-                                                 out=_progress(as_json))
-    _emit("gateway-cpu", {"requests": requests, "rounds": rounds, "concurrency": concurrency}, figures, [], as_json)
+                                                 out=_progress(as_json), kafka=kafka)
+    params = {"requests": requests, "rounds": rounds, "concurrency": concurrency, "kafka": kafka}
+    _emit("gateway-cpu", params, figures, [], as_json)
 
 
 @bench_app.command("core")
