@@ -269,7 +269,7 @@ def _exception(attrs: dict[str, Any], language: str, root: str | None) -> _Excep
                  if v is not None and v != "" and not k.startswith("exception."))[:MAX_TAGS]
     text = attrs.get(STACKTRACE)
     counted = None
-    if text.__class__ is str and not text.isspace():
+    if text.__class__ is str and text and not text.isspace():
         parsed = parse_chain(text, language, root)
         lang = language or "unknown"
         counted = (lang if lang in _PLATFORMS else "other", "parsed" if parsed else "unparsed")
@@ -350,8 +350,9 @@ def map_traces(request: ExportTraceServiceRequest, project: Project) -> Mapped:
                     nanos = event.time_unix_nano
                     exc = _span_exception(event, res)
                     _count_stacktrace(mapped, exc)
-                    tags = ({"otel.span_name": _text(span_name), "otel.scope": _text(scope)} if scope
-                            else {"otel.span_name": _text(span_name)})
+                    tags = {"otel.span_name": _text(span_name)} if span_name else {}
+                    if scope:
+                        tags["otel.scope"] = _text(scope)
                     for key, value in exc.tags:
                         if key not in tags and len(tags) < MAX_TAGS:
                             tags[key] = value

@@ -154,6 +154,15 @@ def _span_request(n: int = 1, *, service: str = "shop", attrs: dict[str, AnyValu
     return request
 
 
+def test_empty_span_name_and_stack_trace_add_no_tag_and_no_count() -> None:
+    request = _span_request(event_attrs={"exception.stacktrace": AnyValue(string_value="")})
+    request.resource_spans[0].scope_spans[0].spans[0].name = ""
+    mapped = map_traces(request, project())
+    [event] = mapped.events
+    assert "otel.span_name" not in event.tags and mapped.stacktraces == {}
+    assert (event.exceptions[0].type, event.exceptions[0].value) == ("ValueError", "bad")
+
+
 def test_resource_values_the_context_cannot_hold_are_kept_as_text() -> None:
     request = _span_request()
     resource = request.resource_spans[0].resource
