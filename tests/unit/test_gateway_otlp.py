@@ -302,6 +302,8 @@ HOSTILE = [
      "exceeds the limit"),
     ("JSON nested 100,000 deep", JSON, lambda: b'{"a":' * 100_000 + b"1" + b"}" * 100_000, 400, "not valid JSON"),
     ("100,000 spans", PROTOBUF, lambda: _many_spans(100_000), 413, "exceed the limit"),
+    ("100,000 spans as JSON", JSON, lambda: b'{"resourceSpans": [{"scopeSpans": [{"spans": [' + b", ".join(
+        [b'{"name": "op"}'] * 100_000) + b"]}]}]}", 413, "exceed the limit"),
     ("no key", {"Content-Type": "application/x-protobuf"}, lambda: b"", 401, "missing public key"),
     ("unknown key", {**PROTOBUF, "Authorization": "Bearer nope"}, lambda: b"", 403, "unknown public key"),
     ("a service the key is not bound to", PROTOBUF, lambda: _span_request(service="billing").SerializeToString(),
