@@ -176,7 +176,8 @@ def _handmade_envelope() -> bytes:
 def otlp_traces() -> bytes:
     """An OTLP/HTTP trace export of one span with the same exception recorded, as the OpenTelemetry SDK encodes it.
 
-    The same failing call stack as the Sentry envelope, so both modes compare one event of the same size.
+    The same failing call stack as the Sentry envelope, so both modes compare one event of the same size; the
+    source root is the working directory, as for the Sentry SDK, so both events have the same in-app frames.
     """
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.resources import Resource
@@ -186,7 +187,8 @@ def otlp_traces() -> bytes:
 
     spans = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "shop", "service.version": "shop@2.0.1",
-                                                        "deployment.environment.name": "bench"}))
+                                                        "deployment.environment.name": "bench",
+                                                        "errstream.project_root": os.getcwd()}))
     provider.add_span_processor(SimpleSpanProcessor(spans))
     with provider.get_tracer("bench").start_as_current_span("POST /checkout") as span:
         span.set_attribute("region", "eu-west-1")
@@ -198,12 +200,31 @@ def otlp_traces() -> bytes:
     return bytes(encode_spans(spans.get_finished_spans()).SerializeToString())
 
 
+def otlp_traces_json() -> bytes:
+    """The same export in OTLP/JSON, as the JavaScript exporters send it (camelCase, hex ids, int64 as strings)."""
+    import base64
+
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    doc = json_format.MessageToDict(ExportTraceServiceRequest.FromString(otlp_traces()))
+    for resource_spans in doc["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(doc).encode()
+
+
 # Each mode: the request body builder, path, content type and auth header, and what the output calls it.
 MODES: dict[str, tuple[Callable[[], bytes], str, str, tuple[str, str], str]] = {
     "sentry": (lambda: sentry_envelope(), "/api/1/envelope/", "application/x-sentry-envelope",
                ("X-Sentry-Auth", "Sentry sentry_key=benchkey, sentry_version=7"), "real sentry-sdk envelopes"),
     "otlp": (otlp_traces, "/v1/traces", "application/x-protobuf", ("Authorization", "Bearer benchkey"),
              "OTLP/HTTP protobuf trace exports from the OpenTelemetry SDK"),
+    "otlp-json": (otlp_traces_json, "/v1/traces", "application/json", ("Authorization", "Bearer benchkey"),
+                  "OTLP/HTTP JSON trace exports (the same spans)"),
 }
 
 _WRK_SCRIPT = """
@@ -330,3 +351,117 @@ def _up(base: str) -> bool:
         return bool(httpx.get(f"{base}/healthz", timeout=1).json().get("kafka"))
     except httpx.HTTPError:
         return False
+
+
+# --- the gateway's request path, in one process --------------------------------------------------
+def bench_gateway_cpu(settings: Settings, requests: int = 3_000, rounds: int = 6, concurrency: int = 64,
+                      out: Callable[[str], None] = print, kafka: bool = True) -> dict[str, Any]:
+    """CPU per event of the gateway's request path for each mode, in one process, the modes interleaved.
+
+    ``bench gateway`` needs a load generator on the same machine, and on a shared 2-core machine its
+    events/s and even its CPU per event move by more than the difference between the modes. Here the
+    gateway's ASGI application is called directly (no sockets, no HTTP parsing: the same for every mode)
+    with the real request bodies, its real Kafka publisher and acknowledgements; ``time.process_time`` of this
+    process, which runs nothing else, is divided by the events accepted. Rounds alternate the modes (and
+    which goes first), so a change in the machine's load touches both alike; the median round is reported.
+
+    ``kafka=False`` stops each request at the publisher's door (``_Discard``: events scrubbed, encoded and
+    size-checked, then dropped), which leaves out the broker's share — the same for every mode, and most of
+    the variance on a loaded machine — and needs no broker.
+    """
+    if not kafka:
+        return asyncio.run(_gateway_cpu(settings, requests, rounds, concurrency, out, _Discard()))
+    run = harness.new_run("gateway-cpu")
+    s = harness.fresh_settings(settings, run)
+    harness.create_topics(s, [s.topic_errors])
+    try:
+        return asyncio.run(_gateway_cpu(s, requests, rounds, concurrency, out, None))
+    finally:
+        harness.delete_run_topics(s, run)
+
+
+class _Discard:
+    """Stands where the Kafka publisher does in ``bench gateway-cpu --no-kafka``: takes each record, sends nothing."""
+
+    async def publish_coalesced(self, payload: bytes, key: bytes | None = None) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def _gateway_cpu(s: Settings, requests: int, rounds: int, concurrency: int, out: Callable[[str], None],
+                       publisher: _Discard | None) -> dict[str, Any]:
+    from errstream_core.settings import GatewayProject
+    from producers.gateway.app import create_app
+
+    app = create_app(s.model_copy(update={"gateway_projects": {"1": GatewayProject(public_key="benchkey",
+                                                                                    service="shop")}}))
+    gateway = app.gateway
+    if publisher is None:
+        await gateway.connect()
+    else:
+        gateway.publisher = publisher  # type: ignore[assignment]
+    bodies = {}
+    for mode, (build, path, content_type, (auth_name, auth_value), _) in MODES.items():
+        raw = build()
+        headers = [(b"content-type", content_type.encode()), (b"content-encoding", b"gzip"),
+                   (auth_name.lower().encode(), auth_value.encode())]
+        bodies[mode] = (path, headers, gzip.compress(raw), len(raw))
+
+    async def post(mode: str) -> int:
+        path, headers, body, _ = bodies[mode]
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": headers + [
+            (b"content-length", b"%d" % len(body))], "query_string": b"", "client": ("127.0.0.1", 50000)}
+        await app(scope, receive, send)
+        return status
+
+    async def batch(mode: str, n: int) -> None:
+        for start in range(0, n, concurrency):
+            statuses = await asyncio.gather(*(post(mode) for _ in range(min(concurrency, n - start))))
+            if any(code != 200 for code in statuses):
+                raise SystemExit(f"the gateway refused {mode} requests: {sorted(set(statuses))}")
+
+    per_event: dict[str, list[float]] = {mode: [] for mode in MODES}
+    try:
+        for mode in MODES:  # warm-up: imports, caches, the partition leaders
+            await batch(mode, min(requests, 500))
+        for i in range(rounds):
+            order = list(MODES) if i % 2 == 0 else list(reversed(MODES))
+            for mode in order:
+                started = time.process_time()
+                await batch(mode, requests)
+                per_event[mode].append((time.process_time() - started) / requests * 1e6)
+    finally:
+        if gateway.publisher is not None:
+            await gateway.publisher.__aexit__(None, None, None)
+    where = "real Kafka publisher" if publisher is None else "events dropped at the publisher, no Kafka"
+    out(f"gateway request path in one process (ASGI app called directly, {where}), {requests:,} "
+        f"requests of 1 event per mode and round, {concurrency} at a time, {rounds} rounds, modes interleaved")
+    figures: dict[str, Any] = {"requests": requests, "rounds": rounds, "concurrency": concurrency,
+                               "kafka": publisher is None}
+    for mode, values in per_event.items():
+        median = statistics.median(values)
+        figures[mode] = {"cpu_us_per_event": median, "rounds_us": values, "events_per_cpu_second": 1e6 / median,
+                         "body_bytes": len(bodies[mode][2]), "raw_bytes": bodies[mode][3]}
+        out(f"  {mode:<9} {median:6.1f} µs of CPU per event (median; rounds "
+            f"{', '.join(f'{v:.1f}' for v in values)}) -> {1e6 / median:,.0f} events per CPU-second")
+    if {"otlp", "sentry"} <= per_event.keys():
+        # each round's two modes ran back to back, under much the same load: their ratio moves less than either
+        ratios = [o / s for o, s in zip(per_event["otlp"], per_event["sentry"], strict=True)]
+        figures["otlp_to_sentry"] = statistics.median(ratios)
+        figures["otlp_to_sentry_rounds"] = ratios
+        out(f"  otlp / sentry CPU per event: {figures['otlp_to_sentry']:.2f} (median of the rounds' ratios "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}; load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores)")
+    return figures

@@ -75,12 +75,24 @@ def bench_sdk(events: int = 50_000, rate: float = 5_000.0, as_json: JsonOption =
 def bench_gateway(seconds: float = 15.0, connections: int = 64, driver: str = "auto", runs: int = 3,
                   warmup: float = 3.0, mode: str = "sentry", as_json: JsonOption = False) -> None:
     """Gateway benchmark: events/s on one worker process, median of --runs passes after a warm-up
-    (driver: wrk if installed, else httpx; mode: sentry envelopes or otlp trace exports)."""
+    (driver: wrk if installed, else httpx; mode: sentry envelopes, otlp or otlp-json trace exports)."""
     figures = _bench("ingest").bench_gateway(get_settings(), seconds, connections, driver, runs, warmup,
                                              out=_progress(as_json), mode=mode)
     params = {"seconds": seconds, "connections": connections, "driver": driver, "runs": runs, "warmup": warmup,
               "mode": mode}
     _emit("gateway", params, figures, [], as_json)
+
+
+@bench_app.command("gateway-cpu")
+def bench_gateway_cpu(requests: int = 3_000, rounds: int = 6, concurrency: int = 64, kafka: bool = True,
+                      as_json: JsonOption = False) -> None:
+    """CPU per event of the gateway's request path, Sentry envelopes and OTLP exports interleaved in one process
+    (the ASGI app called directly with its real Kafka publisher, which needs a broker; --no-kafka drops the
+    events at the publisher)."""
+    figures = _bench("ingest").bench_gateway_cpu(get_settings(), requests, rounds, concurrency,
+                                                 out=_progress(as_json), kafka=kafka)
+    params = {"requests": requests, "rounds": rounds, "concurrency": concurrency, "kafka": kafka}
+    _emit("gateway-cpu", params, figures, [], as_json)
 
 
 @bench_app.command("core")

@@ -87,12 +87,21 @@ class Metrics:
         # Children resolved once: .labels() is a lock and a dict lookup on every request otherwise.
         self.accepted_by = {name: self.accepted.labels(name)
                             for name in ("envelope", "store", "events", "otlp_traces", "otlp_logs")}
+        # The same for the OTLP counters, as their labels first appear (a few reasons, languages and outcomes).
+        self._otlp_ignored_by: dict[str, Any] = {}
+        self._otlp_stacktraces_by: dict[tuple[str, str], Any] = {}
 
     def count_otlp(self, signal: str, mapped: Mapped) -> None:
         for reason, n in mapped.ignored.items():
-            self.otlp_ignored.labels(reason).inc(n)
-        for (language, outcome), n in mapped.stacktraces.items():
-            self.otlp_stacktraces.labels(language, outcome).inc(n)
+            child = self._otlp_ignored_by.get(reason)
+            if child is None:
+                child = self._otlp_ignored_by[reason] = self.otlp_ignored.labels(reason)
+            child.inc(n)
+        for labels, n in mapped.stacktraces.items():
+            child = self._otlp_stacktraces_by.get(labels)
+            if child is None:
+                child = self._otlp_stacktraces_by[labels] = self.otlp_stacktraces.labels(*labels)
+            child.inc(n)
         if mapped.rejected:
             self.otlp_rejected.labels(signal).inc(mapped.rejected)
 

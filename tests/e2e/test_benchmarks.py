@@ -31,6 +31,8 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
                 ["gateway: median"]),
     "gateway otlp": (["--seconds", "1", "--runs", "1", "--warmup", "0", "--connections", "4", "--driver",
                              "httpx", "--mode", "otlp", "--json"], ['"mode": "otlp"']),
+    "gateway-cpu": (["--requests", "40", "--rounds", "2", "--concurrency", "8"],
+                    ["sentry", "otlp", "µs of CPU per event", "otlp / sentry CPU per event"]),
     "worker": (["--events", "300"], ["µs per event"]),
     "alerts": (["--rate", "200", "--seconds", "2", "--probes", "4"], ["alert latency     p50"]),
     "notify": (["--paced", "5", "--rate", "50", "--burst", "20"], ["paced  5 alerts", "burst  20 alerts",

@@ -7,10 +7,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from producers.gateway.stacktrace_text import MAX_TEXT, parse_stacktrace
+from producers.gateway.stacktrace_text import MAX_TEXT, copy_chain, parse_chain, parse_stacktrace
 from schemas.events import ExceptionInfo
+from schemas.fast import ExceptionInfo as ExceptionInfoStruct
 
 ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -177,10 +179,20 @@ def test_hostile_text_costs_linear_time_in_every_parser(text: str) -> None:
     assert time.perf_counter() - started < 2.0  # seconds: the backtracking patterns took 7 to 35
 
 
-def test_a_cached_parse_is_not_changed_by_what_its_caller_does() -> None:
-    first = parse_stacktrace(JAVA, "java")
-    assert first
-    first[-1]["value"] = "changed"
-    first[-1]["stacktrace"].clear()
-    again = parse_stacktrace(JAVA, "java")
-    assert again and again[-1]["value"] == "could not load cart 7" and len(again[-1]["stacktrace"]) == 3
+def test_a_cached_parse_is_not_changed_by_what_its_caller_does_with_its_copy() -> None:
+    cached = parse_chain(JAVA, "java")
+    assert cached and parse_chain(JAVA, "java") is cached  # parsed once, then reused
+    first = copy_chain(cached)
+    first[-1].value = "changed"
+    first[-1].stacktrace[0].context_line = "changed"
+    first[-1].stacktrace.clear()
+    again = copy_chain(parse_chain(JAVA, "java") or ())
+    assert again[-1].value == "could not load cart 7" and len(again[-1].stacktrace) == 3
+    assert not any(f.context_line for f in again[-1].stacktrace)
+
+
+def test_the_cached_chain_is_the_parsed_one_as_schema_structs() -> None:
+    for text, language in ((JAVA, "java"), (NODE, "nodejs"), (GO_PANIC, "go"), (DOTNET, "dotnet")):
+        parsed = parse_stacktrace(text, language)
+        assert [msgspec.to_builtins(e) for e in parse_chain(text, language) or ()] == [
+            msgspec.to_builtins(msgspec.convert(e, ExceptionInfoStruct)) for e in parsed or ()]

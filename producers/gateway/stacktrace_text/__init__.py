@@ -20,13 +20,18 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+from msgspec.structs import replace
+
 from producers.gateway.stacktrace_text import dotnet, golang, java, javascript, python
+from schemas.fast import ExceptionInfo
 
 Parsed = list[dict[str, Any]]
 Parser = Callable[[str, str | None], Parsed | None]
 MAX_TEXT = 64_000  # characters of one exception.stacktrace that are parsed; a longer one is cut
-# The same bug sends the same text again and again: parsed once, its frames are reused. Only texts up to
-# CACHED_TEXT characters are kept, so the cache holds at most CACHE_SIZE * CACHED_TEXT characters (16 MB).
+# The same bug sends the same text again and again: parsed once, its frames are reused (``parse_chain``). Only
+# texts up to CACHED_TEXT characters are kept, so the cache holds at most CACHE_SIZE * CACHED_TEXT characters
+# (16 MB).
 CACHE_SIZE = 1_024
 CACHED_TEXT = 16_000
 
@@ -48,19 +53,45 @@ def parse_stacktrace(text: str, language: str | None = None, root: str | None = 
 
     ``root`` is the application's source root (resource attribute ``errstream.project_root``): frames
     under it are in-app and, for Python, get their dotted module name from the path below it, as the Sentry
-    Python SDK derives both from its ``project_root``. The exceptions returned are the caller's to change
-    (their frames are shared with the cache and must not be).
+    Python SDK derives both from its ``project_root``. Parsed afresh on every call; the gateway reads
+    ``parse_chain``, which keeps each text's result.
     """
     if not text or not text.strip():
         return None
+    return _parse(text[:MAX_TEXT], language, root)
+
+
+def parse_chain(text: str, language: str | None = None, root: str | None = None) -> tuple[ExceptionInfo, ...] | None:
+    """``parse_stacktrace``'s chain as schema structs, validated once per distinct text and then reused.
+
+    The same bug sends the same text again and again, so each text of up to ``CACHED_TEXT`` characters is
+    parsed and validated once. The structs returned are shared with the cache and must not be changed:
+    ``copy_chain`` gives an event its own copies.
+    """
+    if not text or text.isspace():
+        return None
     text = text[:MAX_TEXT]
-    chain = _cached(text, language, root) if len(text) <= CACHED_TEXT else _parse(text, language, root)
-    return [{**exc, "stacktrace": list(exc["stacktrace"])} for exc in chain] if chain else None
+    return _cached(text, language, root) if len(text) <= CACHED_TEXT else _validated(text, language, root)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _cached(text: str, language: str | None, root: str | None) -> Parsed | None:
-    return _parse(text, language, root)
+def _cached(text: str, language: str | None, root: str | None) -> tuple[ExceptionInfo, ...] | None:
+    return _validated(text, language, root)
+
+
+def _validated(text: str, language: str | None, root: str | None) -> tuple[ExceptionInfo, ...] | None:
+    chain = _parse(text, language, root)
+    if not chain:
+        return None
+    try:  # the parsers bound every field; a chain the schema still refuses counts as unparsed
+        return tuple(msgspec.convert(exc, ExceptionInfo) for exc in chain)
+    except msgspec.ValidationError:
+        return None
+
+
+def copy_chain(chain: tuple[ExceptionInfo, ...] | list[ExceptionInfo]) -> list[ExceptionInfo]:
+    """An event's own copy of a cached chain: the scrubber changes values and source lines in place."""
+    return [replace(exc, stacktrace=[replace(f) for f in exc.stacktrace]) for exc in chain]
 
 
 def _parse(text: str, language: str | None, root: str | None) -> Parsed | None:
