@@ -53,7 +53,15 @@ from schemas.dead_letter import DeadLetter, Reason
 from sinks.clickhouse import storage
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, RowError, event_row
+from sinks.clickhouse.rows import (
+    EVENT_COLUMNS,
+    OCCURRENCE_COLUMNS,
+    MinuteCounts,
+    Occurrence,
+    RowError,
+    event_row,
+    occurrence,
+)
 
 log = logging.getLogger("errstream.sink")
 
@@ -70,6 +78,7 @@ class _Item:
     value: bytes
     record: dict[str, Any]
     row: list[Any] | None  # the error_events row; None when the event was sampled away
+    occurrence: Occurrence  # what the event adds to the counts, built once
 
 
 @dataclass
@@ -343,8 +352,8 @@ class ClickHouseSink(Step):
                 continue
             try:
                 row = event_row(record) if record.get("stored", True) else None
-                MinuteCounts().add(record)
-                when = datetime.fromisoformat(record["event"]["timestamp"])
+                counted = occurrence(record)
+                when = counted.ts
             except Exception as exc:  # noqa: BLE001
                 # RowError: a value the columns cannot hold (the worker's bounds should have caught it)
                 reason: Reason = "unstorable" if isinstance(exc, RowError) else "processing_error"
@@ -356,7 +365,7 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, record, row))
+            items.append(_Item(m.offset, m.value, record, row, counted))
         return items
 
     async def _store(self, b: _Batch) -> None:
@@ -368,7 +377,7 @@ class ClickHouseSink(Step):
         async def counts(items: Sequence[_Item], tok: str) -> None:
             rows = MinuteCounts()
             for it in items:
-                rows.add(it.record)
+                rows.add_occurrence(it.occurrence)
             await storage.insert(client, f"{db}.error_occurrences_in", rows.rows(), OCCURRENCE_COLUMNS, {
                 "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
 
