@@ -166,8 +166,9 @@ def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResp
     new = q.list_issues(IssueFilter(first_seen_from=report.window_start), "first_seen", None, 10).issues
     timeline = svg.columns([(p.start, p.events) for p in report.timeline], 1000, 150,
                            "%H:%M" if report.bucket_seconds < 86400 else "%m-%d", "events over time")
-    return render(request, "overview.html", *user, report=report, per_minute=q.service_series(), new_issues=new,
-                  alerts=q.alerts(limit=15), since=since, timeline=timeline)
+    return render(request, "overview.html", *user, report=report, per_minute=q.service_series(),
+                  series_start=q.series_start(), new_issues=new, alerts=q.alerts(limit=15), since=since,
+                  timeline=timeline)
 
 
 @router.get("/issues", response_class=HTMLResponse)

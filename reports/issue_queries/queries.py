@@ -377,9 +377,13 @@ class IssueQueries:
             ))
         return out
 
+    def series_start(self, since: timedelta = timedelta(hours=1)) -> datetime:
+        """The first minute of ``service_series``' window (the charts' left edge)."""
+        return (self._now() - since).replace(second=0, microsecond=0) + timedelta(minutes=1)
+
     def service_series(self, since: timedelta = timedelta(hours=1)) -> dict[str, list[tuple[datetime, str, int]]]:
         """Events per minute per service and level over the last ``since`` (true counts, error_counts_1m)."""
-        start = (self._now() - since).replace(second=0, microsecond=0)
+        start = self.series_start(since)
         rows = self.client.query(
             f"SELECT service, minute, toString(level), sum(events) FROM {self.db}.error_counts_1m"
             " WHERE minute >= {start:DateTime('UTC')} GROUP BY service, minute, level ORDER BY service, minute",

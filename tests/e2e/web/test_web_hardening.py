@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.e2e.analytics.data import fp
+from tests.e2e.analytics.data import ALERT_COLUMNS, fp
 from tests.e2e.web.conftest import WebEnv
 from tests.e2e.web.test_web_api import api, login
 from tests.support.services import wait_for
@@ -69,11 +71,29 @@ def test_viewers_get_no_checkboxes(web_env: WebEnv) -> None:
     assert 'name="fp"' in m.get("/issues").text
 
 
-def test_the_overview_says_which_alerts_are_spikes_and_which_thresholds(web_env: WebEnv) -> None:
+def test_the_spikes_box_lists_spikes_only_and_the_service_charts_have_axes_and_an_hour(web_env: WebEnv) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    web_env.ch.insert(f"{web_env.settings.clickhouse_database}.alerts", [[
+        uuid.uuid5(uuid.NAMESPACE_OID, "threshold-B"), "threshold", "warning", f"threshold:billing:{fp('B')}:100",
+        now - timedelta(hours=1), "billing", fp("B"), "100 events reached", "", uuid.UUID(int=0),
+        now - timedelta(hours=1), "{}"]], column_names=ALERT_COLUMNS)
     c, _ = login(web_env, "viewer")
     page = c.get("/").text
     box = page[page.index('id="spikes"'):page.index("</table>", page.index('id="spikes"'))]
-    assert "Spikes and thresholds" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
+    assert "<h2>Spikes</h2>" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
+    assert "threshold" not in box and "100 events reached" in page  # the threshold is in the alerts feed only
+    # each service's chart: an hour of minutes on its time axis (0 and 15-minute ticks), counts on the other
+    charts = re.findall(r'<svg class="chart" role="img" aria-label="events per minute by level[^"]*".*?</svg>',
+                        page, re.S)
+    assert charts, "no per-service chart"
+    for chart in charts:
+        times = re.findall(r'text-anchor="(?:start|middle)">(\d\d:\d\d)</text>', chart)
+        assert len(times) == 4, times
+        first = datetime.strptime(times[0], "%H:%M")
+        assert [(datetime.strptime(t, "%H:%M") - first).seconds // 60 for t in times] == [0, 15, 30, 45]
+        assert re.findall(r'text-anchor="end">([\d,]+)</text>', chart)[0] == "0"
+        widths = {float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', chart)}
+        assert widths and max(widths) < 10, widths  # a minute is a sixtieth of the width, not all of it
 
 
 def test_a_login_survives_a_restart_of_the_web_app_and_a_logout_ends_it(web_env: WebEnv) -> None:
