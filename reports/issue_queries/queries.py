@@ -289,11 +289,15 @@ class IssueQueries:
             where.append("(toUnixTimestamp64Milli(timestamp) < {ct:Int64} OR (toUnixTimestamp64Milli(timestamp) ="
                          " {ct:Int64} AND toString(event_id) > {ce:String}))")
             params.update(ct=c["t"], ce=c["e"])
+        # The page's keys first, from the key columns only; then the shown columns of those rows alone (sorting
+        # every stored event of a busy issue with its message and other columns was the slow part).
+        page = ("SELECT timestamp, event_id FROM {db}.error_events WHERE " + " AND ".join(where)
+                + " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}")
         rows = self._rows(
             "SELECT toString(event_id) AS event_id, timestamp, service, environment, release, toString(level) AS level,"
             " message, user_id, server_name, trace_id, toUnixTimestamp64Milli(timestamp) AS ms"
-            " FROM {db}.error_events WHERE " + " AND ".join(where)
-            + " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}", **params,
+            f" FROM {{db}}.error_events WHERE {OF_ISSUE} AND (timestamp, event_id) IN ({page})"
+            " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}", **params,
         )
         more = len(rows) > limit
         rows = rows[:limit]
