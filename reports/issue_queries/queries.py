@@ -198,6 +198,12 @@ class IssueQueries:
             issue.events_14d = sum(days)
 
     # --- one issue ----------------------------------------------------------------------------
+    def summary(self, fingerprint: str) -> IssueSummary | None:
+        """The issue's row as the stream shows it (one query, no timelines): for callers that need its type,
+        culprit or services only, not the whole issue page."""
+        rows = self._rows(PAGE_STATE_SQL, fps=[self.primary_of(fingerprint)])
+        return self._summary(rows[0]) if rows else None
+
     def issue(self, fingerprint: str) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
