@@ -181,7 +181,8 @@ def client_insert_path(client: Client, db: str, n: int, batch: int) -> dict[str,
         token = f"bench/0/{k}-{k + len(part) - 1}"
         t = time.perf_counter()
         client.insert(f"{db}.error_events", rows, column_names=EVENT_COLUMNS,
-                      settings={"insert_deduplication_token": token + "/events"})
+                      settings={"insert_deduplication_token": token + "/events",
+                                "deduplicate_blocks_in_dependent_materialized_views": 1})
         insert_events += time.perf_counter() - t
         t = time.perf_counter()
         client.insert(f"{db}.error_occurrences_in", occ, column_names=OCCURRENCE_COLUMNS,

@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     web_port: int = 8090
     web_tokens_file: Path | None = None  # hashed API tokens (mode 0600); default <home>/web-tokens.json
     web_session_hours: float = 12.0
+    # Key that signs browser sessions (any string, 32+ random characters). Unset: a random key kept in
+    # web-session-key beside the tokens file (mode 0600), so sessions survive a restart. Set it when several web
+    # processes serve one site; changing it logs everyone out.
+    web_session_key: SecretStr | None = None
     web_cookie_secure: bool = False  # set when served over HTTPS (behind a TLS proxy)
     web_login_per_minute: float = 10.0  # login attempts per client address (token bucket, burst 5)
     # A live stream (Server-Sent Events) ends after this long and the browser reconnects: a connection a page
@@ -228,6 +232,11 @@ class Settings(BaseSettings):
     @property
     def tokens_path(self) -> Path:
         return self.web_tokens_file or self.home / "web-tokens.json"
+
+    @property
+    def session_key_path(self) -> Path:
+        """Where the web app keeps its session key when ERRSTREAM_WEB_SESSION_KEY is not set."""
+        return self.tokens_path.with_name("web-session-key")
 
     @property
     def chains_topic(self) -> str:

@@ -290,9 +290,10 @@ class ReportQueries:
         ]
 
     def spikes(self, limit: int = 20) -> list[SpikeRow]:
+        """Spike alerts only (threshold alerts are in the alerts feed: a box called "Spikes" listed them too)."""
         rows = self._rows(
             "SELECT created_at, kind, severity, service, fingerprint, title, message FROM {db}.alerts FINAL"
-            " WHERE kind IN ('spike', 'threshold') AND created_at >= {start:DateTime}"
+            " WHERE kind = 'spike' AND created_at >= {start:DateTime}"
             " AND created_at <= {end:DateTime}" + self._svc() +
             " ORDER BY created_at DESC LIMIT {limit:UInt32}",
             limit=limit,

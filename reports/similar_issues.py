@@ -69,7 +69,7 @@ _LATEST = (
 # `culprit` as the aggregate) (the view folds every issue and its merges first: 300 ms at 2,000
 # issues); fingerprints merged into another issue are left out, they are read through their primary.
 _CANDIDATES = (
-    "SELECT fingerprint, anyLast(title) AS c_title, anyLast(culprit) AS c_culprit, sum(events) AS c_events,"
+    "SELECT fingerprint, if(argMinMerge(first_title) != '', argMinMerge(first_title), anyLast(title)) AS c_title, anyLast(culprit) AS c_culprit, sum(events) AS c_events,"
     " groupUniqArrayArray(services) AS c_services FROM {db}.error_groups"
     " WHERE fingerprint != {fp:String} AND (exception_type = {etype:String} OR culprit = {culprit:String})"
     " AND fingerprint NOT IN (SELECT fingerprint FROM " + MERGED + ")"

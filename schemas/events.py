@@ -24,8 +24,10 @@ from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
     MAX_CONTEXT_LINE,
+    MAX_CONTEXT_LINES,
     MAX_DEPTH,
     MAX_FINGERPRINT_PARTS,
+    MAX_FRAME_VARS,
     MAX_FRAMES,
     MAX_FREE_FORM_VALUES,
     MAX_INT,
@@ -63,6 +65,7 @@ def _free_form(value: dict[str, Any]) -> dict[str, Any]:
 
 
 FreeForm = Annotated[dict[str, Any], AfterValidator(_free_form)]
+ContextLine = Annotated[str, Field(max_length=MAX_CONTEXT_LINE)]
 
 
 def _utc(value: datetime) -> datetime:
@@ -85,6 +88,12 @@ class StackFrame(_Model):
     colno: int | None = Field(default=None, ge=0, le=MAX_UINT32)
     in_app: bool | None = None
     context_line: str | None = Field(default=None, max_length=MAX_CONTEXT_LINE)
+    # Source lines around context_line and the frame's local variables, when the SDK sent them (Sentry's SDKs
+    # do). None when absent, so events without them carry and cost nothing more. Locals are scrubbed (keys
+    # such as ``password`` filtered, secrets and e-mail addresses in values) like ``context``.
+    pre_context: list[ContextLine] | None = Field(default=None, max_length=MAX_CONTEXT_LINES)
+    post_context: list[ContextLine] | None = Field(default=None, max_length=MAX_CONTEXT_LINES)
+    vars: FreeForm | None = Field(default=None, max_length=MAX_FRAME_VARS, description=FREE_FORM)
 
 
 class Mechanism(_Model):

@@ -38,7 +38,9 @@ from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
     MAX_CONTEXT_LINE,
+    MAX_CONTEXT_LINES,
     MAX_FINGERPRINT_PARTS,
+    MAX_FRAME_VARS,
     MAX_FRAMES,
     MAX_MESSAGE,
     MAX_PATH,
@@ -52,6 +54,7 @@ NonEmptyShort = Annotated[str, Meta(min_length=1, max_length=MAX_SHORT)]
 PathStr = Annotated[str, Meta(max_length=MAX_PATH)]
 Message = Annotated[str, Meta(max_length=MAX_MESSAGE)]
 UInt32 = Annotated[int, Meta(ge=0, le=MAX_UINT32)]
+ContextLine = Annotated[str, Meta(max_length=MAX_CONTEXT_LINE)]
 _LEVEL_SET = frozenset(LEVELS)
 
 
@@ -68,6 +71,9 @@ class StackFrame(msgspec.Struct, gc=False):
     colno: UInt32 | None = None
     in_app: bool | None = None
     context_line: Annotated[str, Meta(max_length=MAX_CONTEXT_LINE)] | None = None
+    pre_context: Annotated[list[ContextLine], Meta(max_length=MAX_CONTEXT_LINES)] | None = None
+    post_context: Annotated[list[ContextLine], Meta(max_length=MAX_CONTEXT_LINES)] | None = None
+    vars: Annotated[dict[str, Any], Meta(max_length=MAX_FRAME_VARS)] | None = None  # checked by ErrorEvent
 
 
 class Mechanism(msgspec.Struct, gc=False):
@@ -150,6 +156,12 @@ class ErrorEvent(msgspec.Struct, kw_only=True, gc=False):
         self.timestamp = _utc(self.timestamp)
         if self.context:
             check_free_form(self.context)
+        # Frames' locals are checked here, not in a StackFrame.__post_init__: that would be a Python call per
+        # frame of every event, and most events carry no locals.
+        for exc in self.exceptions:
+            for frame in exc.stacktrace:
+                if frame.vars:
+                    check_free_form(frame.vars)
 
 
 class ProcessedEvent(msgspec.Struct, gc=False):

@@ -153,7 +153,7 @@ def event(request: Request, who: Viewer, event_id: uuid.UUID) -> EventDetail:
             summary="Issues whose grouping components mostly agree with this one's: candidates to merge")
 def similar(request: Request, who: Viewer, fingerprint: Fingerprint) -> list[SimilarIssue]:
     w = web(request)
-    found = w.queries.issue(fingerprint)
+    found = w.queries.summary(fingerprint)  # its type, culprit and services: not the whole issue page's queries
     if found is None:
         raise HTTPException(404, "no such issue")
     return similar_issues(w.client, w.settings.clickhouse_database, found.fingerprint, found.exception_type,

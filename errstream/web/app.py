@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from errstream.web import api, pages
-from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.auth import LoginLimiter, Sessions, TokenStore, session_key
 from errstream.web.deps import NeedLogin
 from errstream.web.headers import SecurityHeaders
 from errstream.web.limits import UrlLengthLimit
@@ -43,9 +43,14 @@ HERE = Path(__file__).parent
 
 
 def create_app(settings: Settings, client: Any = None, live: bool = True) -> FastAPI:
+    tokens = TokenStore(settings.tokens_path)
+    key = session_key(settings.session_key_path,
+                      settings.web_session_key.get_secret_value() if settings.web_session_key else None)
+    sessions = Sessions(settings.web_session_hours * 3600, key, tokens,
+                        settings.tokens_path.with_name("web-sessions-closed.json"))
     state = WebState(
-        settings=settings, client_or_none=client, tokens=TokenStore(settings.tokens_path),
-        sessions=Sessions(settings.web_session_hours * 3600), limiter=LoginLimiter(settings.web_login_per_minute),
+        settings=settings, client_or_none=client, tokens=tokens,
+        sessions=sessions, limiter=LoginLimiter(settings.web_login_per_minute),
         publisher=StatusPublisher(settings), merge_publisher=merge_publisher(settings),
     )
 

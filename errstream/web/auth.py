@@ -9,22 +9,29 @@ stored (a slow password hash buys nothing for 256-bit random secrets) and compar
 constant time. The file is re-read when it changes, so ``errstream web token create``
 takes effect without a restart.
 
-Browser sessions are server-side (a random id in an HttpOnly, SameSite=Lax cookie, the
-principal and a CSRF token in memory): logging out or restarting ends them. Every form
-carries the session's CSRF token; a cookie-authenticated request that changes anything
-without it is refused (403). Bearer-token requests need no CSRF token: browsers never
-attach them on their own.
+Browser sessions are signed cookies (HttpOnly, SameSite=Lax): the token's id, the expiry and
+a random nonce, with an HMAC-SHA256 under the session key, so they survive a restart of the
+web app. The key is ``ERRSTREAM_WEB_SESSION_KEY`` when configured, else 32 random bytes kept
+in ``web-session-key`` beside the tokens file (mode 0600, created on first start). The
+principal is looked up in the tokens file on every request: revoking a token ends its
+sessions at once, and a role change applies at once. Logging out records the nonce as
+closed (``web-sessions-closed.json``, 0600, until the session would have expired anyway).
+Every form carries the session's CSRF token (derived from the cookie with the key); a
+cookie-authenticated request that changes anything without it is refused (403).
+Bearer-token requests need no CSRF token: browsers never attach them on their own.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -37,6 +44,7 @@ Role = Literal["viewer", "member", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "member", "admin")
 RANK = {r: i for i, r in enumerate(ROLES)}
 TOKEN_PREFIX = "est_"
+log = logging.getLogger("errstream.web")
 
 
 @dataclass(frozen=True)
@@ -78,13 +86,7 @@ class TokenStore:
         return self._tokens
 
     def _save(self, tokens: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(orjson.dumps({"tokens": list(tokens.values())}, option=orjson.OPT_INDENT_2))
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        _write_private(self.path, orjson.dumps({"tokens": list(tokens.values())}, option=orjson.OPT_INDENT_2))
         self._mtime = None
 
     def create(self, name: str, role: Role, created_by: str = "") -> str:
@@ -119,6 +121,15 @@ class TokenStore:
         with self._lock:
             return token_id in self._load()
 
+    def principal(self, token_id: str) -> Principal | None:
+        """The token's current name and role, by id (a session's principal); None once it is revoked."""
+        with self._lock:
+            entry = self._load().get(token_id)
+        if entry is None:
+            return None
+        role = entry["role"]
+        return Principal(name=entry["name"], role=role if role in ROLES else "viewer", token_id=token_id)  # type: ignore[arg-type]
+
     def verify(self, token: str) -> Principal | None:
         token = token.strip()
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
@@ -132,45 +143,129 @@ class TokenStore:
         return Principal(name=entry["name"], role=role if role in ROLES else "viewer", token_id=token_id)  # type: ignore[arg-type]
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    """Write atomically with mode 0600 (secrets and what only this deployment should read)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def session_key(path: Path, configured: str | None = None) -> bytes:
+    """The key sessions are signed with: the configured one, else the one kept at ``path`` (made on first use).
+
+    A key file others can read is narrowed to 0600 (with a warning): anyone holding the key can forge sessions.
+    """
+    if configured:
+        return hashlib.sha256(configured.encode()).digest()
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning("web: %s was readable by others (mode %o); narrowed to 0600", path.name, mode)
+            os.chmod(path, 0o600)
+        key = bytes.fromhex(path.read_text().strip())
+        if len(key) >= 32:
+            return key
+        log.warning("web: %s holds no usable key; a new one is made (open sessions end)", path.name)
+    except FileNotFoundError:
+        pass
+    except ValueError:
+        log.warning("web: %s holds no usable key; a new one is made (open sessions end)", path.name)
+    key = secrets.token_bytes(32)
+    _write_private(path, key.hex().encode())
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 @dataclass
 class Session:
     principal: Principal
     csrf: str
-    expires: float
+    expires: float  # wall-clock (Unix) time
 
 
-@dataclass
 class Sessions:
-    """Browser sessions in memory, keyed by a random id (the cookie's value)."""
+    """Browser sessions as signed cookies: ``s1.<token id>.<expires>.<nonce>.<signature>``.
 
-    ttl_seconds: float
-    _by_id: dict[str, Session] = field(default_factory=dict)
+    Nothing of an open session is kept in memory, so a restart (or a second web process with the same key)
+    keeps everyone logged in. ``tokens`` gives the principal its current name and role, and None once revoked.
+    """
+
+    def __init__(self, ttl_seconds: float, key: bytes, tokens: TokenStore, closed_path: Path | None = None) -> None:
+        self.ttl_seconds = ttl_seconds
+        self._key = hashlib.sha256(b"session\0" + key).digest()
+        self._csrf_key = hashlib.sha256(b"csrf\0" + key).digest()
+        self.flash_key = hashlib.sha256(b"flash\0" + key).digest()
+        self.tokens = tokens
+        self.closed_path = closed_path
+        self._closed: dict[str, float] = {}  # nonce -> when the session would have expired
+        self._closed_mtime: float | None = None
+        self._lock = threading.Lock()
+
+    def _sign(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def _session(self, principal: Principal, body: str, expires: float) -> Session:
+        csrf = _b64(hmac.new(self._csrf_key, body.encode(), hashlib.sha256).digest())
+        return Session(Principal(principal.name, principal.role, principal.token_id, "session"), csrf, expires)
 
     def open(self, principal: Principal) -> tuple[str, Session]:
-        self._expire()
-        sid = secrets.token_urlsafe(32)
-        session = Session(Principal(principal.name, principal.role, principal.token_id, "session"),
-                          secrets.token_urlsafe(32), time.monotonic() + self.ttl_seconds)
-        self._by_id[sid] = session
-        return sid, session
+        expires = int(time.time() + self.ttl_seconds)
+        body = f"s1.{principal.token_id}.{expires}.{secrets.token_urlsafe(16)}"
+        return f"{body}.{self._sign(body)}", self._session(principal, body, expires)
 
     def get(self, sid: str | None) -> Session | None:
-        if not sid:
+        """The session a cookie stands for: None if forged, expired, closed, or its token revoked."""
+        if not sid or len(sid) > 300:
             return None
-        s = self._by_id.get(sid)
-        if s is None or s.expires < time.monotonic():
-            self._by_id.pop(sid, None)
+        body, _, sig = sid.rpartition(".")
+        parts = body.split(".")
+        if len(parts) != 4 or parts[0] != "s1" or not hmac.compare_digest(self._sign(body), sig):
             return None
-        return s
+        try:
+            expires = int(parts[2])
+        except ValueError:
+            return None
+        if expires < time.time() or parts[3] in self._closed_now():
+            return None
+        principal = self.tokens.principal(parts[1])
+        return None if principal is None else self._session(principal, body, expires)
 
     def close(self, sid: str | None) -> None:
-        if sid:
-            self._by_id.pop(sid, None)
+        """Log out: the cookie's nonce is closed for good (kept on disk until the session would have expired)."""
+        if self.get(sid) is None:
+            return
+        _, _, expires, nonce = str(sid).rpartition(".")[0].split(".")
+        with self._lock:
+            closed = {n: t for n, t in self._closed_now().items() if t >= time.time()}
+            closed[nonce] = float(expires)
+            self._closed = closed
+            if self.closed_path is not None:
+                _write_private(self.closed_path, orjson.dumps(closed))
+                self._closed_mtime = None
 
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for sid in [k for k, s in self._by_id.items() if s.expires < now]:
-            del self._by_id[sid]
+    def _closed_now(self) -> dict[str, float]:
+        if self.closed_path is None:
+            return self._closed
+        try:
+            mtime = self.closed_path.stat().st_mtime
+        except FileNotFoundError:
+            return self._closed
+        if mtime != self._closed_mtime:
+            try:
+                doc = orjson.loads(self.closed_path.read_bytes() or b"{}")
+                self._closed = {str(k): float(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                log.warning("web: %s is unreadable; ignored", self.closed_path.name)
+                self._closed = {}
+            self._closed_mtime = mtime
+        return self._closed
 
 
 class LoginLimiter:

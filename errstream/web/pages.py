@@ -166,8 +166,9 @@ def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResp
     new = q.list_issues(IssueFilter(first_seen_from=report.window_start), "first_seen", None, 10).issues
     timeline = svg.columns([(p.start, p.events) for p in report.timeline], 1000, 150,
                            "%H:%M" if report.bucket_seconds < 86400 else "%m-%d", "events over time")
-    return render(request, "overview.html", *user, report=report, per_minute=q.service_series(), new_issues=new,
-                  alerts=q.alerts(limit=15), since=since, timeline=timeline)
+    return render(request, "overview.html", *user, report=report, per_minute=q.service_series(),
+                  series_start=q.series_start(), new_issues=new, alerts=q.alerts(limit=15), since=since,
+                  timeline=timeline)
 
 
 @router.get("/issues", response_class=HTMLResponse)
@@ -304,8 +305,8 @@ async def save_search(request: Request, user: ViewerPage) -> Response:
                                                                      query=str(form.get("query") or "")))
     except (ValidationError, SearchLimit) as exc:
         msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        return RedirectResponse(_with_msg("/issues", f"Not saved: {msg}"), status_code=303)
-    return RedirectResponse(_with_msg(saved.url, f"Saved as “{saved.name}”."), status_code=303)
+        return RedirectResponse(_with_msg(request, "/issues", f"Not saved: {msg}"), status_code=303)
+    return RedirectResponse(_with_msg(request, saved.url, f"Saved as “{saved.name}”."), status_code=303)
 
 
 @router.post("/searches/delete")
@@ -314,7 +315,7 @@ async def delete_search(request: Request, user: ViewerPage) -> Response:
     check_form_csrf(user[1], form)
     name = str(form.get("name") or "")
     done = web(request).searches.delete(user[0].name, name)
-    return RedirectResponse(_with_msg("/issues", f"Deleted “{name}”." if done else "No such saved search."),
+    return RedirectResponse(_with_msg(request, "/issues", f"Deleted “{name}”." if done else "No such saved search."),
                             status_code=303)
 
 
@@ -346,34 +347,31 @@ async def _form_action(request: Request, user: tuple[Principal, Session], finger
         req = _action_from_form(form, fingerprints)
     except (ValidationError, ValueError) as exc:
         msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
-        return RedirectResponse(_with_msg(back, f"Not done: {msg}"), status_code=303)
+        return RedirectResponse(_with_msg(request, back, f"Not done: {msg}"), status_code=303)
     if req.action in MERGE_ACTIONS:
         try:
             n = len(await web(request).apply_merge(req, user[0]))
         except MergeError as exc:
-            return RedirectResponse(_with_msg(back, f"Not done: {exc}"), status_code=303)
+            return RedirectResponse(_with_msg(request, back, f"Not done: {exc}"), status_code=303)
     else:
         n = len(await web(request).apply(req, user[0]))
     what = f"{n} issues" if n != 1 else "Issue"
-    return RedirectResponse(_with_msg(back, f"{what} {_VERBS[req.action]}."), status_code=303)
+    return RedirectResponse(_with_msg(request, back, f"{what} {_VERBS[req.action]}."), status_code=303)
 
 
-# Notices after an action travel in the redirect's URL, signed: a link with ?msg=… made by someone else shows
-# nothing (it read like a message from the system). The key lives as long as the process; a notice is for now.
-_FLASH_KEY = secrets.token_bytes(32)
+# Notices after an action travel in the redirect's URL, signed (a key derived from the session key): a link with
+# ?msg=… made by someone else shows nothing (it read like a message from the system).
+def _sign(request: Request, msg: str) -> str:
+    return hmac.new(web(request).sessions.flash_key, msg.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _sign(msg: str) -> str:
-    return hmac.new(_FLASH_KEY, msg.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def _with_msg(url: str, msg: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg, 'sig': _sign(msg)})}"
+def _with_msg(request: Request, url: str, msg: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{urlencode({'msg': msg, 'sig': _sign(request, msg)})}"
 
 
 def _flash(request: Request) -> str | None:
     msg, sig = request.query_params.get("msg"), request.query_params.get("sig") or ""
-    return msg if msg and hmac.compare_digest(_sign(msg), sig) else None
+    return msg if msg and hmac.compare_digest(_sign(request, msg), sig) else None
 
 
 @router.post("/issues/{fingerprint}/action")
@@ -389,5 +387,5 @@ async def bulk_action(request: Request, user: MemberPage) -> Response:
     back = _safe_next(str(form.get("back") or "/issues"))
     if not fps:
         check_form_csrf(user[1], form)
-        return RedirectResponse(_with_msg(back, "Select issues first."), status_code=303)
+        return RedirectResponse(_with_msg(request, back, "Select issues first."), status_code=303)
     return await _form_action(request, user, fps, back)

@@ -29,10 +29,12 @@ Credentials in connection URLs of any scheme (``redis://:pw@cache:6379/0``,
 userinfo, and an e-mail-shaped ``user@host`` inside a URL is not taken for an
 e-mail address.
 
-Source lines of stack frames (``context_line``) are scrubbed like messages:
+Source lines of stack frames (``context_line``, ``pre_context``, ``post_context``) are scrubbed like messages:
 they are code, but code such as ``raise ConnectionError("…admin:pw@db …
 jane@example.com")`` carries the very literal the message had scrubbed. The
-same lines come back in event after event, so the memo makes this cheap.
+same lines come back in event after event, so the memo makes this cheap. A frame's
+local variables (``vars``) are scrubbed like ``context``: they are where passwords,
+tokens and addresses sit in plain text.
 
 Every other field that can hold a person's identity: ``user.id`` and
 ``user.username`` holding an e-mail address are hashed like ``user.email``
@@ -249,6 +251,8 @@ class Scrubber:
             for frame in exc.stacktrace:
                 if frame.context_line:
                     frame.context_line = text(frame.context_line)
+                if frame.vars or frame.pre_context or frame.post_context:  # rare: one test for all three
+                    self._frame_extras(frame)
         if event.fingerprint:
             event.fingerprint = [self._fingerprint_part(part) for part in event.fingerprint]
         for crumb in event.breadcrumbs:
@@ -280,6 +284,21 @@ class Scrubber:
             if self._ips and user.ip_address and not _HASHED.match(user.ip_address):
                 user.ip_address = self.hash_value("ip", user.ip_address)
         return event
+
+    def _frame_extras(self, frame: Any) -> None:
+        """A frame's surrounding source lines (like ``context_line``) and its locals (like ``context``: keys such
+        as ``password`` filtered, secrets, card numbers and e-mail addresses in values replaced)."""
+        if frame.pre_context:
+            frame.pre_context = [self._source_line(line) for line in frame.pre_context]
+        if frame.post_context:
+            frame.post_context = [self._source_line(line) for line in frame.post_context]
+        if frame.vars:
+            frame.vars = self._mapping(frame.vars)
+
+    def _source_line(self, line: str) -> str:
+        """A line of code: as text, and a quoted secret key's quoted value too (``"password": "hunter2"``)."""
+        line = self.text(line)
+        return sensitive.QUOTED_SECRET.sub(sensitive.SECRET_REPLACEMENT, line) if "=" in line or ":" in line else line
 
     def _identity(self, value: str) -> str:
         """An e-mail address hashes as ``email:`` (the same hash as ``user.email``), anything else as ``id:``.

@@ -46,6 +46,14 @@ SECRET_ASSIGNMENT = re.compile(
     r"(?!<secret>|\[Filtered\]|(?:bearer|basic)\s)"  # already scrubbed, or an auth scheme (AUTH_SCHEME's job)
     r"(?:\"[^\"]{0,200}\"|'[^']{0,200}'|[^\s&,;]+)"
 )
+# Source code: a quoted key naming a secret and its quoted value ('"password": "hunter2"', "c['api_key'] = 'x'",
+# '"Cookie": "session=…"'),
+# which SECRET_ASSIGNMENT leaves (its key is not quoted). Only for the lines around a frame's line (pre_context,
+# post_context): applied to messages or context_line it would change grouping keys.
+QUOTED_SECRET = re.compile(
+    rf"(?i)([\"'][\w.-]{{0,40}}?(?:{SENSITIVE_WORDS}|cookie|session|credential)[\w.-]{{0,40}}[\"']\]?\s*[=:]\s*)"
+    r"(?!<secret>|\[Filtered\])(?:\"[^\"]{0,200}\"|'[^']{0,200}')"
+)
 # 13–19 digits, optionally grouped by single spaces or dashes: candidates, confirmed by Luhn.
 CARD_CANDIDATE = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
 IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}\b(?!\.\d)")

@@ -26,11 +26,14 @@ from producers.gateway.errors import Rejected
 from producers.integrations.request_info import SENSITIVE_HEADERS
 from schemas.events import LEVELS
 from schemas.fast import ErrorEvent, convert_event
+from schemas.free_form import check_free_form
 from schemas.limits import (
     MAX_BREADCRUMBS,
     MAX_CHAIN,
     MAX_CONTEXT_LINE,
+    MAX_CONTEXT_LINES,
     MAX_FINGERPRINT_PARTS,
+    MAX_FRAME_VARS,
     MAX_FRAMES,
     MAX_MESSAGE,
     MAX_PATH,
@@ -124,7 +127,30 @@ def _frame(f: dict[str, Any]) -> dict[str, Any]:
         "colno": colno if isinstance(colno, int) and colno >= 0 else None,
         "in_app": in_app if isinstance(in_app, bool) else None,
         "context_line": _str(f.get("context_line"), MAX_CONTEXT_LINE),
+        # the nearest lines when there are too many; locals that break the free-form bounds are dropped (they
+        # are a reading aid: better an event without them than no event)
+        "pre_context": _lines(f.get("pre_context"), last=True),
+        "post_context": _lines(f.get("post_context"), last=False),
+        "vars": _vars(f.get("vars")),
     }
+
+
+def _lines(value: Any, last: bool) -> list[str] | None:
+    if not isinstance(value, list) or not value:
+        return None
+    kept = value[-MAX_CONTEXT_LINES:] if last else value[:MAX_CONTEXT_LINES]
+    return [_str(line, MAX_CONTEXT_LINE) or "" for line in kept]
+
+
+def _vars(value: Any) -> dict[str, Any] | None:
+    if not isinstance(value, dict) or not value:
+        return None
+    kept = {str(k)[:MAX_SHORT]: v for k, v in list(value.items())[:MAX_FRAME_VARS]}
+    try:
+        check_free_form(kept)
+    except ValueError:
+        return None
+    return kept
 
 
 def _exception(e: dict[str, Any]) -> dict[str, Any]:

@@ -1,11 +1,12 @@
 """The fast conversion of a Sentry event payload: decoded straight into typed structs, not into dicts.
 
-A Python SDK's event carries, for every frame, ``pre_context``, ``post_context``
-and ``vars``, which errstream does not keep. Parsed into dicts they are most of
-the objects built per event; msgspec decoding into structs that do not declare
-them skips them, and decodes frames and breadcrumbs directly into the schema
-mirror (``schemas.fast``), validating them on the way (instruction counts:
-docs/performance.md, "Why the hot path is built this way").
+Parsed into dicts, a Sentry event's frames and breadcrumbs are most of the objects
+built per event; msgspec decodes everything errstream does not keep straight past,
+and decodes frames and breadcrumbs directly into the schema mirror
+(``schemas.fast``), validating them on the way (instruction counts:
+docs/performance.md, "Why the hot path is built this way"). A frame's
+``pre_context``, ``post_context`` and ``vars`` (locals) are kept when the SDK sent
+them, within the schema's bounds; beyond them the lenient conversion trims.
 
 This is an optimisation, never a second set of rules: whenever the typed decode
 or the schema refuses something, the payload goes through

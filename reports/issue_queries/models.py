@@ -161,6 +161,23 @@ class Frame(BaseModel):
     colno: int | None = None
     in_app: bool = False
     context_line: str | None = None
+    pre_context: list[str] | None = None  # source lines before context_line, when the SDK sent them
+    post_context: list[str] | None = None
+    vars: dict[str, Any] | None = None  # the frame's local variables as the worker scrubbed them
+
+    @property
+    def source(self) -> list[tuple[int | None, str, bool]]:
+        """(line number, text, is the frame's line) for the lines around the frame, numbered from ``lineno``."""
+        if not self.context_line and not self.pre_context and not self.post_context:
+            return []
+        pre, post, base = self.pre_context or [], self.post_context or [], self.lineno
+
+        def number(offset: int) -> int | None:
+            return None if base is None else base + offset
+
+        return ([(number(k - len(pre)), line, False) for k, line in enumerate(pre)]
+                + [(base, self.context_line or "", True)]
+                + [(number(k + 1), line, False) for k, line in enumerate(post)])
 
 
 class ExceptionRow(BaseModel):

@@ -198,6 +198,12 @@ class IssueQueries:
             issue.events_14d = sum(days)
 
     # --- one issue ----------------------------------------------------------------------------
+    def summary(self, fingerprint: str) -> IssueSummary | None:
+        """The issue's row as the stream shows it (one query, no timelines): for callers that need its type,
+        culprit or services only, not the whole issue page."""
+        rows = self._rows(PAGE_STATE_SQL, fps=[self.primary_of(fingerprint)])
+        return self._summary(rows[0]) if rows else None
+
     def issue(self, fingerprint: str) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
@@ -262,20 +268,20 @@ class IssueQueries:
         return [MergeRow(**{**x, "changed_at": utc(x["changed_at"])}) for x in rows]
 
     def top_tags(self, fingerprint: str, per_tag: int = 5) -> dict[str, list[TagValue]]:
-        """Top values per tag over the issue's stored events; environment, release, server and service too."""
+        """Top values per tag over the issue's stored events; environment, release, server and service too.
+
+        From ``error_tag_counts`` (migration 0016: counted at insert, per tag, value and day), not from the
+        events themselves: a busy issue's page no longer reads every stored event's tags.
+        """
         rows = self._rows(
-            "SELECT k, v, count() AS n FROM {db}.error_events"
-            " ARRAY JOIN arrayConcat(['environment', 'release', 'server_name', 'service'],"
-            "   arrayMap(x -> toString(x), mapKeys(tags))) AS k,"
-            "   arrayConcat([toString(environment), toString(release), toString(server_name), toString(service)],"
-            "   mapValues(tags)) AS v"
-            f" WHERE {OF_ISSUE} AND v != ''"
-            " GROUP BY k, v ORDER BY k, n DESC, v LIMIT {per:UInt32} BY k",
+            "SELECT k, v, sum(n) AS c FROM {db}.error_tag_counts"
+            f" WHERE {MEMBERS_OF}"
+            " GROUP BY k, v ORDER BY k, c DESC, v LIMIT {per:UInt32} BY k",
             fps=[fingerprint], per=per_tag,
         )
         out: dict[str, list[TagValue]] = {}
         for x in rows:
-            out.setdefault(x["k"], []).append(TagValue(value=x["v"], count=int(x["n"])))
+            out.setdefault(x["k"], []).append(TagValue(value=x["v"], count=int(x["c"])))
         return out
 
     def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
@@ -289,11 +295,15 @@ class IssueQueries:
             where.append("(toUnixTimestamp64Milli(timestamp) < {ct:Int64} OR (toUnixTimestamp64Milli(timestamp) ="
                          " {ct:Int64} AND toString(event_id) > {ce:String}))")
             params.update(ct=c["t"], ce=c["e"])
+        # The page's keys first, from the key columns only; then the shown columns of those rows alone (sorting
+        # every stored event of a busy issue with its message and other columns was the slow part).
+        page = ("SELECT timestamp, event_id FROM {db}.error_events WHERE " + " AND ".join(where)
+                + " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}")
         rows = self._rows(
             "SELECT toString(event_id) AS event_id, timestamp, service, environment, release, toString(level) AS level,"
             " message, user_id, server_name, trace_id, toUnixTimestamp64Milli(timestamp) AS ms"
-            " FROM {db}.error_events WHERE " + " AND ".join(where)
-            + " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}", **params,
+            f" FROM {{db}}.error_events WHERE {OF_ISSUE} AND (timestamp, event_id) IN ({page})"
+            " ORDER BY timestamp DESC, event_id ASC LIMIT 1 BY event_id LIMIT {lim:UInt32}", **params,
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -377,9 +387,13 @@ class IssueQueries:
             ))
         return out
 
+    def series_start(self, since: timedelta = timedelta(hours=1)) -> datetime:
+        """The first minute of ``service_series``' window (the charts' left edge)."""
+        return (self._now() - since).replace(second=0, microsecond=0) + timedelta(minutes=1)
+
     def service_series(self, since: timedelta = timedelta(hours=1)) -> dict[str, list[tuple[datetime, str, int]]]:
         """Events per minute per service and level over the last ``since`` (true counts, error_counts_1m)."""
-        start = (self._now() - since).replace(second=0, microsecond=0)
+        start = self.series_start(since)
         rows = self.client.query(
             f"SELECT service, minute, toString(level), sum(events) FROM {self.db}.error_counts_1m"
             " WHERE minute >= {start:DateTime('UTC')} GROUP BY service, minute, level ORDER BY service, minute",

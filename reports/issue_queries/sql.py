@@ -43,7 +43,7 @@ SELECT f.fingerprint AS fingerprint, f.exception_type AS exception_type, f.title
        f.members AS members,
        if(st.fingerprint = '', 'new', toString(st.status)) AS status,
        if(st.fingerprint = '', NULL, st.changed_at) AS status_changed_at
-FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type, PRIMARYS(title) AS title,
+FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type, FIRST_TITLE AS title,
              PRIMARYS(culprit) AS culprit,
              min(e.first_seen) AS first_seen, max(e.last_seen) AS last_seen,
              sum(e.events) AS events, sum(e.stored) AS stored, uniqCombinedMerge(12)(e.users) AS users,
@@ -54,10 +54,19 @@ FROM (SELECT ISSUE_OF AS fingerprint, PRIMARYS(exception_type) AS exception_type
       GROUP BY fingerprint) AS f
 LEFT JOIN (SELECT fingerprint, status, changed_at FROM {db}.issue_status FINAL
            WHERE fingerprint IN {fps:Array(String)}) AS st ON st.fingerprint = f.fingerprint)"""
-for _column in ("exception_type", "title", "culprit"):  # the primary's own, when it has events (as in the view)
+for _column in ("exception_type", "culprit"):  # the primary's own, when it has events (as in the view)
     _PAGE_GROUPS = _PAGE_GROUPS.replace(
         f"PRIMARYS({_column})", f"if(countIf(e.fingerprint = ISSUE_OF) > 0, anyLastIf(e.{_column}, e.fingerprint = "
         f"ISSUE_OF), anyLast(e.{_column}))")
+# The title of the first event (the primary's own, else the group's; migration 0015), which does not change
+# between reloads; rows older than that migration have none, and their latest title stands in.
+_PAGE_GROUPS = _PAGE_GROUPS.replace(
+    "FIRST_TITLE", "multiIf(argMinMergeIf(e.first_title, e.fingerprint = ISSUE_OF) != '', argMinMergeIf(e.first_title, "
+    "e.fingerprint = ISSUE_OF), countIf(e.fingerprint = ISSUE_OF) = 0 AND argMinMerge(e.first_title) != '', "
+    "argMinMerge(e.first_title), PRIMARYS(title))")
+_PAGE_GROUPS = _PAGE_GROUPS.replace(
+    "PRIMARYS(title)", "if(countIf(e.fingerprint = ISSUE_OF) > 0, anyLastIf(e.title, e.fingerprint = ISSUE_OF), "
+    "anyLast(e.title))")
 _PAGE_GROUPS = _PAGE_GROUPS.replace("ISSUE_OF", ISSUE_OF).replace("MEMBERS_OF", MEMBERS_OF).replace("MERGED", MERGED)
 PAGE_STATE_SQL = (STATE_SQL.replace("{db}.v_error_groups AS g", _PAGE_GROUPS + " AS g")
                   .replace("{only}", " WHERE fingerprint IN {fps:Array(String)}"))

@@ -18,7 +18,8 @@ The layout, the one Snuba ships for errors:
 * materialized views run on every server, from ``S_local`` into ``T_local`` (inserts through the
   Distributed ``error_occurrences_in`` land on the shard of their fingerprint, where the views fire);
 * plain views read the Distributed tables, so analysts' queries see every shard;
-* ``ALTER TABLE T`` changes columns of both ``T_local`` and ``T``; indexes, TTLs and settings only ``T_local``.
+* ``ALTER TABLE T`` changes columns of both ``T_local`` and ``T``; indexes, TTLs and settings only ``T_local``;
+* ``INSERT INTO T … SELECT`` (a backfill) runs once, as written, through the Distributed tables.
 
 Writers insert into the Distributed tables with ``distributed_foreground_insert = 1``
 (``client_settings``): the insert returns once every shard has its part, so the sink's retry loop and
@@ -49,6 +50,7 @@ _ALTER = re.compile(rf"^ALTER\s+TABLE\s+{_NAME}\.{_NAME}\s+", re.IGNORECASE)
 _DROP = re.compile(rf"^DROP\s+(TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?{_NAME}\.{_NAME}\s*$", re.IGNORECASE)
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w+)", re.IGNORECASE)
 _ORDER_BY = re.compile(r"\bORDER\s+BY\s+", re.IGNORECASE)
+_INSERT_SELECT = re.compile(rf"^INSERT\s+INTO\s+{_NAME}\.{_NAME}\s*(?:\([^)]*\))?\s*SELECT\b", re.IGNORECASE)
 _COLUMN_ACTION = re.compile(r"^(ADD|DROP|MODIFY|RENAME|COMMENT|CLEAR)\s+COLUMN\b", re.IGNORECASE)
 
 
@@ -207,6 +209,9 @@ def to_cluster(statement: str, layout: ClusterLayout) -> list[str]:
         if columns := [a for a in actions if _COLUMN_ACTION.match(a)]:
             out.append(f"ALTER TABLE {db}.{name} {layout.on()} " + ",\n    ".join(columns))
         return out
+    if _INSERT_SELECT.match(sql):
+        # a backfill: through the Distributed tables, as written (rows land on their fingerprint's shard)
+        return [sql]
     if m := _DROP.match(sql):
         kind, db, name = m.group(1), m.group(2), m.group(3)
         out = [f"DROP {kind} IF EXISTS {db}.{name} {layout.on()} SYNC"]

@@ -383,7 +383,8 @@ class ClickHouseSink(Step):
 
         async def events(items: Sequence[_Item], tok: str) -> None:
             await storage.insert(client, f"{db}.error_events", [it.row for it in items if it.row is not None],
-                                 EVENT_COLUMNS, {"insert_deduplication_token": tok})
+                                 EVENT_COLUMNS, {"insert_deduplication_token": tok,
+                                                 "deduplicate_blocks_in_dependent_materialized_views": 1})
 
         not_counted: dict[int, storage.RowError] = {}
         not_stored: dict[int, storage.RowError] = {}

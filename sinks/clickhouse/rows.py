@@ -36,7 +36,7 @@ EVENT_COLUMNS = [
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
-    "first_seen", "last_seen", "exception_type", "title", "culprit", "releases", "release",
+    "first_seen", "last_seen", "exception_type", "title", "culprit", "releases", "release", "first_title",
 ]
 _LEVELS = frozenset(LEVELS)
 
@@ -229,6 +229,7 @@ class _Cell:
     exception_type: str = ""
     title: str = ""
     culprit: str = ""
+    first_title: str = ""  # the title of the cell's earliest event: the issue's title (one that does not change)
     releases: set[str] = field(default_factory=set)
 
 
@@ -237,7 +238,7 @@ class MinuteCounts:
     """True counts per (minute, service, environment, fingerprint, level) for one batch.
 
     Besides the counts, each cell carries what ``error_groups`` needs about the
-    issue (exact first/last time, latest title, releases), because only this
+    issue (exact first/last time, first and latest title, releases), because only this
     insert sees every event — stored or sampled away.
     """
 
@@ -258,8 +259,9 @@ class MinuteCounts:
         if o.user_hash:
             cell.users.add(o.user_hash)
         ts = o.ts
-        if cell.first_seen is None or ts < cell.first_seen:
+        if cell.first_seen is None or ts < cell.first_seen or (ts == cell.first_seen and o.title < cell.first_title):
             cell.first_seen = ts
+            cell.first_title = o.title
         if cell.last_seen is None or ts >= cell.last_seen:
             cell.last_seen = ts
             cell.exception_type = o.exception_type or cell.exception_type
@@ -271,6 +273,6 @@ class MinuteCounts:
     def rows(self) -> list[list[Any]]:
         return [
             [*key[:5], c.events, c.stored, sorted(c.users), c.first_seen, c.last_seen,
-             c.exception_type, c.title, c.culprit, sorted(c.releases), key[5]]
+             c.exception_type, c.title, c.culprit, sorted(c.releases), key[5], c.first_title]
             for key, c in self.cells.items()
         ]

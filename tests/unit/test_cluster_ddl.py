@@ -71,7 +71,8 @@ def test_every_cluster_statement_parses(engine: Any) -> None:
             formatted = engine.query("SELECT formatQuery({q:String})", "TSVRaw", params={"q": _escaped(sql)}).bytes().decode()
         except Exception as exc:  # the engine's message says where it failed
             raise AssertionError(f"does not parse:\n{sql}\n{exc}") from None
-        assert f"ON CLUSTER {CLUSTER}" in formatted, sql
+        # DDL runs on every server; a backfill (INSERT … SELECT) runs once, through the Distributed tables
+        assert f"ON CLUSTER {CLUSTER}" in formatted or formatted.startswith("INSERT INTO"), sql
 
 
 def test_cluster_layout_replicates_distributes_and_shards_by_fingerprint() -> None:
@@ -107,7 +108,8 @@ def test_single_node_and_cluster_define_the_same_columns(engine: Any) -> None:
     for sql in _all_statements(single):
         engine.query(sql)
     for sql in _all_statements(clustered):
-        engine.query(_declustered(sql))
+        if not sql.startswith("INSERT INTO"):  # a backfill is data, not schema (and Merge tables take no writes)
+            engine.query(_declustered(sql))
 
     def columns(db: str) -> dict[str, list[tuple[str, str]]]:
         rows = engine.query(

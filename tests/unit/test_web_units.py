@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from errstream.issue_actions import ActionRequest, plan_changes
-from errstream.web.auth import LoginLimiter, Sessions, TokenStore
+from errstream.web.auth import LoginLimiter, Sessions, TokenStore, session_key
 from errstream_core.ownership import IssueFacts, owner_for
 from reports.issue_queries.cursor import decode_cursor, encode_cursor
 from reports.issue_queries.models import BadQuery
@@ -42,18 +42,44 @@ def test_tokens_are_stored_hashed_in_a_private_file_and_verified(tmp_path: Path)
         store.create("  ", "viewer")
 
 
-def test_sessions_expire_and_close(tmp_path: Path) -> None:
+def test_sessions_are_signed_cookies_that_survive_a_restart(tmp_path: Path) -> None:
     store = TokenStore(tmp_path / "t.json")
-    who = store.verify(store.create("vera", "viewer"))
+    token = store.create("vera", "viewer")
+    who = store.verify(token)
     assert who is not None
-    sessions = Sessions(ttl_seconds=3600)
+    key_file = tmp_path / "web-session-key"
+    key = session_key(key_file)
+    assert key_file.stat().st_mode & 0o777 == 0o600 and session_key(key_file) == key
+    sessions = Sessions(3600, key, store, tmp_path / "closed.json")
     sid, s = sessions.open(who)
-    assert sessions.get(sid) is s and s.principal.via == "session" and len(s.csrf) > 30
+    assert s.principal.via == "session" and len(s.csrf) > 30 and who.token_id in sid
+    # a new process with the same key (a restart) knows the session and its CSRF token
+    again = Sessions(3600, session_key(key_file), store, tmp_path / "closed.json").get(sid)
+    assert again is not None and again.principal.name == "vera" and again.csrf == s.csrf
+    # another key, a changed byte, an expired or a closed session: nothing
+    assert Sessions(3600, b"k" * 32, store).get(sid) is None
+    assert sessions.get(sid[:-2] + ("AA" if not sid.endswith("AA") else "BB")) is None
+    assert sessions.get(sid[1:]) is None and sessions.get(None) is None and sessions.get("x" * 999) is None
+    assert Sessions(-1, key, store).get(Sessions(-1, key, store).open(who)[0]) is None
     sessions.close(sid)
-    assert sessions.get(sid) is None and sessions.get(None) is None
-    short = Sessions(ttl_seconds=-1)
-    sid2, _ = short.open(who)
-    assert short.get(sid2) is None
+    assert sessions.get(sid) is None
+    assert Sessions(3600, key, store, tmp_path / "closed.json").get(sid) is None  # closed survives a restart too
+    assert (tmp_path / "closed.json").stat().st_mode & 0o777 == 0o600
+    # revoking the token ends its sessions; the others live on
+    sid2, _ = sessions.open(who)
+    store.revoke(who.token_id)
+    assert sessions.get(sid2) is None
+
+
+def test_a_session_key_file_others_can_read_is_narrowed(tmp_path: Path) -> None:
+    key_file = tmp_path / "web-session-key"
+    key_file.write_text("ab" * 32)
+    key_file.chmod(0o644)
+    assert session_key(key_file) == bytes.fromhex("ab" * 32)
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    key_file.write_text("not hex")
+    assert len(session_key(key_file)) == 32 and len(bytes.fromhex(key_file.read_text())) == 32
+    assert session_key(key_file, "configured") != session_key(key_file)
 
 
 def test_login_limiter_is_per_client_with_a_burst() -> None:

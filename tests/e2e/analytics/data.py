@@ -180,7 +180,8 @@ def insert_batch(client: Client, db: str, records: list[dict[str, Any]], token: 
         counts.add(r)
     if events:
         client.insert(f"{db}.error_events", events, column_names=EVENT_COLUMNS,
-                      settings={"insert_deduplication_token": token + "/events"})
+                      settings={"insert_deduplication_token": token + "/events",
+                                "deduplicate_blocks_in_dependent_materialized_views": 1})
     client.insert(f"{db}.error_occurrences_in", counts.rows(), column_names=OCCURRENCE_COLUMNS,
                   settings={"insert_deduplication_token": token + "/counts",
                             "deduplicate_blocks_in_dependent_materialized_views": 1})

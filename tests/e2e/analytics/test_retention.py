@@ -21,6 +21,7 @@ def test_ttl_is_set_at_creation_and_follows_the_setting(clickhouse_url: str) -> 
         assert ttl_days_in_force(client, db, "error_counts_1m") == 400
         assert migrate(Settings(clickhouse_url=clickhouse_url, clickhouse_database=db, events_ttl_days=30), client) == []
         assert ttl_days_in_force(client, db, "error_events") == 30
+        assert ttl_days_in_force(client, db, "error_tag_counts") == 30  # counts of stored events go with them
         assert ttl_days_in_force(client, db, "error_groups") == 400  # counts keep at least 400 days
         migrate(Settings(clickhouse_url=clickhouse_url, clickhouse_database=db, events_ttl_days=730), client)
         assert [ttl_days_in_force(client, db, t) for t in ("error_events", "error_counts_1m", "error_groups")] == [

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.e2e.analytics.data import fp
+from tests.e2e.analytics.data import ALERT_COLUMNS, fp
 from tests.e2e.web.conftest import WebEnv
 from tests.e2e.web.test_web_api import api, login
 from tests.support.services import wait_for
+from tests.support.web import running_web
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +64,62 @@ def test_a_422_does_not_echo_a_huge_input(web_env: WebEnv) -> None:
     assert r.json()["detail"][0]["loc"] == ["body", "note"]
 
 
+def test_viewers_get_no_checkboxes(web_env: WebEnv) -> None:
+    c, _ = login(web_env, "viewer")
+    assert 'name="fp"' not in c.get("/issues").text
+    m, _ = login(web_env, "member")
+    assert 'name="fp"' in m.get("/issues").text
+
+
+def test_the_spikes_box_lists_spikes_only_and_the_service_charts_have_axes_and_an_hour(web_env: WebEnv) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    web_env.ch.insert(f"{web_env.settings.clickhouse_database}.alerts", [[
+        uuid.uuid5(uuid.NAMESPACE_OID, "threshold-B"), "threshold", "warning", f"threshold:billing:{fp('B')}:100",
+        now - timedelta(hours=1), "billing", fp("B"), "100 events reached", "", uuid.UUID(int=0),
+        now - timedelta(hours=1), "{}"]], column_names=ALERT_COLUMNS)
+    c, _ = login(web_env, "viewer")
+    page = c.get("/").text
+    box = page[page.index('id="spikes"'):page.index("</table>", page.index('id="spikes"'))]
+    assert "<h2>Spikes</h2>" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
+    assert "threshold" not in box and "100 events reached" in page  # the threshold is in the alerts feed only
+    # each service's chart: an hour of minutes on its time axis (0 and 15-minute ticks), counts on the other
+    charts = re.findall(r'<svg class="chart" role="img" aria-label="events per minute by level[^"]*".*?</svg>',
+                        page, re.S)
+    assert charts, "no per-service chart"
+    for chart in charts:
+        times = re.findall(r'text-anchor="(?:start|middle)">(\d\d:\d\d)</text>', chart)
+        assert len(times) == 4, times
+        first = datetime.strptime(times[0], "%H:%M")
+        assert [(datetime.strptime(t, "%H:%M") - first).seconds // 60 for t in times] == [0, 15, 30, 45]
+        assert re.findall(r'text-anchor="end">([\d,]+)</text>', chart)[0] == "0"
+        widths = {float(w) for w in re.findall(r'<rect [^>]*width="([\d.]+)"', chart)}
+        assert widths and max(widths) < 10, widths  # a minute is a sixtieth of the width, not all of it
+
+
+def test_a_login_survives_a_restart_of_the_web_app_and_a_logout_ends_it(web_env: WebEnv) -> None:
+    c, csrf = login(web_env, "member")
+    cookies = dict(c.cookies)
+    # a new web app process on the same home (a restart), with the browser's cookie: still logged in, and the
+    # CSRF token of the page loaded before the restart still works
+    with running_web(web_env.settings, wait_for_feed=False) as url:
+        after = httpx.Client(base_url=url, cookies=cookies, timeout=30, follow_redirects=False)
+        page = after.get("/issues")
+        assert page.status_code == 200 and "alice" in page.text
+        done = after.post(f"/issues/{fp('C')}/action", data={"action": "note", "note": "after restart",
+                                                             "csrf_token": csrf})
+        assert done.status_code == 303 and "/login" not in done.headers["location"]
+        assert after.post("/logout", data={"csrf_token": csrf}).status_code == 303
+    # logged out in one process is logged out in every one, restarts included
+    again = httpx.Client(base_url=web_env.url, cookies=cookies, timeout=30, follow_redirects=False)
+    r = again.get("/issues")
+    assert r.status_code in (302, 303, 307) and "/login" in r.headers["location"]
+    key_file = web_env.settings.session_key_path
+    assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
+
+
 def test_wrong_bearer_tokens_are_rate_limited_per_client(web_env: WebEnv) -> None:
+    # Last in this file: it spends the per-address budget that logins share, and a login right after it
+    # (another test's) could find the bucket empty.
     anon = httpx.Client(base_url=web_env.url, timeout=30)
     codes = [anon.get("/api/v1/me", headers={"Authorization": f"Bearer est_guess_{i}"}).status_code
              for i in range(40)]
@@ -85,17 +143,3 @@ def _login_status(env: WebEnv, role: str) -> int:
     token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
     assert token is not None
     return c.post("/login", data={"csrf_token": token.group(1), "token": env.tokens[role], "next": "/issues"}).status_code
-
-
-def test_viewers_get_no_checkboxes(web_env: WebEnv) -> None:
-    c, _ = login(web_env, "viewer")
-    assert 'name="fp"' not in c.get("/issues").text
-    m, _ = login(web_env, "member")
-    assert 'name="fp"' in m.get("/issues").text
-
-
-def test_the_overview_says_which_alerts_are_spikes_and_which_thresholds(web_env: WebEnv) -> None:
-    c, _ = login(web_env, "viewer")
-    page = c.get("/").text
-    box = page[page.index('id="spikes"'):page.index("</table>", page.index('id="spikes"'))]
-    assert "Spikes and thresholds" in page and ">spike<" in box and f'href="/issues/{fp("A")}"' in box
