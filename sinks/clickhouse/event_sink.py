@@ -53,7 +53,16 @@ from schemas.dead_letter import DeadLetter, Reason
 from sinks.clickhouse import storage
 from sinks.clickhouse.client import connect
 from sinks.clickhouse.migrate import migrate
-from sinks.clickhouse.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, RowError, event_row
+from sinks.clickhouse.rows import (
+    EVENT_COLUMNS,
+    OCCURRENCE_COLUMNS,
+    RECOVERY_COLUMNS,
+    MinuteCounts,
+    RecoveryCounts,
+    RowError,
+    event_row,
+    occurrence,
+)
 
 log = logging.getLogger("errstream.sink")
 
@@ -70,6 +79,7 @@ class _Item:
     value: bytes
     record: dict[str, Any]
     row: list[Any] | None  # the error_events row; None when the event was sampled away
+    recovers: bool = False  # carries a ``recovery`` object: counted in recovery_counts_1m too
 
 
 @dataclass
@@ -343,7 +353,7 @@ class ClickHouseSink(Step):
                 continue
             try:
                 row = event_row(record) if record.get("stored", True) else None
-                MinuteCounts().add(record)
+                recovers = occurrence(record).recovery is not None  # also checks every count column's value
                 when = datetime.fromisoformat(record["event"]["timestamp"])
             except Exception as exc:  # noqa: BLE001
                 # RowError: a value the columns cannot hold (the worker's bounds should have caught it)
@@ -356,7 +366,7 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, record, row))
+            items.append(_Item(m.offset, m.value, record, row, recovers))
         return items
 
     async def _store(self, b: _Batch) -> None:
@@ -370,6 +380,13 @@ class ClickHouseSink(Step):
             for it in items:
                 rows.add(it.record)
             await storage.insert(client, f"{db}.error_occurrences_in", rows.rows(), OCCURRENCE_COLUMNS, {
+                "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
+
+        async def recoveries(items: Sequence[_Item], tok: str) -> None:
+            rows = RecoveryCounts()
+            for it in items:
+                rows.add_occurrence(occurrence(it.record))
+            await storage.insert(client, f"{db}.recovery_occurrences_in", rows.rows(), RECOVERY_COLUMNS, {
                 "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
 
         async def events(items: Sequence[_Item], tok: str) -> None:
@@ -392,6 +409,9 @@ class ClickHouseSink(Step):
         stored = [it for it in b.items if it.row is not None]
         await storage.bisect(stored, token + "/events", key, events, refuse_event)
         await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
+        recovering = [it for it in b.items if it.recovers and it.offset not in not_counted]
+        if recovering:  # a batch without recovery events writes nothing more
+            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_counts)
         for it in b.items:
             if it.offset in not_counted:
                 self._refuse(b, it, "sink-insert", "unstorable",
