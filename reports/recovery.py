@@ -127,7 +127,8 @@ class RecoveryQueries:
         (manual,) = self._rows(
             "SELECT count() AS n, avg(seconds_to_resolve) AS mean,"
             " quantilesExact(0.5, 0.95)(seconds_to_resolve) AS q FROM {db}.v_resolution_times"
-            " WHERE resolved_at >= {start:DateTime('UTC')} AND resolved_at <= {end:DateTime('UTC')}" + svc)
+            " WHERE resolved_at >= {start:DateTime('UTC')}"
+            " AND resolved_at < {end:DateTime('UTC')} + INTERVAL 1 SECOND" + svc)  # the window's whole last second
         m = int(manual["n"] or 0)
         people = RecoveryTimes(
             kind="manual", recoveries=m, avg_seconds=round(float(manual["mean"]), 3) if m else None,

@@ -8,6 +8,7 @@ manual recovery time beside the automatic ones.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,9 @@ from clickhouse_connect.driver.client import Client
 
 from errstream_core.settings import Settings
 from reports.report import build_report
+from schemas.alert_rules import parse_alert_rules
 from schemas.events import ErrorEvent, Recovery
+from sinks.derived_alerts.alert_rules import RuleEvaluator
 from tests.support.alerts import publish as publish_raw
 from tests.support.cli import cli
 from tests.support.detection import publish
@@ -109,6 +112,15 @@ def test_recovery_counts_are_exact_and_reach_views_and_report(
     automatic = manual[0]
     assert automatic[:5] == ("automatic", 160, 0.75, 0.2, 5.0)
     assert manual[1][2] is not None and 8 * 60 - 5 <= manual[1][2] <= 8 * 60 + 120  # first seen → resolved
+
+    # "less than 85 % of payment retries succeed over 30 minutes" fires (80 %); "less than 75 %" does not
+    rules = parse_alert_rules("\n".join(
+        f'[[rules]]\nname = "retries-{limit}"\nwhen = "recovery_rate"\nservice = "payment"\nmethod = "retry"\n'
+        f"window_minutes = 30\nthreshold = {limit}\nmin_attempts = 20\n" for limit in (85, 75)))
+    fired = asyncio.run(RuleEvaluator(settings, ch).evaluate(rules))
+    assert [(a.kind, a.details["rule"], a.details["value"], a.service) for a in fired] == [
+        ("rule", "retries-85", 80.0, "payment")]
+    assert fired[0].title == "retries-85: 80.00 % of retry attempts succeeded in 30 min"
 
     report = build_report(ch, db, "1h")
     assert (report.recovery.attempted, report.recovery.successful, report.recovery.success_rate_pct) == (
