@@ -4,8 +4,9 @@ Counts and averages are exact: they come from ``recovery_counts_1m``, which the 
 from every processed event that carries ``recovery`` (sampled away or not), never from the
 stored raw events. Medians and p95s of automatic recovery times are ClickHouse's
 ``quantiles`` (exact up to 8,192 recoveries in the range read, a uniform sample beyond).
-Manual recovery times are the issues' resolutions (``v_resolution_times``: first event, or
-reopening, to resolution) within the window.
+Manual recovery times are the issues' resolutions by people (``v_resolution_times``: first event,
+or reopening, to resolution) within the window; auto-resolutions (``sinks/derived_alerts/auto_resolve.py``)
+are counted apart as ``auto_resolved``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
+
+from schemas.issue_status import AUTO_RESOLVER
 
 
 class RecoveryMethodRow(BaseModel):
@@ -122,18 +125,27 @@ class RecoveryQueries:
             kind="automatic", recoveries=n, avg_seconds=round(int(auto["ms_sum"]) / n / 1000, 3) if n else None,
             median_seconds=round(float(auto["q"][0]) / 1000, 3) if n else None,
             p95_seconds=round(float(auto["q"][1]) / 1000, 3) if n else None)
-        svc = (" AND fingerprint IN (SELECT fingerprint FROM {db}.error_groups WHERE has(services, {service:String}))"
-               if self.service else "")
-        (manual,) = self._rows(
-            "SELECT count() AS n, avg(seconds_to_resolve) AS mean,"
-            " quantilesExact(0.5, 0.95)(seconds_to_resolve) AS q FROM {db}.v_resolution_times"
-            " WHERE resolved_at >= {start:DateTime('UTC')}"
-            " AND resolved_at < {end:DateTime('UTC')} + INTERVAL 1 SECOND" + svc)  # the window's whole last second
-        m = int(manual["n"] or 0)
-        people = RecoveryTimes(
-            kind="manual", recoveries=m, avg_seconds=round(float(manual["mean"]), 3) if m else None,
-            median_seconds=float(manual["q"][0]) if m else None, p95_seconds=float(manual["q"][1]) if m else None)
-        return [automatic, people]
+        svc = (" AND r.fingerprint IN (SELECT fingerprint FROM {db}.error_groups"
+               " WHERE has(services, {service:String}))" if self.service else "")
+        rows = {r["kind"]: r for r in self._rows(
+            "SELECT if(a.fingerprint = '', 'manual', 'auto_resolved') AS kind, count() AS n,"
+            " avg(r.seconds_to_resolve) AS mean, quantilesExact(0.5, 0.95)(r.seconds_to_resolve) AS q"
+            " FROM {db}.v_resolution_times AS r"
+            " LEFT JOIN (SELECT fingerprint, changed_at FROM {db}.issue_status_history FINAL"
+            "   WHERE status = 'resolved' AND changed_by = {auto:String}) AS a"
+            " ON a.fingerprint = r.fingerprint AND a.changed_at = r.resolved_at"
+            " WHERE r.resolved_at >= {start:DateTime('UTC')}"
+            " AND r.resolved_at < {end:DateTime('UTC')} + INTERVAL 1 SECOND" + svc +  # the last second whole
+            " GROUP BY kind", auto=AUTO_RESOLVER)}
+        out = [automatic]
+        for kind in ("manual", "auto_resolved"):
+            r = rows.get(kind)
+            m = int(r["n"]) if r else 0
+            out.append(RecoveryTimes(
+                kind=kind, recoveries=m, avg_seconds=round(float(r["mean"]), 3) if r and m else None,
+                median_seconds=float(r["q"][0]) if r and m else None,
+                p95_seconds=float(r["q"][1]) if r and m else None))
+        return out
 
     def summary(self) -> RecoverySummary:
         methods = self.by_method()

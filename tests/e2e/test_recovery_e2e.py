@@ -127,7 +127,7 @@ def test_recovery_counts_are_exact_and_reach_views_and_report(
         230, 190, 82.6)
     top = {i.fingerprint: i for i in report.top_issues}
     assert (top[fingerprint].recovery_attempted, top[fingerprint].recovery_successful) == (200, 160)
-    assert {t.kind: t.recoveries for t in report.recovery.times} == {"automatic": 160, "manual": 1}
+    assert {t.kind: t.recoveries for t in report.recovery.times} == {"automatic": 160, "manual": 1, "auto_resolved": 0}
 
     out = cli(settings, "report", "--since", "1h", "--json", "--service", "payment")
     assert out.returncode == 0, out.stderr

@@ -89,7 +89,9 @@ ORDER BY attempted DESC;
 
 -- Automatic recovery (the application's own: first failure to successful recovery, from the
 -- events' recovery.duration_ms) beside manual recovery (an issue's first event, or its reopening,
--- to its resolution: v_resolution_times), last 30 days, in seconds.
+-- to its resolution by a person: v_resolution_times) and auto-resolution (the same span, resolved
+-- by errstream because the issue went quiet), last 30 days, in seconds. One row per kind that has
+-- any (the automatic row always).
 CREATE OR REPLACE VIEW {db}.v_recovery_times AS
 SELECT
     'automatic' AS kind,
@@ -101,10 +103,16 @@ FROM {db}.recovery_counts_1m
 WHERE minute >= now() - INTERVAL 30 DAY
 UNION ALL
 SELECT
-    'manual' AS kind,
+    if(a.fingerprint = '', 'manual', 'auto_resolved') AS kind,
     toUInt64(count()) AS recoveries,
-    if(recoveries = 0, NULL, round(avg(seconds_to_resolve), 3)) AS avg_seconds,
-    if(recoveries = 0, NULL, round(toFloat64(quantileExact(0.5)(seconds_to_resolve)), 3)) AS median_seconds,
-    if(recoveries = 0, NULL, round(toFloat64(quantileExact(0.95)(seconds_to_resolve)), 3)) AS p95_seconds
-FROM {db}.v_resolution_times
-WHERE resolved_at >= now() - INTERVAL 30 DAY
+    if(recoveries = 0, NULL, round(avg(r.seconds_to_resolve), 3)) AS avg_seconds,
+    if(recoveries = 0, NULL, round(toFloat64(quantileExact(0.5)(r.seconds_to_resolve)), 3)) AS median_seconds,
+    if(recoveries = 0, NULL, round(toFloat64(quantileExact(0.95)(r.seconds_to_resolve)), 3)) AS p95_seconds
+FROM {db}.v_resolution_times AS r
+LEFT JOIN
+(
+    SELECT fingerprint, changed_at FROM {db}.issue_status_history FINAL
+    WHERE status = 'resolved' AND changed_by = 'errstream:auto-resolve'
+) AS a ON a.fingerprint = r.fingerprint AND a.changed_at = r.resolved_at
+WHERE r.resolved_at >= now() - INTERVAL 30 DAY
+GROUP BY kind
