@@ -32,7 +32,7 @@ EVENT_COLUMNS = [
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
     "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "original_timestamp",
-    "grouping_rules", "request_query_string", "request_headers", "user_username", "user_ip",
+    "grouping_rules", "request_query_string", "request_headers", "user_username", "user_ip", "recovery", "resources",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
@@ -156,6 +156,8 @@ def event_row(p: dict[str, Any]) -> list[Any]:
         _str_map(request.get("headers"), "request.headers"),
         _str(user.get("username"), "user.username"),
         _str(user.get("ip_address"), "user.ip_address"),
+        _json(e.get("recovery")),
+        _json(e.get("resources")),
     ]
 
 

@@ -10,31 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from errstream.web.auth import TokenStore
 from errstream_core.settings import Settings
 from reports.report import build_report
 from schemas.alert_rules import parse_alert_rules
-from schemas.events import ErrorEvent, Recovery
+from schemas.events import ErrorEvent, Recovery, Resources
 from sinks.derived_alerts.alert_rules import RuleEvaluator
 from tests.support.alerts import publish as publish_raw
 from tests.support.cli import cli
 from tests.support.detection import publish
 from tests.support.kafka import read_topic
 from tests.support.services import Service, running_services, wait_for
+from tests.support.web import running_web
 
 pytestmark = pytest.mark.e2e
 
 SAMPLING_ENV = {"ERRSTREAM_SAMPLE_RATES": json.dumps({"warning": 0.2, "error": 1.0})}
 # automatic recovery times of the 160 recovered retries: median 200 ms, p95 5 s, mean 750 ms
 DURATIONS = [200] * 100 + [1000] * 50 + [5000] * 10
+SNAPSHOT = Resources(cpu_percent=87.5, rss_bytes=512_000_000, memory_available_bytes=1_000_000_000, threads=24,
+                     open_fds=310, load_1m=3.2)
 
 
 @pytest.fixture
@@ -53,7 +59,8 @@ def _traffic(start: datetime) -> list[ErrorEvent]:
     for i in range(40):
         events.append(ErrorEvent(service="payment", level="error", message="bank connection refused",
                                  timestamp=start + timedelta(seconds=i),
-                                 recovery=Recovery(successful=False, method="retry", attempts=3, duration_ms=900)))
+                                 recovery=Recovery(successful=False, method="retry", attempts=3, duration_ms=900),
+                                 resources=SNAPSHOT))
     for i in range(30):
         events.append(ErrorEvent(service="checkout", level="warning", message="price service timed out",
                                  timestamp=start + timedelta(seconds=i), recovery=Recovery(method="fallback",
@@ -134,6 +141,8 @@ def test_recovery_counts_are_exact_and_reach_views_and_report(
     data = json.loads(out.stdout)["recovery"]
     assert [(m["method"], m["attempted"], m["successful"], m["median_ms"], m["p95_ms"]) for m in data["by_method"]
             ] == [("retry", 200, 160, 200.0, 5000.0)]
+    _web_shows_recovery(settings, ch, tmp_path, fingerprint)
+
     text = cli(settings, "report", "--since", "1h")
     assert text.returncode == 0, text.stderr
     assert "190 of 230 attempts succeeded (82.6 %)" in text.stdout
@@ -153,3 +162,32 @@ def test_an_event_with_hostile_recovery_is_dead_lettered_and_counts_nothing(
     assert _scalar(ch, f"SELECT sum(events) FROM {db}.error_counts_1m") == 1
     [dead] = read_topic(settings, settings.topic_dlq, expect=1, timeout=30)
     assert dead["reason"] == "invalid_event" and "recovery.duration_ms" in dead["detail"]
+
+
+def _web_shows_recovery(settings: Settings, ch: Client, home: Path, fingerprint: str) -> None:
+    """The API's issue and overview, the overview and issue pages, and the event page's resource snapshot."""
+    web_settings = settings.model_copy(update={"home": home})
+    token = TokenStore(web_settings.tokens_path).create("vera", "viewer")
+    with running_web(web_settings, wait_for_feed=False) as url:
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        issue = api.get(f"/api/v1/issues/{fingerprint}").json()
+        assert {k: issue["recovery"][k] for k in ("attempted", "successful", "success_rate_pct")} == {
+            "attempted": 200, "successful": 160, "success_rate_pct": 80.0}
+        overview = api.get("/api/v1/overview", params={"since": "1h"}).json()
+        assert overview["report"]["recovery"]["attempted"] == 230
+
+        browser = httpx.Client(base_url=url, timeout=60)
+        form = browser.get("/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        assert browser.post("/login", data={"csrf_token": csrf.group(1), "token": token, "next": "/"}
+                            ).status_code == 303
+        page = browser.get("/", params={"since": "1h"}).text
+        assert 'id="recovery-methods"' in page and "190 of 230 recovery attempts succeeded" in page
+        assert "160 of 200 attempts succeeded (80.0 %)" in browser.get(f"/issues/{fingerprint}").text
+        [(event_id,)] = ch.query(f"SELECT toString(event_id) FROM {settings.clickhouse_database}.error_events"
+                                 " WHERE resources != '' LIMIT 1").result_rows
+        event = browser.get(f"/events/{event_id}").text
+        assert 'id="event-resources"' in event and "512,000,000" in event and 'id="event-recovery"' in event
+        detail = api.get(f"/api/v1/events/{event_id}").json()
+        assert detail["resources"]["threads"] == 24 and detail["recovery"]["successful"] is False

@@ -53,6 +53,11 @@ SELECT minute, service, environment, fingerprint, method,
 FROM {db}.recovery_occurrences_in
 GROUP BY minute, service, environment, fingerprint, method;
 
+-- The raw event keeps its recovery and its resource snapshot (JSON; '' when absent) for the event page.
+ALTER TABLE {db}.error_events
+    ADD COLUMN IF NOT EXISTS recovery  String DEFAULT '',
+    ADD COLUMN IF NOT EXISTS resources String DEFAULT '';
+
 -- Per service and recovery method over the last 24 hours: how often recovery was tried, how
 -- often it worked, and how long automatic recovery took (milliseconds).
 CREATE OR REPLACE VIEW {db}.v_recovery_by_method AS
