@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from reports.recovery import fmt_seconds
 from reports.report import Report, bucket_label
 
 _COLORS = {"critical": "#c62828", "error": "#ef6c00", "other": "#fbc02d"}
@@ -123,8 +124,8 @@ def recovery_html(report: Report) -> str:
          _num(_opt(m.p95_ms, " ms"))]
         for m in r.by_method], "No recovery reported in this window.")
     times = _table(["recovery", "count", "avg", "median", "p95"], [
-        [escape(t.kind), _num(f"{t.recoveries:,}"), _num(_opt(t.avg_seconds, " s")),
-         _num(_opt(t.median_seconds, " s")), _num(_opt(t.p95_seconds, " s"))]
+        [escape(t.kind), _num(f"{t.recoveries:,}"), _num(fmt_seconds(t.avg_seconds)), _num(fmt_seconds(t.median_seconds)),
+         _num(fmt_seconds(t.p95_seconds))]
         for t in r.times], "")
     return head + methods + times
 

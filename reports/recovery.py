@@ -62,6 +62,11 @@ def rate(successful: int, attempted: int) -> float | None:
     return round(successful * 100 / attempted, 1) if attempted else None
 
 
+def fmt_seconds(value: float | None) -> str:
+    """Seconds, to the millisecond below a minute (automatic recoveries take milliseconds)."""
+    return "—" if value is None else f"{value:,.3f} s" if value < 60 else f"{value:,.0f} s"
+
+
 def _num(value: Any) -> float | None:
     return None if value is None or value != value else round(float(value), 1)  # NaN: no value
 

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from reports.recovery import fmt_seconds
 from reports.report import Report, TimelinePoint, bucket_label
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -171,8 +172,8 @@ def render_recovery(report: Report, console: Console) -> None:
     for col in ("recovery", "count", "avg", "median", "p95"):
         times.add_column(col, justify="left" if col == "recovery" else "right")
     for t in r.times:
-        times.add_row(t.kind, fmt_int(t.recoveries), _opt(t.avg_seconds, " s"), _opt(t.median_seconds, " s"),
-                      _opt(t.p95_seconds, " s"))
+        times.add_row(t.kind, fmt_int(t.recoveries), fmt_seconds(t.avg_seconds), fmt_seconds(t.median_seconds),
+                      fmt_seconds(t.p95_seconds))
     console.print(times)
 
 
