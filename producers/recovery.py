@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -41,6 +42,16 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+_NOT_IN_NAME = re.compile(r"[^a-z0-9_.\-]")
+
+
+def method_name(method: str) -> str:
+    """A method as the contract takes it (lower-case letters, digits, ``_.-``; 64 at most): "Circuit Breaker"
+    becomes "circuit_breaker" rather than an event the worker would refuse."""
+    name = _NOT_IN_NAME.sub("_", str(method).strip().lower())[:64]
+    return name if name[:1].isalpha() else ("m" + name)[:64]
+
+
 class Recovering:
     """A failure episode; report it as it ends (``__exit__``). ``failed(exc)`` records one failed attempt."""
 
@@ -48,7 +59,7 @@ class Recovering:
 
     def __init__(self, method: str = "retry", *, level: str = "warning", tags: Mapping[str, Any] | None = None,
                  client: sdk.Client | None = None) -> None:
-        self.method = method
+        self.method = method_name(method)
         self.level = level
         self.tags = tags
         self.client = client

@@ -15,7 +15,7 @@ from errstream_core.settings import Settings
 from producers import sdk
 from producers.gateway.errors import Rejected
 from producers.gateway.sentry_typed import convert_sentry_payload
-from producers.recovery import Recovering, fallback, retry
+from producers.recovery import Recovering, fallback, method_name, retry
 from producers.sdk import Client
 from schemas import ErrorEvent
 from schemas.fast import decode_event
@@ -218,3 +218,10 @@ def test_events_carry_a_resource_snapshot_unless_turned_off() -> None:
         assert res["rss_bytes"] > 1_000_000 and res["threads"] >= 1 and res["open_fds"] >= 3
         assert 0 <= res["cpu_percent"] and res["memory_available_bytes"] > 0
         assert ErrorEvent.model_validate(event).resources is not None  # within the contract
+
+
+@pytest.mark.parametrize(("given", "sent"), [("retry", "retry"), ("Circuit Breaker", "circuit_breaker"),
+                                             ("2nd-try", "m2nd-try"), ("x" * 100, "x" * 64), ("", "m")])
+def test_the_sdk_sends_any_method_name_in_the_form_the_contract_takes(given: str, sent: str) -> None:
+    assert method_name(given) == sent
+    ErrorEvent.model_validate({"service": "s", "recovery": {"method": method_name(given)}})
