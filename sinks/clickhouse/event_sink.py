@@ -402,6 +402,11 @@ class ClickHouseSink(Step):
         async def refuse_event(it: _Item, exc: storage.RowError) -> None:
             not_stored[it.offset] = exc
 
+        not_recovered: dict[int, storage.RowError] = {}
+
+        async def refuse_recovery(it: _Item, exc: storage.RowError) -> None:
+            not_recovered[it.offset] = exc
+
         def key(it: _Item) -> int:
             return it.offset
 
@@ -411,7 +416,7 @@ class ClickHouseSink(Step):
         await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
         recovering = [it for it in b.items if it.recovers and it.offset not in not_counted]
         if recovering:  # a batch without recovery events writes nothing more
-            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_counts)
+            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_recovery)
         for it in b.items:
             if it.offset in not_counted:
                 self._refuse(b, it, "sink-insert", "unstorable",
@@ -419,6 +424,9 @@ class ClickHouseSink(Step):
             elif it.offset in not_stored:
                 self._refuse(b, it, "sink-insert", "unstorable",
                              f"counted, but ClickHouse refused the raw event: {not_stored[it.offset]}")
+            elif it.offset in not_recovered:
+                self._refuse(b, it, "sink-insert", "unstorable",
+                             f"counted, but ClickHouse refused its recovery counts: {not_recovered[it.offset]}")
         kept = len(stored) - len(not_stored)
         ROWS.labels("error_events").inc(kept)
         self.stats["events"] += len(b.items) - len(not_counted)
