@@ -24,4 +24,8 @@ def __getattr__(name: str) -> Any:
         import producers.sdk as sdk
 
         return getattr(sdk, name)
+    if name in {"recovering", "retry", "fallback"}:
+        import producers.recovery as recovery
+
+        return getattr(recovery, name)
     raise AttributeError(name)

@@ -275,6 +275,25 @@ def report(
 
 
 @app.command()
+def watch(
+    interval: Annotated[float, typer.Option(min=1.0, max=3600.0, help="seconds between refreshes")] = 5.0,
+    minutes: Annotated[int, typer.Option(min=1, max=60, help="the window: rates over the last N minutes")] = 5,
+    top: Annotated[int, typer.Option(min=1, max=100, help="issues to show")] = 10,
+    service: Annotated[str | None, typer.Option(help="only this service")] = None,
+    level: Annotated[str | None, typer.Option(help="only this level and above (debug … critical)")] = None,
+    plain: Annotated[bool, typer.Option("--plain", help="plain lines, no refresh in place (logs, dumb terminals)")]
+    = False,
+    count: Annotated[int | None, typer.Option(min=1, help="stop after N refreshes (default: until Ctrl-C)")] = None,
+    timeout: Timeout = None,
+) -> None:
+    """Live view of errors: top issues with their rates and trend, new issues, spikes, recovery rates."""
+    from errstream.watch_cli import run_watch
+
+    raise typer.Exit(run_watch(get_settings(), interval=interval, minutes=minutes, top=top, service=service,
+                               level=level, plain=plain, count=count, console=console))
+
+
+@app.command()
 def digest(fmt: Annotated[str, typer.Option("--format", help="text, slack (Block Kit JSON) or json")] = "text") -> None:
     """The daily digest as it would be sent now: new issues, top issues, regressions, error-rate change."""
     import orjson

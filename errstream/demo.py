@@ -36,6 +36,32 @@ async def _publish(settings: Settings, count: int) -> None:
         await pub.publish_many_raw(MALFORMED)
 
 
+def flaky_payments(settings: Settings, calls: int, seed: int | None = None) -> int:
+    """A `payment` service whose bank refuses 30 % of requests, called through the SDK's ``errstream.retry``:
+    each call that failed at least once reports one event with its outcome. Returns how many were sent."""
+    from producers.recovery import retry
+    from producers.sdk import Client
+
+    rng = random.Random(seed)
+    client = Client("payment", settings=settings, environment="demo")
+
+    def charge() -> str:
+        if rng.random() < 0.3:
+            raise ConnectionRefusedError("bank gateway refused the connection")
+        return "charged"
+
+    charge_with_retries = retry(attempts=3, backoff=0.001, client=client)(charge)
+    for _ in range(calls):
+        try:
+            charge_with_retries()
+        except ConnectionRefusedError:
+            pass  # three refusals in a row: the episode is reported as not recovered
+    client.flush(10.0)
+    sent = int(client.stats["sent"])
+    client.close(2.0)
+    return sent
+
+
 def run_demo(settings: Settings, count: int, console: Console) -> int:
     t0 = time.monotonic()
     kafka = LocalKafka(state_dir=settings.home, cache_dir=settings.cache_dir, version=settings.kafka_version,
@@ -56,14 +82,20 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
     def total() -> int:
         return int(client.query(f"SELECT sum(events) FROM {db}.error_counts_1m").result_rows[0][0] or 0)
 
-    before = total()
+    def episodes() -> int:
+        return int(client.query(f"SELECT sum(episodes) FROM {db}.recovery_counts_1m").result_rows[0][0] or 0)
+
+    before, episodes_before = total(), episodes()
     procs = [RoleProcess(role, settings, settings.home, name=f"demo-{role}").start() for role in ("worker", "sink")]
     web_login = _web_login(settings)
     try:
         console.print(f"publishing {count} events from 3 services (+{len(MALFORMED)} malformed payloads)…")
         asyncio.run(_publish(settings, count))
+        console.print("calling a flaky bank 300 times from `payment` through errstream.retry…")
+        payments = flaky_payments(settings, 300)
+        count += payments
         deadline = time.monotonic() + 180
-        while total() < before + count:
+        while total() < before + count or episodes() < episodes_before + payments:
             if time.monotonic() > deadline:
                 console.print(f"[red]only {total() - before} of {count} events arrived; see {settings.home}/demo-*.log")
                 return 1
@@ -90,8 +122,16 @@ def run_demo(settings: Settings, count: int, console: Console) -> int:
         f"GROUP BY fingerprint) e ON c.fingerprint = e.fingerprint ORDER BY c.n DESC LIMIT 8"
     ).result_rows:
         top.add_row(str(row[0]), row[1], row[2][:60], row[3][:50])
+    recovery = Table(title="recovery (v_recovery_by_method, last 24 h)")
+    for col in ("service", "method", "attempted", "recovered", "success rate %", "avg ms", "median ms", "p95 ms"):
+        recovery.add_column(col, justify="left" if col in ("service", "method") else "right")
+    for row in client.query(
+        f"SELECT service, method, attempted, successful, success_rate_pct, avg_recovery_ms, median_recovery_ms,"
+        f" p95_recovery_ms FROM {db}.v_recovery_by_method").result_rows:
+        recovery.add_row(*("—" if v is None else str(v) for v in row))
     console.print(by_service)
     console.print(top)
+    console.print(recovery)
     console.print(
         f"{count} events published, {total() - before} counted; {len(MALFORMED)} malformed payloads went to "
         f"{settings.topic_dlq}. Done in {time.monotonic() - t0:.1f}s. "

@@ -12,7 +12,7 @@ import ssl
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     escalation_after_minutes: list[int] = Field(default_factory=list)  # e.g. [60, 240]; empty = off
     escalation_active_minutes: int = Field(default=15, ge=1)  # "still occurring": seen within this window
     escalation_interval_seconds: float = Field(default=60.0, gt=0)
+    # auto-resolve (errstream notify): an open issue not seen for this many minutes is resolved, recorded as
+    # by AUTO_RESOLVER; 0 = off (the default: resolving is a person's decision unless you choose otherwise)
+    auto_resolve_minutes: int = Field(default=0, ge=0, le=525_600)
+    auto_resolve_service_minutes: dict[str, Annotated[int, Field(ge=0, le=525_600)]] = Field(
+        default_factory=dict)  # per service, overriding the default; 0 = never for that service
+    auto_resolve_interval_seconds: float = Field(default=60.0, gt=0)
     # daily digest (errstream notify): names of webhook/e-mail destinations, and when (UTC, HH:MM)
     digest_destinations: list[str] = Field(default_factory=list)
     digest_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")

@@ -37,6 +37,7 @@ import orjson
 from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings, get_settings
 from producers.capture import RawException, cut, exception_dicts, snapshot_exception
+from producers.resources import ResourceSampler
 from producers.scope import (  # noqa: F401 - facade
     Scope,
     breadcrumb,
@@ -85,14 +86,16 @@ class Overrides(NamedTuple):
     user: Mapping[str, Any] | None
     fingerprint: list[str] | None
     extra: Mapping[str, Any] | None
+    recovery: Mapping[str, Any] | None = None
 
     @classmethod
     def of(cls, tags: Mapping[str, Any] | None, user: Mapping[str, Any] | None, fingerprint: list[str] | None,
-           extra: Mapping[str, Any] | None) -> Overrides | None:
-        if tags is None and user is None and fingerprint is None and extra is None:
+           extra: Mapping[str, Any] | None, recovery: Mapping[str, Any] | None = None) -> Overrides | None:
+        if tags is None and user is None and fingerprint is None and extra is None and recovery is None:
             return None
         return cls(dict(tags) if tags else None, dict(user) if user else None,
-                   list(fingerprint) if fingerprint else None, dict(extra) if extra else None)
+                   list(fingerprint) if fingerprint else None, dict(extra) if extra else None,
+                   dict(recovery) if recovery else None)
 
 
 class Client:
@@ -112,9 +115,11 @@ class Client:
         shutdown_timeout: float = 2.0,
         transport_options: Mapping[str, Any] | None = None,
         scrub: bool = True,
+        resources: bool = True,
     ) -> None:
         """``scrub``: remove secrets and personal data (``errstream_core.scrub``) on the sender thread, before
-        the event leaves the process; the worker scrubs again either way. ``False`` opts out."""
+        the event leaves the process; the worker scrubs again either way. ``False`` opts out.
+        ``resources``: attach a snapshot of the process's and host's resources (``producers.resources``)."""
         # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
         ErrorEvent(service=service, environment=environment, release=release)
         self.service = service
@@ -128,6 +133,7 @@ class Client:
         self.shutdown_timeout = shutdown_timeout
         self.internal_errors = 0
         self.scrubber = Scrubber.from_settings(self.settings) if scrub else None
+        self.resources = ResourceSampler() if resources else None
         self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
                                         **(transport_options or {}))
         # release health: requests per minute, started on the first request a middleware records
@@ -155,15 +161,19 @@ class Client:
         user: Mapping[str, Any] | None = None,
         fingerprint: list[str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        recovery: Mapping[str, Any] | None = None,
     ) -> str | None:
-        """Queue an event for ``error`` (default: the exception being handled); returns its id or None."""
+        """Queue an event for ``error`` (default: the exception being handled); returns its id or None.
+
+        ``recovery``: whether the application recovered (``schemas.events.Recovery``); ``producers.recovery``
+        fills it for the common patterns."""
         try:
             if error is None:
                 error = sys.exc_info()[1]
                 if error is None:
                     return None
             return self._enqueue(level, snapshot_exception(error), handled, mechanism, message, logger,
-                                 Overrides.of(tags, user, fingerprint, extra))
+                                 Overrides.of(tags, user, fingerprint, extra, recovery))
         except Exception:
             self.internal_errors += 1
             return None
@@ -274,6 +284,10 @@ class Client:
             event["request"] = dict(scope.request)
         if o.fingerprint:
             event["fingerprint"] = [cut(str(part), MAX_SHORT) for part in o.fingerprint][:MAX_FINGERPRINT_PARTS]
+        if o.recovery:
+            event["recovery"] = o.recovery
+        if self.resources is not None:
+            event["resources"] = self.resources.snapshot()
         return event
 
     def _serialise(self, p: Pending) -> tuple[bytes | None, bytes]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from html import escape
 
+from reports.recovery import fmt_seconds
 from reports.report import Report, bucket_label
 
 _COLORS = {"critical": "#c62828", "error": "#ef6c00", "other": "#fbc02d"}
@@ -108,6 +109,27 @@ def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _opt(value: float | None, unit: str = "") -> str:
+    return "—" if value is None else f"{value:,.1f}{unit}"
+
+
+def recovery_html(report: Report) -> str:
+    """Recovery rate, methods and automatic versus manual recovery times."""
+    r = report.recovery
+    head = (f'<p>{r.successful:,} of {r.attempted:,} recovery attempts succeeded ({_opt(r.success_rate_pct, " %")})</p>'
+            if r.attempted else "")
+    methods = _table(["service", "method", "attempted", "recovered", "success rate", "avg", "median", "p95"], [
+        [escape(m.service), escape(m.method), _num(f"{m.attempted:,}"), _num(f"{m.successful:,}"),
+         _num(_opt(m.success_rate_pct, " %")), _num(_opt(m.avg_ms, " ms")), _num(_opt(m.median_ms, " ms")),
+         _num(_opt(m.p95_ms, " ms"))]
+        for m in r.by_method], "No recovery reported in this window.")
+    times = _table(["recovery", "count", "avg", "median", "p95"], [
+        [escape(t.kind), _num(f"{t.recoveries:,}"), _num(fmt_seconds(t.avg_seconds)), _num(fmt_seconds(t.median_seconds)),
+         _num(fmt_seconds(t.p95_seconds))]
+        for t in r.times], "")
+    return head + methods + times
+
+
 def render_html(report: Report) -> str:
     o = report.overview
     scope = f"service {escape(report.service)}" if report.service else "all services"
@@ -137,6 +159,7 @@ def render_html(report: Report) -> str:
         [_fmt_time(c.started_at), _num(str(c.event_count)), _num(f"{c.duration_ms / 1000:.1f}s"),
          f"{escape(c.root_service)}: {escape(c.root_title)}", escape(" → ".join(c.services))]
         for c in report.chains], "No error chains in this window.")
+    recovery = recovery_html(report)
     bucket = bucket_label(report.bucket_seconds)
     top_bars = bars_svg([(i.title or i.fingerprint, i.events, _COLORS.get(i.worst_level, _COLORS["other"]))
                          for i in report.top_issues])
@@ -154,5 +177,6 @@ generated {report.generated_at:%Y-%m-%d %H:%M:%S} UTC</div>
 <h2>By service</h2>{svc_bars}{services}
 <h2>Spikes</h2>{spikes}
 <h2>Error chains</h2>{chains}
+<h2>Recovery</h2>{recovery}
 </body></html>
 """

@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
 from reports.merges import ISSUE_OF, MERGED
+from reports.recovery import RecoveryQueries, RecoverySummary
 
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -77,6 +78,8 @@ class IssueRow(BaseModel):
     first_seen: datetime | None
     last_seen: datetime | None
     is_new: bool
+    recovery_attempted: int = 0  # failure episodes of the issue where the application tried to recover
+    recovery_successful: int = 0
 
 
 class TimelinePoint(BaseModel):
@@ -144,6 +147,7 @@ class Report(BaseModel):
     spikes: list[SpikeRow]
     chains: list[ChainRow]
     release_health: list[HealthRow] = []
+    recovery: RecoverySummary = RecoverySummary()
 
 
 def change_pct(current: int, previous: int) -> float | None:
@@ -347,8 +351,15 @@ def build_report(
     start = (end - window).replace(second=0)
     q = ReportQueries(client, database, start, end, service)
     bucket = bucket_seconds(window)
+    recovery = RecoveryQueries(client, database, q.start, end, service)
+    issues = q.top_issues(top)
+    recovered = recovery.by_issue([i.fingerprint for i in issues])
+    for issue in issues:
+        if (r := recovered.get(issue.fingerprint)) is not None:
+            issue.recovery_attempted, issue.recovery_successful = r.attempted, r.successful
     return Report(
         generated_at=datetime.now(UTC), window_start=q.start, window_end=end, since=since, service=service,
-        bucket_seconds=bucket, overview=q.overview(), top_issues=q.top_issues(top), timeline=q.timeline(bucket),
+        bucket_seconds=bucket, overview=q.overview(), top_issues=issues, timeline=q.timeline(bucket),
         by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(), release_health=q.release_health(),
+        recovery=recovery.summary(),
     )

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from reports.recovery import fmt_seconds
 from reports.report import Report, TimelinePoint, bucket_label
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -142,6 +143,38 @@ def render(report: Report, console: Console) -> None:
                        _pct(h.error_rate_pct), _pct(h.crash_free_sessions_pct), _pct(h.crash_free_users_pct))
         parts.append(rh)
     console.print(Group(*parts))
+    render_recovery(report, console)
+
+
+def _opt(value: float | None, unit: str) -> str:
+    return "—" if value is None else f"{value:,.1f}{unit}"
+
+
+def render_recovery(report: Report, console: Console) -> None:
+    """Recovery rate per service and method, and automatic versus manual recovery times."""
+    r = report.recovery
+    if not r.attempted and not any(t.recoveries for t in r.times):
+        console.print(Text("No recovery reported in this window.", style="dim"))
+        return
+    if r.by_method:
+        table = Table(title=f"Recovery: {r.successful:,} of {r.attempted:,} attempts succeeded "
+                            f"({_opt(r.success_rate_pct, ' %')})", title_justify="left")
+        for col in ("service", "method", "attempted", "recovered", "success rate", "avg", "median", "p95"):
+            table.add_column(col, justify="left" if col in ("service", "method") else "right")
+        for m in r.by_method:
+            low = m.success_rate_pct is not None and m.success_rate_pct < 80
+            table.add_row(m.service, m.method, fmt_int(m.attempted), fmt_int(m.successful),
+                          Text(_opt(m.success_rate_pct, " %"), style="red" if low else "green"),
+                          _opt(m.avg_ms, " ms"), _opt(m.median_ms, " ms"), _opt(m.p95_ms, " ms"))
+        console.print(table)
+    times = Table(title="Recovery times (automatic: first failure to recovery; manual: first seen to resolved)",
+                  title_justify="left")
+    for col in ("recovery", "count", "avg", "median", "p95"):
+        times.add_column(col, justify="left" if col == "recovery" else "right")
+    for t in r.times:
+        times.add_row(t.kind, fmt_int(t.recoveries), fmt_seconds(t.avg_seconds), fmt_seconds(t.median_seconds),
+                      fmt_seconds(t.p95_seconds))
+    console.print(times)
 
 
 def _pct(value: float | None) -> str:

@@ -3,17 +3,26 @@
 ```toml
 [[rules]]
 name = "billing-error-rate"
-when = "error_rate"          # count | errors_per_minute | error_rate | level | new_issue | regression | spike
-service = "billing"          #   | error_chain | threshold | escalation  (glob; default: every service)
+when = "error_rate"          # count | errors_per_minute | error_rate | level | recovery_rate | new_issue
+service = "billing"          #   | regression | spike | error_chain | threshold | escalation  (glob; default: all)
 window_minutes = 10
 threshold = 5.0              # percent of sessions/requests that errored
 severity = "critical"
 cooldown_minutes = 30
 destinations = ["oncall"]    # names from ERRSTREAM_ALERT_WEBHOOKS / ERRSTREAM_ALERT_EMAILS; empty = all
+
+[[rules]]
+name = "payment-retries"
+when = "recovery_rate"       # fires when fewer than `threshold` % of recovery attempts succeed
+service = "payment"
+method = "retry"             # optional: one recovery method
+window_minutes = 10
+threshold = 80.0
+min_attempts = 20            # not on a handful of attempts
 ```
 
-Measured conditions (``count``, ``errors_per_minute``, ``error_rate``, ``level``) are evaluated on
-ClickHouse's true counts every ``ERRSTREAM_ALERT_RULES_INTERVAL_SECONDS`` and raise ``rule`` alerts.
+Measured conditions (``count``, ``errors_per_minute``, ``error_rate``, ``level``, ``recovery_rate``) are
+evaluated on ClickHouse's true counts every ``ERRSTREAM_ALERT_RULES_INTERVAL_SECONDS`` and raise ``rule`` alerts.
 Detection's kinds (``new_issue``, ``regression``, ``spike``, ``error_chain``, ``threshold``,
 ``escalation``) route the alerts the worker raises: the matching rule sets their severity and
 destinations, and its cooldown holds back repeats per issue. The ``ERRSTREAM_ALERT_*`` environment
@@ -30,11 +39,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.alerts import AlertEvent, Severity
+from schemas.limits import RECOVERY_METHOD_PATTERN
 from schemas.notifications import EmailDestination, WebhookDestination
 
-MEASURED = ("count", "errors_per_minute", "error_rate", "level")
+MEASURED = ("count", "errors_per_minute", "error_rate", "level", "recovery_rate")
 ROUTED = ("new_issue", "regression", "spike", "error_chain", "threshold", "escalation")
-RuleKind = Literal["count", "errors_per_minute", "error_rate", "level", "new_issue", "regression", "spike",
+RuleKind = Literal["count", "errors_per_minute", "error_rate", "level", "recovery_rate", "new_issue", "regression", "spike",
                    "error_chain", "threshold", "escalation"]
 
 
@@ -46,14 +56,21 @@ class AlertRule(BaseModel):
     service: str = Field(default="*", min_length=1, max_length=200, description="glob over service names")
     issue: str | None = Field(default=None, pattern=r"^[0-9a-f]{8,32}$", description="one issue (fingerprint prefix)")
     window_minutes: int = Field(default=5, ge=1, le=1_440)
-    threshold: float = Field(default=0, ge=0, description="count, errors per minute or percent (error_rate)")
+    threshold: float = Field(default=0, ge=0, allow_inf_nan=False,
+                             description="count, errors per minute or percent (error_rate, recovery_rate)")
     level: Literal["debug", "info", "warning", "error", "critical"] = "error"
     severity: Severity = "error"
     cooldown_minutes: int = Field(default=30, ge=0, le=10_080)
     destinations: list[str] = Field(default_factory=list, max_length=50)
+    method: str | None = Field(default=None, pattern=RECOVERY_METHOD_PATTERN,
+                               description="recovery_rate: only this recovery method")
+    min_attempts: int = Field(default=10, ge=1, le=1_000_000_000,
+                              description="recovery_rate: fire only with at least this many attempts in the window")
 
     @model_validator(mode="after")
     def _sensible(self) -> AlertRule:
+        if self.method is not None and self.when != "recovery_rate":
+            raise ValueError("method applies to recovery_rate rules only")
         if problems := _combination_problems(self.when, self.threshold, self.issue):
             raise ValueError(problems[0])
         return self
@@ -63,10 +80,10 @@ def _combination_problems(when: object, threshold: object, issue: object) -> lis
     """Checks across fields; also run on a rule whose fields failed, so one pass reports everything."""
     problems = []
     number = threshold if isinstance(threshold, int | float) and not isinstance(threshold, bool) else None
-    if when in ("count", "errors_per_minute", "error_rate") and number is not None and number <= 0:
+    if when in ("count", "errors_per_minute", "error_rate", "recovery_rate") and number is not None and number <= 0:
         problems.append(f"a {when} rule needs a threshold above 0")
-    if when == "error_rate" and number is not None and number > 100:
-        problems.append("an error_rate threshold is a percentage (0-100]")
+    if when in ("error_rate", "recovery_rate") and number is not None and number > 100:
+        problems.append(f"a {when} threshold is a percentage (0-100]")
     if when == "error_rate" and issue:
         problems.append("error_rate is per service (sessions have no issue)")
     return problems

@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.free_form import check_free_form
 from schemas.limits import (
@@ -33,10 +33,14 @@ from schemas.limits import (
     MAX_INT,
     MAX_MESSAGE,
     MAX_PATH,
+    MAX_PERCENT,
+    MAX_RECOVERY_ATTEMPTS,
+    MAX_RESOURCE_COUNT,
     MAX_SHORT,
     MAX_TAGS,
     MAX_UINT32,
     MIN_INT,
+    RECOVERY_METHOD_PATTERN,
 )
 
 Level = Literal["debug", "info", "warning", "error", "critical"]
@@ -137,6 +141,55 @@ class Breadcrumb(_Model):
         return _utc(v) if v else v
 
 
+RECOVERY_METHODS = ("retry", "fallback", "circuit_breaker", "restart", "failover", "cache", "manual")
+
+
+def check_recovery(attempted: bool, successful: bool, duration_ms: int | None) -> None:
+    """The one cross-field rule, shared with the msgspec mirror: nothing recovers without an attempt."""
+    if successful and not attempted:
+        raise ValueError("recovery.successful is true but recovery.attempted is false")
+    if duration_ms is not None and not attempted:
+        raise ValueError("recovery.duration_ms is set but recovery.attempted is false")
+
+
+class Recovery(_Model):
+    """Whether the application recovered from this error, once per failure episode (not per attempt).
+
+    ``duration_ms`` runs from the first failure of the episode to the moment it ended: the
+    successful attempt (an automatic recovery time) or the last failed one.
+    """
+
+    attempted: bool = True
+    successful: bool = False
+    method: str = Field(default="retry", max_length=64, pattern=RECOVERY_METHOD_PATTERN,
+                        description="how: " + ", ".join(RECOVERY_METHODS) + " or another lower-case name")
+    attempts: int | None = Field(default=None, ge=0, le=MAX_RECOVERY_ATTEMPTS,
+                                 description="attempts made in the episode, the first included")
+    duration_ms: int | None = Field(default=None, ge=0, le=MAX_UINT32,
+                                    description="first failure to the end of the episode, in milliseconds")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recovery:
+        check_recovery(self.attempted, self.successful, self.duration_ms)
+        return self
+
+
+class Resources(_Model):
+    """A snapshot of the process and its host at capture; every field is optional (what the platform gives)."""
+
+    cpu_percent: float | None = Field(default=None, ge=0.0, le=MAX_PERCENT, allow_inf_nan=False,
+                                      description="the process's CPU use since the previous snapshot, 100 per core")
+    rss_bytes: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT, description="resident memory")
+    memory_available_bytes: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT,
+                                               description="the host's available memory")
+    threads: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT)
+    open_fds: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT)
+    load_1m: float | None = Field(default=None, ge=0.0, le=MAX_PERCENT, allow_inf_nan=False,
+                                  description="the host's load average over one minute")
+    read_bytes: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT, description="disk bytes read")
+    write_bytes: int | None = Field(default=None, ge=0, le=MAX_RESOURCE_COUNT, description="disk bytes written")
+
+
 class ErrorEvent(_Model):
     """One error occurrence, as published by a service."""
 
@@ -162,6 +215,10 @@ class ErrorEvent(_Model):
     correlation_id: str | None = Field(default=None, max_length=MAX_SHORT)
     fingerprint: list[str] | None = Field(default=None, min_length=1, max_length=MAX_FINGERPRINT_PARTS)
     sdk: str | None = Field(default=None, max_length=MAX_SHORT)
+    recovery: Recovery | None = Field(
+        default=None, description="whether the application recovered from this error (absent: not reported)")
+    resources: Resources | None = Field(
+        default=None, description="the process's and host's resources when the error was captured")
 
     @field_validator("timestamp")
     @classmethod

@@ -32,7 +32,7 @@ import msgspec
 from msgspec import Meta
 
 from schemas import events as models
-from schemas.events import _LEVEL_ALIASES, LEVELS
+from schemas.events import _LEVEL_ALIASES, LEVELS, check_recovery
 from schemas.free_form import check_free_form
 from schemas.limits import (
     MAX_BREADCRUMBS,
@@ -44,9 +44,13 @@ from schemas.limits import (
     MAX_FRAMES,
     MAX_MESSAGE,
     MAX_PATH,
+    MAX_PERCENT,
+    MAX_RECOVERY_ATTEMPTS,
+    MAX_RESOURCE_COUNT,
     MAX_SHORT,
     MAX_TAGS,
     MAX_UINT32,
+    RECOVERY_METHOD_PATTERN,
 )
 
 Short = Annotated[str, Meta(max_length=MAX_SHORT)]
@@ -118,6 +122,32 @@ class Breadcrumb(msgspec.Struct, gc=False):
             check_free_form(self.data)  # a ValueError here is a msgspec.ValidationError to the caller
 
 
+class Recovery(msgspec.Struct, gc=False):
+    attempted: bool = True
+    successful: bool = False
+    method: Annotated[str, Meta(max_length=64, pattern=RECOVERY_METHOD_PATTERN.removesuffix("$") + r"\Z")] = "retry"
+    attempts: Annotated[int, Meta(ge=0, le=MAX_RECOVERY_ATTEMPTS)] | None = None
+    duration_ms: UInt32 | None = None
+
+    def __post_init__(self) -> None:
+        check_recovery(self.attempted, self.successful, self.duration_ms)
+
+
+Count = Annotated[int, Meta(ge=0, le=MAX_RESOURCE_COUNT)]
+Percent = Annotated[float, Meta(ge=0.0, le=MAX_PERCENT)]
+
+
+class Resources(msgspec.Struct, gc=False):
+    cpu_percent: Percent | None = None
+    rss_bytes: Count | None = None
+    memory_available_bytes: Count | None = None
+    threads: Count | None = None
+    open_fds: Count | None = None
+    load_1m: Percent | None = None
+    read_bytes: Count | None = None
+    write_bytes: Count | None = None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -146,6 +176,8 @@ class ErrorEvent(msgspec.Struct, kw_only=True, gc=False):
     correlation_id: Short | None = None
     fingerprint: Annotated[list[NonEmptyShort], Meta(min_length=1, max_length=MAX_FINGERPRINT_PARTS)] | None = None
     sdk: Short | None = None
+    recovery: Recovery | None = None
+    resources: Resources | None = None
 
     def __post_init__(self) -> None:
         level = self.level.lower()

@@ -20,7 +20,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 IssueStatus = Literal["new", "acknowledged", "investigating", "resolved", "ignored"]
-IssueAction = Literal["", "status", "assign", "unassign", "note", "owner_rule"]
+IssueAction = Literal["", "status", "assign", "unassign", "note", "owner_rule", "auto_resolve"]
+# ``changed_by`` of the changes errstream makes itself: an issue resolved because it was not seen for a while
+AUTO_RESOLVER = "errstream:auto-resolve"
 
 
 class IssueStatusChange(BaseModel):

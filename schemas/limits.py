@@ -32,7 +32,11 @@ MAX_DEPTH = 20  # levels of nesting below the field; pydantic's JSON parser stop
 MAX_FREE_FORM_VALUES = 10_000  # values (scalars and containers) in one free-form field
 MIN_INT = -(2**63)  # integers: what orjson (the sink) and ClickHouse's JSON functions hold
 MAX_INT = 2**64 - 1
-MAX_UINT32 = 2**32 - 1  # line and column numbers
+MAX_UINT32 = 2**32 - 1  # line and column numbers; recovery durations in ms (49 days)
+MAX_RESOURCE_COUNT = 2**63 - 1  # bytes and counts in a resource snapshot (Int64 in ClickHouse)
+MAX_PERCENT = 100_000.0  # CPU % of a process: 100 per busy core
+MAX_RECOVERY_ATTEMPTS = 1_000_000  # attempts in one recovery episode
+RECOVERY_METHOD_PATTERN = r"^[a-z][a-z0-9_.\-]{0,63}$"  # retry, fallback, circuit_breaker, restart, ...
 
 # Timestamps the tables hold: error_counts_1m.minute is DateTime('UTC') (seconds since 1970 in a UInt32),
 # the narrowest of the timestamp columns (error_events.timestamp is DateTime64(3), 1900..2299).

@@ -295,6 +295,7 @@ def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None
     extra = get("extra")
     if isinstance(extra, dict) and extra:
         context["extra"] = extra
+    recovery = sentry_recovery(context, tags)
     sdk = _obj(get("sdk"))
     level = get("level")
     request = _request(get("request"))
@@ -320,7 +321,30 @@ def common_fields(get: Callable[[str], Any], service: str, client_ip: str | None
     timestamp = get("timestamp")
     if timestamp is not None:
         fields["timestamp"] = timestamp
+    if recovery is not None:
+        fields["recovery"] = recovery
     return fields
+
+
+RECOVERY_OUTCOMES = {"recovered": True, "failed": False}
+
+
+def sentry_recovery(context: dict[str, Any], tags: dict[str, str]) -> Any:
+    """The recovery a Sentry SDK can express (docs/ingestion.md#recovery): a ``recovery`` context, as our
+    contract's ``recovery`` object, or else the tags ``recovery.outcome`` (``recovered`` / ``failed``),
+    ``recovery.method``, ``recovery.attempts`` and ``recovery.duration_ms``. The context is moved, not
+    copied; what the schema refuses in it refuses the event with the field's name."""
+    if "recovery" in context:
+        return context.pop("recovery")
+    outcome = tags.get("recovery.outcome")
+    if outcome is None:
+        return None
+    recovery: dict[str, Any] = {"attempted": True, "successful": RECOVERY_OUTCOMES.get(outcome.lower(), outcome)}
+    for name in ("method", "attempts", "duration_ms"):
+        value = tags.get(f"recovery.{name}")
+        if value is not None:
+            recovery[name] = value  # the schema converts "3" to 3, and refuses "three" by name
+    return recovery
 
 
 def convert_sentry_event(data: Any, *, service: str, client_ip: str | None = None) -> ErrorEvent:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from reports.recovery import IssueRecovery
+
 SORTS: tuple[str, ...] = ("last_seen", "first_seen", "events", "users", "trend")
 STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed")
 OPEN_STATUSES = ("new", "acknowledged", "investigating", "regressed")
@@ -132,6 +134,7 @@ class IssueDetail(IssueSummary):
     alerts: list[AlertRow]
     chains: list[ChainRow]
     latest_event_id: str | None
+    recovery: IssueRecovery | None = None  # failure episodes the application tried to recover from, all time
 
 
 class EventSummary(BaseModel):
@@ -205,6 +208,8 @@ class EventDetail(EventSummary):
     contexts: dict[str, Any]
     exceptions: list[ExceptionRow]  # root cause first, the finally raised one last (as stored)
     breadcrumbs: list[dict[str, Any]]
+    recovery: dict[str, Any] | None = None  # the event's recovery object, when it carried one
+    resources: dict[str, Any] | None = None  # the process's and host's resources at capture (Python SDK)
 
 
 class BadQuery(ValueError):

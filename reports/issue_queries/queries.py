@@ -34,6 +34,8 @@ from reports.issue_queries.models import (
 )
 from reports.issue_queries.sql import OF_ISSUE, PAGE_STATE_SQL, SORT_KEY, STATE_SQL
 from reports.merges import ISSUE_OF, MEMBERS_OF, MERGE_HISTORY_SQL, MERGED
+from reports.recovery import IssueRecovery, RecoveryQueries
+from schemas.limits import MIN_TIMESTAMP
 
 _POOL: ThreadPoolExecutor | None = None
 
@@ -222,9 +224,10 @@ class IssueQueries:
         tags = pool.submit(self.top_tags, fingerprint)
         alerts = pool.submit(self.alerts, fingerprint, 20)
         chains = pool.submit(self.chains, fingerprint, 10)
+        recovery = pool.submit(self.recovery, fingerprint)
         rows = state.result()
         if not rows:
-            for f in (counts, ends, history, merges, tags, alerts, chains):
+            for f in (counts, ends, history, merges, tags, alerts, chains, recovery):
                 f.result()
             return None
         r = rows[0]
@@ -245,7 +248,13 @@ class IssueQueries:
             timeline_14d=[(first_day + timedelta(days=k), n) for k, n in enumerate(base.series_14d)],
             alerts=alerts.result(), chains=chains.result(),
             latest_event_id=latest if latest and latest != "00000000-0000-0000-0000-000000000000" else None,
+            recovery=recovery.result(),
         )
+
+    def recovery(self, fingerprint: str) -> IssueRecovery | None:
+        """The issue's recovery counts over everything the tables hold; None when it reported none."""
+        return RecoveryQueries(self.client, self.db, MIN_TIMESTAMP, self._now()).by_issue([fingerprint]).get(
+            fingerprint)
 
     def history(self, fingerprint: str) -> list[StatusChangeRow]:
         rows = self._rows(
@@ -317,7 +326,7 @@ class IssueQueries:
             "SELECT toString(event_id) AS event_id, timestamp, received_at, service, environment, release,"
             " toString(level) AS level, fingerprint, exception_type, title, culprit, message, logger, platform,"
             " server_name, user_id, tags, trace_id, span_id, correlation_id, request_method, request_url,"
-            " exceptions, breadcrumbs, context, sample_rate"
+            " exceptions, breadcrumbs, context, sample_rate, recovery, resources"
             " FROM {db}.error_events AS e WHERE e.event_id = {id:UUID} LIMIT 1", id=event_id,
         )
         if not rows:
@@ -341,6 +350,7 @@ class IssueQueries:
             user={"id": x["user_id"]} if x["user_id"] else {}, tags=dict(x["tags"]),
             contexts=context if isinstance(context, dict) else {"context": context},
             exceptions=exceptions, breadcrumbs=[b for b in _json_list(x["breadcrumbs"]) if isinstance(b, dict)],
+            recovery=_json_object(x["recovery"]), resources=_json_object(x["resources"]),
         )
 
     # --- alerts, chains, overview ----------------------------------------------------------------
@@ -418,6 +428,16 @@ class IssueQueries:
         r = rows[0] if rows else {"services": [], "environments": [], "releases": []}
         return {"services": list(r["services"]), "environments": list(r["environments"]),
                 "releases": list(r["releases"]), "assignees": [a for (a,) in assignees]}
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _json_list(text: str) -> list[Any]:

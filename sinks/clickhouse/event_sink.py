@@ -56,8 +56,10 @@ from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.rows import (
     EVENT_COLUMNS,
     OCCURRENCE_COLUMNS,
+    RECOVERY_COLUMNS,
     MinuteCounts,
     Occurrence,
+    RecoveryCounts,
     RowError,
     event_row,
     occurrence,
@@ -79,6 +81,7 @@ class _Item:
     record: dict[str, Any]
     row: list[Any] | None  # the error_events row; None when the event was sampled away
     occurrence: Occurrence  # what the event adds to the counts, built once
+    recovers: bool = False  # carries a ``recovery`` object: counted in recovery_counts_1m too
 
 
 @dataclass
@@ -352,7 +355,7 @@ class ClickHouseSink(Step):
                 continue
             try:
                 row = event_row(record) if record.get("stored", True) else None
-                counted = occurrence(record)
+                counted = occurrence(record)  # also checks every count column's value
                 when = counted.ts
             except Exception as exc:  # noqa: BLE001
                 # RowError: a value the columns cannot hold (the worker's bounds should have caught it)
@@ -365,7 +368,7 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, record, row, counted))
+            items.append(_Item(m.offset, m.value, record, row, counted, counted.recovery is not None))
         return items
 
     async def _store(self, b: _Batch) -> None:
@@ -379,6 +382,13 @@ class ClickHouseSink(Step):
             for it in items:
                 rows.add_occurrence(it.occurrence)
             await storage.insert(client, f"{db}.error_occurrences_in", rows.rows(), OCCURRENCE_COLUMNS, {
+                "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
+
+        async def recoveries(items: Sequence[_Item], tok: str) -> None:
+            rows = RecoveryCounts()
+            for it in items:
+                rows.add_occurrence(it.occurrence)
+            await storage.insert(client, f"{db}.recovery_occurrences_in", rows.rows(), RECOVERY_COLUMNS, {
                 "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
 
         async def events(items: Sequence[_Item], tok: str) -> None:
@@ -395,6 +405,11 @@ class ClickHouseSink(Step):
         async def refuse_event(it: _Item, exc: storage.RowError) -> None:
             not_stored[it.offset] = exc
 
+        not_recovered: dict[int, storage.RowError] = {}
+
+        async def refuse_recovery(it: _Item, exc: storage.RowError) -> None:
+            not_recovered[it.offset] = exc
+
         def key(it: _Item) -> int:
             return it.offset
 
@@ -402,6 +417,9 @@ class ClickHouseSink(Step):
         stored = [it for it in b.items if it.row is not None]
         await storage.bisect(stored, token + "/events", key, events, refuse_event)
         await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
+        recovering = [it for it in b.items if it.recovers and it.offset not in not_counted]
+        if recovering:  # a batch without recovery events writes nothing more
+            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_recovery)
         for it in b.items:
             if it.offset in not_counted:
                 self._refuse(b, it, "sink-insert", "unstorable",
@@ -409,6 +427,9 @@ class ClickHouseSink(Step):
             elif it.offset in not_stored:
                 self._refuse(b, it, "sink-insert", "unstorable",
                              f"counted, but ClickHouse refused the raw event: {not_stored[it.offset]}")
+            elif it.offset in not_recovered:
+                self._refuse(b, it, "sink-insert", "unstorable",
+                             f"counted, but ClickHouse refused its recovery counts: {not_recovered[it.offset]}")
         kept = len(stored) - len(not_stored)
         ROWS.labels("error_events").inc(kept)
         self.stats["events"] += len(b.items) - len(not_counted)

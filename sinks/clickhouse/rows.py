@@ -32,13 +32,19 @@ EVENT_COLUMNS = [
     "exception_type", "title", "culprit", "message", "logger", "platform", "server_name", "user_id",
     "user_hash", "tags", "trace_id", "span_id", "correlation_id", "request_method", "request_url",
     "in_app_frames", "exceptions", "breadcrumbs", "context", "sample_rate", "original_timestamp",
-    "grouping_rules", "request_query_string", "request_headers", "user_username", "user_ip",
+    "grouping_rules", "request_query_string", "request_headers", "user_username", "user_ip", "recovery", "resources",
 ]
 OCCURRENCE_COLUMNS = [
     "minute", "service", "environment", "fingerprint", "level", "events", "stored", "user_hashes",
     "first_seen", "last_seen", "exception_type", "title", "culprit", "releases", "release", "first_title",
 ]
+RECOVERY_COLUMNS = [
+    "minute", "service", "environment", "fingerprint", "method", "episodes", "attempted", "successful", "attempts",
+    "durations_ms",
+]
 _LEVELS = frozenset(LEVELS)
+_UINT32 = 2**32 - 1
+_UINT64 = 2**64 - 1
 
 
 class RowError(ValueError):
@@ -150,6 +156,8 @@ def event_row(p: dict[str, Any]) -> list[Any]:
         _str_map(request.get("headers"), "request.headers"),
         _str(user.get("username"), "user.username"),
         _str(user.get("ip_address"), "user.ip_address"),
+        _json(e.get("recovery")),
+        _json(e.get("resources")),
     ]
 
 
@@ -157,6 +165,46 @@ def _str_map(value: Any, what: str) -> dict[str, str]:
     """A Map(String, String) column: every key and value a storable string."""
     m = _obj(value, what)
     return {_str(k, f"{what} key"): _str(v, f"{what}[{str(k)[:40]!r}]") for k, v in m.items()}
+
+
+def _uint(value: Any, name: str, high: int) -> int:
+    if value is None:
+        return 0
+    if type(value) is not int or not 0 <= value <= high:
+        raise RowError(f"{name} {str(value)[:40]} is not an integer within 0..{high}")
+    return value
+
+
+def _bool(value: Any, name: str) -> bool:
+    if type(value) is not bool:
+        raise RowError(f"{name} must be true or false, not {str(value)[:40]}")
+    return value
+
+
+@dataclass(slots=True)
+class RecoveryFacts:
+    """An event's ``recovery`` as the count columns hold it."""
+
+    method: str
+    attempted: bool
+    successful: bool
+    attempts: int
+    duration_ms: int | None
+
+
+def recovery_facts(value: Any) -> RecoveryFacts | None:
+    """``None`` for an event without ``recovery`` (the common case: one dict look-up upstream)."""
+    if value is None:
+        return None
+    r = _obj(value, "recovery")
+    duration = r.get("duration_ms")
+    return RecoveryFacts(
+        method=_str(r.get("method"), "recovery.method") or "retry",
+        attempted=_bool(r.get("attempted", True), "recovery.attempted"),
+        successful=_bool(r.get("successful", False), "recovery.successful"),
+        attempts=_uint(r.get("attempts"), "recovery.attempts", _UINT64),
+        duration_ms=None if duration is None else _uint(duration, "recovery.duration_ms", _UINT32),
+    )
 
 
 @dataclass(slots=True)
@@ -171,6 +219,7 @@ class Occurrence:
     title: str
     culprit: str
     release: str
+    recovery: RecoveryFacts | None = None
 
 
 def occurrence(p: dict[str, Any]) -> Occurrence:
@@ -183,6 +232,7 @@ def occurrence(p: dict[str, Any]) -> Occurrence:
         key=key, ts=ts, stored=bool(p.get("stored", True)), user_hash=user_hash(_obj(e.get("user"), "user")),
         exception_type=_str(p.get("exception_type"), "exception_type"), title=_str(p.get("title"), "title"),
         culprit=_str(p.get("culprit"), "culprit"), release=_str(e.get("release"), "release"),
+        recovery=recovery_facts(e.get("recovery")),
     )
 
 
@@ -276,3 +326,42 @@ class MinuteCounts:
              c.exception_type, c.title, c.culprit, sorted(c.releases), key[5], c.first_title]
             for key, c in self.cells.items()
         ]
+
+
+@dataclass
+class _RecoveryCell:
+    episodes: int = 0
+    attempted: int = 0
+    successful: int = 0
+    attempts: int = 0
+    recovery_ms: list[int] = field(default_factory=list)
+
+
+@dataclass
+class RecoveryCounts:
+    """Exact recovery counts per (minute, service, environment, fingerprint, method) for one batch.
+
+    Like ``MinuteCounts`` it sees every processed event, stored or sampled away; events without
+    ``recovery`` add nothing. ``recovery_ms`` holds the durations of the episodes that recovered.
+    """
+
+    cells: dict[tuple[datetime, str, str, str, str], _RecoveryCell] = field(default_factory=dict)
+
+    def add_occurrence(self, o: Occurrence) -> None:
+        r = o.recovery
+        if r is None:
+            return
+        key = (*o.key[:4], r.method)
+        cell = self.cells.get(key)
+        if cell is None:
+            cell = self.cells[key] = _RecoveryCell()
+        cell.episodes += 1
+        cell.attempted += r.attempted
+        cell.successful += r.successful
+        cell.attempts += r.attempts
+        if r.successful and r.duration_ms is not None:
+            cell.recovery_ms.append(r.duration_ms)
+
+    def rows(self) -> list[list[Any]]:
+        return [[*key, c.episodes, c.attempted, c.successful, c.attempts, c.recovery_ms]
+                for key, c in self.cells.items()]

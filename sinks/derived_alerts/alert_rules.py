@@ -119,6 +119,15 @@ def measure_sql(rule: AlertRule, db: str) -> tuple[str, dict[str, Any]]:
         issue = " AND startsWith(fingerprint, {issue:String})"
         params["issue"] = rule.issue
     since = "minute >= now() - toIntervalMinute({window:UInt32})"
+    if rule.when == "recovery_rate":
+        method = ""
+        if rule.method:
+            method = " AND method = {method:String}"
+            params["method"] = rule.method
+        params["min_attempts"] = rule.min_attempts
+        return (f"SELECT {scope}, any(service), 100 * sum(successful) / sum(attempted) AS value "
+                f"FROM {db}.recovery_counts_1m WHERE {since}{issue}{method} GROUP BY {scope} "
+                "HAVING sum(attempted) >= {min_attempts:UInt64}", params)
     if rule.when == "error_rate":
         return (f"SELECT service, service, if(sum(started) = 0, 0, 100 * least(sum(errored) + "
                 f"uniqCombinedMerge(12)(errored_sessions), sum(started)) / sum(started)) AS value "
@@ -133,6 +142,8 @@ def measure_sql(rule: AlertRule, db: str) -> tuple[str, dict[str, Any]]:
 
 
 def fires(rule: AlertRule, value: float) -> bool:
+    if rule.when == "recovery_rate":
+        return value < rule.threshold  # too few recoveries succeed
     return value > 0 if rule.when == "level" else value > rule.threshold
 
 
@@ -140,8 +151,10 @@ def rule_alert(rule: AlertRule, scope: str, service: str, value: float, now: flo
     period = max(rule.cooldown_minutes, rule.window_minutes) * 60
     bucket = int(now // period)
     unit = {"count": "events", "errors_per_minute": "errors/min", "error_rate": "% errored",
-            "level": f"events at {rule.level} or above"}[rule.when]
-    shown = f"{value:.2f}" if rule.when in ("errors_per_minute", "error_rate") else f"{int(value):,}"
+            "level": f"events at {rule.level} or above",
+            "recovery_rate": f"% of {rule.method or 'recovery'} attempts succeeded"}[rule.when]
+    shown = (f"{value:.2f}" if rule.when in ("errors_per_minute", "error_rate", "recovery_rate")
+             else f"{int(value):,}")
     limit = "" if rule.when == "level" else f" (threshold {rule.threshold:g})"
     details: dict[str, Any] = {"rule": rule.name, "value": round(value, 4), "threshold": rule.threshold,
                                "window_minutes": rule.window_minutes}

@@ -19,14 +19,15 @@ from sinks.clickhouse.status_sink import MergeSink, StatusSink
 from sinks.clickhouse.topic_sink import TopicSink
 from sinks.delivery.digest import DigestSender
 from sinks.derived_alerts.alert_rules import RuleEvaluator
+from sinks.derived_alerts.auto_resolve import AutoResolver
 from sinks.derived_alerts.escalation import Escalator
 from sinks.notify.alerts_consumer import AlertsSink
 
 CONSUMERS: dict[str, type[TopicSink]] = {"alerts": AlertsSink, "chains": ChainsSink, "status": StatusSink,
                                          "merges": MergeSink, "sessions": SessionsSink}
-# periodic tasks of the same process: they read ClickHouse and publish alerts
-PERIODIC: dict[str, type[Escalator] | type[DigestSender] | type[RuleEvaluator]] = {
-    "escalation": Escalator, "digest": DigestSender, "rules": RuleEvaluator}
+# periodic tasks of the same process: they read ClickHouse and publish alerts (or, auto_resolve, status changes)
+PERIODIC: dict[str, type[Escalator] | type[DigestSender] | type[RuleEvaluator] | type[AutoResolver]] = {
+    "escalation": Escalator, "digest": DigestSender, "rules": RuleEvaluator, "auto_resolve": AutoResolver}
 ROLES = sorted([*CONSUMERS, *PERIODIC])
 
 

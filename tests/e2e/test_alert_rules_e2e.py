@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 from errstream.local.webhook_receiver import WebhookReceiver
 from errstream_core.settings import Settings
 from producers.integrations.wsgi import ErrstreamWSGIMiddleware
+from producers.recovery import retry
 from producers.sdk import Client as SdkClient
 from tests.support.alerts import query_rows
 from tests.support.kafka import read_topic
@@ -109,3 +110,65 @@ def test_a_rule_naming_a_destination_that_does_not_exist_is_refused_by_check_and
         assert "line 2 (rule 1): destinations: 'oncal-mail' is not a configured destination" in out.stdout
         assert "(configured: oncall, oncall-mail)" in out.stdout and "line 10 (rule 2): when:" in out.stdout
     assert read_topic(settings, settings.topic_alert_rules, expect=1, timeout=3) == []  # nothing published
+
+
+RECOVERY_RULES = """
+[[rules]]
+name = "payment-retries"
+when = "recovery_rate"
+service = "payment"
+method = "retry"
+window_minutes = 30
+threshold = 80
+min_attempts = 10
+severity = "critical"
+destinations = ["oncall"]
+"""
+
+
+def _retrying(settings: Settings, service: str, episodes: int, failing: int) -> None:
+    """``episodes`` calls through ``errstream.retry`` that fail once; the first ``failing`` of them fail twice."""
+    client = SdkClient(service, settings=settings)
+    for i in range(episodes):
+        calls = [0]
+
+        def charge(calls: list[int] = calls, fails: int = 2 if i < failing else 1) -> str:
+            calls[0] += 1
+            if calls[0] <= fails:
+                raise ConnectionRefusedError("bank refused")
+            return "ok"
+
+        try:
+            retry(attempts=2, backoff=0.0, client=client)(charge)()
+        except ConnectionRefusedError:
+            pass
+    assert client.flush(10)
+    client.close()
+
+
+def test_a_recovery_rate_rule_fires_when_too_few_retries_succeed(
+    settings: Settings, ch: Client, services: dict[str, Service], tmp_path: Path
+) -> None:
+    (tmp_path / "rules.toml").write_text(RECOVERY_RULES)
+    with WebhookReceiver() as oncall:
+        hooks = orjson.dumps([{"name": "oncall", "url": oncall.url()}]).decode()
+        env = {**os.environ, **settings_env(settings), "ERRSTREAM_ALERT_WEBHOOKS": hooks}
+        applied = subprocess.run([sys.executable, "-m", "errstream.cli", "alerts", "rules", "apply",
+                                  str(tmp_path / "rules.toml")], capture_output=True, text=True, timeout=60, env=env)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        notify = Service("notify", settings, tmp_path, extra_env={
+            "ERRSTREAM_ALERT_WEBHOOKS": hooks, "ERRSTREAM_ALERT_RULES_INTERVAL_SECONDS": "0.5"}).start()
+        try:
+            _retrying(settings, "payment", episodes=20, failing=8)  # 12 of 20 recovered: 60 %, under 80 %
+            db = settings.clickhouse_database
+            wait_for(lambda: query_rows(ch, f"SELECT sum(attempted), sum(successful) FROM {db}.recovery_counts_1m"),
+                     lambda r: r == [(20, 12)], 120, "the episodes counted",
+                     diagnostics=lambda: services["sink"].output()[-3000:])
+            wait_for(lambda: len(oncall.ok()), lambda n: n >= 1, 60, "the rule's alert at oncall",
+                     diagnostics=notify.output)
+            rule_alerts = [a for a in read_topic(settings, settings.topic_alerts, expect=10**6, timeout=2)
+                           if a["kind"] == "rule"]
+            assert [(a["service"], a["severity"], a["title"]) for a in rule_alerts] == [
+                ("payment", "critical", "payment-retries: 60.00 % of retry attempts succeeded in 30 min")]
+        finally:
+            notify.stop()

@@ -210,3 +210,20 @@ def test_errstream_gateway_command_serves_sentry_store(settings: Settings, tmp_p
     finally:
         assert gateway.stop(15) in (0, -15)  # graceful; uvicorn re-raises SIGTERM after shutting down
         assert "Traceback" not in gateway.output()
+
+
+def test_recovery_from_sentry_sdks_and_our_json_is_carried_and_hostile_values_are_400(
+    gateway: httpx.Client, settings: Settings
+) -> None:
+    tags = {"recovery.outcome": "recovered", "recovery.method": "fallback", "recovery.attempts": "2"}
+    r = gateway.post("/api/7/store/", content=orjson.dumps(sentry_event(tags=tags)), headers=AUTH)
+    assert r.status_code == 200, r.text
+    hostile = sentry_event(contexts={"recovery": {"successful": True, "duration_ms": -1}})
+    r = gateway.post("/api/7/store/", content=orjson.dumps(hostile), headers=AUTH)
+    assert r.status_code == 400 and "recovery.duration_ms" in r.json()["detail"]
+    r = gateway.post("/api/v1/events", json=[{"message": "x", "recovery": {"attempted": False, "successful": True}}],
+                     headers={"X-Errstream-Key": "key7"})
+    assert r.status_code == 400 and "recovery" in r.json()["detail"]
+    [published] = read_topic(settings, settings.topic_errors, expect=1, timeout=20)
+    assert published["recovery"] == {"attempted": True, "successful": True, "method": "fallback", "attempts": 2,
+                                     "duration_ms": None}

@@ -132,6 +132,20 @@ def hostile_corpus(now: datetime) -> list[Case]:
     dumped("minus-infinity-breadcrumb", INVALID_EVENT, breadcrumbs=[{"data": {"n": float("-inf")}}])
     raw("float-1e400", b'{"service": "billing", "context": {"n": 1e400}}', INVALID_EVENT)
     dumped("float-tiny", "stored", context={"n": 5e-324, "m": 1.7976931348623157e308})
+    # recovery and resource snapshots at and beyond their bounds
+    dumped("recovery-at-the-bounds", "stored", recovery={"successful": True, "method": "circuit_breaker",
+                                                        "attempts": 1_000_000, "duration_ms": 2**32 - 1})
+    dumped("recovery-not-an-object", INVALID_EVENT, recovery="recovered")
+    dumped("recovery-successful-string", INVALID_EVENT, recovery={"successful": "maybe"})
+    dumped("recovery-without-attempt", INVALID_EVENT, recovery={"attempted": False, "successful": True})
+    dumped("recovery-duration-2-pow-32", INVALID_EVENT, recovery={"duration_ms": 2**32})
+    dumped("recovery-attempts-2-pow-70", INVALID_EVENT, recovery={"attempts": 2**70})
+    dumped("recovery-method-shouting", INVALID_EVENT, recovery={"method": "RETRY; DROP TABLE"})
+    dumped("resources-at-the-bounds", "stored", resources={"cpu_percent": 100_000.0, "rss_bytes": 2**63 - 1,
+                                                          "threads": 0, "load_1m": 0.0})
+    dumped("resources-negative", INVALID_EVENT, resources={"rss_bytes": -1})
+    dumped("resources-2-pow-63", INVALID_EVENT, resources={"open_fds": 2**63})
+    dumped("resources-nan-cpu", INVALID_EVENT, resources={"cpu_percent": float("nan")})
     # extreme dates
     dumped("year-1", "adjusted", timestamp="0001-01-01T00:00:00Z")
     dumped("year-9999", "adjusted", timestamp="9999-12-31T23:59:59Z")

@@ -111,3 +111,36 @@ def test_a_destination_whose_filters_drop_the_rules_alerts_is_refused() -> None:
     mail_all = EmailDestination(name="team-mail", smtp_host="smtp.example.com", sender="e@example.com",
                                 recipients=["t@example.com"])
     assert filtered_destinations(rules, [pager_warn, mail_all]) == []
+
+
+RECOVERY = """
+[[rules]]
+name = "payment-retries"
+when = "recovery_rate"
+service = "payment"
+method = "retry"
+window_minutes = 10
+threshold = 80.0
+min_attempts = 20
+"""
+
+
+def test_a_recovery_rate_rule_fires_when_too_few_recoveries_succeed() -> None:
+    rule = parse_alert_rules(RECOVERY).rules[0]
+    assert (rule.method, rule.min_attempts) == ("retry", 20)
+    assert fires(rule, 79.9) and not fires(rule, 80.0) and not fires(rule, 100.0)
+    alert = rule_alert(rule, "payment", "payment", 62.5, now=1_000_000.0)
+    assert alert.title == "payment-retries: 62.50 % of retry attempts succeeded in 10 min"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ("threshold = 80.0", "threshold = 150.0"),
+    ("threshold = 80.0", "threshold = 0"),
+    ('method = "retry"', 'method = "Retry Now"'),
+    ("min_attempts = 20", "min_attempts = 0"),
+    ('when = "recovery_rate"', 'when = "count"'),  # method on a rule that is not about recovery
+])
+def test_hostile_recovery_rate_rules_are_refused_with_their_line(change: str, expected: str) -> None:
+    with pytest.raises(AlertRulesError) as err:
+        parse_alert_rules(RECOVERY.replace(change, expected))
+    assert err.value.problems and all(p.startswith("line 2 (rule 1)") for p in err.value.problems), err.value.problems

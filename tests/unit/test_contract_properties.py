@@ -23,8 +23,10 @@ from schemas.fast import encode
 from sinks.clickhouse.rows import (
     EVENT_COLUMNS,
     OCCURRENCE_COLUMNS,
+    RECOVERY_COLUMNS,
     MinuteCounts,
     PreparedRecord,
+    RecoveryCounts,
     prepare_record,
 )
 from stream_processors.event_processor import EventProcessor
@@ -129,6 +131,9 @@ def _assert_storable(record: PreparedRecord) -> None:
     counts = MinuteCounts()
     counts.add_occurrence(record.occurrence)
     serialise("error_occurrences_in", OCCURRENCE_COLUMNS, counts.rows())
+    recovery = RecoveryCounts()
+    recovery.add_occurrence(record.occurrence)
+    serialise("recovery_occurrences_in", RECOVERY_COLUMNS, recovery.rows())
 
 
 @PROPERTY

@@ -32,7 +32,7 @@ PAIRS = [
     (models.StackFrame, fast.StackFrame), (models.Mechanism, fast.Mechanism),
     (models.ExceptionInfo, fast.ExceptionInfo), (models.User, fast.User),
     (models.RequestInfo, fast.RequestInfo), (models.Breadcrumb, fast.Breadcrumb),
-    (models.ErrorEvent, fast.ErrorEvent),
+    (models.Recovery, fast.Recovery), (models.Resources, fast.Resources), (models.ErrorEvent, fast.ErrorEvent),
 ]
 
 

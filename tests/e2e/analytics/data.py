@@ -20,7 +20,15 @@ from clickhouse_connect.driver.client import Client
 
 from schemas.events import ErrorEvent, ExceptionInfo, StackFrame, User
 from schemas.processed import ProcessedEvent
-from sinks.clickhouse.rows import EVENT_COLUMNS, OCCURRENCE_COLUMNS, MinuteCounts, event_row
+from sinks.clickhouse.rows import (
+    EVENT_COLUMNS,
+    OCCURRENCE_COLUMNS,
+    RECOVERY_COLUMNS,
+    MinuteCounts,
+    RecoveryCounts,
+    event_row,
+    occurrence,
+)
 
 
 def fp(name: str) -> str:
@@ -185,6 +193,13 @@ def insert_batch(client: Client, db: str, records: list[dict[str, Any]], token: 
     client.insert(f"{db}.error_occurrences_in", counts.rows(), column_names=OCCURRENCE_COLUMNS,
                   settings={"insert_deduplication_token": token + "/counts",
                             "deduplicate_blocks_in_dependent_materialized_views": 1})
+    recovery = RecoveryCounts()
+    for r in records:
+        recovery.add_occurrence(occurrence(r))
+    if recovery.cells:  # as the sink: only batches with recovery events write here
+        client.insert(f"{db}.recovery_occurrences_in", recovery.rows(), column_names=RECOVERY_COLUMNS,
+                      settings={"insert_deduplication_token": token + "/recovery",
+                                "deduplicate_blocks_in_dependent_materialized_views": 1})
 
 
 def load(client: Client, db: str, ds: Dataset, batch: int = 100) -> None:

@@ -9,6 +9,7 @@ by later migrations (found from ``system.tables``, not listed by hand).
 
 from __future__ import annotations
 
+import copy
 import re
 from datetime import UTC, datetime
 
@@ -63,3 +64,26 @@ def test_replayed_batch_is_dropped_by_every_dependent_table(settings: Settings, 
     again = _snapshot(ch, db, tables)
     assert again["events"] == (400, 100) and again["groups"] == (400, 20)
     assert all(again[t][0] > first[t][0] for t in tables)
+
+
+def test_a_replayed_batch_counts_its_recovery_once(settings: Settings, ch: Client) -> None:
+    db = settings.clickhouse_database
+    migrate(settings, ch)
+    assert _mv_targets(ch, db, "recovery_occurrences_in") == ["recovery_counts_1m"]
+    batch = copy.deepcopy(data.build(datetime.now(UTC)).processed[:100])
+    for i, record in enumerate(batch):
+        record["event"]["recovery"] = {"attempted": True, "successful": i % 4 != 0, "method": "retry",
+                                       "attempts": 2, "duration_ms": 100 + i}
+
+    def counts() -> tuple[int, ...]:
+        return tuple(int(x) for x in ch.query(
+            f"SELECT sum(episodes), sum(successful), sum(recovery_ms_n), sum(recovery_ms_sum)"
+            f" FROM {db}.recovery_counts_1m").result_rows[0])
+
+    data.insert_batch(ch, db, batch, "sink/processed/1/0-99")
+    first = counts()
+    assert first == (100, 75, 75, sum(100 + i for i in range(100) if i % 4))
+    data.insert_batch(ch, db, batch, "sink/processed/1/0-99")  # the replay after a crash
+    assert counts() == first
+    data.insert_batch(ch, db, batch, "sink/processed/1/100-199")  # other offsets: a real new batch
+    assert counts() == tuple(2 * n for n in first)
