@@ -197,7 +197,7 @@ def run_spike_bench(series: int = 50, minutes: int = WEEK_MINUTES, seed: int = 1
         counts = _counts(s, minutes, srng, dispersion, factors)
         result.events += sum(counts)
         alerted = _simulate(det, s, counts, state, srng, jitter)
-        covered = set()
+        covered: set[int] = set()
         for inc in incidents:
             covered.update(range(inc.start, inc.start + inc.minutes + margin))
             b = band(inc.expected)
