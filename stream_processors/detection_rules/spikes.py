@@ -20,7 +20,7 @@ level and the profile little; minutes without events fold in as 0.
 
 *Burst*: one minute's count ≥ max(min_count, factor × e, e + z·σ).
 *Sustained rise*: the last ``rise_minutes`` minutes together ≥ max(rise_min_count,
-rise_factor × Σe, Σe + rise_z·√Σσ²) with at least half of those minutes at
+rise_factor × Σe, Σe + rise_z·√Σσ²) with more than half of those minutes at
 rise_factor × their own expectation (so one big minute is a burst, not a rise). Each has its own alert, dedup key and cooldown.
 No alert before ``warmup`` closed minutes (a bootstrapped baseline is warm).
 """
@@ -51,7 +51,7 @@ class SpikeRule:
     z: float = 5.0
     min_count: int = 20
     # sustained rise: the last rise_minutes together
-    rise_factor: float = 2.0
+    rise_factor: float = 1.8
     rise_z: float = 5.0
     rise_minutes: int = 4
     rise_min_count: int = 40
@@ -268,7 +268,7 @@ def check_spike(rule: SpikeRule, baseline: Baseline, minute: int, count: int, fi
 def check_rise(rule: SpikeRule, baseline: Baseline, minute: int, counts: dict[int, int],
                fired: set[int]) -> RiseHit | None:
     """A rise hit when the ``rule.rise_minutes`` minutes ending with ``minute`` (counts by minute start; absent
-    minutes count 0) together reach the rise threshold and at least half of them are each ``rise_factor`` ×
+    minutes count 0) together reach the rise threshold and more than half of them are each ``rise_factor`` ×
     their expected count; once per window end."""
     if rule.rise_minutes <= 0 or baseline.n < rule.warmup or minute in fired:
         return None
@@ -282,8 +282,8 @@ def check_rise(rule: SpikeRule, baseline: Baseline, minute: int, counts: dict[in
     if total < threshold:
         return None
     high = [m for m, c, e in zip(window, seen, expected, strict=True) if c >= rule.rise_factor * max(e, rule.floor)]
-    if 2 * len(high) < rule.rise_minutes:
-        return None  # one or two big minutes are a burst, not a rise
+    if 2 * len(high) <= rule.rise_minutes:
+        return None  # a big minute or two are bursts, not a rise
     fired.add(minute)
     since = high[0]
     return RiseHit(minute=minute, since=since, minutes=rule.rise_minutes, count=total, expected=expected_total,
