@@ -102,15 +102,22 @@ def test_steady_noisy_traffic_raises_nothing() -> None:
 def test_the_profile_learns_the_day_and_the_morning_ramp_is_not_a_spike() -> None:
     rng = random.Random(3)
     det = ServiceDetector(DetectionConfig())
-    minutes = range(MONDAY, MONDAY + 3 * 86_400, 60)
-    state, alerts = run(det, None, {m: poisson(rng, day_rate(m, 300)) for m in minutes})
+    day = 86_400
+    first, _ = run(det, None, {m: poisson(rng, day_rate(m, 300)) for m in range(MONDAY, MONDAY + day, 60)})
+    # a cold start with no history (no bootstrap) learns the day in one day; from then on, ramps are expected
+    state, alerts = run(det, first, {m: poisson(rng, day_rate(m, 300)) for m in range(MONDAY + day,
+                                                                                      MONDAY + 3 * day, 60)})
     assert alerts == [], [(a.title, a.details.get("window_start")) for a in alerts]
     b = state.baseline
     assert b.shaped and b.week is not None
-    night, noon = MONDAY + 3 * 86_400 + 3 * 3_600, MONDAY + 3 * 86_400 + 12 * 3_600
+    night, ramp, noon = (MONDAY + 3 * day + int(h * 3_600) for h in (3, 7.75, 12))
     rule = det.cfg.spike
     assert b.expected(night, rule) == pytest.approx(60, rel=0.25)
+    assert b.expected(ramp, rule) == pytest.approx(day_rate(ramp, 300), rel=0.25)
     assert b.expected(noon, rule) == pytest.approx(300, rel=0.25)
+    flat = ServiceDetector(DetectionConfig(spike=SpikeRule(seasonal=False)))  # what the profile is for
+    _, flat_alerts = run(flat, None, {m: poisson(rng, day_rate(m, 300)) for m in range(MONDAY, MONDAY + 3 * day, 60)})
+    assert [a.details["pattern"] for a in flat_alerts].count("sustained") >= 1
 
 
 def test_a_bootstrapped_profile_is_warm_and_knows_the_time_of_day() -> None:
