@@ -161,7 +161,8 @@ class Baseline:
         if self.n == 0:
             self.level = x / s
         else:
-            self.level += (rule.seasonal_alpha if self.shaped else rule.alpha) * (x / s - self.level)
+            alpha = rule.seasonal_alpha if self.shaped else max(rule.alpha, 1.0 / (self.n + 1))  # a plain mean at first
+            self.level += alpha * (x / s - self.level)
         self.n += 1
         if rule.seasonal:
             self._profile(minute, x, rule)
