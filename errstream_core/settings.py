@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     spike_seasonal: bool = True  # learn the hour-of-week profile (168 hourly buckets per key)
     spike_bootstrap_days: int = Field(default=14, ge=0)  # cold start: profile from error_counts_1h (0 = off)
     # sustained rise: the last RISE_MINUTES together ≥ max(min_count, factor × expected, expected + z × sigma)
-    rise_factor: float = Field(default=1.8, gt=1.0)
+    rise_factor: float = Field(default=1.7, gt=1.0)
     rise_z: float = Field(default=5.0, ge=0.0)
     rise_minutes: int = Field(default=4, ge=0, le=60)  # 0 = no sustained-rise alerts
     rise_min_count: int = Field(default=40, ge=1)

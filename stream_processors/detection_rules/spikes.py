@@ -51,7 +51,7 @@ class SpikeRule:
     z: float = 5.0
     min_count: int = 20
     # sustained rise: the last rise_minutes together
-    rise_factor: float = 1.8
+    rise_factor: float = 1.7
     rise_z: float = 5.0
     rise_minutes: int = 4
     rise_min_count: int = 40
