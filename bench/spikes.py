@@ -253,8 +253,9 @@ def report_lines(r: SpikeBenchResult, cfg: DetectionConfig) -> list[str]:
          f"cooldown {cfg.cooldown:g} s"),
         (f"rise rule         {rule.rise_minutes} minutes together ≥ max({rule.rise_min_count}, {rule.rise_factor:g} × "
          f"expected, expected + {rule.rise_z:g}σ); cooldown {cfg.rise_cooldown:g} s"),
-        (f"baseline          {'seasonal' if rule.seasonal else 'flat'}, level α={rule.alpha:g}, over-dispersion "
-         f"α={rule.var_alpha:g}, {'cold start' if r.cold else 'bootstrapped from a week of hourly counts'}"),
+        (f"baseline          {'seasonal' if rule.seasonal else 'flat'}, level α={rule.seasonal_alpha:g} "
+         f"({rule.alpha:g} while flat), over-dispersion α={rule.var_alpha:g}, "
+         f"{'cold start' if r.cold else 'bootstrapped from a week of hourly counts'}"),
         (f"traffic           {r.series} services × {r.minutes:,} simulated minutes ({weeks:.1f} service-weeks), "
          f"{r.events:,} events, {r.seconds:.1f} s wall"),
         (f"false positives   {r.false_alerts} alerts outside incidents ({r.false_alerts / max(weeks, 1e-9):.2f} per "
