@@ -192,16 +192,16 @@ class Baseline:
 
     def bootstrap(self, hourly: dict[int, int], since_hour: int, until_hour: int, rule: SpikeRule) -> None:
         """Learn the profile from hourly counts (hour index → events; missing hours had none), for
-        ``since_hour`` ≤ hour < ``until_hour``. A baseline that already has a profile is left alone."""
-        if not rule.seasonal or self.week is not None or until_hour <= since_hour:
+        ``since_hour`` ≤ hour < ``until_hour``, from the key's first hour with events. Only a new baseline
+        with at least a day of history is bootstrapped (it is then warm); any other is left alone."""
+        if not rule.seasonal or self.week is not None or self.n > 0:
             return
-        for hour in range(since_hour, until_hour):
+        first = min((h for h in hourly if since_hour <= h < until_hour), default=until_hour)
+        if until_hour - first < DAY_HOURS:
+            return  # less than a day since the key's first events: it learns live
+        for hour in range(first, until_hour):
             self.fold_hour(hour, hourly.get(hour, 0) / 60.0, rule, at=until_hour * HOUR)
-        if self.shaped:
-            self.level, self.n = 1.0, max(self.n, rule.warmup)
-        else:  # less than a day of history: a flat level from it
-            total = sum(hourly.get(h, 0) for h in range(since_hour, until_hour))
-            self.level, self.n = total / ((until_hour - since_hour) * 60.0), max(self.n, rule.warmup)
+        self.level, self.n = 1.0, rule.warmup
 
     # --- state ---------------------------------------------------------------------
 
