@@ -104,8 +104,7 @@ class ServiceDetector:
             if state.cooldowns.allow(key, sig.ts, cfg.cooldown):
                 raised.append(spike_alert(key, hit, sig, f"service {sig.service}", details={
                     "scope": "service", "top_fingerprints": [{"fingerprint": f, "count": c} for f, c in top]}))
-        counts = {**state.windows.kept, **state.windows.open}
-        rise = check_rise(cfg.spike, state.baseline, added.minute, counts, state.risen)
+        rise = check_rise(cfg.spike, state.baseline, added.minute, state.windows.open, state.risen, state.windows.kept)
         if rise is not None:
             state.risen = {m for m in state.risen if m >= added.minute - 3_600}
             key = f"rise:service:{sig.service}"

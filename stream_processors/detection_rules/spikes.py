@@ -99,6 +99,9 @@ class Baseline:
     hour_n: int = 0
     recent: float = -1.0  # EWMA of the last few closed minutes (events/min), unlagged
     pending: list[tuple[int, int]] = field(default_factory=list)  # closed minutes not learned yet (oldest first)
+    # thresholds already computed since the model last changed (not state: rebuilt on demand); a key's
+    # open minutes are checked once per event batch, and the model only changes when a minute closes
+    memo: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False, compare=False)
 
     # --- the model ---------------------------------------------------------------
 
@@ -148,6 +151,7 @@ class Baseline:
             self._learn(*self.pending.pop(0), rule)
 
     def _learn(self, minute: int, count: int, rule: SpikeRule) -> None:
+        self.memo.clear()
         x = float(count)
         s = self.shape(minute, rule)
         if self.n >= rule.warmup:
@@ -178,6 +182,7 @@ class Baseline:
 
     def fold_hour(self, hour: int, rate: float, rule: SpikeRule, *, at: int | None = None) -> None:
         """Fold one hour's mean rate (events/min) into its hour-of-week and hour-of-day buckets."""
+        self.memo.clear()
         if self.week is None or self.day is None:
             self.week, self.day = [-1.0] * WEEK_HOURS, [-1.0] * DAY_HOURS
         b = hour_of_week(hour)
@@ -258,8 +263,12 @@ def check_spike(rule: SpikeRule, baseline: Baseline, minute: int, count: int, fi
     """A burst hit the first time ``minute``'s count reaches the threshold (``fired`` remembers alerted minutes)."""
     if baseline.n < rule.warmup or minute in fired:
         return None
-    expected = baseline.burst_expected(minute, rule)
-    threshold = rule.burst_threshold(expected, baseline.dispersion(rule))
+    memo = baseline.memo.get(("b", minute))
+    if memo is None or memo[0] != baseline.recent:
+        expected = baseline.burst_expected(minute, rule)
+        memo = baseline.memo[("b", minute)] = (baseline.recent, expected,
+                                                rule.burst_threshold(expected, baseline.dispersion(rule)))
+    _, expected, threshold = memo
     if count < threshold:
         return None
     fired.add(minute)
@@ -267,19 +276,22 @@ def check_spike(rule: SpikeRule, baseline: Baseline, minute: int, count: int, fi
 
 
 def check_rise(rule: SpikeRule, baseline: Baseline, minute: int, counts: dict[int, int],
-               fired: set[int]) -> RiseHit | None:
-    """A rise hit when the ``rule.rise_minutes`` minutes ending with ``minute`` (counts by minute start; absent
-    minutes count 0) together reach the rise threshold and more than half of them are each ``rise_factor`` ×
+               fired: set[int], more: dict[int, int] | None = None) -> RiseHit | None:
+    """A rise hit when the ``rule.rise_minutes`` minutes ending with ``minute`` (counts by minute start in
+    ``counts`` plus ``more``; absent minutes count 0) together reach the rise threshold and more than half of them are each ``rise_factor`` ×
     their expected count; once per window end."""
     if rule.rise_minutes <= 0 or baseline.n < rule.warmup or minute in fired:
         return None
     window = [minute - 60 * i for i in range(rule.rise_minutes - 1, -1, -1)]
-    seen = [counts.get(m, 0) for m in window]
+    seen = [counts.get(m, 0) + (more.get(m, 0) if more else 0) for m in window]
     total = sum(seen)
     if total < rule.rise_min_count:
         return None
-    expected = [baseline.expected(m, rule) for m in window]
-    threshold, expected_total = rule.rise_threshold(expected, baseline.dispersion(rule))
+    memo = baseline.memo.get(("r", minute))
+    if memo is None:
+        expected = [baseline.expected(m, rule) for m in window]
+        memo = baseline.memo[("r", minute)] = (expected, *rule.rise_threshold(expected, baseline.dispersion(rule)))
+    expected, threshold, expected_total = memo
     if total < threshold:
         return None
     high = [m for m, c, e in zip(window, seen, expected, strict=True) if c >= rule.rise_factor * max(e, rule.floor)]
