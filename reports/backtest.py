@@ -154,7 +154,7 @@ def render(rules: list[BacktestRule], counts: dict[str, list[tuple[int, int]]], 
     lines = [f"backtest {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} UTC, {len(counts)} services, "
              f"{sum(n for c in counts.values() for _, n in c):,} events; detectors start with no history"]
     first_hour = int(start.timestamp()) // 3_600
-    hours = max(1, int(end.timestamp()) // 3_600 - first_hour)
+    hours = (int(end.timestamp()) - 1) // 3_600 - first_hour + 1  # the hours the window touches
     step = max(1, -(-hours // width))  # hours per plot column
     for rule in rules:
         mine = [a for a in alerts if a.rule == rule.name]
