@@ -311,7 +311,7 @@ def detect_backtest(
     import orjson
 
     from errstream.cli_errors import command_timeout
-    from reports.backtest import load_rules, minute_counts, render, run_backtest
+    from reports.backtest import MAX_WINDOW, load_rules, minute_counts, render, run_backtest
     from reports.report import parse_since
     from sinks.clickhouse.client import connect
     from stream_processors.detection_rules.config import DetectionConfig
@@ -319,6 +319,8 @@ def detect_backtest(
     settings = get_settings()
     try:
         window = parse_since(since)
+        if window > MAX_WINDOW:
+            raise ValueError(f"--since is at most {MAX_WINDOW.days}d for a backtest (minute counts of every service)")
         variants = load_rules(rules, DetectionConfig.from_settings(settings))
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")

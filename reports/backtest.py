@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +33,18 @@ from stream_processors.detection_rules.services import ServiceDetector, ServiceS
 from stream_processors.detection_rules.spikes import SpikeRule
 from stream_processors.detection_signals import Signal
 
-RULE_KEYS = {f.name for f in fields(SpikeRule)}
+RULE_KEYS = {f.name for f in fields(SpikeRule)}  # every one has bounds below
 SPARK = "▁▂▃▄▅▆▇█"
-MAX_SERVICES = 500  # services replayed (the busiest), so a huge deployment's backtest stays bounded
+MAX_SERVICES = 200  # services replayed (the busiest), so a huge deployment's backtest stays bounded
+MAX_WINDOW = timedelta(days=31)
+# allowed values per key (inclusive); the rest of a rule comes from the settings, which bound them too
+BOUNDS: dict[str, tuple[float, float]] = {
+    "factor": (1.0, 1e6), "z": (0.0, 1e3), "min_count": (1, 1e9), "rise_factor": (1.0, 1e6), "rise_z": (0.0, 1e3),
+    "rise_minutes": (0, 60), "rise_min_count": (1, 1e9), "alpha": (1e-6, 1.0), "seasonal_alpha": (1e-6, 1.0),
+    "var_alpha": (1e-6, 1.0), "profile_alpha": (1e-6, 1.0), "rv_prior": (0.0, 100.0), "clip": (0.1, 100.0),
+    "warmup": (0, 100_000), "floor": (1e-3, 1e6), "seasonal": (0, 1),
+    "cooldown_seconds": (0.0, 1e9), "rise_cooldown_seconds": (0.0, 1e9),
+}
 NO_EVENT = "00000000-0000-0000-0000-000000000000"
 
 
@@ -94,8 +103,9 @@ def _rule(table: dict[str, Any], base: DetectionConfig, where: str) -> BacktestR
         default = getattr(base.spike, key) if key in RULE_KEYS else getattr(base, field_name)
         if isinstance(default, bool) != isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{where}: {key} must be {'true or false' if isinstance(default, bool) else 'a number'}")
-        if not isinstance(default, bool) and not 0 <= value <= 1e9:
-            raise ValueError(f"{where}: {key} = {value} is out of range")
+        lo, hi = BOUNDS[key]
+        if not lo <= value <= hi:
+            raise ValueError(f"{where}: {key} = {value} is out of range ({lo:g} to {hi:g})")
         target[field_name] = type(default)(value)
     return BacktestRule(name.strip(), replace(base, spike=replace(base.spike, **spike), **cfg))
 

@@ -62,6 +62,8 @@ def test_backtest_lists_what_each_rule_would_have_raised(settings: Settings, ch:
     rules.write_text('[[rule]]\nname = "typo"\nfactr = 4\n')
     out = cli(settings, "detect", "backtest", "--rules", str(rules))
     assert out.returncode == 2 and "unknown key 'factr'" in out.stdout + out.stderr
+    out = cli(settings, "detect", "backtest", "--since", "52w")
+    assert out.returncode == 2 and "at most 31d" in out.stdout + out.stderr
     rules.write_text('[[rule]]\nfactor = "high"\n')
     out = cli(settings, "detect", "backtest", "--rules", str(rules))
     assert out.returncode == 2 and "factor must be a number" in out.stdout + out.stderr
