@@ -126,15 +126,17 @@ def bench_alerts(rate: int = 5_000, seconds: float = 30.0, probes: float = 10.0,
 
 
 @bench_app.command("spikes")
-def bench_spikes(series: int = 100, minutes: int = 1_440, dispersion: float = 10.0, seed: int = 1,
+def bench_spikes(series: int = 50, minutes: int = 10_080, dispersion: float = 10.0, seed: int = 1,
+                 cold: Annotated[bool, typer.Option(help="no bootstrap: the detector starts with no history")] = False,
                  as_json: JsonOption = False) -> None:
-    """Spike false positives on steady noisy traffic (simulated, event time) and bursts caught."""
+    """Spike detection on simulated traffic with daily and weekly cycles (event time): false alerts per
+    service-week, sustained rises and bursts caught."""
     from stream_processors.detection_rules.config import DetectionConfig
 
     spikes = _bench("spikes")
     cfg = DetectionConfig.from_settings(get_settings())
-    result = spikes.run_spike_bench(series, minutes, seed, cfg, dispersion=dispersion)
-    params = {"series": series, "minutes": minutes, "dispersion": dispersion, "seed": seed}
+    result = spikes.run_spike_bench(series, minutes, seed, cfg, dispersion=dispersion, cold=cold)
+    params = {"series": series, "minutes": minutes, "dispersion": dispersion, "seed": seed, "cold": cold}
     _emit("spikes", params, spikes.figures(result), spikes.report_lines(result, cfg), as_json)
 
 

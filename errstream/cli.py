@@ -29,6 +29,7 @@ app = typer.Typer(
 )
 local_app = typer.Typer(help="Local Kafka broker and embedded ClickHouse, without Docker.", no_args_is_help=True)
 schema_app = typer.Typer(help="The event contract.", no_args_is_help=True)
+detect_app = typer.Typer(help="Detection rules, tried on stored traffic before they go live.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(schema_app, name="schema")
 app.add_typer(bench_app, name="bench")
@@ -40,6 +41,7 @@ grouping_app.add_typer(rules_app, name="rules")
 app.add_typer(rules_app, name="rules", help="Grouping rules (the same as `errstream grouping rules`).")
 app.add_typer(grouping_app, name="grouping")
 app.add_typer(web_app, name="web")
+app.add_typer(detect_app, name="detect")
 console = Console()
 SERVICES = {"worker", "sink", "notify", "gateway", "demo"}  # long-running: they log rather than print one error
 
@@ -311,6 +313,50 @@ def digest(fmt: Annotated[str, typer.Option("--format", help="text, slack (Block
     else:
         payload = render_slack(d, settings.web_base_url) if fmt == "slack" else d.to_json()
         typer.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+
+
+@detect_app.command("backtest")
+def detect_backtest(
+    since: Annotated[str, typer.Option(help="window to replay: 30m, 24h, 7d, 2w")] = "14d",
+    rules: Annotated[Path | None, typer.Option(help="TOML file of [[rule]] variants (default: current settings)")]
+    = None,
+    service: Annotated[str | None, typer.Option(help="only this service")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the alerts as JSON for scripts")] = False,
+    timeout: Timeout = None,
+) -> None:
+    """Replay ClickHouse's per-minute counts through the spike detector: the alerts each rule would have raised."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from errstream.cli_errors import command_timeout
+    from reports.backtest import MAX_WINDOW, load_rules, minute_counts, render, run_backtest
+    from reports.report import parse_since
+    from sinks.clickhouse.client import connect
+    from stream_processors.detection_rules.config import DetectionConfig
+
+    settings = get_settings()
+    try:
+        window = parse_since(since)
+        if window > MAX_WINDOW:
+            raise ValueError(f"--since is at most {MAX_WINDOW.days}d for a backtest (minute counts of every service)")
+        variants = load_rules(rules, DetectionConfig.from_settings(settings))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    start = end - window
+    client = connect(settings, connect_timeout=command_timeout(), send_receive_timeout=max(60, command_timeout()))
+    counts = minute_counts(client, settings.clickhouse_database, start, end, service)
+    alerts = run_backtest(variants, counts)
+    if as_json:
+        typer.echo(orjson.dumps([
+            {"rule": a.rule, "service": a.service, "minute": datetime.fromtimestamp(a.minute, UTC).isoformat(),
+             "pattern": a.pattern, "count": a.count, "expected": round(a.expected, 3), "title": a.title}
+            for a in alerts], option=orjson.OPT_INDENT_2).decode())
+        return
+    for line in render(variants, counts, alerts, start, end):
+        typer.echo(line)
 
 
 @schema_app.command("export")

@@ -148,13 +148,23 @@ class Settings(BaseSettings):
     alert_rate_count: int = 0  # alert on N events of one issue in M minutes (0 = off) ...
     alert_rate_minutes: int = 5  # ... M
     spike_scopes: str = "service"  # comma list: service, issue
-    spike_factor: float = 3.0  # threshold = max(min_count, factor × mean, mean + z × sigma)
-    spike_z: float = 8.0
-    spike_min_count: int = 20
-    spike_alpha: float = 0.1  # EWMA weight of the newest closed minute in the mean ...
-    spike_var_alpha: float = 0.02  # ... and in the variance (slower: a quiet stretch does not shrink sigma)
-    spike_warmup_minutes: int = 5
-    spike_floor: float = 1.0  # events/min the baseline never drops below
+    # burst: one minute ≥ max(min_count, factor × expected, expected + z × sigma); docs/detection.md
+    spike_factor: float = Field(default=3.0, gt=1.0)
+    spike_z: float = Field(default=5.0, ge=0.0)
+    spike_min_count: int = Field(default=20, ge=1)
+    spike_alpha: float = Field(default=0.05, gt=0.0, le=1.0)  # weight of the newest closed minute in the flat level
+    spike_seasonal_alpha: float = Field(default=0.005, gt=0.0, le=1.0)  # ... in the level once the profile is used
+    spike_var_alpha: float = Field(default=0.01, gt=0.0, le=1.0)  # ... in the relative over-dispersion
+    spike_warmup_minutes: int = Field(default=5, ge=0)
+    spike_floor: float = Field(default=1.0, gt=0.0)  # events/min the expectation never drops below
+    spike_seasonal: bool = True  # learn the hour-of-week profile (168 hourly buckets per key)
+    spike_bootstrap_days: int = Field(default=14, ge=0)  # cold start: profile from error_counts_1h (0 = off)
+    # sustained rise: the last RISE_MINUTES together ≥ max(min_count, factor × expected, expected + z × sigma)
+    rise_factor: float = Field(default=1.7, gt=1.0)
+    rise_z: float = Field(default=5.0, ge=0.0)
+    rise_minutes: int = Field(default=4, ge=0, le=60)  # 0 = no sustained-rise alerts
+    rise_min_count: int = Field(default=40, ge=1)
+    rise_cooldown_seconds: float = Field(default=1_800.0, ge=0.0)  # per dedup key, event time
     chain_window_seconds: float = 5.0  # errors of one trace within this span of event time form a chain
     chain_settle_seconds: float = 1.0  # a chain is published after this long (wall) without growing
     chain_min_services: int = 2

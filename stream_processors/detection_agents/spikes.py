@@ -14,11 +14,13 @@ service's records in order.
 from __future__ import annotations
 
 import logging
+import time
 from typing import cast
 
 import orjson
 from faust.types import StreamT
 
+from errstream_core.settings import Settings
 from schemas.alerts import AlertEvent
 from stream_processors.detection_agents.context import (
     BATCH_MAX,
@@ -43,11 +45,60 @@ def bundles(value: bytes) -> list[tuple[int | None, int | None, list[tuple[Signa
     return out
 
 
+HISTORY_SQL = """
+SELECT service, intDiv(toUInt32(hour), 3600) AS h, toUInt64(sum(events)) AS n
+FROM {table}
+WHERE hour >= toDateTime({since:UInt32}, 'UTC') AND hour < toDateTime({until:UInt32}, 'UTC')
+GROUP BY service, h
+"""
+
+
+def hourly_history(settings: Settings, days: int, now: float | None = None
+                   ) -> tuple[dict[str, dict[int, int]], int, int] | None:
+    """Per-service events per hour (hour index = epoch s // 3600) over the last ``days`` whole days, from
+    ClickHouse ``error_counts_1h``, with the [since, until) hour range; None (one log line) when ClickHouse
+    cannot be read: a best effort at start, so a cold worker knows each service's time of day."""
+    if days <= 0 or not settings.spike_seasonal:
+        return None
+    until = int((time.time() if now is None else now) // 3_600)
+    since = until - days * 24
+    try:
+        import clickhouse_connect  # the pipeline extra; a worker without it learns live
+
+        client = clickhouse_connect.get_client(**settings.clickhouse_client_kwargs(), connect_timeout=3,
+                                               send_receive_timeout=30)
+        try:
+            table = f"`{settings.clickhouse_database}`.error_counts_1h"
+            rows = client.query(HISTORY_SQL.replace("{table}", table),
+                                parameters={"since": since * 3_600, "until": until * 3_600}).result_rows
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure only means no bootstrap
+        log.warning("detection starts without seasonal history (error_counts_1h not readable: %s); "
+                    "each service learns its time of day live", str(exc).splitlines()[0][:200] if str(exc) else exc)
+        return None
+    out: dict[str, dict[int, int]] = {}
+    for service, hour, n in rows:
+        out.setdefault(str(service), {})[int(hour)] = int(n)
+    log.info("detection: seasonal history of %d services from error_counts_1h (%d days)", len(out), days)
+    return out, since, until
+
+
 class ServiceAgent:
     def __init__(self, detection: Detection) -> None:
         self.d = detection
         self.detector = ServiceDetector(detection.cfg)
         self.positions = Positions(detection, detection.by_service, detection.services, "detect-services")
+        self.history = hourly_history(detection.settings, detection.cfg.bootstrap_days)
+
+    def load(self, key: bytes) -> ServiceState | None:
+        """The service's state; a service without one starts from its ClickHouse history when there is one."""
+        state = self.detector.load(self.d.services.get(key))
+        if state is None and self.history is not None:
+            hourly = self.history[0].pop(key.decode("utf-8", "replace"), None)
+            if hourly:
+                state = self.detector.bootstrapped(None, hourly, self.history[1], self.history[2])
+        return state
 
     def fold(self, touched: dict[bytes, ServiceState], raised: list[AlertEvent], partition: int, offset: int,
              key: bytes | None, value: bytes) -> None:
@@ -60,7 +111,7 @@ class ServiceAgent:
             SKIPPED.labels("invalid_service_counts").inc()
             log.warning("detection skips a record at %s/%s: %r", partition, offset, exc)
             return
-        state = touched[key] if key in touched else self.detector.load(self.d.services.get(key))
+        state = touched[key] if key in touched else self.load(key)
         for bundle_partition, bundle_offset, groups in entries:
             if state is not None and state.applied.seen(bundle_partition, bundle_offset):
                 REPLAYED.labels("detect-services").inc()

@@ -16,6 +16,8 @@ class DetectionConfig:
     rate_count: int = 0  # N events ...
     rate_minutes: int = 5  # ... in M minutes (off when N is 0)
     spike: SpikeRule = field(default_factory=SpikeRule)
+    rise_cooldown: float = 1_800.0  # seconds of event time between two sustained-rise alerts of one key
+    bootstrap_days: int = 14  # cold start: hourly profile from error_counts_1h over this many days (0 = off)
     service_spikes: bool = True
     issue_spikes: bool = False
     chain_window: float = 5.0  # seconds of event time from a trace's first error
@@ -31,8 +33,10 @@ class DetectionConfig:
             thresholds=tuple(sorted(s.alert_threshold_counts)), rate_count=s.alert_rate_count,
             rate_minutes=s.alert_rate_minutes,
             spike=SpikeRule(factor=s.spike_factor, z=s.spike_z, min_count=s.spike_min_count, alpha=s.spike_alpha,
-                            var_alpha=s.spike_var_alpha,
-                            warmup=s.spike_warmup_minutes, floor=s.spike_floor),
+                            seasonal_alpha=s.spike_seasonal_alpha, var_alpha=s.spike_var_alpha, warmup=s.spike_warmup_minutes, floor=s.spike_floor,
+                            seasonal=s.spike_seasonal, rise_factor=s.rise_factor, rise_z=s.rise_z,
+                            rise_minutes=s.rise_minutes, rise_min_count=s.rise_min_count),
+            rise_cooldown=s.rise_cooldown_seconds, bootstrap_days=s.spike_bootstrap_days,
             service_spikes="service" in scopes, issue_spikes="issue" in scopes,
             chain_window=s.chain_window_seconds, chain_settle=s.chain_settle_seconds,
             chain_min_services=s.chain_min_services, chain_retention=s.chain_retention_seconds,

@@ -15,7 +15,7 @@ from stream_processors.detection_rules.alerts import human_utc, make_alert, utc
 from stream_processors.detection_rules.config import DetectionConfig
 from stream_processors.detection_rules.cooldown import Cooldowns
 from stream_processors.detection_rules.replay import AppliedOffsets
-from stream_processors.detection_rules.spikes import Baseline, SpikeHit, check_spike
+from stream_processors.detection_rules.spikes import Baseline, RiseHit, SpikeHit, check_spike
 from stream_processors.detection_rules.windows import MinuteWindows
 from stream_processors.detection_signals import Signal
 
@@ -125,9 +125,9 @@ class IssueDetector:
             state.late += 1
         else:
             raised.extend(self._rate(state, sig, added.minute, fp))
-            for _, count in added.closed:
-                state.baseline.fold(count, cfg.spike)
-            if cfg.issue_spikes:
+            if cfg.issue_spikes:  # the baseline is only for issue spikes (the service scope keeps its own)
+                for minute, count in added.closed:
+                    state.baseline.fold(minute, count, cfg.spike)
                 hit = check_spike(cfg.spike, state.baseline, added.minute, added.count, state.spiked)
                 if hit is not None:
                     state.spiked = {m for m in state.spiked if m >= added.minute - 3_600}
@@ -190,12 +190,34 @@ class IssueDetector:
 
 def spike_alert(dedup_key: str, hit: SpikeHit, sig: Signal, what: str, *, fingerprint: str | None = None,
                 details: dict[str, Any] | None = None) -> AlertEvent:
+    """A burst: one minute far above its expected count."""
     return make_alert(
         "spike", "critical" if hit.ratio >= 10 else "error", dedup_key, (hit.minute,), sig,
-        f"Spike in {sig.service}: {hit.count:,} errors/min",
+        f"Burst in {sig.service}: {hit.count:,} errors/min, expected {hit.baseline:.1f}",
         f"{what}: {hit.count:,} events in the minute from {human_utc(hit.minute)}, "
-        f"baseline {hit.baseline:.1f}/min (threshold {hit.threshold:.0f})",
+        f"expected {hit.baseline:.1f} for this time of day ({hit.ratio:.1f}×, threshold {hit.threshold:.0f})",
         fingerprint=fingerprint,
-        details={"window_start": utc(hit.minute).isoformat(), "count": hit.count, "baseline": round(hit.baseline, 3),
+        details={"pattern": "burst", "window_start": utc(hit.minute).isoformat(), "count": hit.count,
+                 "baseline": round(hit.baseline, 3), "expected": round(hit.baseline, 3),
                  "threshold": round(hit.threshold, 3), "ratio": round(hit.ratio, 2), **(details or {})},
+    )
+
+
+def rise_alert(dedup_key: str, hit: RiseHit, sig: Signal, what: str, *, fingerprint: str | None = None,
+               details: dict[str, Any] | None = None) -> AlertEvent:
+    """A sustained rise: several minutes together far above their expected total."""
+    per_min, expected_per_min = hit.count / hit.minutes, hit.expected / hit.minutes
+    return make_alert(
+        "spike", "critical" if hit.ratio >= 10 else "error", dedup_key, ("rise", hit.since), sig,
+        f"Sustained rise in {sig.service}: {per_min:,.0f} errors/min for {hit.minutes} min, "
+        f"expected {expected_per_min:.1f}",
+        f"{what}: {hit.count:,} events in the {hit.minutes} minutes to {human_utc(hit.minute + 60)}, "
+        f"expected {hit.expected:.0f} ({hit.ratio:.1f}×, threshold {hit.threshold:.0f}); "
+        f"above normal since {human_utc(hit.since)}",
+        fingerprint=fingerprint,
+        details={"pattern": "sustained", "since": utc(hit.since).isoformat(),
+                 "window_start": utc(hit.minute - 60 * (hit.minutes - 1)).isoformat(),
+                 "window_end": utc(hit.minute + 60).isoformat(), "minutes": hit.minutes, "count": hit.count,
+                 "expected": round(hit.expected, 3), "threshold": round(hit.threshold, 3),
+                 "ratio": round(hit.ratio, 2), **(details or {})},
     )

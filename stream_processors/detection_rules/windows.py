@@ -75,7 +75,7 @@ class MinuteWindows:
             m += 60
         if closed:
             self.last_closed = closed[-1][0]
-        if self.keep:
+        if self.keep and closed:
             for minute, count in closed:
                 self.kept[minute] = count
             oldest = (self.last_closed or 0) - self.keep * 60

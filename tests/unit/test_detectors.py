@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from stream_processors.detection_rules.config import DetectionConfig
 from stream_processors.detection_rules.cooldown import Cooldowns
 from stream_processors.detection_rules.issues import IssueDetector, IssueState, silenced
 from stream_processors.detection_rules.services import ServiceDetector, ServiceState
-from stream_processors.detection_rules.spikes import Baseline, SpikeRule, check_spike
 from stream_processors.detection_rules.windows import MinuteWindows
 from stream_processors.detection_signals import Signal
 
@@ -68,54 +66,7 @@ def test_windows_round_trip_and_rolling_totals() -> None:
     assert w2.recent_total(3, int(T0) + 4 * 60) == 3 + 4 + 5
 
 
-# --- spike rule ----------------------------------------------------------------
-
-def _feed(rule: SpikeRule, counts: list[int]) -> Baseline:
-    b = Baseline()
-    for c in counts:
-        b.fold(c, rule)
-    return b
-
-
-def test_threshold_takes_the_largest_guard() -> None:
-    rule = SpikeRule(factor=3, z=6, min_count=20)
-    assert rule.threshold(_feed(rule, [100] * 10)) == pytest.approx(300)  # factor dominates
-    assert rule.threshold(_feed(rule, [2] * 10)) == 20  # min_count dominates
-    noisy = _feed(rule, [100, 400] * 30)  # learned variance dominates a bursty-but-normal series
-    assert rule.threshold(noisy) > 3 * noisy.mean
-
-
-def test_no_spike_during_warmup_and_one_hit_per_minute() -> None:
-    rule = SpikeRule(warmup=5)
-    b = _feed(rule, [10] * 4)
-    fired: set[int] = set()
-    assert check_spike(rule, b, 0, 500, fired) is None  # 4 minutes of history are not enough
-    b.fold(10, rule)
-    hit = check_spike(rule, b, 60, 500, fired)
-    assert hit is not None and hit.ratio == pytest.approx(50)
-    assert check_spike(rule, b, 60, 501, fired) is None
-
-
-def test_a_burst_folds_in_capped_so_the_next_one_is_still_a_spike() -> None:
-    rule = SpikeRule()
-    b = _feed(rule, [20] * 10)
-    before = rule.threshold(b)
-    b.fold(2_000, rule)
-    assert b.mean < 20 + rule.alpha * before + 1e-9
-    assert check_spike(rule, b, 0, 200, set()) is not None
-
-
-def test_steady_poisson_traffic_raises_no_spike() -> None:
-    rng = random.Random(7)
-    rule = SpikeRule()
-    for rate in (0.5, 5, 50, 500):
-        b = Baseline()
-        for minute in range(600):
-            count = sum(1 for _ in range(int(rate * 4)) if rng.random() < 0.25) if rate < 50 else \
-                max(0, round(rng.gauss(rate, rate ** 0.5)))
-            assert check_spike(rule, b, minute * 60, count, set()) is None, (rate, minute, count, b)
-            b.fold(count, rule)
-
+# --- spike rule (the seasonal model and its rules: test_seasonal_spikes.py) ----------------
 
 # --- cooldowns -------------------------------------------------------------------
 
