@@ -122,7 +122,7 @@ SELECT
     '' AS original_timestamp, '' AS grouping_rules,  -- in EVENT_COLUMNS order (sinks/clickhouse/rows.py)
     if(number % 3 = 0, 'page=2&sort=desc', '') AS request_query_string,
     map('user-agent', 'python-httpx/0.27', 'accept', 'application/json') AS request_headers,
-    '' AS user_username, '' AS user_ip
+    '' AS user_username, '' AS user_ip, '' AS recovery, '' AS resources
 FROM (SELECT number, {common} FROM numbers({offset}, {count}))
 """
 
