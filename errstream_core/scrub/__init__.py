@@ -162,6 +162,8 @@ class Scrubber:
             return None if new == value else new
 
         self._memo: Callable[[str], str | None] = lru_cache(maxsize=16_384)(changed)
+        # a frame's surrounding source lines come back with every event of its issue (ten per frame)
+        self._line_memo: Callable[[str], str] = lru_cache(maxsize=16_384)(self._scrub_source_line)
 
         key = self.config.hash_key.encode()[:64]
 
@@ -296,6 +298,9 @@ class Scrubber:
             frame.vars = self._mapping(frame.vars)
 
     def _source_line(self, line: str) -> str:
+        return self._scrub_source_line(line) if len(line) > _MEMO_MAX_LEN else self._line_memo(line)
+
+    def _scrub_source_line(self, line: str) -> str:
         """A line of code: as text, and a quoted secret key's quoted value too (``"password": "hunter2"``)."""
         line = self.text(line)
         return sensitive.QUOTED_SECRET.sub(sensitive.SECRET_REPLACEMENT, line) if "=" in line or ":" in line else line
