@@ -47,20 +47,3 @@ def services(settings: Settings, tmp_path: Path) -> Iterator[dict[str, Service]]
     """
     with running_services(settings, tmp_path, STORE_EVERYTHING_ENV) as running:
         yield running
-
-
-# The longest files, measured in CI runs of 2026-12-07 (`--durations`), go first. `make test` hands whole files to
-# its workers in collection order (`--dist loadfile`); a long file handed out last keeps one worker busy while the
-# others idle. Only the order changes: every test still runs, and a file's tests keep their order.
-LONG_FILES = (
-    "tests/e2e/test_runtime_faults.py", "tests/e2e/test_detection_e2e.py", "tests/e2e/test_notify.py",
-    "tests/e2e/test_rebalance.py", "tests/e2e/test_sink_exactly_once.py", "tests/e2e/test_issue_merge.py",
-    "tests/e2e/test_sink_rebalance.py", "tests/e2e/test_benchmarks.py", "tests/e2e/test_grouping_upgrade_e2e.py",
-    "tests/e2e/test_recovery_e2e.py", "tests/e2e/test_escalation.py", "tests/e2e/test_release_health.py",
-)
-
-
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-    root = Path(str(config.rootpath))
-    items.sort(key=lambda item: rank.get(Path(str(item.path)).relative_to(root).as_posix(), len(rank)))
