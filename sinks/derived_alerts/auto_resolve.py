@@ -20,11 +20,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from errstream_core.consumer import start_producer
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics
 from schemas.issue_status import AUTO_RESOLVER, IssueStatusChange
 from sinks.clickhouse.client import connect
+from sinks.derived_alerts.periodic import publish_periodically
 
 log = logging.getLogger("errstream.auto_resolve")
 
@@ -86,26 +85,10 @@ class AutoResolver:
         if not self.enabled():
             await stop.wait()
             return
-        await ensure_topics(s, [s.topic_issue_status], timeout=s.startup_timeout)
-        producer = await start_producer(s)
-        failing = False
-        try:
-            while not stop.is_set():
-                try:
-                    for change in await self.scan():
-                        await producer.send_and_wait(s.topic_issue_status, change.model_dump_json().encode(),
-                                                     key=change.fingerprint.encode())
-                        self.published.add((change.fingerprint, change.note))
-                        log.info("auto-resolved %s (%s)", change.fingerprint, change.note)
-                    failing = False
-                except Exception as exc:  # noqa: BLE001 - ClickHouse or Kafka away: the next round tries again
-                    if not failing:
-                        log.warning("auto-resolve: round failed (%s: %s); retrying every %.0f s",
-                                    type(exc).__name__, str(exc)[:200], s.auto_resolve_interval_seconds)
-                    failing = True
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=s.auto_resolve_interval_seconds)
-                except TimeoutError:
-                    pass
-        finally:
-            await producer.stop()
+
+        def sent(change: IssueStatusChange) -> None:
+            self.published.add((change.fingerprint, change.note))
+            log.info("auto-resolved %s (%s)", change.fingerprint, change.note)
+
+        await publish_periodically(s, stop, "auto-resolve", s.auto_resolve_interval_seconds, s.topic_issue_status,
+                                   self.scan, lambda change: change.fingerprint.encode(), sent, log)
