@@ -34,7 +34,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,7 +81,6 @@ class _Item:
     record: dict[str, Any]
     row: list[Any] | None  # the error_events row; None when the event was sampled away
     occurrence: Occurrence  # what the event adds to the counts, built once
-    recovers: bool = False  # carries a ``recovery`` object: counted in recovery_counts_1m too
 
 
 @dataclass
@@ -368,7 +367,7 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, record, row, counted, counted.recovery is not None))
+            items.append(_Item(m.offset, m.value, record, row, counted))
         return items
 
     async def _store(self, b: _Batch) -> None:
@@ -377,19 +376,18 @@ class ClickHouseSink(Step):
         db = self.settings.clickhouse_database
         client = self._client
 
-        async def counts(items: Sequence[_Item], tok: str) -> None:
-            rows = MinuteCounts()
-            for it in items:
-                rows.add_occurrence(it.occurrence)
-            await storage.insert(client, f"{db}.error_occurrences_in", rows.rows(), OCCURRENCE_COLUMNS, {
-                "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
+        def aggregated(table: str, rows_of: type[MinuteCounts] | type[RecoveryCounts],
+                       columns: Sequence[str]) -> Callable[[Sequence[_Item], str], Awaitable[None]]:
+            async def write(items: Sequence[_Item], tok: str) -> None:
+                rows = rows_of()
+                for it in items:
+                    rows.add_occurrence(it.occurrence)
+                await storage.insert(client, f"{db}.{table}", rows.rows(), columns, {
+                    "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
+            return write
 
-        async def recoveries(items: Sequence[_Item], tok: str) -> None:
-            rows = RecoveryCounts()
-            for it in items:
-                rows.add_occurrence(it.occurrence)
-            await storage.insert(client, f"{db}.recovery_occurrences_in", rows.rows(), RECOVERY_COLUMNS, {
-                "insert_deduplication_token": tok, "deduplicate_blocks_in_dependent_materialized_views": 1})
+        counts = aggregated("error_occurrences_in", MinuteCounts, OCCURRENCE_COLUMNS)
+        recoveries = aggregated("recovery_occurrences_in", RecoveryCounts, RECOVERY_COLUMNS)
 
         async def events(items: Sequence[_Item], tok: str) -> None:
             await storage.insert(client, f"{db}.error_events", [it.row for it in items if it.row is not None],
@@ -417,7 +415,7 @@ class ClickHouseSink(Step):
         stored = [it for it in b.items if it.row is not None]
         await storage.bisect(stored, token + "/events", key, events, refuse_event)
         await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
-        recovering = [it for it in b.items if it.recovers and it.offset not in not_counted]
+        recovering = [it for it in b.items if it.occurrence.recovery is not None and it.offset not in not_counted]
         if recovering:  # a batch without recovery events writes nothing more
             await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_recovery)
         for it in b.items:
