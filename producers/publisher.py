@@ -20,7 +20,7 @@ from schemas.events import ErrorEvent
 
 
 class ErrorPublisher:
-    def __init__(self, settings: Settings, *, linger_ms: int = 5, compression: str | None = "lz4",
+    def __init__(self, settings: Settings, *, linger_ms: int = 5, compression: str | None = "zstd",
                  ack_timeout: float = 30.0, max_batch_bytes: int = 16_384) -> None:
         self.settings = settings
         self.ack_timeout = ack_timeout  # publish_coalesced callers get TimeoutError after this
@@ -89,7 +89,7 @@ class ErrorPublisher:
         The gateway's hot path: every request publishes one event, and aiokafka's
         per-message ``send`` costs about four times what appending to a record batch
         does. Concurrent callers are gathered for one loop iteration, written as
-        lz4 record batches with ``send_batch`` (rotating over partitions: the worker
+        zstd record batches with ``send_batch`` (rotating over partitions: the worker
         repartitions by fingerprint), and each caller is released when its batch is
         acknowledged.
         """

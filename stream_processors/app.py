@@ -22,7 +22,7 @@ from mode import Service
 
 from errstream_core.settings import Settings
 from stream_processors.detection_agents import install_detection
-from stream_processors.process_stage import ProcessingStage
+from stream_processors.process_stage import INTERNAL_COMPRESSION, ProcessingStage
 
 log = logging.getLogger("errstream.worker")
 
@@ -144,7 +144,7 @@ def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
         key_serializer="raw",
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
-        producer_compression_type="lz4",
+        producer_compression_type=INTERNAL_COMPRESSION,
         producer_linger_ms=5,
         broker_session_timeout=settings.worker_session_timeout_seconds,
         # members learn of a rebalance at their next heartbeat: every second, so a hand-over starts at once

@@ -51,6 +51,12 @@ log = logging.getLogger("errstream.worker")
 
 BATCH_MAX = 1_000
 BATCH_WITHIN_MS = 50  # bounds the latency a poll adds when traffic is light
+# Outputs are shipped at every poll anyway, so a batch can hold a whole poll's records for a partition:
+# fewer, larger batches cost less per record to build, send and compress, and compress better.
+OUTPUT_BATCH_BYTES = 512 * 1024
+# zstd level 3 costs about a fifth of aiokafka's lz4 (level 9, fixed) per record and compresses about
+# three times smaller (figures: docs/performance.md, "Compression of internal topics").
+INTERNAL_COMPRESSION = "zstd"
 
 
 class _Outputs:
@@ -119,7 +125,8 @@ class ProcessingStage(Step):
         s = self.settings
         try:
             if self.producer is None:
-                producer = await start_producer(s, compression_type="lz4", linger_ms=5)
+                producer = await start_producer(s, compression_type=INTERNAL_COMPRESSION, linger_ms=5,
+                                                max_batch_size=OUTPUT_BATCH_BYTES)
                 self.producer = self.dead_letters.producer = producer
                 self.outputs = _Outputs(producer)
             self.processed_partitions = len(await self.producer.partitions_for(s.topic_processed))
