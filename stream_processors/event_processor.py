@@ -91,6 +91,9 @@ class EventProcessor:
     adjusted: dict[str, int] = field(default_factory=dict)  # valid events stored with an adjustment, by reason
     _window: tuple[datetime, datetime, datetime] = field(  # (received, earliest, latest) accepted timestamp
         default=(MIN_TIMESTAMP, MIN_TIMESTAMP, MIN_TIMESTAMP), repr=False)
+    # per-event metric increments not yet added to their counters (``flush_metrics``): a counter's ``inc`` takes
+    # a lock, and three of them per event cost more than adding to a dict
+    _tally: dict[Any, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventProcessor:
@@ -114,7 +117,17 @@ class EventProcessor:
         counter = _OUTCOME_COUNTERS.get(outcome)
         if counter is None:  # labels() takes a lock and a dict lookup: bind each outcome once
             counter = _OUTCOME_COUNTERS[outcome] = EVENTS.labels(outcome)
-        counter.inc()
+        self._bump(counter)
+
+    def _bump(self, counter: Any) -> None:
+        tally = self._tally
+        tally[counter] = tally.get(counter, 0) + 1
+
+    def flush_metrics(self) -> None:
+        """Add the tallied increments to their counters: the processing stage calls it once per poll."""
+        tally, self._tally = self._tally, {}
+        for counter, n in tally.items():
+            counter.inc(n)
 
     def _reject(self, raw: bytes, stage: str, reason: str, detail: str, problems: list[ValidationProblem] | None,
                 partition: int | None, offset: int | None) -> Outcome:
@@ -215,9 +228,9 @@ class EventProcessor:
             previous = ""
             if self._in_transition(record_timestamp_ms, received):
                 if self.settled is not None and self.settled(grouping.fingerprint):
-                    _SETTLED.inc()
+                    self._bump(_SETTLED)
                 else:
-                    _COMPUTED.inc()
+                    self._bump(_COMPUTED)
                     before = group_event(event, rules, version=self.previous_version)  # type: ignore[arg-type]
                     if before.fingerprint != grouping.fingerprint:
                         previous = before.fingerprint
@@ -255,5 +268,5 @@ class EventProcessor:
             self._count(SAMPLED_OUT)
         else:
             self._count("rate_limited")
-            _RATE_LIMITED_BY_SCOPE[drop_reason == RATE_LIMITED_FINGERPRINT].inc()
+            self._bump(_RATE_LIMITED_BY_SCOPE[drop_reason == RATE_LIMITED_FINGERPRINT])
         return Outcome(processed=processed, encoded=encoded, signal=signal)

@@ -197,6 +197,7 @@ class ProcessingStage(Step):
             abandoned = True
             raise self._abandon(exc) from exc
         finally:
+            self.processor.flush_metrics()
             # Only what was handled is done: a shutdown that cancels us mid-poll must not commit the rest.
             if not abandoned and end > first:
                 self.taken[tp] = (first, end)

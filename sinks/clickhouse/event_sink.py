@@ -61,6 +61,7 @@ from sinks.clickhouse.rows import (
     Occurrence,
     RecoveryCounts,
     RowError,
+    counted_only,
     event_row,
     occurrence,
 )
@@ -78,7 +79,6 @@ SKIPPED = Counter("errstream_sink_skipped", "Records not written, by reason", ["
 class _Item:
     offset: int
     value: bytes
-    record: dict[str, Any]
     row: list[Any] | None  # the error_events row; None when the event was sampled away
     occurrence: Occurrence  # what the event adds to the counts, built once
 
@@ -341,14 +341,16 @@ class ClickHouseSink(Step):
         lookback = self.settings.sink_dedup_lookback
         items = []
         for m in b.records:
-            eid = dict(m.headers or ()).get("event_id")
+            eid = next((v for k, v in m.headers or () if k == "event_id"), None)
             if eid is not None and not part.remember(eid.decode(errors="replace"), m.offset, lookback):
                 self.stats["duplicates"] += 1
                 SKIPPED.labels("duplicate").inc()
                 continue
             try:
-                record = orjson.loads(m.value)
-                record["event"]["event_id"]  # noqa: B018 - shape check
+                record = counted_only(m.value or b"")
+                if record is None:
+                    record = orjson.loads(m.value)
+                    record["event"]["event_id"]  # noqa: B018 - shape check
             except Exception as exc:  # noqa: BLE001 - any failure is this record's
                 self._refuse(b, m, "sink-decode", "processing_error", f"sink could not read record: {describe(exc)}")
                 continue
@@ -367,7 +369,7 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, record, row, counted))
+            items.append(_Item(m.offset, m.value, row, counted))
         return items
 
     async def _store(self, b: _Batch) -> None:

@@ -27,6 +27,8 @@ from sinks.clickhouse.rows import (
     MinuteCounts,
     PreparedRecord,
     RecoveryCounts,
+    counted_only,
+    occurrence,
     prepare_record,
 )
 from stream_processors.event_processor import EventProcessor
@@ -173,6 +175,28 @@ def test_the_sink_turns_any_record_into_storable_rows_or_a_dead_letter(value: An
         _assert_dead_letter(record)
     else:
         _assert_storable(record)
+
+
+def _counted_as(p: Any) -> Any:
+    try:
+        return occurrence(p)
+    except Exception as exc:  # noqa: BLE001 - how it fails is what is compared
+        return type(exc)
+
+
+@PROPERTY
+@given(st.tuples(event_like() | well_typed(), st.sampled_from([False, None, 0, True]), text,
+                 st.none() | st.fixed_dictionaries({"method": text, "successful": st.booleans()})).map(
+    lambda v: {"event": {**v[0], "release": v[2], "recovery": v[3]}, "fingerprint": "f" * 32,
+               "title": v[0].get("message"), "stored": v[1]}))
+def test_a_counted_only_record_counts_as_its_full_parse_does(value: dict[str, Any]) -> None:
+    """The sink reads only the counted fields of an event it does not store: the same counts, the same refusals."""
+    raw = _json(value)
+    slim = counted_only(raw)
+    if value["stored"]:
+        assert slim is None  # a stored event is parsed whole, for its raw row
+    elif slim is not None:
+        assert _counted_as(slim) == _counted_as(orjson.loads(raw))
 
 
 def test_the_hostile_corpus_ends_as_documented() -> None:
