@@ -9,7 +9,8 @@ what they are: docs/performance.md, "Broker work per event".
 The real worker and sink run with their metrics endpoints on; the test publishes realistic events in a
 few large batches (as a backlog arrives), waits until both have committed everything, and reads:
 - records produced on every topic of the pipeline (end offsets; exact);
-- produce, fetch and offset-commit requests the two processes sent (``errstream_kafka_requests_total``).
+- produce, fetch and offset-commit requests the two processes sent (``errstream_kafka_requests_total``);
+- bytes the brokers hold for those records (DescribeLogDirs): what compression and batching leave of them.
 Idle requests (heartbeats, empty fetches) accrue with wall time; the budgets on requests leave room for
 them on a slow machine, the budget on records leaves none.
 """
@@ -32,6 +33,7 @@ from errstream_core.settings import Settings
 from producers.synthetic import synthetic_stream
 from tests.support.detection import publish, worker_lag
 from tests.support.kafka import group_lag
+from tests.support.log_dirs import topic_bytes
 from tests.support.services import STORE_EVERYTHING_ENV, Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -41,13 +43,17 @@ EVENTS = 4_000
 # alerts). Measured 1.066 (2026-12-07): the processed record, plus detection's bundles and state, which
 # grow with issues and partitions, not with events. A second record per event would be 2.0.
 RECORDS_PER_EVENT = 1.10
-# Per 1,000 events, worker and sink together. Measured 78 produce, 44 fetch, 5 commit requests (2026-12-07,
-# 2-core machine under load). Produce requests grow with events only through batching: a produce per
-# record batch would be 1,000+. Fetches and commits also accrue with wall time (long polls, periodic
-# commits), hence the room for a slower machine.
-PRODUCE_PER_1000 = 100.0
-FETCHES_PER_1000 = 150.0
+# Per 1,000 events, worker and sink together. Measured 11 produce, 19 fetch, 3 commit requests (2026-12-07,
+# 2-core machine under load; 74, 36 and 4 with aiokafka's 16 KB batches). Produce requests grow with events
+# only through batching: a produce per record batch would be 1,000+. Fetches and commits also accrue with
+# wall time (long polls, periodic commits), hence the room for a slower machine.
+PRODUCE_PER_1000 = 30.0
+FETCHES_PER_1000 = 100.0
 COMMITS_PER_1000 = 20.0
+# Bytes on the broker per event, every topic of the pipeline but ``errors`` (whose size the publisher decides).
+# Measured 320 (2026-12-07): zstd record batches of a poll's records. aiokafka's lz4 (level 9) in batches of
+# 16 KB held 510 for the same events.
+BYTES_PER_EVENT = 400
 _SAMPLE = re.compile(r'^errstream_kafka_requests_total\{api="([A-Za-z]+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
@@ -106,6 +112,7 @@ def test_records_and_requests_per_event_stay_within_budget(
         wait_for(functools.partial(polling, port), lambda n: n > 0, 90, "a role polling Kafka", diagnostics=logs)
     before = {"worker": _requests(worker_port), "sink": _requests(sink_port)}
     records_before = _topic_records(settings)
+    bytes_before = _pipeline_bytes(settings)
 
     events = list(synthetic_stream(EVENTS, seed=29))
     for i in range(0, EVENTS, 1_000):
@@ -122,9 +129,12 @@ def test_records_and_requests_per_event_stay_within_budget(
                 if t != settings.topic_errors and records_after.get(t, 0) != records_before.get(t, 0)}
     per_api = {api: sum(after[role].get(api, 0) - before[role].get(api, 0) for role in after)
                for api in ("Produce", "Fetch", "OffsetCommit")}
+    stored = {t: n - bytes_before.get(t, 0) for t, n in _pipeline_bytes(settings).items()}
+    bytes_per_event = sum(stored.values()) / EVENTS
     per_event = sum(produced.values()) / EVENTS
     per_1000 = {api: n * 1000 / EVENTS for api, n in per_api.items()}
-    print(f"records per event {per_event:.3f} by topic {produced}; requests per 1,000 events {per_1000}; "
+    print(f"records per event {per_event:.3f} by topic {produced}; bytes per event {bytes_per_event:.0f} "
+          f"by topic {stored}; requests per 1,000 events {per_1000}; "
           f"by role {{'worker': {_delta(before, after, 'worker')}, 'sink': {_delta(before, after, 'sink')}}}")
 
     assert produced.get(settings.topic_processed) == EVENTS  # each event crosses to the sink exactly once
@@ -132,6 +142,13 @@ def test_records_and_requests_per_event_stay_within_budget(
     assert per_1000["Produce"] <= PRODUCE_PER_1000, per_1000
     assert per_1000["OffsetCommit"] <= COMMITS_PER_1000, per_1000
     assert per_1000["Fetch"] <= FETCHES_PER_1000, per_1000
+    assert bytes_per_event <= BYTES_PER_EVENT, stored
+
+
+def _pipeline_bytes(settings: Settings) -> dict[str, int]:
+    """Bytes on disk of this test's topics, ``errors`` left out."""
+    prefix = settings.topic_errors.split(".")[0]
+    return {t: n for t, n in topic_bytes(settings, prefix).items() if t != settings.topic_errors}
 
 
 def _delta(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], role: str) -> dict[str, int]:
