@@ -62,7 +62,7 @@ def _probe(i: int, run: str) -> ErrorEvent:
 
 async def _measure(s: Settings, rate: int, seconds: float, probes_per_second: float,
                    result: AlertLatencyResult) -> None:
-    producer = AIOKafkaProducer(**s.kafka_client_kwargs(), linger_ms=5, compression_type="lz4")
+    producer = AIOKafkaProducer(**s.kafka_client_kwargs(), linger_ms=5, compression_type="zstd")
     consumer = AIOKafkaConsumer(s.topic_alerts, **s.kafka_client_kwargs(), group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await producer.start()

@@ -265,7 +265,7 @@ class Payloads:
 
 
 async def publish_raw(settings: Settings, topic: str, payloads: Sequence[bytes], *, linger_ms: int = 5,
-                      compression: str | None = "lz4") -> float:
+                      compression: str | None = "zstd") -> float:
     """Publish ``payloads`` at once with a plain aiokafka producer (acks=all); seconds until all are acked."""
     producer = AIOKafkaProducer(**settings.kafka_client_kwargs(), linger_ms=linger_ms, compression_type=compression,
                                 acks="all", max_batch_size=262_144)
