@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +47,26 @@ log = logging.getLogger("errstream.detect")
 
 BATCH_MAX = 1_000
 BATCH_WITHIN = 0.05  # seconds
+# What one forwarded record may hold. An agent's batch gathers up to BATCH_MAX bundles, and what it forwards
+# per partition or service grows with them: 12,000 traced events of one batch made a 1.1 MB record, which
+# the producer refuses (1 MB ``max_request_size``) and the agent crashed on. Several smaller records still
+# cross in one produce request.
+FORWARD_RECORD_BYTES = 256 * 1024
+
+
+def json_arrays(items: Iterable[bytes], limit: int = FORWARD_RECORD_BYTES) -> Iterator[bytes]:
+    """JSON arrays of already-encoded ``items``, in order, each within ``limit`` bytes (an item larger than
+    that goes alone): one forwarded batch becomes as many records as it needs, each a bundle of its own."""
+    chunk: list[bytes] = []
+    size = 2
+    for item in items:
+        if chunk and size + len(item) + 1 > limit:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 2
+        chunk.append(item)
+        size += len(item) + 1
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"
 
 
 def partition_of(key: bytes, partitions: int) -> int:

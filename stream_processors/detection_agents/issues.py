@@ -37,6 +37,7 @@ from stream_processors.detection_agents.context import (
     REPLAYED,
     Detection,
     acknowledged,
+    json_arrays,
     partition_of,
     signal_bundle,
 )
@@ -151,14 +152,17 @@ class IssueAgent:
             pending.append(await d.merge_topic.send(key=change.fingerprint.encode(),
                                                    value=change.model_dump_json().encode()))
         for owner, signals in batch.forwarded.items():
-            pending.append(await d.by_fingerprint.send(partition=owner, value=orjson.dumps(signals)))
-        for service, entries in batch.by_service.items():
-            pending.append(await d.by_service.send(key=service.encode(), value=orjson.dumps(entries)))
+            for value in json_arrays(map(orjson.dumps, signals)):
+                pending.append(await d.by_fingerprint.send(partition=owner, value=value))
+        for service, entries in batch.by_service.items():  # an entry (one bundle's counts) stays whole
+            for value in json_arrays(map(orjson.dumps, entries)):
+                pending.append(await d.by_service.send(key=service.encode(), value=value))
         by_partition: dict[int, list[bytes]] = {}
-        for sig in batch.traced:  # one record per partition: the chain table's key decides the partition
+        for sig in batch.traced:  # records per partition: the chain table's key decides the partition
             by_partition.setdefault(partition_of(sig.trace_id.encode(), d.partitions), []).append(sig.dumps())  # type: ignore[union-attr]
         for partition, records in by_partition.items():
-            pending.append(await d.by_trace.send(partition=partition, value=b"[" + b",".join(records) + b"]"))
+            for value in json_arrays(records):
+                pending.append(await d.by_trace.send(partition=partition, value=value))
         await acknowledged(pending)
         for key, state in batch.touched.items():
             d.issues[key] = state.to_dict()

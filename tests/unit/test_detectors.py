@@ -14,6 +14,7 @@ from schemas.chains import ErrorChain
 from schemas.events import ErrorEvent
 from schemas.issue_status import IssueStatusChange
 from schemas.processed import ProcessedEvent
+from stream_processors.detection_agents.context import FORWARD_RECORD_BYTES, json_arrays
 from stream_processors.detection_agents.status import kept_status
 from stream_processors.detection_rules.chains import MAX_CHAIN_EVENTS, ChainState
 from stream_processors.detection_rules.config import DetectionConfig
@@ -390,3 +391,16 @@ def test_an_issue_state_remembers_the_fingerprints_an_upgrade_merged_into_it() -
     assert again.upgraded == {"a" * 32}
     assert "u" not in IssueState(first_seen=1.0).to_dict()  # states of issues never upgraded stay as they were
     assert IssueState.from_dict(IssueState(first_seen=1.0).to_dict(), cfg).upgraded == set()
+
+
+def test_a_forwarded_batch_is_cut_into_records_the_producer_accepts_with_every_item_once_in_order() -> None:
+    """12,000 traced events in one agent batch made a 1.1 MB record the producer refused (limit 1 MB)."""
+    items = [orjson.dumps([f"{i:032x}", "checkout", "f" * 32, "TimeoutError: " + "x" * (i % 700)])
+             for i in range(12_000)]
+    records = list(json_arrays(items))
+    assert len(records) > 1
+    assert all(len(r) <= FORWARD_RECORD_BYTES for r in records)
+    assert [x for r in records for x in orjson.loads(r)] == [orjson.loads(i) for i in items]
+    huge = orjson.dumps(["y" * (FORWARD_RECORD_BYTES + 10)])
+    assert [orjson.loads(r) for r in json_arrays([items[0], huge, items[1]])] == [
+        [orjson.loads(items[0])], [orjson.loads(huge)], [orjson.loads(items[1])]]  # too big alone: alone
