@@ -10,6 +10,11 @@ alike; ``tests/unit/test_migration_order.py`` enforces it), so the order never r
 on alphabetical tie-breaks. Four files once had other names; a database that recorded
 them under those names has them recognised (``RENAMED``), so nothing re-runs or is
 skipped, and their current names are recorded beside the old ones.
+
+A database with no tables yet does not replay the files one by one: it gets ``schema.sql``, the schema
+they build written out once (``sinks/clickhouse/squash.py`` generates it and says how it is checked),
+and every migration the file covers is recorded as applied; any newer file then runs as usual. Cluster
+mode always replays the files (their statements are translated for the cluster one by one).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ RENAMED = {
 }
 
 
+# The squashed schema (sinks/clickhouse/squash.py writes it): which migrations it covers, on this line.
+SCHEMA_FILE = "schema.sql"
+COVERS = "-- covers: "
+
+
 def migration_files() -> list[tuple[str, str]]:
     folder = resources.files("sinks.clickhouse") / "migrations"
     return sorted((p.name, p.read_text()) for p in folder.iterdir() if p.name.endswith(".sql"))
@@ -43,6 +53,13 @@ def migration_files() -> list[tuple[str, str]]:
 def split_statements(sql: str) -> list[str]:
     lines = [line for line in sql.splitlines() if not line.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+def schema_file() -> tuple[list[str], str]:
+    """The migrations ``schema.sql`` covers, and its text (placeholders not rendered)."""
+    text = (resources.files("sinks.clickhouse") / SCHEMA_FILE).read_text()
+    covers = next((line[len(COVERS):].split() for line in text.splitlines() if line.startswith(COVERS)), [])
+    return covers, text
 
 
 def render(sql: str, settings: Settings) -> str:
@@ -81,8 +98,12 @@ def statements_for(sql: str, settings: Settings, layout: ClusterLayout | None) -
     return cluster_statements(statements, layout) if layout else statements
 
 
-def migrate(settings: Settings, client: Client | None = None) -> list[str]:
-    """Apply pending migrations; return the names applied now."""
+def migrate(settings: Settings, client: Client | None = None, *, from_schema_file: bool = True) -> list[str]:
+    """Apply pending migrations; return the names applied now.
+
+    ``from_schema_file=False`` replays every file even on an empty database (the test that compares the
+    two ways uses it).
+    """
     db = settings.clickhouse_database
     if not _IDENT.match(db):
         raise ValueError(f"invalid database name {db!r}")
@@ -96,6 +117,9 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
     if missing := sorted(done - recorded):  # applied under a former name: record the current one too
         client.insert(f"{db}.schema_migrations", [[name] for name in missing], column_names=["name"])
     applied = []
+    if from_schema_file and not recorded and layout is None and _has_no_tables(client, db):
+        applied = _create_from_schema_file(settings, client)
+        done = set(applied)
     for name, sql in migration_files():
         if name in done:
             continue
@@ -105,3 +129,21 @@ def migrate(settings: Settings, client: Client | None = None) -> list[str]:
         applied.append(name)
     apply_retention(settings, client)
     return applied
+
+
+def _has_no_tables(client: Client, db: str) -> bool:
+    """Nothing but the migrations' own record: a database created now (or by a run that stopped before
+    its first table). One that has tables replays the files, whose statements may all run again."""
+    return not client.query("SELECT 1 FROM system.tables WHERE database = {db:String} "
+                            "AND name != 'schema_migrations' LIMIT 1", parameters={"db": db}).result_rows
+
+
+def _create_from_schema_file(settings: Settings, client: Client) -> list[str]:
+    """Apply ``schema.sql`` and record the migrations it covers (after its last statement, so a run that
+    stops half-way leaves tables and no record: the next run replays the files over them)."""
+    covers, sql = schema_file()
+    for statement in split_statements(render(sql, settings)):
+        client.command(statement)
+    client.insert(f"{settings.clickhouse_database}.schema_migrations", [[name] for name in covers],
+                  column_names=["name"])
+    return covers
