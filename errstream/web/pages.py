@@ -220,7 +220,7 @@ def issue_page(request: Request, user: ViewerPage,
     events = w.queries.events(fingerprint, None, 15)
     nav = _nav(w, issue.fingerprint, latest) if latest else None
     similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
-                             issue.culprit, issue.services)
+                             issue.culprit)
     return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
                   nav=nav, similar=similar)
 
