@@ -30,7 +30,7 @@ import linecache
 import os
 import sys
 import sysconfig
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import FrameType, TracebackType
@@ -59,7 +59,7 @@ assert CONTEXT_LINES <= MAX_CONTEXT_LINES and LOCALS_PER_FRAME <= MAX_FRAME_VARS
 
 
 _SCALARS = frozenset({int, float, bool, complex, type(None)})
-_BRACKETS: tuple[tuple[type, str, str], ...] = (
+_BRACKETS: tuple[tuple[type[Collection[Any]], str, str], ...] = (
     (list, "[", "]"), (tuple, "(", ")"), (set, "{", "}"), (frozenset, "frozenset({", "})"))
 REPR_DEPTH = 3  # levels of containers shown; deeper ones are "[...]", "{...}"
 REPR_ITEMS = 10  # items shown per container; more are "..."
@@ -92,13 +92,14 @@ def _repr(value: Any, level: int, budget: int) -> str:
         return text if kind is dict else f"{kind.__name__}({text})"
     for base, left, right in _BRACKETS:
         if isinstance(value, base):
-            if not value:
+            items: Collection[Any] = value
+            if not items:
                 text = f"{left}{right}" if base is not set else "set()"
             elif level <= 0:
                 text = f"{left}...{right}"
             else:
                 parts, used = [], len(left) + len(right)
-                for n, item in enumerate(value):
+                for n, item in enumerate(items):
                     if n >= REPR_ITEMS or used >= budget:
                         parts.append("...")
                         break
@@ -106,7 +107,7 @@ def _repr(value: Any, level: int, budget: int) -> str:
                     parts.append(part)
                     used += len(part) + 2
                 inner = ", ".join(parts)
-                text = f"({inner},)" if base is tuple and len(value) == 1 else f"{left}{inner}{right}"
+                text = f"({inner},)" if base is tuple and len(items) == 1 else f"{left}{inner}{right}"
             return text if kind is base else f"{kind.__name__}({text})"
     if isinstance(value, str):  # a str subclass
         return repr(str(value[:budget]))
