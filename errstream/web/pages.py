@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -216,13 +217,27 @@ def issue_page(request: Request, user: ViewerPage,
         return render(request, "error.html", *user, status=404, message="No such issue.")
     pending = _unrecorded(w, issue)
     _overlay(w, [issue])
-    latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
-    events = w.queries.events(fingerprint, None, 15)
-    nav = _nav(w, issue.fingerprint, latest) if latest else None
-    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
-                             issue.culprit)
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
-                  nav=nav, similar=similar)
+    # The latest event, the first events, the latest event's neighbours and similar issues need only the
+    # issue: they run at once (a pool of their own, since some of them wait on the query pool themselves).
+    pool, db, latest_id = _parts(), w.settings.clickhouse_database, issue.latest_event_id
+    latest_f = pool.submit(w.queries.event, latest_id) if latest_id else None
+    nav_f = pool.submit(event_nav, w.client, db, issue.fingerprint, latest_id) if latest_id else None
+    events_f = pool.submit(w.queries.events, fingerprint, None, 15)
+    similar_f = pool.submit(similar_issues, w.client, db, issue.fingerprint, issue.exception_type, issue.culprit)
+    latest = latest_f.result() if latest_f else None
+    nav = nav_f.result() if nav_f and latest else None
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events_f.result().events,
+                  pending=pending, nav=nav, similar=similar_f.result())
+
+
+_PARTS: ThreadPoolExecutor | None = None
+
+
+def _parts() -> ThreadPoolExecutor:
+    global _PARTS
+    if _PARTS is None:
+        _PARTS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="page-parts")
+    return _PARTS
 
 
 def _nav(w: Any, issue: str, ev: Any) -> EventNav:
