@@ -10,7 +10,6 @@ never pasted into SQL.
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
 from reports.merges import ISSUE_OF, MERGED
+from reports.pools import pool
 from reports.recovery import RecoveryQueries, RecoverySummary
 
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -356,9 +356,9 @@ def build_report(
     q = ReportQueries(client, database, start, end, service)
     bucket = bucket_seconds(window)
     recovery = RecoveryQueries(client, database, q.start, end, service)
-    pool = _pool()
-    top_issues = pool.submit(q.top_issues, top)
-    sections = {name: pool.submit(fn) for name, fn in (
+    run = pool("report-queries")
+    top_issues = run.submit(q.top_issues, top)
+    sections = {name: run.submit(fn) for name, fn in (
         ("overview", q.overview), ("timeline", lambda: q.timeline(bucket)), ("by_service", q.by_service),
         ("spikes", q.spikes), ("chains", q.chains), ("release_health", q.release_health),
         ("recovery", recovery.summary))}
@@ -372,12 +372,3 @@ def build_report(
         bucket_seconds=bucket, top_issues=issues, **{name: f.result() for name, f in sections.items()},
     )
 
-
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="report-queries")
-    return _POOL
