@@ -173,9 +173,18 @@ def bench_clickhouse_load(
 
 
 @bench_app.command("web")
-def bench_web(events: int = 1_000_000, raw: int = 200_000, groups: int = 5_000, requests: int = 100) -> None:
-    """Issue stream and issue page API latency (p50/p95) over a generated history, on its own embedded ClickHouse."""
-    _bench("web").run_web_bench(events, raw, groups, requests, out=typer.echo)
+def bench_web(events: int = 1_000_000, raw: int = 200_000, groups: int = 5_000, requests: int = 100,
+              days: int = 14, live_rounds: int = 5,
+              url: Annotated[str | None, typer.Option(help="an existing ClickHouse (a throwaway database there); "
+                                                           "default: an embedded one on a free port")] = None,
+              as_json: JsonOption = False) -> None:
+    """Web app latency over a generated history, on its own embedded ClickHouse: every page and API call
+    (p50/p95) and the live stream (a new issue on an open stream page)."""
+    result = _bench("web").run_web_bench(events, raw, groups, requests, days, url, live_rounds,
+                                         out=_progress(as_json))
+    params = {"events": events, "raw": raw, "groups": groups, "requests": requests, "days": days,
+              "live_rounds": live_rounds, "url": url}
+    _emit("web", params, result.figures(), [], as_json)
 
 
 @bench_app.command("e2e")

@@ -30,13 +30,14 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
 
 from errstream_core.scrub import Scrubber
 from errstream_core.settings import Settings, get_settings
-from producers.capture import RawException, cut, exception_dicts, snapshot_exception
+from producers.capture import CONTEXT_LINES, RawException, cut, exception_dicts, snapshot_exception
 from producers.resources import ResourceSampler
 from producers.scope import (  # noqa: F401 - facade
     Scope,
@@ -116,10 +117,16 @@ class Client:
         transport_options: Mapping[str, Any] | None = None,
         scrub: bool = True,
         resources: bool = True,
+        source_context: bool = True,
+        include_locals: bool = True,
     ) -> None:
         """``scrub``: remove secrets and personal data (``errstream_core.scrub``) on the sender thread, before
         the event leaves the process; the worker scrubs again either way. ``False`` opts out.
-        ``resources``: attach a snapshot of the process's and host's resources (``producers.resources``)."""
+        ``resources``: attach a snapshot of the process's and host's resources (``producers.resources``).
+        ``source_context``: send the source lines around each frame's line (``producers.capture``).
+        ``include_locals``: send the local variables of the in-app frames and the raising one, as bounded
+        reprs; names that look sensitive (the scrubber's keys) are sent as ``[Filtered]`` whatever ``scrub``
+        says, their values never copied. ``False`` turns either off."""
         # Fail at start-up, with pydantic's reason, rather than sending events the worker would dead-letter.
         ErrorEvent(service=service, environment=environment, release=release)
         self.service = service
@@ -133,6 +140,9 @@ class Client:
         self.shutdown_timeout = shutdown_timeout
         self.internal_errors = 0
         self.scrubber = Scrubber.from_settings(self.settings) if scrub else None
+        self.context_lines = CONTEXT_LINES if source_context else 0
+        keys = (self.scrubber or Scrubber.from_settings(self.settings)).config  # the deployment's sensitive keys
+        self._sensitive_name = lru_cache(maxsize=4_096)(keys.is_sensitive_key) if include_locals else None
         self.resources = ResourceSampler() if resources else None
         self.transport = KafkaTransport(self.settings, self._serialise, queue_size=queue_size,
                                         **(transport_options or {}))
@@ -172,7 +182,8 @@ class Client:
                 error = sys.exc_info()[1]
                 if error is None:
                     return None
-            return self._enqueue(level, snapshot_exception(error), handled, mechanism, message, logger,
+            return self._enqueue(level, snapshot_exception(error, self._sensitive_name), handled, mechanism,
+                                 message, logger,
                                  Overrides.of(tags, user, fingerprint, extra, recovery))
         except Exception:
             self.internal_errors += 1
@@ -262,7 +273,8 @@ class Client:
             "server_name": cut(self.server_name, MAX_SHORT),
             "logger": cut(p.logger, MAX_SHORT),
             "message": cut(p.message, MAX_MESSAGE),
-            "exceptions": exception_dicts(p.exceptions, p.handled, p.mechanism) if p.exceptions else [],
+            "exceptions": (exception_dicts(p.exceptions, p.handled, p.mechanism, self.context_lines)
+                           if p.exceptions else []),
             "tags": {cut(k, MAX_SHORT): cut(v, MAX_SHORT) for k, v in list(tags.items())[:MAX_TAGS]},
             "context": dict(list(contexts.items())[:MAX_TAGS]),
             "breadcrumbs": [

@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
 from reports.merges import ISSUE_OF, MERGED
+from reports.pools import pool
 from reports.recovery import RecoveryQueries, RecoverySummary
 
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -346,20 +347,28 @@ def build_report(
     client: Client, database: str, since: str, service: str | None = None, top: int = 10,
     now: datetime | None = None,
 ) -> Report:
+    """The report's sections are independent queries, so they run at once (as the issue page's do): a ClickHouse
+    server serves them in parallel, and even a serialised one (embedded chDB) overlaps their round trips and
+    the decoding of their results."""
     window = parse_since(since)
     end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     start = (end - window).replace(second=0)
     q = ReportQueries(client, database, start, end, service)
     bucket = bucket_seconds(window)
     recovery = RecoveryQueries(client, database, q.start, end, service)
-    issues = q.top_issues(top)
+    run = pool("report-queries")
+    top_issues = run.submit(q.top_issues, top)
+    sections = {name: run.submit(fn) for name, fn in (
+        ("overview", q.overview), ("timeline", lambda: q.timeline(bucket)), ("by_service", q.by_service),
+        ("spikes", q.spikes), ("chains", q.chains), ("release_health", q.release_health),
+        ("recovery", recovery.summary))}
+    issues = top_issues.result()
     recovered = recovery.by_issue([i.fingerprint for i in issues])
     for issue in issues:
         if (r := recovered.get(issue.fingerprint)) is not None:
             issue.recovery_attempted, issue.recovery_successful = r.attempted, r.successful
     return Report(
         generated_at=datetime.now(UTC), window_start=q.start, window_end=end, since=since, service=service,
-        bucket_seconds=bucket, overview=q.overview(), top_issues=issues, timeline=q.timeline(bucket),
-        by_service=q.by_service(), spikes=q.spikes(), chains=q.chains(), release_health=q.release_health(),
-        recovery=recovery.summary(),
+        bucket_seconds=bucket, top_issues=issues, **{name: f.result() for name, f in sections.items()},
     )
+

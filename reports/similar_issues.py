@@ -3,8 +3,8 @@
 An issue's fingerprint is a digest of its grouping components (every exception's type and in-app
 frames, ``stream_processors.fingerprint``), so two issues whose components mostly agree are often
 one problem split by a changed frame, a wrapper or a deploy. Here each issue's latest stored event
-is read back into components (exception types and in-app frame keys, computed by the grouping
-code itself) and compared by Jaccard similarity with the issue's own; the candidates are the
+(its exception chain, kept per issue at insert in ``error_latest_events``) is read back into
+components (exception types and in-app frame keys, computed by the grouping code itself) and compared by Jaccard similarity with the issue's own; the candidates are the
 issues of the same exception type or culprit (at most ``CANDIDATES``, most recent first). No
 external service: plain set arithmetic that says what is shared.
 """
@@ -56,37 +56,33 @@ def components(exceptions_json: str) -> set[str]:
     return out
 
 
-# The latest stored event's exceptions of each issue asked for (its own fingerprint's events): first the latest
-# event ids (reading only the key columns, narrowed to the issues' services, the table's first key), then the
-# exceptions of those events only — the JSON column of every event of a busy issue is never read.
+# The latest stored event's exceptions of each issue asked for (its own fingerprint's events), from
+# error_latest_events (migration 0018: kept at insert), a look-up by the table's key: the stored events
+# themselves are not read.
 _LATEST = (
-    "SELECT fingerprint, exceptions FROM {db}.error_events"
-    " WHERE service IN {services:Array(String)} AND fingerprint IN {fps:Array(String)}"
-    " AND (fingerprint, event_id) IN (SELECT fingerprint, argMax(event_id, timestamp) FROM {db}.error_events"
-    "   WHERE service IN {services:Array(String)} AND fingerprint IN {fps:Array(String)} GROUP BY fingerprint)"
-    " LIMIT 1 BY fingerprint")
+    "SELECT fingerprint, argMaxMerge(exceptions) AS exceptions FROM {db}.error_latest_events"
+    " WHERE fingerprint IN {fps:Array(String)} GROUP BY fingerprint")
 # Candidates straight from error_groups (aliases unlike the columns: ClickHouse would read the WHERE's
 # `culprit` as the aggregate) (the view folds every issue and its merges first: 300 ms at 2,000
 # issues); fingerprints merged into another issue are left out, they are read through their primary.
 _CANDIDATES = (
-    "SELECT fingerprint, if(argMinMerge(first_title) != '', argMinMerge(first_title), anyLast(title)) AS c_title, anyLast(culprit) AS c_culprit, sum(events) AS c_events,"
-    " groupUniqArrayArray(services) AS c_services FROM {db}.error_groups"
+    "SELECT fingerprint, if(argMinMerge(first_title) != '', argMinMerge(first_title), anyLast(title)) AS c_title, anyLast(culprit) AS c_culprit, sum(events) AS c_events"
+    " FROM {db}.error_groups"
     " WHERE fingerprint != {fp:String} AND (exception_type = {etype:String} OR culprit = {culprit:String})"
     " AND fingerprint NOT IN (SELECT fingerprint FROM " + MERGED + ")"
     " GROUP BY fingerprint ORDER BY max(last_seen) DESC LIMIT {n:UInt32}")
 
 
 def similar_issues(client: Any, database: str, fingerprint: str, exception_type: str, culprit: str,
-                   services: list[str], limit: int = 5) -> list[SimilarIssue]:
+                   limit: int = 5) -> list[SimilarIssue]:
     def rows(sql: str, **params: Any) -> list[dict[str, Any]]:
         return list(client.query(sql.replace("{db}", database), parameters=params).named_results())
 
     candidates = rows(_CANDIDATES, fp=fingerprint, etype=exception_type, culprit=culprit, n=CANDIDATES)
     if not candidates:
         return []
-    every_service = sorted({*services, *(x for c in candidates for x in c["c_services"])})
     latest = {r["fingerprint"]: components(r["exceptions"]) for r in rows(
-        _LATEST, fps=[fingerprint, *(c["fingerprint"] for c in candidates)], services=every_service)}
+        _LATEST, fps=[fingerprint, *(c["fingerprint"] for c in candidates)])}
     mine = latest.get(fingerprint) or set()
     if not mine:
         return []

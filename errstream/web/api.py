@@ -157,7 +157,7 @@ def similar(request: Request, who: Viewer, fingerprint: Fingerprint) -> list[Sim
     if found is None:
         raise HTTPException(404, "no such issue")
     return similar_issues(w.client, w.settings.clickhouse_database, found.fingerprint, found.exception_type,
-                          found.culprit, found.services)
+                          found.culprit)
 
 
 @router.get("/events/{event_id}/nav", response_model=EventNav,

@@ -28,6 +28,7 @@ from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_queries.models import SORTS, STATUSES, BadQuery, IssueFilter
+from reports.pools import pool
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
 from reports.report import build_report
 from reports.short_ids import issues_with_prefix
@@ -216,13 +217,18 @@ def issue_page(request: Request, user: ViewerPage,
         return render(request, "error.html", *user, status=404, message="No such issue.")
     pending = _unrecorded(w, issue)
     _overlay(w, [issue])
-    latest = w.queries.event(issue.latest_event_id) if issue.latest_event_id else None
-    events = w.queries.events(fingerprint, None, 15)
-    nav = _nav(w, issue.fingerprint, latest) if latest else None
-    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
-                             issue.culprit, issue.services)
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events.events, pending=pending,
-                  nav=nav, similar=similar)
+    # The latest event, the first events, the latest event's neighbours and similar issues need only the
+    # issue: they run at once (a pool of their own, since some of them wait on the query pool themselves).
+    parts, db, latest_id = pool("page-parts"), w.settings.clickhouse_database, issue.latest_event_id
+    latest_f = parts.submit(w.queries.event, latest_id) if latest_id else None
+    nav_f = parts.submit(event_nav, w.client, db, issue.fingerprint, latest_id) if latest_id else None
+    events_f = parts.submit(w.queries.events, fingerprint, None, 15)
+    similar_f = parts.submit(similar_issues, w.client, db, issue.fingerprint, issue.exception_type, issue.culprit)
+    latest = latest_f.result() if latest_f else None
+    nav = nav_f.result() if nav_f and latest else None
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events_f.result().events,
+                  pending=pending, nav=nav, similar=similar_f.result())
+
 
 
 def _nav(w: Any, issue: str, ev: Any) -> EventNav:

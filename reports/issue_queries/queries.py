@@ -34,17 +34,13 @@ from reports.issue_queries.models import (
 )
 from reports.issue_queries.sql import OF_ISSUE, PAGE_STATE_SQL, SORT_KEY, STATE_SQL
 from reports.merges import ISSUE_OF, MEMBERS_OF, MERGE_HISTORY_SQL, MERGED
+from reports.pools import pool
 from reports.recovery import IssueRecovery, RecoveryQueries
 from schemas.limits import MIN_TIMESTAMP
 
-_POOL: ThreadPoolExecutor | None = None
-
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="issue-queries")
-    return _POOL
+    return pool("issue-queries")
 
 
 class IssueQueries:

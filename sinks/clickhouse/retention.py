@@ -20,6 +20,7 @@ from sinks.clickhouse.cluster_ddl import local_table
 TTL_TABLES: dict[str, tuple[str, int]] = {
     "error_events": ("toDateTime(timestamp)", 1),
     "error_tag_counts": ("day", 1),  # counts of the stored events: they go with them
+    "error_latest_events": ("toDateTime(last_at)", 1),  # a stored event's content: it goes with the events
     "error_counts_1m": ("minute", 400),
     "error_counts_1h": ("hour", 400),
     "error_groups": ("toDateTime(last_seen)", 400),

@@ -40,6 +40,9 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "clickhouse-load": (["--events", "20000", "--raw", "2000", "--client-events", "300", "--client-batch", "100",
                          "--groups", "50", "--days", "1", "--chunk", "10000", "--repeat", "1"],
                         ["slowest_query_s", "client insert path: ", "server peak RSS"]),
+    "web": (["--events", "20000", "--raw", "2000", "--groups", "50", "--requests", "2", "--days", "1",
+             "--live-rounds", "1"], ["page: issue", "issue page: similar issues", "live stream: a new issue",
+                                     "at p95:"]),
     "e2e": (["--events", "500", "--rate", "300", "--seconds", "2", "--json"],
             ['"drain_events_per_s"', '"drain_to_raw_ratio"', '"latency_ms"', '"peak_rss_mb"']),
 }
@@ -58,7 +61,7 @@ def _run(name: str, root: Path, kafka_bootstrap: str, clickhouse_url: str) -> Ru
     cwd.mkdir(parents=True)
     env = {**os.environ, "ERRSTREAM_HOME": str(home), "ERRSTREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
            "ERRSTREAM_CLICKHOUSE_URL": clickhouse_url}
-    if name == "clickhouse-load":
+    if name in ("clickhouse-load", "web"):
         args = [*args, "--url", clickhouse_url]  # the test server: no second embedded one to start
     out = subprocess.run([sys.executable, "-m", "errstream.cli", "bench", name.split()[0], *args], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=400)

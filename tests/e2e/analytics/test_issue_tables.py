@@ -119,3 +119,34 @@ def test_tag_counts_equal_the_events_for_new_and_backfilled_events_and_a_replay_
                    settings={"mutations_sync": 2})
     migrate(settings)
     assert client.query(_FROM_TABLE.replace("{db}", name)).result_rows == expected
+
+
+# What similar issues read before migration 0018: each issue's latest stored event, found among its events.
+_LATEST_FROM_EVENTS = ("SELECT fingerprint, argMax(exceptions, (timestamp, event_id)) FROM {db}.error_events"
+                       " GROUP BY fingerprint ORDER BY fingerprint")
+_LATEST_FROM_TABLE = ("SELECT fingerprint, argMaxMerge(exceptions) FROM {db}.error_latest_events"
+                      " GROUP BY fingerprint ORDER BY fingerprint")
+
+
+def test_each_issues_latest_event_is_kept_at_insert_for_new_late_and_backfilled_events(
+        db: tuple[Client, str], settings: Settings) -> None:
+    client, name = db
+    ds = build()
+    for i, p in enumerate(ds.processed):  # each event's chain says which it is
+        p["event"]["exceptions"][-1]["value"] = f"event {i}"
+    late = sorted(range(len(ds.processed)), key=lambda i: ds.processed[i]["event"]["timestamp"])[-1]
+    order = [late, *(i for i in range(len(ds.processed)) if i != late)]  # the latest event arrives first
+    for k in range(0, len(order), 100):
+        insert_batch(client, name, [ds.processed[i] for i in order[k:k + 100]], f"latest/{k}")
+    expected = client.query(_LATEST_FROM_EVENTS.replace("{db}", name)).result_rows
+    assert len(expected) == len({p["fingerprint"] for p in ds.processed})
+    assert client.query(_LATEST_FROM_TABLE.replace("{db}", name)).result_rows == expected
+    latest = {str(f): str(chain) for f, chain in expected}
+    assert f'"event {late}"' in latest[ds.processed[late]["fingerprint"]]
+    # events stored before the table existed: the migration fills it once
+    client.command(f"TRUNCATE TABLE {name}.error_latest_events")
+    for _ in range(2):
+        client.command(f"ALTER TABLE {name}.schema_migrations DELETE WHERE name = '0018_issue_latest_event.sql'",
+                       settings={"mutations_sync": 2})
+        migrate(settings)
+        assert client.query(_LATEST_FROM_TABLE.replace("{db}", name)).result_rows == expected

@@ -42,6 +42,7 @@ def test_every_page_renders_in_chromium(web_env: WebEnv, tmp_path: Path) -> None
         "releases": "/releases",
         "alerts": "/alerts",
         "chains": "/chains",
+        "settings": "/settings",
     }
     out = Path(os.environ.get("ERRSTREAM_DOCS_SCREENSHOTS") or chromium.screenshot_dir(tmp_path))
     out.mkdir(parents=True, exist_ok=True)

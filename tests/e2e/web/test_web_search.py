@@ -9,8 +9,9 @@ import pytest
 
 from tests.e2e.analytics.data import fp
 from tests.e2e.web.conftest import WebEnv
-from tests.e2e.web.test_web_api import api, fps, login
+from tests.e2e.web.test_web_api import api, fps, login, state
 from tests.support import chromium
+from tests.support.services import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -65,3 +66,18 @@ def test_typing_a_query_in_the_search_box(web_env: WebEnv, tmp_path: Path) -> No
         assert titles == ["OperationalError: database timeout"]
         assert d.find_element(By.ID, "q").get_attribute("value") == "is:unresolved level:critical"
     assert httpx.get(f"{web_env.url}/healthz").status_code == 200
+
+
+def test_assigned_me_is_whoever_asks(web_env: WebEnv) -> None:
+    member = api(web_env, "member")  # the token named alice
+    r = member.post(f"/api/v1/issues/{fp('C')}/actions", json={"action": "assign", "assignee": "alice"})
+    assert r.status_code == 200
+    wait_for(lambda: state(web_env, fp("C")), lambda s: s is not None and s[2] == "alice", 60,
+             "the assignment in issue_status", diagnostics=web_env.notify.output)
+    mine = member.get("/api/v1/issues", params={"query": "assigned:me", "limit": 100})
+    assert set(fps(mine.json())) == {fp("C")}
+    assert set(fps(api(web_env, "viewer").get("/api/v1/issues", params={"query": "assigned:me"}).json())) == set()
+    assert fp("C") not in fps(member.get("/api/v1/issues", params={"query": "is:unassigned", "limit": 100}).json())
+    c, _ = login(web_env, "member")
+    page = c.get("/issues", params={"q": "assigned:me"})
+    assert f'data-fp="{fp("C")}"' in page.text and f'data-fp="{fp("A")}"' not in page.text
