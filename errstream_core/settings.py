@@ -169,6 +169,8 @@ class Settings(BaseSettings):
     chain_settle_seconds: float = 1.0  # a chain is published after this long (wall) without growing
     chain_min_services: int = 2
     chain_retention_seconds: float = 600.0
+    # archived "until escalating": the forecast's hourly ceiling never goes below this (docs/detection.md)
+    escalating_min_per_hour: int = Field(default=10, ge=1)
     # --- alert notifications: JSON list of WebhookDestination (schemas/notifications.py)
     alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
     # --- alert e-mails: JSON list of EmailDestination (schemas/notifications.py)

@@ -132,16 +132,34 @@ def minute_counts(client: Client, database: str, start: datetime, end: datetime,
     return out
 
 
-def replay(rule: BacktestRule, service: str, counts: list[tuple[int, int]]) -> list[BacktestAlert]:
-    """The alerts ``rule`` raises on one service's minutes (each minute's events arrive mid-minute)."""
+@dataclass(frozen=True, slots=True)
+class BandPoint:
+    """What the detector expected of a minute when its events arrived: the expectation and the burst threshold
+    (None while the baseline is warming up)."""
+
+    minute: int
+    expected: float
+    threshold: float | None
+
+
+def replay(rule: BacktestRule, service: str, counts: list[tuple[int, int]],
+           band: list[BandPoint] | None = None) -> list[BacktestAlert]:
+    """The alerts ``rule`` raises on one service's minutes (each minute's events arrive mid-minute); with
+    ``band``, also what it expected of each minute with events (for the HTML report's chart)."""
     det = ServiceDetector(rule.cfg)
     state: ServiceState | None = None
     out: list[BacktestAlert] = []
     last = counts[-1][0] if counts else 0
+    spike = rule.cfg.spike
     for minute, n in [*counts, (last + 2 * 60 + int(rule.cfg.grace), 0)]:  # a final tick closes the last minutes
         ts = minute + 30.0
         sig = Signal(event_id=NO_EVENT, service=service, fingerprint="", title="", level="error", ts=ts, received=ts)
         state, alerts = det.observe(state, sig, n)
+        if band is not None and n:
+            b = state.baseline
+            e = b.burst_expected(minute, spike)
+            band.append(BandPoint(minute, e, spike.burst_threshold(e, b.dispersion(spike))
+                                  if b.n >= spike.warmup else None))
         for a in alerts:
             d = a.details
             out.append(BacktestAlert(rule.name, service, minute, str(d.get("pattern")), int(d.get("count", 0)),

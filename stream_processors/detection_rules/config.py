@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from errstream_core.settings import Settings
+from stream_processors.detection_rules.escalating import EscalatingRule
 from stream_processors.detection_rules.spikes import SpikeRule
 
 
@@ -24,6 +25,7 @@ class DetectionConfig:
     chain_settle: float = 1.0  # wall seconds without growth before a chain is published
     chain_min_services: int = 2
     chain_retention: float = 600.0  # wall seconds a published chain is remembered (late errors join it)
+    escalating: EscalatingRule = field(default_factory=EscalatingRule)  # archived until escalating
 
     @classmethod
     def from_settings(cls, s: Settings) -> DetectionConfig:
@@ -40,4 +42,5 @@ class DetectionConfig:
             service_spikes="service" in scopes, issue_spikes="issue" in scopes,
             chain_window=s.chain_window_seconds, chain_settle=s.chain_settle_seconds,
             chain_min_services=s.chain_min_services, chain_retention=s.chain_retention_seconds,
+            escalating=EscalatingRule(min_per_hour=s.escalating_min_per_hour),
         )
