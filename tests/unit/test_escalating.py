@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import pytest
@@ -266,3 +267,16 @@ def test_a_forecast_computed_now_is_in_force_for_a_week_of_days() -> None:
     for d in range(7):
         at = NOW + timedelta(days=d)
         assert ceiling_at(got, at.timestamp(), EscalatingRule()) == got[at.weekday()]
+
+
+def test_the_web_forms_archive_button_and_checkbox() -> None:
+    from errstream.web.pages import _action_from_form
+
+    button = _action_from_form({"action": "archive"}, [FP])
+    assert button.action == "archive" and button.escalating
+    box = _action_from_form({"action": "ignore", "until_escalating": "1", "ignore_minutes": "60"}, [FP])
+    assert box.escalating and box.ignore_minutes == 60
+    other = _action_from_form({"action": "resolve", "until_escalating": "1"}, [FP])  # the box is for ignore only
+    assert not other.escalating
+    template = (Path(__file__).parents[2] / "errstream/web/templates/_actions.html").read_text()
+    assert 'value="archive"' in template and 'name="until_escalating"' in template
