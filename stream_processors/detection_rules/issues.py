@@ -6,6 +6,7 @@ so "first event ever" is a question about one table value on one worker.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,9 +81,8 @@ def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> b
     """
     if status is None or status.get("status") != "ignored":
         return False
-    watch = state.escalation
-    if watch is not None and watch.escalated and until_escalating(status) \
-            and watch.archived_at == str(status.get("changed_at")):
+    watch = state.escalation  # (a new archive has replaced an escalated watch before this is asked)
+    if watch is not None and watch.escalated and until_escalating(status):
         return False
     until = status.get("ignore_until")
     if until and sig.ts >= datetime.fromisoformat(str(until)).timestamp():
@@ -190,10 +190,10 @@ class IssueDetector:
             return None
         watch.escalated = True
         fp = primary or sig.fingerprint
-        archived_at = str(status.get("changed_at"))
+        archived_at = watch.archived_at  # the archive's own time (an assignment may have been recorded since)
         archived_by = status.get("changed_by") or "unknown"
         day = WEEKDAYS[weekday(watch.last)]
-        n = round(seen)
+        n = math.ceil(seen)  # above the ceiling, as the text says
         alert = make_alert(
             "escalating", "error", f"escalating:{fp}", (fp, archived_at), sig,
             f"Escalating in {sig.service}: {sig.title}",
@@ -205,8 +205,8 @@ class IssueDetector:
                      "forecast": list(status.get("escalating_forecast") or []), "archived_at": archived_at,
                      "archived_by": archived_by},
         )
-        # the issue is back: after the archive it lifts (changed_at decides the latest record in ClickHouse)
-        at = max(utc(sig.received), datetime.fromisoformat(archived_at) + timedelta(milliseconds=1))
+        # the issue is back: after the latest record it lifts (changed_at decides the latest one in ClickHouse)
+        at = max(utc(sig.received), datetime.fromisoformat(str(status.get("changed_at"))) + timedelta(milliseconds=1))
         note = f"escalating: {n:,} events in an hour, forecast at most {ceiling:,}"
         changes = [IssueStatusChange(fingerprint=f, status="escalating", action="escalating", changed_at=at,
                                      changed_by=ESCALATION_DETECTOR, note=note, assignee=status.get("assignee") or "")

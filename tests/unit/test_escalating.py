@@ -176,7 +176,9 @@ def test_a_new_archive_starts_a_new_watch_and_a_carried_one_keeps_it() -> None:
     assigned = {**status, "action": "assign", "assignee": "bob", "changed_at": _iso(MONDAY_NOON + 10)}
     state, _, hit = _feed(det, state, [sig(MONDAY_NOON + 20 + i, offset=100 + i) for i in range(3)], assigned)
     assert hit is not None and hit[0].details["seen"] == 11  # the assignment kept the archive's count
-    assert hit[1][0].assignee == "bob"
+    assert hit[1][0].assignee == "bob" and hit[0].details["archived_at"] == status["changed_at"]
+    assert hit[1][0].changed_at > datetime.fromisoformat(assigned["changed_at"])  # after the latest record
+    assert not silenced(state, sig(MONDAY_NOON + 30), assigned)
     again = _archived(MONDAY_NOON + 120, [10] * 7)  # archived again after it escalated: watched afresh
     state, _, hit = _feed(det, state, [sig(MONDAY_NOON + 130 + i, offset=200 + i) for i in range(5)], again)
     assert hit is None and state.escalation is not None and state.escalation.current == 5
