@@ -12,7 +12,7 @@ so the first day is the profile's learning day. A rules file (TOML) names varian
     rise_factor = 2.5
     cooldown_seconds = 3600
 
-Keys: the ``SpikeRule`` fields (factor, z, min_count, rise_factor, rise_z, rise_minutes,
+Keys: the ``SpikeRule`` fields (factor, z, min_count, ramp, rise_factor, rise_z, rise_minutes,
 rise_min_count, alpha, seasonal_alpha, var_alpha, warmup, floor, seasonal) and
 ``cooldown_seconds`` / ``rise_cooldown_seconds``; anything else is an error. Without a file
 the one rule is the current settings.
@@ -39,7 +39,7 @@ MAX_SERVICES = 200  # services replayed (the busiest), so a huge deployment's ba
 MAX_WINDOW = timedelta(days=31)
 # allowed values per key (inclusive); the rest of a rule comes from the settings, which bound them too
 BOUNDS: dict[str, tuple[float, float]] = {
-    "factor": (1.0, 1e6), "z": (0.0, 1e3), "min_count": (1, 1e9), "rise_factor": (1.0, 1e6), "rise_z": (0.0, 1e3),
+    "factor": (1.0, 1e6), "z": (0.0, 1e3), "min_count": (1, 1e9), "ramp": (0.0, 1.0), "rise_factor": (1.0, 1e6), "rise_z": (0.0, 1e3),
     "rise_minutes": (0, 60), "rise_min_count": (1, 1e9), "alpha": (1e-6, 1.0), "seasonal_alpha": (1e-6, 1.0),
     "var_alpha": (1e-6, 1.0), "profile_alpha": (1e-6, 1.0), "rv_prior": (0.0, 100.0), "clip": (0.1, 100.0),
     "warmup": (0, 100_000), "floor": (1e-3, 1e6), "seasonal": (0, 1),
