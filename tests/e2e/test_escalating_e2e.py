@@ -87,7 +87,8 @@ def test_an_archived_issue_stays_archived_below_its_forecast_and_comes_back_abov
                 wait_for(lambda: _count(ch, settings, fp), lambda n: n == 34, 60, "the sink to count 34 events",
                          diagnostics=sink.output)
                 got = caught_up(settings, diagnostics=logs)
-                assert [a["kind"] for a in got if a["fingerprint"] == fp] == ["new_issue", "threshold"]  # 3, before
+                # the alerts topic has several partitions (keyed by dedup key): its order across them is not theirs
+                assert sorted(a["kind"] for a in got if a["fingerprint"] == fp) == ["new_issue", "threshold"]  # 3
                 assert api.get(f"/api/v1/issues/{fp}").json()["status"] == "ignored"
                 assert fp not in _stream(api)
 
@@ -123,7 +124,7 @@ def test_an_archived_issue_stays_archived_below_its_forecast_and_comes_back_abov
                 got = caught_up(settings, diagnostics=logs)
                 marks = [(a["details"]["threshold"], a["details"]["count"]) for a in of_kind(got, "threshold")
                          if a["fingerprint"] == fp]
-                assert marks == [(3, 3), (56, 56)]
+                assert sorted(marks) == [(3, 3), (56, 56)]
                 assert len(of_kind(got, "escalating")) == 1
 
                 shown = cli(settings, "issue", "status", fp)
