@@ -180,9 +180,11 @@ def ignore_conditions(state: dict[str, Any]) -> list[str]:
         out.append(f"until {state['ignore_until_events']:,} more events")
     if state.get("ignore_until_escalating"):
         forecast = list(state.get("escalating_forecast") or [])
-        per_day = " · ".join(f"{d[:3]} {n:,}" for d, n in zip(WEEKDAYS, forecast, strict=False))
-        out.append("until escalating: more events in an hour than its forecast"
-                   + (f" ({per_day} an hour, UTC)" if per_day else ""))
+        if len(set(forecast)) == 1:
+            per_day = f"{forecast[0]:,} an hour, every day"
+        else:
+            per_day = " · ".join(f"{d[:3]} {n:,}" for d, n in zip(WEEKDAYS, forecast, strict=False)) + " an hour, UTC"
+        out.append("until escalating: more events in an hour than its forecast" + (f" ({per_day})" if forecast else ""))
     return out
 
 

@@ -78,8 +78,10 @@ def chart(service: str, counts: list[tuple[int, int]], band: list[BandPoint], al
     minutes = max(1, (end - start) // 60)
     step, peak, expected, threshold = _columns(counts, band, start, minutes)
     n = len(peak)
-    top = max([*peak, *(e for e in expected if e is not None), *(float(a.count) for a in alerts if a.pattern == "burst"),
-               1.0]) * 1.1
+    seen = max([*peak, *(e for e in expected if e is not None), *(float(a.count) for a in alerts if a.pattern == "burst"),
+                1.0])
+    # the threshold too, as far as three times the traffic (a small service's floor of 20 would flatten it)
+    top = max(seen, min(max((t for t in threshold if t is not None), default=0.0), 3 * seen)) * 1.1
     plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
 
     def x(col: float) -> float:

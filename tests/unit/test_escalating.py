@@ -282,3 +282,15 @@ def test_the_web_forms_archive_button_and_checkbox() -> None:
     assert not other.escalating
     template = (Path(__file__).parents[2] / "errstream/web/templates/_actions.html").read_text()
     assert 'value="archive"' in template and 'name="until_escalating"' in template
+
+
+def test_the_command_line_says_what_lifts_an_archive() -> None:
+    from errstream.issue_cli import ignore_conditions
+
+    same = ignore_conditions({"ignore_until_escalating": True, "escalating_forecast": [50] * 7})
+    assert same == ["until escalating: more events in an hour than its forecast (50 an hour, every day)"]
+    (week,) = ignore_conditions({"ignore_until_escalating": True, "escalating_forecast": [10, 10, 10, 10, 12, 5, 5]})
+    assert "(Mon 10 · Tue 10 · Wed 10 · Thu 10 · Fri 12 · Sat 5 · Sun 5 an hour, UTC)" in week
+    assert ignore_conditions({"ignore_until_escalating": True}) == [
+        "until escalating: more events in an hour than its forecast"]
+    assert ignore_conditions({"ignore_until_events": 100}) == ["until 100 more events"]
