@@ -43,6 +43,7 @@ app.add_typer(grouping_app, name="grouping")
 app.add_typer(web_app, name="web")
 app.add_typer(detect_app, name="detect")
 console = Console()
+err_console = Console(stderr=True)
 SERVICES = {"worker", "sink", "notify", "gateway", "demo"}  # long-running: they log rather than print one error
 
 
@@ -322,6 +323,9 @@ def detect_backtest(
     = None,
     service: Annotated[str | None, typer.Option(help="only this service")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the alerts as JSON for scripts")] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="also write a self-contained HTML report: per rule and service, counts, expected band and "
+        "alerts (inline SVG, no script)")] = None,
     timeout: Timeout = None,
 ) -> None:
     """Replay ClickHouse's per-minute counts through the spike detector: the alerts each rule would have raised."""
@@ -349,6 +353,15 @@ def detect_backtest(
     client = connect(settings, connect_timeout=command_timeout(), send_receive_timeout=max(60, command_timeout()))
     counts = minute_counts(client, settings.clickhouse_database, start, end, service)
     alerts = run_backtest(variants, counts)
+    if html is not None:
+        from reports.backtest_html import render_html
+
+        try:
+            html.write_text(render_html(variants, counts, alerts, start, end), encoding="utf-8")
+        except OSError as exc:
+            console.print(f"[red]error:[/red] cannot write {html}: {exc.strerror or exc}")
+            raise typer.Exit(1) from None
+        err_console.print(f"wrote {html} ({len(alerts)} alerts, {len(counts)} services)")
     if as_json:
         typer.echo(orjson.dumps([
             {"rule": a.rule, "service": a.service, "minute": datetime.fromtimestamp(a.minute, UTC).isoformat(),

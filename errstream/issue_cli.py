@@ -28,9 +28,10 @@ from errstream.issue_actions import ActionRequest
 from errstream_core.settings import Settings, get_settings
 from reports.issues import latest_status, list_statuses, match_fingerprints, status_history
 from schemas.issue_status import IssueStatus, IssueStatusChange
+from stream_processors.detection_rules.escalating import WEEKDAYS
 
-issue_app = typer.Typer(help="Issue workflow: resolve, ignore, acknowledge, investigate, reopen; merge, unmerge; "
-                        "status; list.",
+issue_app = typer.Typer(help="Issue workflow: resolve, ignore, archive (until escalating), acknowledge, investigate, "
+                        "reopen; merge, unmerge; status; list.",
                         no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
@@ -42,7 +43,7 @@ Note = Annotated[str, typer.Option("--note", "-m", help="resolution or triage no
 By = Annotated[str | None, typer.Option("--by", help="who made the change (default: $ERRSTREAM_USER or login)")]
 
 STATUS_STYLE = {"new": "cyan", "acknowledged": "yellow", "investigating": "magenta", "resolved": "green",
-                "ignored": "dim", "regressed": "bold red"}
+                "ignored": "dim", "regressed": "bold red", "escalating": "bold red"}
 
 
 def default_actor() -> str:
@@ -140,7 +141,6 @@ def _status_command(status: IssueStatus, verb: str) -> Callable[..., None]:
 
 for _name, _status, _verb in [
     ("resolve", "resolved", "Resolve an issue: its next event raises a regression"),
-    ("ignore", "ignored", "Ignore an issue: it fires no alerts"),
     ("ack", "acknowledged", "Acknowledge an issue"),
     ("investigate", "investigating", "Mark an issue as under investigation"),
     ("reopen", "new", "Reopen an issue (status back to new)"),
@@ -150,24 +150,77 @@ for _name, _status, _verb in [
 
 def _publish_action(request: ActionRequest, by: str | None) -> None:
     """Carry the issue's current state forward (a compacted topic keeps only the latest record)."""
-    from errstream.issue_actions import plan_changes
+    from errstream.issue_actions import escalating_rule, plan_changes
     from errstream.issue_merges import for_group
-    from reports.issues import workflow_state
+    from reports.issues import escalating_history, workflow_state
     from reports.merges import merge_mapping
     from sinks.clickhouse.client import connect
 
     settings = get_settings()
     client = connect(settings)
     states = workflow_state(client, settings, request.fingerprints)
-    changes = for_group(plan_changes(request, states, by if by is not None else default_actor()),
+    history = escalating_history(client, settings, request.fingerprints) if request.escalating else None
+    changes = for_group(plan_changes(request, states, by if by is not None else default_actor(), history=history,
+                                     rule=escalating_rule(settings)),
                         merge_mapping(client, settings))
     _publish_status(settings, changes)
     for c in changes:
         console.print(f"{c.fingerprint} → {c.assignee or 'unassigned'} ([{STATUS_STYLE[c.status]}]{c.status}[/]) "
-                      f"by {c.changed_by or '?'}")
+                      f"by {c.changed_by or '?'}" + (f": {c.note}" if c.note else ""))
+        for line in ignore_conditions(c.model_dump()):
+            console.print(f"  {line}")
 
 
-def _action(action: str, fingerprint: str, by: str | None, **fields: str) -> ActionRequest:
+def ignore_conditions(state: dict[str, Any]) -> list[str]:
+    """What lifts an ignore, as people read it (one line each)."""
+    out = []
+    if state.get("ignore_until"):
+        out.append(f"until {_when(state['ignore_until'])}")
+    if state.get("ignore_until_events"):
+        out.append(f"until {state['ignore_until_events']:,} more events")
+    if state.get("ignore_until_escalating"):
+        forecast = list(state.get("escalating_forecast") or [])
+        if len(set(forecast)) == 1:
+            per_day = f"{forecast[0]:,} an hour, every day"
+        else:
+            per_day = " · ".join(f"{d[:3]} {n:,}" for d, n in zip(WEEKDAYS, forecast, strict=False)) + " an hour, UTC"
+        out.append("until escalating: more events in an hour than its forecast" + (f" ({per_day})" if forecast else ""))
+    return out
+
+
+@issue_app.command("ignore")
+def ignore(
+    fingerprint: Fingerprint, note: Note = "", by: By = None, timeout: Timeout = None,
+    until_escalating: Annotated[bool, typer.Option(
+        "--until-escalating", help="back in the stream once its events in an hour beat its forecast")] = False,
+    minutes: Annotated[int | None, typer.Option("--minutes", min=1, max=525_600, help="back after this long")] = None,
+    events: Annotated[int | None, typer.Option("--events", min=1, help="back after this many more events")] = None,
+) -> None:
+    """Ignore an issue: it fires no alerts (for good, or until a time, N more events or it escalates)."""
+    if not (until_escalating or minutes or events):
+        _status_command("ignored", "")(fingerprint, note, by, timeout)
+        return
+    _publish_action(_action("ignore", fingerprint, by, note=note, until_escalating=until_escalating,
+                            ignore_minutes=minutes, ignore_until_events=events), by)
+
+
+@issue_app.command("archive")
+def archive(
+    fingerprint: Fingerprint, note: Note = "", by: By = None, timeout: Timeout = None,
+    forever: Annotated[bool, typer.Option("--forever", help="never back on its own (= ignore)")] = False,
+    until_escalating: Annotated[bool, typer.Option(
+        "--until-escalating", help="the default: back in the stream once its events in an hour beat its forecast, "
+        "computed now from its last 7 days")] = True,
+) -> None:
+    """Archive an issue until it escalates: silent until its volume beats the forecast of its own last 7 days;
+    then an `escalating` alert, and it is back in the stream with status escalating."""
+    if forever or not until_escalating:
+        _status_command("ignored", "")(fingerprint, note, by, timeout)
+        return
+    _publish_action(_action("archive", fingerprint, by, note=note), by)
+
+
+def _action(action: str, fingerprint: str, by: str | None, **fields: Any) -> ActionRequest:
     try:
         fp = resolve_fingerprint(fingerprint, get_settings())  # a unique prefix of 8+ characters works too
         return ActionRequest(action=action, fingerprints=[fp], **fields)  # type: ignore[arg-type]
@@ -272,6 +325,9 @@ def status(fingerprint: Fingerprint, timeout: Timeout = None) -> None:
     else:
         console.print(f"{fp}: [{STATUS_STYLE[latest['status']]}]{latest['status']}[/] since "
                       f"{_when(latest['changed_at'])} by {latest['changed_by'] or '?'}{note}")
+        if latest["status"] == "ignored":
+            for line in ignore_conditions(latest):
+                console.print(f"  {line}")
     table = Table("changed at", "status", "by", "note", title="history")
     for changed_at, st, by, note in status_history(client, settings, fp):
         table.add_row(_when(changed_at), f"[{STATUS_STYLE[st]}]{st}[/]", by, note)

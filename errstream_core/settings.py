@@ -149,9 +149,10 @@ class Settings(BaseSettings):
     alert_rate_minutes: int = 5  # ... M
     spike_scopes: str = "service"  # comma list: service, issue
     # burst: one minute ≥ max(min_count, factor × expected, expected + z × sigma); docs/detection.md
-    spike_factor: float = Field(default=3.0, gt=1.0)
-    spike_z: float = Field(default=5.0, ge=0.0)
+    spike_factor: float = Field(default=2.7, gt=1.0)
+    spike_z: float = Field(default=4.75, ge=0.0)
     spike_min_count: int = Field(default=20, ge=1)
+    spike_ramp: float = Field(default=0.3, ge=0.0, le=1.0)  # the recent level counts only where the profile ramps
     spike_alpha: float = Field(default=0.05, gt=0.0, le=1.0)  # weight of the newest closed minute in the flat level
     spike_seasonal_alpha: float = Field(default=0.005, gt=0.0, le=1.0)  # ... in the level once the profile is used
     spike_var_alpha: float = Field(default=0.01, gt=0.0, le=1.0)  # ... in the relative over-dispersion
@@ -169,6 +170,8 @@ class Settings(BaseSettings):
     chain_settle_seconds: float = 1.0  # a chain is published after this long (wall) without growing
     chain_min_services: int = 2
     chain_retention_seconds: float = 600.0
+    # archived "until escalating": the forecast's hourly ceiling never goes below this (docs/detection.md)
+    escalating_min_per_hour: int = Field(default=10, ge=1)
     # --- alert notifications: JSON list of WebhookDestination (schemas/notifications.py)
     alert_webhooks: list[WebhookDestination] = Field(default_factory=list)
     # --- alert e-mails: JSON list of EmailDestination (schemas/notifications.py)

@@ -12,7 +12,7 @@ so the first day is the profile's learning day. A rules file (TOML) names varian
     rise_factor = 2.5
     cooldown_seconds = 3600
 
-Keys: the ``SpikeRule`` fields (factor, z, min_count, rise_factor, rise_z, rise_minutes,
+Keys: the ``SpikeRule`` fields (factor, z, min_count, ramp, rise_factor, rise_z, rise_minutes,
 rise_min_count, alpha, seasonal_alpha, var_alpha, warmup, floor, seasonal) and
 ``cooldown_seconds`` / ``rise_cooldown_seconds``; anything else is an error. Without a file
 the one rule is the current settings.
@@ -39,7 +39,7 @@ MAX_SERVICES = 200  # services replayed (the busiest), so a huge deployment's ba
 MAX_WINDOW = timedelta(days=31)
 # allowed values per key (inclusive); the rest of a rule comes from the settings, which bound them too
 BOUNDS: dict[str, tuple[float, float]] = {
-    "factor": (1.0, 1e6), "z": (0.0, 1e3), "min_count": (1, 1e9), "rise_factor": (1.0, 1e6), "rise_z": (0.0, 1e3),
+    "factor": (1.0, 1e6), "z": (0.0, 1e3), "min_count": (1, 1e9), "ramp": (0.0, 1.0), "rise_factor": (1.0, 1e6), "rise_z": (0.0, 1e3),
     "rise_minutes": (0, 60), "rise_min_count": (1, 1e9), "alpha": (1e-6, 1.0), "seasonal_alpha": (1e-6, 1.0),
     "var_alpha": (1e-6, 1.0), "profile_alpha": (1e-6, 1.0), "rv_prior": (0.0, 100.0), "clip": (0.1, 100.0),
     "warmup": (0, 100_000), "floor": (1e-3, 1e6), "seasonal": (0, 1),
@@ -132,16 +132,34 @@ def minute_counts(client: Client, database: str, start: datetime, end: datetime,
     return out
 
 
-def replay(rule: BacktestRule, service: str, counts: list[tuple[int, int]]) -> list[BacktestAlert]:
-    """The alerts ``rule`` raises on one service's minutes (each minute's events arrive mid-minute)."""
+@dataclass(frozen=True, slots=True)
+class BandPoint:
+    """What the detector expected of a minute when its events arrived: the expectation and the burst threshold
+    (None while the baseline is warming up)."""
+
+    minute: int
+    expected: float
+    threshold: float | None
+
+
+def replay(rule: BacktestRule, service: str, counts: list[tuple[int, int]],
+           band: list[BandPoint] | None = None) -> list[BacktestAlert]:
+    """The alerts ``rule`` raises on one service's minutes (each minute's events arrive mid-minute); with
+    ``band``, also what it expected of each minute with events (for the HTML report's chart)."""
     det = ServiceDetector(rule.cfg)
     state: ServiceState | None = None
     out: list[BacktestAlert] = []
     last = counts[-1][0] if counts else 0
+    spike = rule.cfg.spike
     for minute, n in [*counts, (last + 2 * 60 + int(rule.cfg.grace), 0)]:  # a final tick closes the last minutes
         ts = minute + 30.0
         sig = Signal(event_id=NO_EVENT, service=service, fingerprint="", title="", level="error", ts=ts, received=ts)
         state, alerts = det.observe(state, sig, n)
+        if band is not None and n:
+            b = state.baseline
+            e = b.burst_expected(minute, spike)
+            band.append(BandPoint(minute, e, spike.burst_threshold(e, b.dispersion(spike))
+                                  if b.n >= spike.warmup else None))
         for a in alerts:
             d = a.details
             out.append(BacktestAlert(rule.name, service, minute, str(d.get("pattern")), int(d.get("count", 0)),

@@ -7,6 +7,7 @@ app read through here.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from errstream_core.settings import Settings
@@ -25,15 +26,17 @@ def _last_seen(db: str, where: str) -> str:
 def latest_status(client: Any, settings: Settings, fingerprint: str) -> dict[str, Any] | None:
     db = settings.clickhouse_database
     rows = client.query(
-        f"SELECT {_SHOWN_STATUS}, s.changed_at, s.changed_by, s.note, g.last_seen "
+        f"SELECT {_SHOWN_STATUS}, s.changed_at, s.changed_by, s.note, g.last_seen, s.ignore_until, "
+        "s.ignore_until_events, s.ignore_until_escalating, s.escalating_forecast "
         f"FROM (SELECT * FROM {db}.issue_status FINAL WHERE fingerprint = {{fp:String}}) AS s "
         + _last_seen(db, "fingerprint = {fp:String}"), parameters={"fp": fingerprint},
     ).result_rows
     if not rows:
         return None
-    status, changed_at, changed_by, note, last_seen = rows[0]
+    status, changed_at, changed_by, note, last_seen, until, until_events, escalating, forecast = rows[0]
     return {"status": status, "changed_at": changed_at, "changed_by": changed_by, "note": note,
-            "last_seen": last_seen}
+            "last_seen": last_seen, "ignore_until": until, "ignore_until_events": until_events,
+            "ignore_until_escalating": bool(escalating), "escalating_forecast": list(forecast)}
 
 
 def status_history(client: Any, settings: Settings, fingerprint: str) -> list[tuple[Any, ...]]:
@@ -105,15 +108,58 @@ def workflow_state(client: Any, settings: Settings, fingerprints: list[str]) -> 
             "resolved_in_next_release": bool(r["resolved_in_next_release"]),
             "resolved_releases": list(r["resolved_releases"] or []), "events": int(r["events"]),
             "releases": list(r["releases"]), "seen": True,
+            "ignore_until_escalating": bool(r["ignore_until_escalating"]),
+            "escalating_forecast": list(r["escalating_forecast"] or []),
         }
     unseen = [f for f in fingerprints if f not in out]
     if unseen:
-        for fp, status, assignee, until, until_n, baseline, next_rel, rel in client.query(
+        for fp, status, assignee, until, until_n, baseline, next_rel, rel, escalating, forecast in client.query(
             "SELECT fingerprint, toString(status), assignee, ignore_until, ignore_until_events, ignore_events_baseline,"
-            f" resolved_in_next_release, resolved_releases FROM {db}.issue_status FINAL"
-            " WHERE fingerprint IN {fps:Array(String)}", parameters={"fps": unseen},
+            f" resolved_in_next_release, resolved_releases, ignore_until_escalating, escalating_forecast"
+            f" FROM {db}.issue_status FINAL WHERE fingerprint IN {{fps:Array(String)}}", parameters={"fps": unseen},
         ).result_rows:
             out[fp] = {"status": status, "assignee": assignee, "ignore_until": until, "ignore_until_events": until_n,
                        "ignore_events_baseline": baseline, "resolved_in_next_release": bool(next_rel),
-                       "resolved_releases": list(rel), "events": 0, "releases": [], "seen": False}
+                       "resolved_releases": list(rel), "events": 0, "releases": [], "seen": False,
+                       "ignore_until_escalating": bool(escalating), "escalating_forecast": list(forecast)}
+    return out
+
+
+def escalating_history(client: Any, settings: Settings, fingerprints: list[str], now: datetime | None = None
+                       ) -> dict[str, dict[str, Any]]:
+    """What an issue's escalating forecast is computed from (``detection_rules.escalating.forecast``): its true
+    counts in each of the last 168 clock hours, this one included (a merged group's members' too; hours without
+    events are 0), and the hour of its first event (None: never seen).
+
+    ``{fingerprint: {"hourly": [168 counts, oldest first], "start_hour": hour index of the first, "first_hour":
+    …}}`` for each of ``fingerprints``.
+    """
+    from reports.merges import ISSUE_OF, MEMBERS_OF, MERGED
+
+    db = settings.clickhouse_database
+    now = now or datetime.now(UTC)
+    end_hour = int(now.timestamp() // 3600) + 1  # the hour after this one
+    start_hour = end_hour - 168
+    out: dict[str, dict[str, Any]] = {fp: {"hourly": [0] * 168, "start_hour": start_hour, "first_hour": None}
+                                      for fp in fingerprints}
+    counts = client.query(
+        (f"SELECT {ISSUE_OF} AS issue, intDiv(toUnixTimestamp(e.hour), 3600) AS h, sum(e.events)"
+         " FROM (SELECT fingerprint, hour, events FROM {db}.error_counts_1h"
+         f" WHERE hour >= {{start:DateTime('UTC')}} AND hour < {{end:DateTime('UTC')}} AND {MEMBERS_OF}) AS e"
+         f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint GROUP BY issue, h").replace("{db}", db),
+        parameters={"start": datetime.fromtimestamp(start_hour * 3600, UTC).replace(tzinfo=None),
+                    "end": datetime.fromtimestamp(end_hour * 3600, UTC).replace(tzinfo=None), "fps": fingerprints},
+    ).result_rows
+    for issue, hour, n in counts:
+        if issue in out and 0 <= int(hour) - start_hour < 168:
+            out[issue]["hourly"][int(hour) - start_hour] += int(n)
+    firsts = client.query(
+        (f"SELECT {ISSUE_OF} AS issue, intDiv(toUnixTimestamp(min(e.first_seen)), 3600)"
+         f" FROM (SELECT fingerprint, first_seen FROM {{db}}.error_groups WHERE {MEMBERS_OF}) AS e"
+         f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint GROUP BY issue").replace("{db}", db),
+        parameters={"fps": fingerprints},
+    ).result_rows
+    for issue, first in firsts:
+        if issue in out:
+            out[issue]["first_hour"] = int(first)
     return out

@@ -7,7 +7,7 @@ page, the API (``query=``) and the command line read a query the same way.
 * ``key:value`` only for the keys below; anything else (``KeyError: 'x'``, ``http://host``) is text, so a
   pasted error message searches as itself. Values may be quoted: ``release:"1.4 beta"``.
 * ``is:`` may repeat and adds statuses (``is:resolved is:ignored``); ``is:unresolved`` (= ``is:open``) is
-  the open ones; ``is:unassigned`` = ``assigned:none``. Other keys given twice: the last one counts.
+  the open ones (``escalating`` among them); ``is:archived`` = ``is:ignored``; ``is:unassigned`` = ``assigned:none``. Other keys given twice: the last one counts.
 * Quoted phrases and words left over are the text, matched in title, culprit, fingerprint and recent
   messages; it is cut to ``MAX_TEXT`` characters (the caller says so to the user).
 """
@@ -23,7 +23,7 @@ MAX_TEXT = 200  # the free text searched (as the API's q)
 LEVELS = ("debug", "info", "warning", "error", "critical")
 STATUS_WORDS = {"unresolved": "open", "open": "open", "new": "new", "acknowledged": "acknowledged",
                 "investigating": "investigating", "resolved": "resolved", "ignored": "ignored",
-                "regressed": "regressed"}
+                "archived": "ignored", "regressed": "regressed", "escalating": "escalating"}
 KEYS = {"is": "is", "level": "level", "service": "service", "env": "environment", "environment": "environment",
         "release": "release", "assigned": "assignee", "assignee": "assignee"}
 _TOKEN = re.compile(r'(?P<key>[A-Za-z]+):(?:"(?P<qval>[^"]*)"|(?P<val>\S+))|"(?P<phrase>[^"]*)"|(?P<word>\S+)')

@@ -4,7 +4,8 @@
 [[rules]]
 name = "billing-error-rate"
 when = "error_rate"          # count | errors_per_minute | error_rate | level | recovery_rate | new_issue
-service = "billing"          #   | regression | spike | error_chain | threshold | escalation  (glob; default: all)
+service = "billing"          #   | regression | spike | error_chain | threshold | escalation | escalating
+                             #   (service: a glob; default: all)
 window_minutes = 10
 threshold = 5.0              # percent of sessions/requests that errored
 severity = "critical"
@@ -24,7 +25,7 @@ min_attempts = 20            # not on a handful of attempts
 Measured conditions (``count``, ``errors_per_minute``, ``error_rate``, ``level``, ``recovery_rate``) are
 evaluated on ClickHouse's true counts every ``ERRSTREAM_ALERT_RULES_INTERVAL_SECONDS`` and raise ``rule`` alerts.
 Detection's kinds (``new_issue``, ``regression``, ``spike``, ``error_chain``, ``threshold``,
-``escalation``) route the alerts the worker raises: the matching rule sets their severity and
+``escalation``, ``escalating``) route the alerts the worker raises: the matching rule sets their severity and
 destinations, and its cooldown holds back repeats per issue. The ``ERRSTREAM_ALERT_*`` environment
 variables keep configuring detection itself.
 """
@@ -43,9 +44,9 @@ from schemas.limits import RECOVERY_METHOD_PATTERN
 from schemas.notifications import EmailDestination, WebhookDestination
 
 MEASURED = ("count", "errors_per_minute", "error_rate", "level", "recovery_rate")
-ROUTED = ("new_issue", "regression", "spike", "error_chain", "threshold", "escalation")
+ROUTED = ("new_issue", "regression", "spike", "error_chain", "threshold", "escalation", "escalating")
 RuleKind = Literal["count", "errors_per_minute", "error_rate", "level", "recovery_rate", "new_issue", "regression", "spike",
-                   "error_chain", "threshold", "escalation"]
+                   "error_chain", "threshold", "escalation", "escalating"]
 
 
 class AlertRule(BaseModel):

@@ -12,7 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-AlertKind = Literal["new_issue", "regression", "threshold", "spike", "error_chain", "escalation", "rule"]
+# ``escalation``: an open issue nobody acknowledged for a while (notify's escalation policy);
+# ``escalating``: an issue archived "until escalating" whose volume beat its forecast (detection).
+AlertKind = Literal["new_issue", "regression", "threshold", "spike", "error_chain", "escalation", "escalating", "rule"]
 ALERT_NAMESPACE = uuid.UUID("6f1c1f0e-9a52-4c57-9a8e-2f1d8a4d1e5b")
 
 

@@ -9,12 +9,15 @@ from pydantic import BaseModel
 
 from schemas import AlertEvent, DeadLetter, ErrorEvent, ProcessedEvent
 from schemas.events import LEVEL_ALIASES, LEVELS
+from schemas.issue_status import IssueStatusChange
 
 EXPORTED: dict[str, type[BaseModel]] = {
     "error_event": ErrorEvent,
     "processed_event": ProcessedEvent,
     "alert_event": AlertEvent,
     "dead_letter": DeadLetter,
+    # the compacted issue-status topic: what a tool publishes to resolve, ignore or archive an issue
+    "issue_status_change": IssueStatusChange,
 }
 
 

@@ -15,14 +15,18 @@ existed still parse, and readers that do not know them keep working.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-IssueStatus = Literal["new", "acknowledged", "investigating", "resolved", "ignored"]
-IssueAction = Literal["", "status", "assign", "unassign", "note", "owner_rule", "auto_resolve"]
+# ``escalating``: an issue archived "until escalating" whose volume beat its forecast; detection puts it back
+# in the stream with this status (an open status, like ``new``).
+IssueStatus = Literal["new", "acknowledged", "investigating", "resolved", "ignored", "escalating"]
+IssueAction = Literal["", "status", "assign", "unassign", "note", "owner_rule", "auto_resolve", "escalating"]
 # ``changed_by`` of the changes errstream makes itself: an issue resolved because it was not seen for a while
 AUTO_RESOLVER = "errstream:auto-resolve"
+# ... and an archived issue that escalated (docs/detection.md#escalating-issues)
+ESCALATION_DETECTOR = "errstream:escalating"
 
 
 class IssueStatusChange(BaseModel):
@@ -42,3 +46,14 @@ class IssueStatusChange(BaseModel):
     # resolved "in the next release": only an event of a release other than these is a regression.
     resolved_in_next_release: bool = False
     resolved_releases: list[str] = Field(default_factory=list, max_length=200)
+    # ignored (archived) "until escalating": back in the stream once the issue's events in an hour exceed the
+    # forecast, the hourly ceiling for each day of the week (Monday first, UTC) computed when it was archived
+    # from its last 7 days (stream_processors/detection_rules/escalating.py).
+    ignore_until_escalating: bool = False
+    escalating_forecast: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list, max_length=7)
+
+    @model_validator(mode="after")
+    def _forecast_per_weekday(self) -> IssueStatusChange:
+        if self.escalating_forecast and len(self.escalating_forecast) != 7:
+            raise ValueError("escalating_forecast has one ceiling per day of the week: 7 numbers, or none")
+        return self

@@ -58,6 +58,7 @@ class ActionBody(BaseModel):
     in_next_release: bool = False
     ignore_minutes: int | None = Field(default=None, ge=1, le=525_600)
     ignore_until_events: int | None = Field(default=None, ge=1)
+    until_escalating: bool = False  # ignore: back once it escalates (the action archive implies it)
     into: str | None = None  # merge: the primary to merge this issue into
 
 
@@ -98,13 +99,13 @@ def list_issues(
     service: str | None = None, environment: str | None = None, release: str | None = None,
     level: str | None = None,
     status: Annotated[list[str], Query(description="repeatable; open = new, acknowledged, investigating, "
-                                                   "regressed")] = [],  # noqa: B006 (FastAPI copies it)
+                                                   "regressed, escalating")] = [],  # noqa: B006 (FastAPI copies it)
     assignee: Annotated[str | None, Query(description='a name, or "none" for unassigned')] = None,
     first_seen_from: datetime | None = None, first_seen_to: datetime | None = None,
     last_seen_from: datetime | None = None, last_seen_to: datetime | None = None,
     q: Annotated[str | None, Query(max_length=200, description="text in title, culprit or message")] = None,
     query: Annotated[str | None, Query(max_length=search_syntax.MAX_QUERY, description=(
-        "the search syntax: is:unresolved level:error release:1.4.2 service:billing env:prod assigned:me "
+        "the search syntax: is:unresolved (is:escalating, is:archived …) level:error release:1.4.2 service:billing env:prod assigned:me "
         "and text; its terms win over the other parameters, its text over q"))] = None,
     sort: Annotated[str, Query(description="last_seen, first_seen, events, users or trend (descending)")] = "last_seen",
     cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = 25,

@@ -326,7 +326,7 @@ async def delete_search(request: Request, user: ViewerPage) -> Response:
 
 
 # --- actions (forms) -----------------------------------------------------------------------------
-_VERBS = {"resolve": "resolved", "ignore": "ignored", "acknowledge": "acknowledged", "investigate": "under investigation",
+_VERBS = {"resolve": "resolved", "ignore": "ignored", "archive": "archived until escalating", "acknowledge": "acknowledged", "investigate": "under investigation",
           "reopen": "reopened", "assign": "assigned", "unassign": "unassigned", "note": "noted", "merge": "merged",
           "unmerge": "unmerged"}
 
@@ -341,6 +341,7 @@ def _action_from_form(form: Any, fingerprints: list[str]) -> ActionRequest:
         note=str(form.get("note") or ""), assignee=str(form.get("assignee") or ""),
         in_next_release=form.get("in_next_release") in ("1", "on", "true"),
         ignore_minutes=num("ignore_minutes"), ignore_until_events=num("ignore_until_events"),
+        until_escalating=form.get("until_escalating") in ("1", "on", "true") and form.get("action") == "ignore",
         into=str(form.get("into") or "").strip() or None,
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from errstream.issue_actions import ActionRequest, plan_changes
+from errstream.issue_actions import ActionRequest, escalating_rule, plan_changes
 from errstream.issue_merges import for_group, plan_merge, plan_unmerge
 from errstream.web.auth import LoginLimiter, Principal, Sessions, TokenStore
 from errstream.web.live import AlertFeed
@@ -26,7 +26,7 @@ from errstream_core.ownership import IssueFacts, owner_for
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
 from reports.issue_queries.queries import IssueQueries
-from reports.issues import workflow_state
+from reports.issues import escalating_history, workflow_state
 from reports.merges import known_fingerprints, merge_mapping
 from schemas.alerts import AlertEvent
 from schemas.issue_merge import IssueMergeChange
@@ -100,7 +100,10 @@ class WebState:
                 st = states.setdefault(fp, {})
                 st.update(change.model_dump(), events=st.get("events", 0), releases=st.get("releases", []))
         mapping = await run_in_threadpool(merge_mapping, self.client, self.settings)
-        changes = for_group(plan_changes(request, states, who.name), mapping)
+        history = (await run_in_threadpool(escalating_history, self.client, self.settings, request.fingerprints)
+                   if request.escalating else None)
+        changes = for_group(plan_changes(request, states, who.name, history=history,
+                                         rule=escalating_rule(self.settings)), mapping)
         await self._publish(self.publisher, changes)
         now = time.monotonic()
         for c in changes:

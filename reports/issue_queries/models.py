@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from reports.recovery import IssueRecovery
 
 SORTS: tuple[str, ...] = ("last_seen", "first_seen", "events", "users", "trend")
-STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed")
-OPEN_STATUSES = ("new", "acknowledged", "investigating", "regressed")
+STATUSES = ("new", "acknowledged", "investigating", "resolved", "ignored", "regressed", "escalating")
+# escalating: archived until escalating, and it did (docs/detection.md#escalating-issues)
+OPEN_STATUSES = ("new", "acknowledged", "investigating", "regressed", "escalating")
 LEVELS = ("debug", "info", "warning", "error", "critical")
 MAX_LIMIT = 100
 
@@ -125,6 +126,8 @@ class IssueDetail(IssueSummary):
     status_changed_at: datetime | None
     ignore_until: datetime | None
     ignore_until_events: int | None
+    ignore_until_escalating: bool = False  # archived until escalating
+    escalating_forecast: list[int] = Field(default_factory=list)  # its hourly ceilings, Monday first (UTC)
     resolved_in_next_release: bool
     history: list[StatusChangeRow]
     merges: list[MergeRow] = Field(default_factory=list)

@@ -238,6 +238,8 @@ class IssueQueries:
             first_release=e.get("first_release") or "", last_release=e.get("last_release") or "",
             raw_status=r["raw_status"], status_changed_at=utc(r["status_changed_at"]),
             ignore_until=utc(r["ignore_until"]), ignore_until_events=r["ignore_until_events"],
+            ignore_until_escalating=bool(r["ignore_until_escalating"]),
+            escalating_forecast=list(r["escalating_forecast"] or []),
             resolved_in_next_release=bool(r["resolved_in_next_release"]),
             history=history.result(), merges=merges.result(), tags=tags.result(),
             timeline_24h=[(now_hour - timedelta(hours=23 - k), n) for k, n in enumerate(base.series_24h)],

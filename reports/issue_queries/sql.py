@@ -17,6 +17,7 @@ SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.e
        g.status_changed_at AS status_changed_at, s.assignee AS assignee, s.ignore_until AS ignore_until,
        s.ignore_until_events AS ignore_until_events, s.ignore_events_baseline AS ignore_events_baseline,
        s.resolved_in_next_release AS resolved_in_next_release, s.resolved_releases AS resolved_releases,
+       s.ignore_until_escalating AS ignore_until_escalating, s.escalating_forecast AS escalating_forecast,
        g.members AS members,
        multiIf(
          raw_status = 'ignored' AND ((ignore_until IS NOT NULL AND ignore_until <= now64(3))
@@ -28,7 +29,8 @@ SELECT g.fingerprint AS fingerprint, g.title AS title, g.culprit AS culprit, g.e
          raw_status) AS status
 FROM {db}.v_error_groups AS g
 LEFT JOIN (SELECT fingerprint, toString(status) AS recorded_status, assignee, ignore_until, ignore_until_events,
-                  ignore_events_baseline, resolved_in_next_release, resolved_releases
+                  ignore_events_baseline, resolved_in_next_release, resolved_releases, ignore_until_escalating,
+                  escalating_forecast
            FROM {db}.issue_status FINAL{only}) AS s
   ON s.fingerprint = g.fingerprint
 """

@@ -25,13 +25,15 @@ from schemas.issue_status import IssueStatusChange
 from sinks.clickhouse.topic_sink import TopicSink
 
 STATUS_COLUMNS = ["fingerprint", "status", "changed_at", "changed_by", "note", "action", "assignee", "ignore_until",
-                  "ignore_until_events", "ignore_events_baseline", "resolved_in_next_release", "resolved_releases"]
+                  "ignore_until_events", "ignore_events_baseline", "resolved_in_next_release", "resolved_releases",
+                  "ignore_until_escalating", "escalating_forecast"]
 MERGE_COLUMNS = ["fingerprint", "primary_fingerprint", "action", "changed_at", "changed_by", "note"]
 
 
 def status_row(c: IssueStatusChange) -> list[object]:
     return [c.fingerprint, c.status, c.changed_at, c.changed_by, c.note, c.action, c.assignee, c.ignore_until,
-            c.ignore_until_events, c.ignore_events_baseline, int(c.resolved_in_next_release), c.resolved_releases]
+            c.ignore_until_events, c.ignore_events_baseline, int(c.resolved_in_next_release), c.resolved_releases,
+            int(c.ignore_until_escalating), c.escalating_forecast]
 
 
 def merge_row(c: IssueMergeChange) -> list[object]:

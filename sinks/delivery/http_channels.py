@@ -32,7 +32,7 @@ SEVERITY_EMOJI = {
 }
 KIND_LABEL = {
     "new_issue": "New issue", "regression": "Regression", "threshold": "Threshold reached",
-    "spike": "Spike", "error_chain": "Error chain",
+    "spike": "Spike", "error_chain": "Error chain", "escalating": "Escalating issue",
 }
 # Slack Block Kit limits: header text 150 chars, section text 3,000, field 2,000.
 HEADER_MAX, SECTION_MAX, FIELD_MAX = 150, 3_000, 2_000

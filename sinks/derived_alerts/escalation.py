@@ -1,7 +1,8 @@
 """Escalation: an issue nobody acknowledged that keeps occurring raises a louder alert, once per level.
 
 Every ``escalation_interval_seconds`` the notify process asks ClickHouse (``v_error_groups``) for open
-issues whose status is still ``new`` (or that regressed after a resolution), that occurred within the
+issues whose status is still ``new`` (or that regressed after a resolution, or came back from an archive
+as ``escalating``), that occurred within the
 last ``escalation_active_minutes``, and that have been waiting longer than a level of
 ``escalation_after_minutes`` (for example ``[60, 240]``: an hour, then four). Each such (issue, level)
 gets one ``escalation`` alert on the alerts topic: ``error`` at the first level, ``critical`` after.
@@ -33,7 +34,7 @@ QUERY = """
 SELECT fingerprint, title, culprit, services, events, users, first_seen, last_seen, status,
        ifNull(status_changed_at, first_seen) AS waiting_since
 FROM {db}.v_error_groups
-WHERE is_open AND status IN ('new', 'resolved', 'regressed')
+WHERE is_open AND status IN ('new', 'resolved', 'regressed', 'escalating')
   AND last_seen >= now() - toIntervalMinute({{active:UInt32}})
   AND ifNull(status_changed_at, first_seen) <= now() - toIntervalMinute({{after:UInt32}})
 ORDER BY last_seen DESC
@@ -44,7 +45,8 @@ LIMIT 1000
 def escalation_alert(row: tuple[Any, ...], level: int, after_minutes: int) -> AlertEvent:
     fingerprint, title, culprit, services, events, users, first_seen, last_seen, status, since = row
     service = services[0] if services else "unknown"
-    waited = "unacknowledged" if status == "new" else "regressed and unacknowledged"
+    waited = {"new": "unacknowledged", "escalating": "escalating and unacknowledged"}.get(
+        status, "regressed and unacknowledged")
     return AlertEvent(
         alert_id=alert_id("escalation", fingerprint, level, since.isoformat()),
         kind="escalation", severity="error" if level == 1 else "critical",

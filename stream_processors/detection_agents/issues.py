@@ -12,7 +12,8 @@ one issue and later events of the new fingerprint, merged, stay in it. Otherwise
 is a new issue under both versions, forwarded back to its own partition. Only the
 first events of each new fingerprint cross the topic again. Per issue (the table
 ``detect-issues``, keyed by fingerprint): new issue, regression, count
-thresholds, N-in-M, issue spikes. Events it counts for the first time are
+thresholds, N-in-M, issue spikes, and, once per bundle for an issue archived "until escalating", the
+escalating check (it publishes the issue's ``escalating`` status itself). Events it counts for the first time are
 forwarded, per bundle, to ``{app}-detect-by-service`` (counts per minute and
 fingerprint, tagged with the bundle's partition and offset so the service
 state can recognise a re-forwarded bundle) and to ``{app}-detect-by-trace``.
@@ -31,6 +32,7 @@ from prometheus_client import Counter
 
 from schemas.alerts import AlertEvent
 from schemas.issue_merge import IssueMergeChange
+from schemas.issue_status import IssueStatusChange
 from stream_processors.detection_agents.context import (
     BATCH_MAX,
     BATCH_WITHIN,
@@ -63,6 +65,7 @@ class _Batch:
     checkpoints: dict[int, int] = field(default_factory=dict)  # partition → last bundle offset folded
     merged: list[IssueMergeChange] = field(default_factory=list)  # grouping upgrade: new fingerprint → issue
     forwarded: dict[int, list[list[Any]]] = field(default_factory=dict)  # partition → signals, upgrade only
+    escalated: list[IssueStatusChange] = field(default_factory=list)  # archived issues back in the stream
 
 
 class IssueAgent:
@@ -112,6 +115,7 @@ class IssueAgent:
         # (nothing else runs during a fold, so a status or merge cannot change within it)
         statuses: dict[bytes, Any] = {}
         merges: dict[bytes, Any] = {}
+        watched: dict[bytes, tuple[Signal, str | None]] = {}  # archived until escalating: its newest event
         for sig in sigs:
             key = sig.fingerprint.encode()
             primary: str | None = None
@@ -133,6 +137,8 @@ class IssueAgent:
             if state.late > late_before:
                 LATE.inc()
             batch.raised.extend(alerts)
+            if status is not None and status.get("ignore_until_escalating"):
+                watched[key] = (sig, primary)
             if silenced(state, sig, status):
                 continue  # ignored issues take no part in service spikes or chains
             group = groups.setdefault(sig.service, {}).setdefault((int(sig.ts // 60), sig.fingerprint), [sig, 0])
@@ -140,6 +146,11 @@ class IssueAgent:
             group[1] += 1
             if sig.trace_id:
                 batch.traced.append(sig)
+        for key, (sig, primary) in watched.items():  # once per bundle, not per event
+            escalated = self.detector.escalate(batch.touched[key], key.decode(), sig, statuses[key], primary)
+            if escalated is not None:
+                batch.raised.append(escalated[0])
+                batch.escalated.extend(escalated[1])
         for service, per_minute in groups.items():
             batch.by_service.setdefault(service, []).append(
                 [partition, offset, [[*sig.fields(), count] for sig, count in per_minute.values()]])
@@ -151,6 +162,10 @@ class IssueAgent:
         for change in batch.merged:
             pending.append(await d.merge_topic.send(key=change.fingerprint.encode(),
                                                    value=change.model_dump_json().encode()))
+        for status in batch.escalated:
+            log.info("issue %s is escalating: %s", status.fingerprint, status.note)
+            pending.append(await d.status_topic.send(key=status.fingerprint.encode(),
+                                                    value=status.model_dump_json().encode()))
         for owner, signals in batch.forwarded.items():
             for value in json_arrays(map(orjson.dumps, signals)):
                 pending.append(await d.by_fingerprint.send(partition=owner, value=value))

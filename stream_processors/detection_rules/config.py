@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from errstream_core.settings import Settings
+from stream_processors.detection_rules.escalating import EscalatingRule
 from stream_processors.detection_rules.spikes import SpikeRule
 
 
@@ -24,6 +25,7 @@ class DetectionConfig:
     chain_settle: float = 1.0  # wall seconds without growth before a chain is published
     chain_min_services: int = 2
     chain_retention: float = 600.0  # wall seconds a published chain is remembered (late errors join it)
+    escalating: EscalatingRule = field(default_factory=EscalatingRule)  # archived until escalating
 
     @classmethod
     def from_settings(cls, s: Settings) -> DetectionConfig:
@@ -32,7 +34,8 @@ class DetectionConfig:
             grace=s.detect_grace_seconds, cooldown=s.alert_cooldown_seconds,
             thresholds=tuple(sorted(s.alert_threshold_counts)), rate_count=s.alert_rate_count,
             rate_minutes=s.alert_rate_minutes,
-            spike=SpikeRule(factor=s.spike_factor, z=s.spike_z, min_count=s.spike_min_count, alpha=s.spike_alpha,
+            spike=SpikeRule(factor=s.spike_factor, z=s.spike_z, min_count=s.spike_min_count, ramp=s.spike_ramp,
+                            alpha=s.spike_alpha,
                             seasonal_alpha=s.spike_seasonal_alpha, var_alpha=s.spike_var_alpha, warmup=s.spike_warmup_minutes, floor=s.spike_floor,
                             seasonal=s.spike_seasonal, rise_factor=s.rise_factor, rise_z=s.rise_z,
                             rise_minutes=s.rise_minutes, rise_min_count=s.rise_min_count),
@@ -40,4 +43,5 @@ class DetectionConfig:
             service_spikes="service" in scopes, issue_spikes="issue" in scopes,
             chain_window=s.chain_window_seconds, chain_settle=s.chain_settle_seconds,
             chain_min_services=s.chain_min_services, chain_retention=s.chain_retention_seconds,
+            escalating=EscalatingRule(min_per_hour=s.escalating_min_per_hour),
         )

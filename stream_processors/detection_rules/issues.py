@@ -1,4 +1,4 @@
-"""Per-issue detection: new issue, regression, count thresholds, N-in-M, issue spikes.
+"""Per-issue detection: new issue, regression, count thresholds, N-in-M, issue spikes, escalating issues.
 
 One ``IssueState`` per fingerprint, owned by the partition of that fingerprint,
 so "first event ever" is a question about one table value on one worker.
@@ -6,14 +6,23 @@ so "first event ever" is a question about one table value on one worker.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.alerts import AlertEvent, Severity
+from schemas.issue_status import ESCALATION_DETECTOR, IssueStatusChange
 from stream_processors.detection_rules.alerts import human_utc, make_alert, utc
 from stream_processors.detection_rules.config import DetectionConfig
 from stream_processors.detection_rules.cooldown import Cooldowns
+from stream_processors.detection_rules.escalating import (
+    WEEKDAYS,
+    EscalationWatch,
+    ceiling_at,
+    until_escalating,
+    weekday,
+)
 from stream_processors.detection_rules.replay import AppliedOffsets
 from stream_processors.detection_rules.spikes import Baseline, RiseHit, SpikeHit, check_spike
 from stream_processors.detection_rules.windows import MinuteWindows
@@ -34,6 +43,8 @@ class IssueState:
     applied: AppliedOffsets = field(default_factory=AppliedOffsets)  # ``errors`` positions already counted
     # fingerprints of a newer grouping version already merged into this issue (docs/grouping.md)
     upgraded: set[str] = field(default_factory=set)
+    # while archived until escalating: its events in a sliding hour (detection_rules/escalating.py)
+    escalation: EscalationWatch | None = None
 
     def replayed(self, sig: Signal) -> bool:
         """True when ``sig`` is an event this state already counted (its ``errors`` record re-processed)."""
@@ -43,7 +54,8 @@ class IssueState:
         return {"f": self.first_seen, "n": self.count, "t": self.next_threshold, "r": self.regressed_for,
                 "cd": self.cooldowns.last, "w": self.windows.to_dict(), "b": self.baseline.to_dict(),
                 "s": sorted(self.spiked), "l": self.late, "a": self.applied.high,
-                **({"u": sorted(self.upgraded)} if self.upgraded else {})}
+                **({"u": sorted(self.upgraded)} if self.upgraded else {}),
+                **({"x": self.escalation.to_list()} if self.escalation is not None else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], cfg: DetectionConfig) -> IssueState:
@@ -51,7 +63,8 @@ class IssueState:
                    cooldowns=Cooldowns(dict(d.get("cd", {}))),
                    windows=MinuteWindows.from_dict(d.get("w", {}), cfg.grace, cfg.rate_minutes),
                    baseline=Baseline.from_dict(d.get("b", {})), spiked=set(d.get("s", [])), late=d.get("l", 0),
-                   applied=AppliedOffsets(dict(d.get("a", {}))), upgraded=set(d.get("u", [])))
+                   applied=AppliedOffsets(dict(d.get("a", {}))), upgraded=set(d.get("u", [])),
+                   escalation=EscalationWatch.from_list(d["x"]) if d.get("x") else None)
 
 
 def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> bool:
@@ -62,8 +75,14 @@ def silenced(state: IssueState, sig: Signal, status: dict[str, Any] | None) -> b
     when the ignore arrived. That baseline is detection's own count at that moment (``detect_count``, which
     ``track-issue-status`` adds to the status it keeps); a status kept before it existed falls back to
     ``ignore_events_baseline``, ClickHouse's count when the ignore was published.
+
+    An archive "until escalating" lifts when detection finds the issue escalating (``escalate``): from that
+    moment, before its own ``escalating`` status has come back on the status topic.
     """
     if status is None or status.get("status") != "ignored":
+        return False
+    watch = state.escalation  # (a new archive has replaced an escalated watch before this is asked)
+    if watch is not None and watch.escalated and until_escalating(status):
         return False
     until = status.get("ignore_until")
     if until and sig.ts >= datetime.fromisoformat(str(until)).timestamp():
@@ -109,6 +128,8 @@ class IssueDetector:
             return state, []
         state.applied.record(sig.src_partition, sig.src_offset)
         state.count += 1
+        if status is not None and status.get("ignore_until_escalating"):
+            self._watch(state, status, sig.ts)
         raised: list[AlertEvent] = []
         if new and not primary:
             raised.append(make_alert(
@@ -135,6 +156,62 @@ class IssueDetector:
         if silenced(state, sig, status):
             return state, []
         return state, [a for a in raised if state.cooldowns.allow(a.dedup_key, sig.ts, cfg.cooldown)]
+
+    @staticmethod
+    def _watch(state: IssueState, status: dict[str, Any], ts: float) -> None:
+        """Count an event of an issue archived until escalating (O(1), nothing allocated per event). A new
+        archive starts a new watch; a change that only carries the archive forward (an assignment, a note)
+        keeps the one it had."""
+        if status.get("status") != "ignored":
+            return
+        watch = state.escalation
+        at = str(status.get("changed_at"))
+        if watch is None or (watch.archived_at != at and status.get("action") in ("", "status")):
+            watch = state.escalation = EscalationWatch(archived_at=at)
+        if not watch.escalated:
+            watch.add(ts)
+
+    def escalate(self, state: IssueState, own: str, sig: Signal, status: dict[str, Any] | None,
+                 primary: str | None = None) -> tuple[AlertEvent, list[IssueStatusChange]] | None:
+        """The check, once per bundle for an issue archived until escalating: its last hour's events against
+        the forecast's ceiling for the day. Above it (once per archive): an ``escalating`` alert, and the
+        status change that puts the issue back in the stream. ``sig``: the issue's newest event of the bundle
+        (the trigger); everything is derived from it and the state, so a replayed bundle gives the same.
+        ``own``: the fingerprint whose state and status these are; a merged one's group (``primary``) comes
+        back with it."""
+        watch = state.escalation
+        if watch is None or watch.escalated or not until_escalating(status) or watch.hour < 0:
+            return None
+        assert status is not None
+        rule = self.cfg.escalating
+        ceiling = ceiling_at(status.get("escalating_forecast") or [], watch.last, rule)
+        seen = watch.last_hour()
+        if seen <= ceiling:
+            return None
+        watch.escalated = True
+        fp = primary or sig.fingerprint
+        archived_at = watch.archived_at  # the archive's own time (an assignment may have been recorded since)
+        archived_by = status.get("changed_by") or "unknown"
+        day = WEEKDAYS[weekday(watch.last)]
+        n = math.ceil(seen)  # above the ceiling, as the text says
+        alert = make_alert(
+            "escalating", "error", f"escalating:{fp}", (fp, archived_at), sig,
+            f"Escalating in {sig.service}: {sig.title}",
+            f"{n:,} events in the last hour to {human_utc(watch.last)}, expected at most {ceiling:,} an hour on "
+            f"a {day} (its forecast); archived until escalating at {human_utc(archived_at)} by {archived_by}. "
+            "It is back in the issue stream.",
+            fingerprint=fp,
+            details={"seen": n, "expected": ceiling, "window_end": utc(watch.last).isoformat(), "weekday": day,
+                     "forecast": list(status.get("escalating_forecast") or []), "archived_at": archived_at,
+                     "archived_by": archived_by},
+        )
+        # the issue is back: after the latest record it lifts (changed_at decides the latest one in ClickHouse)
+        at = max(utc(sig.received), datetime.fromisoformat(str(status.get("changed_at"))) + timedelta(milliseconds=1))
+        note = f"escalating: {n:,} events in an hour, forecast at most {ceiling:,}"
+        changes = [IssueStatusChange(fingerprint=f, status="escalating", action="escalating", changed_at=at,
+                                     changed_by=ESCALATION_DETECTOR, note=note, assignee=status.get("assignee") or "")
+                   for f in dict.fromkeys((own, fp))]
+        return alert, changes
 
     def _regression(self, state: IssueState, sig: Signal, status: dict[str, Any] | None, fp: str
                     ) -> AlertEvent | None:

@@ -59,6 +59,16 @@ def test_backtest_lists_what_each_rule_would_have_raised(settings: Settings, ch:
     assert "checkout" in text and "^" in text  # the plot marks the alerts' hours
     assert "search" not in text.split("rule default")[1]  # the steady service raised nothing
 
+    report = tmp_path / "backtest.html"
+    out = cli(settings, "detect", "backtest", "--since", "1d", "--rules", str(rules), "--html", str(report))
+    assert out.returncode == 0, out.stderr
+    assert f"wrote {report} (2 alerts, 2 services)" in " ".join(out.stderr.split())
+    page = report.read_text(encoding="utf-8")
+    assert page.count("<svg") == 4  # 2 rules × 2 services
+    assert page.count('class="alert burst"') == 1 and page.count('class="alert sustained"') == 1
+    assert "<script" not in page and "default-src 'none'" in page
+    assert "Rule default: 2 alerts" in page and "Rule deaf: 0 alerts" in page
+
     rules.write_text('[[rule]]\nname = "typo"\nfactr = 4\n')
     out = cli(settings, "detect", "backtest", "--rules", str(rules))
     assert out.returncode == 2 and "unknown key 'factr'" in out.stdout + out.stderr

@@ -122,7 +122,7 @@ def test_steady_traffic_then_a_10x_burst_raises_exactly_one_spike(settings: Sett
     # baseline ≈ 20/min; a loaded worker reads some warm-up events past the grace, which lowers it (7–9 seen
     # on a 2-core machine running several stacks at once): the order of magnitude is what must hold
     assert 6 <= spike["details"]["baseline"] <= 25
-    assert spike["details"]["count"] >= spike["details"]["threshold"] >= 3 * spike["details"]["baseline"] - 1e-6
+    assert spike["details"]["count"] >= spike["details"]["threshold"] >= 2.7 * spike["details"]["baseline"] - 1e-6
     assert spike["severity"] in ("error", "critical")
     top = spike["details"]["top_fingerprints"][0]
     assert top["fingerprint"] == next(a["fingerprint"] for a in of_kind(got, "new_issue")

@@ -136,6 +136,24 @@ def test_a_bootstrapped_profile_is_warm_and_knows_the_time_of_day() -> None:
     assert b.to_dict() == before
 
 
+def test_a_burst_is_judged_against_the_recent_level_only_where_the_profile_ramps() -> None:
+    rule = SpikeRule()
+    start = MONDAY // 3_600 - 168
+    hourly = {h: round(60 * day_rate(h * 3_600 + 1_800, 300)) for h in range(start, start + 168)}
+    b = Baseline()
+    b.bootstrap(hourly, start, start + 168, rule)
+    noon, ramp = MONDAY + 12 * 3_600, MONDAY + 7 * 3_600 + 50 * 60  # a flat hour; the morning ramp (07:00–08:00)
+    b.recent = 1.2 * b.expected(noon, rule)  # the last minutes ran 20 % above the profile
+    assert b.burst_expected(noon, rule) == b.expected(noon, rule)  # on a flat stretch that is noise
+    b.recent = 1.5 * b.expected(ramp, rule)
+    assert b.burst_expected(ramp, rule) == b.recent  # on the ramp the profile lags: the recent level counts
+    everywhere = SpikeRule(ramp=0)  # the rule before: the higher of the two everywhere
+    b.recent = 1.2 * b.expected(noon, everywhere)
+    assert b.burst_expected(noon, everywhere) == b.recent
+    b.recent = 0.5 * b.expected(noon, rule)
+    assert b.burst_expected(noon, rule) == b.expected(noon, rule)  # never below the expectation
+
+
 def test_a_sustained_rise_alerts_once_with_expected_seen_and_since() -> None:
     rng = random.Random(5)
     det = ServiceDetector(DetectionConfig())
