@@ -149,7 +149,10 @@ def test_own_sdk_logging_handler_and_asgi_middleware_reach_clickhouse(
     assert web["tags"]["team"] == "stock"
     exc = orjson.loads(web["exceptions"])[-1]
     assert exc["mechanism"] == {"type": "asgi", "handled": False}
-    assert exc["stacktrace"][-1]["context_line"] == 'return JSONResponse({"left": stock[sku] - 1})'
+    # the line keeps its indentation, as Sentry's SDKs send it, so it aligns with pre/post_context
+    frame = exc["stacktrace"][-1]
+    assert frame["context_line"] == '        return JSONResponse({"left": stock[sku] - 1})'
+    assert frame["pre_context"] and frame["post_context"] is not None
 
     job = next(r for r in rows if r["logger"] == "inventory.jobs")
     assert job["message"] == "nightly sync failed for warehouse-3" and job["level"] == "error"
