@@ -44,6 +44,7 @@ from stream_processors.detection_agents.context import (
     signal_bundle,
 )
 from stream_processors.detection_agents.gaps import Positions, Record, follow_tails
+from stream_processors.detection_rules.escalating import until_escalating
 from stream_processors.detection_rules.issues import IssueDetector, IssueState, silenced
 from stream_processors.detection_signals import Signal
 
@@ -137,7 +138,7 @@ class IssueAgent:
             if state.late > late_before:
                 LATE.inc()
             batch.raised.extend(alerts)
-            if status is not None and status.get("ignore_until_escalating"):
+            if until_escalating(status):
                 watched[key] = (sig, primary)
             if silenced(state, sig, status):
                 continue  # ignored issues take no part in service spikes or chains

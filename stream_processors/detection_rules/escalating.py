@@ -33,7 +33,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 HOUR = 3_600
 DAY = 86_400
@@ -132,6 +132,6 @@ class EscalationWatch:
         return cls(str(v[0]), int(v[1]), int(v[2]), int(v[3]), float(v[4]), bool(v[5]))
 
 
-def until_escalating(status: dict[str, Any] | None) -> bool:
+def until_escalating(status: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """The status is an archive "until escalating"."""
     return status is not None and status.get("status") == "ignored" and bool(status.get("ignore_until_escalating"))

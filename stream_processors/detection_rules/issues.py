@@ -128,7 +128,7 @@ class IssueDetector:
             return state, []
         state.applied.record(sig.src_partition, sig.src_offset)
         state.count += 1
-        if status is not None and status.get("ignore_until_escalating"):
+        if until_escalating(status):
             self._watch(state, status, sig.ts)
         raised: list[AlertEvent] = []
         if new and not primary:
@@ -162,8 +162,6 @@ class IssueDetector:
         """Count an event of an issue archived until escalating (O(1), nothing allocated per event). A new
         archive starts a new watch; a change that only carries the archive forward (an assignment, a note)
         keeps the one it had."""
-        if status.get("status") != "ignored":
-            return
         watch = state.escalation
         at = str(status.get("changed_at"))
         if watch is None or (watch.archived_at != at and status.get("action") in ("", "status")):
