@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from clickhouse_connect.driver.client import Client
 from prometheus_client import Counter
@@ -52,6 +52,7 @@ from errstream_core.topics import ensure_topics
 from schemas.dead_letter import DeadLetter, Reason
 from sinks.clickhouse import storage
 from sinks.clickhouse.client import connect
+from sinks.clickhouse.flush_plan import Member, Plan, borrow, flush_token, members_text, parse_members
 from sinks.clickhouse.migrate import migrate
 from sinks.clickhouse.rows import (
     EVENT_COLUMNS,
@@ -77,6 +78,7 @@ SKIPPED = Counter("errstream_sink_skipped", "Records not written, by reason", ["
 
 @dataclass
 class _Item:
+    partition: int
     offset: int
     value: bytes
     row: list[Any] | None  # the error_events row; None when the event was sampled away
@@ -87,7 +89,7 @@ class _Item:
 class _Partition:
     start: int | None  # committed offset: when assigned, then after each batch (None: nothing committed yet)
     loaded: bool = False
-    plans: deque[tuple[int, int]] = field(default_factory=deque)  # recorded (first, last) still to replay
+    plans: deque[Plan] = field(default_factory=deque)  # recorded batches still to replay
     seen: OrderedDict[str, int] = field(default_factory=OrderedDict)
     records: list[Any] = field(default_factory=list)
     started: float = 0.0
@@ -112,9 +114,10 @@ class _Batch:
     last: int
     records: list[Any]
     recorded: bool  # its boundaries are in sink_batches
+    flush: str = ""  # the recorded flush's members ("" : this batch alone)
+    borrowed: _Partition | None = None  # a member this sink does not hold: read back, with its own dedup window
     items: list[_Item] | None = None
     dead: list[DeadLetter] = field(default_factory=list)
-    stored: bool = False
 
 
 class ClickHouseSink(Step):
@@ -154,7 +157,7 @@ class ClickHouseSink(Step):
 
     async def run(self, stop: asyncio.Event) -> None:
         runtime = ConsumerRuntime(
-            self.settings, self, topics=[self.topic], group=self.group, max_records=10_000,
+            self.settings, self, topics=[self.topic], group=self.group, max_records=10_000, poll_ms=100,
             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
         )
         await runtime.run(stop)
@@ -186,10 +189,12 @@ class ClickHouseSink(Step):
         if self.pending is not None:
             self.pending = [b for b in self.pending if b.tp not in partitions]
             for b in self.pending:  # a partition still owned keeps its cut batch (and its plan) for later
+                if b.borrowed is not None:
+                    continue
                 part = self.parts[b.tp]
                 part.records[:0] = b.records
                 if b.recorded:
-                    part.plans.appendleft((b.first, b.last))
+                    part.plans.appendleft(Plan(b.first, b.last, b.flush))
             self.pending = None
         for tp in partitions:
             gone = self.parts.pop(tp, None)
@@ -202,12 +207,12 @@ class ClickHouseSink(Step):
     async def _load(self, tp: TopicPartition, part: _Partition) -> None:
         start = part.start or 0
         rows = await storage.call(lambda: self._client.query(
-            f"SELECT first_offset, last_offset FROM {self.settings.clickhouse_database}.sink_batches FINAL "
+            f"SELECT first_offset, last_offset, flush FROM {self.settings.clickhouse_database}.sink_batches FINAL "
             "WHERE consumer_group = {g:String} AND topic = {t:String} AND partition = {p:UInt32} "
             "AND last_offset >= {o:UInt64} ORDER BY first_offset",
             parameters={"g": self.group, "t": tp.topic, "p": tp.partition, "o": start},
         ).result_rows)
-        part.plans = deque((int(a), int(b)) for a, b in rows)
+        part.plans = deque(Plan(int(a), int(b), str(f)) for a, b, f in rows)
         if part.plans:
             log.info("%s replays %d recorded batch(es) from offset %d", tp, len(part.plans), start)
         if start > 0 and not part.seen:
@@ -219,25 +224,19 @@ class ClickHouseSink(Step):
 
     async def _seed_seen(self, tp: TopicPartition, part: _Partition, committed: int) -> None:
         lookback = self.settings.sink_dedup_lookback
-        start = max(0, committed - lookback)
-        reader = AIOKafkaConsumer(**self.settings.kafka_client_kwargs(), group_id=None, enable_auto_commit=False)
-        await reader.start()
+        await borrow(self.settings, tp, committed, committed - 1, lookback,
+                     lambda eid, offset: part.remember(eid, offset, lookback))
+
+    async def _borrow(self, b: _Batch) -> None:
+        """Read a member of a replayed flush that this sink does not hold, with the owner's dedup window."""
+        window = b.borrowed
+        assert window is not None
+        lookback = self.settings.sink_dedup_lookback
         try:
-            reader.assign([tp])
-            reader.seek(tp, start)
-            while await reader.position(tp) < committed:
-                batch = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-                msgs = batch.get(tp, [])
-                if not msgs:
-                    break
-                for m in msgs:
-                    if m.offset >= committed:
-                        break
-                    eid = dict(m.headers or ()).get("event_id")
-                    if eid:
-                        part.remember(eid.decode(errors="replace"), m.offset, lookback)
-        finally:
-            await reader.stop()
+            b.records = await borrow(self.settings, b.tp, b.first, b.last, lookback,
+                                     lambda eid, offset: window.remember(eid, offset, lookback))
+        except KafkaError as exc:
+            raise InfrastructureError("Kafka", exc) from exc
 
     # -- consuming -----------------------------------------------------------
     async def submit(self, tp: TopicPartition, records: Sequence[Any]) -> None:
@@ -269,37 +268,64 @@ class ClickHouseSink(Step):
         batches = self.pending
         await self._write(batches)
         self.pending = None
-        for b in batches:
+        ours = [b for b in batches if b.borrowed is None]
+        for b in ours:
             if b.tp in self.parts:
                 self.parts[b.tp].start = b.last + 1  # what the runtime commits now
-        return {b.tp: b.last + 1 for b in batches}
+        return {b.tp: b.last + 1 for b in ours}
 
     def _cut(self) -> list[_Batch]:
-        """One batch per partition with records: a recorded batch whole, else everything buffered."""
-        out = []
+        """The next flush: a recorded one replayed whole, else what every partition has buffered."""
+        fresh: list[TopicPartition] = []
         for tp, part in self.parts.items():
             if not part.records:
                 continue
             first_offset = part.records[0].offset
-            while part.plans and part.plans[0][1] < first_offset:
+            while part.plans and part.plans[0].last < first_offset:
                 part.plans.popleft()  # already behind us
-            if part.plans and first_offset >= part.plans[0][0]:
-                first, last = part.plans[0]
-                if part.records[-1].offset < last:
-                    continue  # a recorded batch is flushed only whole: wait for the rest
-                part.plans.popleft()
-                recorded = True
-            else:
-                first, recorded = first_offset, False
-                last = part.records[-1].offset
-                if part.plans:  # stop before the next recorded batch
-                    last = min(last, part.plans[0][0] - 1)
-            n = next((i for i, r in enumerate(part.records) if r.offset > last), len(part.records))
-            taken, part.records = part.records[:n], part.records[n:]
-            part.started = time.monotonic()
-            out.append(_Batch(tp, first if recorded else taken[0].offset, last if recorded else taken[-1].offset,
-                              taken, recorded))
+            if not (part.plans and first_offset >= part.plans[0].first):
+                fresh.append(tp)
+            elif part.records[-1].offset >= part.plans[0].last:
+                return self._replay(tp, part.plans[0])
+            # else: a recorded batch is flushed only whole: wait for the rest
+        out = []
+        for tp in sorted(fresh, key=lambda t: t.partition):
+            part = self.parts[tp]
+            last = part.records[-1].offset
+            if part.plans:  # stop before the next recorded batch
+                last = min(last, part.plans[0].first - 1)
+            out.append(self._take(tp, part.records[0].offset, last, recorded=False))
         return out
+
+    def _take(self, tp: TopicPartition, first: int, last: int, recorded: bool, flush: str = "") -> _Batch:
+        part = self.parts[tp]
+        n = next((i for i, r in enumerate(part.records) if r.offset > last), len(part.records))
+        taken, part.records = part.records[:n], part.records[n:]
+        part.started = time.monotonic()
+        if not recorded:
+            first, last = taken[0].offset, taken[-1].offset
+        return _Batch(tp, first, last, taken, recorded, flush)
+
+    def _replay(self, tp: TopicPartition, plan: Plan) -> list[_Batch]:
+        """A recorded flush, whole: members buffered here from the buffer, the others read back (``_write``)."""
+        try:
+            members = parse_members(plan.flush) if plan.flush else [(tp.partition, plan.first, plan.last)]
+        except ValueError:
+            log.warning("%s: unreadable flush %r in the batch log; replaying the batch alone", tp, plan.flush[:200])
+            members = [(tp.partition, plan.first, plan.last)]
+        if (tp.partition, plan.first, plan.last) not in members:
+            members = [(tp.partition, plan.first, plan.last)]
+        batches = []
+        for p, first, last in members:
+            mtp = TopicPartition(tp.topic, p)
+            part = self.parts.get(mtp)
+            if (part is not None and part.records and part.plans and part.plans[0] == Plan(first, last, plan.flush)
+                    and part.records[0].offset >= first and part.records[-1].offset >= last):
+                part.plans.popleft()
+                batches.append(self._take(mtp, first, last, recorded=True, flush=plan.flush))
+            else:
+                batches.append(_Batch(mtp, first, last, [], recorded=True, flush=plan.flush, borrowed=_Partition(None)))
+        return batches
 
     # -- writing -------------------------------------------------------------
     @property
@@ -307,27 +333,39 @@ class ClickHouseSink(Step):
         assert self.client is not None
         return self.client
 
-    async def _write(self, batches: list[_Batch]) -> None:
+    async def _record(self, batches: list[_Batch]) -> None:
+        """Write a new flush's members to the batch log (before its rows: a replay must find the same cut)."""
         new = [b for b in batches if not b.recorded]
-        if new:
-            rows = [[self.group, b.tp.topic, b.tp.partition, b.first, b.last] for b in new]
-            await storage.call(lambda: self._client.insert(
-                f"{self.settings.clickhouse_database}.sink_batches", rows,
-                column_names=["consumer_group", "topic", "partition", "first_offset", "last_offset"]))
-            for b in new:
-                b.recorded = True
+        if not new:
+            return
+        flush = members_text(self._members(new)) if len(new) > 1 else ""
+        rows = [[self.group, b.tp.topic, b.tp.partition, b.first, b.last, flush] for b in new]
+        await storage.call(lambda: self._client.insert(
+            f"{self.settings.clickhouse_database}.sink_batches", rows,
+            column_names=["consumer_group", "topic", "partition", "first_offset", "last_offset", "flush"]))
+        for b in new:
+            b.recorded, b.flush = True, flush
+
+    async def _write(self, batches: list[_Batch]) -> None:
+        """Record a new flush in the batch log, then write it: one insert per table for all its batches."""
+        await self._record(batches)
         for b in batches:
+            if b.borrowed is not None and b.items is None:
+                await self._borrow(b)
             if b.items is None:
                 b.items = self._prepare(b)
-            if not b.stored:
-                await self._store(b)
-                b.stored = True
+        await self._store(batches)
         for b in batches:
-            for dl in b.dead:
-                await self.dead_letters.publish(dl)
+            if b.borrowed is None:  # a borrowed member's owner reports its own dead letters
+                for dl in b.dead:
+                    await self.dead_letters.publish(dl)
             b.dead = []
         await self.dead_letters.flush()
         self.stats["batches"] += 1
+
+    @staticmethod
+    def _members(batches: Sequence[_Batch]) -> list[Member]:
+        return sorted((b.tp.partition, b.first, b.last) for b in batches)
 
     def _refuse(self, b: _Batch, m: Any, stage: str, reason: Reason, detail: str) -> None:
         self.stats["invalid"] += 1
@@ -337,7 +375,7 @@ class ClickHouseSink(Step):
 
     def _prepare(self, b: _Batch) -> list[_Item]:
         """Dedup, decode and build rows record by record: a record that fails is dead-lettered alone."""
-        part = self.parts[b.tp]
+        part = b.borrowed or self.parts[b.tp]
         lookback = self.settings.sink_dedup_lookback
         items = []
         for m in b.records:
@@ -369,14 +407,18 @@ class ClickHouseSink(Step):
                 self._refuse(b, m, "sink-rows", "unstorable",
                              f"event time {when.isoformat()} is outside what ClickHouse DateTime holds (1970-2106)")
                 continue
-            items.append(_Item(m.offset, m.value, row, counted))
+            items.append(_Item(b.tp.partition, m.offset, m.value, row, counted))
         return items
 
-    async def _store(self, b: _Batch) -> None:
-        assert b.items is not None
-        token = f"{self.group}/{b.tp.topic}/{b.tp.partition}/{b.first}-{b.last}"
+    async def _store(self, batches: list[_Batch]) -> None:
+        """One insert per table for the whole flush, under the flush's token (``flush_plan``)."""
+        members = self._members(batches)
+        token = flush_token(self.group, batches[0].tp.topic, members)
         db = self.settings.clickhouse_database
         client = self._client
+        alone = len(members) == 1
+        of_partition = {b.tp.partition: b for b in batches}
+        items = [it for b in batches for it in b.items or ()]
 
         def aggregated(table: str, rows_of: type[MinuteCounts] | type[RecoveryCounts],
                        columns: Sequence[str]) -> Callable[[Sequence[_Item], str], Awaitable[None]]:
@@ -396,41 +438,38 @@ class ClickHouseSink(Step):
                                  EVENT_COLUMNS, {"insert_deduplication_token": tok,
                                                  "deduplicate_blocks_in_dependent_materialized_views": 1})
 
-        not_counted: dict[int, storage.RowError] = {}
-        not_stored: dict[int, storage.RowError] = {}
+        refused: dict[str, dict[tuple[int, int], storage.RowError]] = {"counts": {}, "events": {}, "recovery": {}}
 
-        async def refuse_counts(it: _Item, exc: storage.RowError) -> None:
-            not_counted[it.offset] = exc
+        def refuse(kind: str) -> Callable[[_Item, storage.RowError], Awaitable[None]]:
+            async def note(it: _Item, exc: storage.RowError) -> None:
+                refused[kind][(it.partition, it.offset)] = exc
+            return note
 
-        async def refuse_event(it: _Item, exc: storage.RowError) -> None:
-            not_stored[it.offset] = exc
-
-        not_recovered: dict[int, storage.RowError] = {}
-
-        async def refuse_recovery(it: _Item, exc: storage.RowError) -> None:
-            not_recovered[it.offset] = exc
-
-        def key(it: _Item) -> int:
-            return it.offset
+        def key(it: _Item) -> object:  # in the halves' tokens: offsets alone keep a one-partition flush's tokens
+            return it.offset if alone else f"{it.partition}:{it.offset}"
 
         # Raw rows first, counts second: a reader who sees an event counted finds its raw row too.
-        stored = [it for it in b.items if it.row is not None]
-        await storage.bisect(stored, token + "/events", key, events, refuse_event)
-        await storage.bisect(b.items, token + "/counts", key, counts, refuse_counts)
-        recovering = [it for it in b.items if it.occurrence.recovery is not None and it.offset not in not_counted]
-        if recovering:  # a batch without recovery events writes nothing more
-            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse_recovery)
-        for it in b.items:
-            if it.offset in not_counted:
+        stored = [it for it in items if it.row is not None]
+        await storage.bisect(stored, token + "/events", key, events, refuse("events"))
+        await storage.bisect(items, token + "/counts", key, counts, refuse("counts"))
+        not_counted, not_stored, not_recovered = refused["counts"], refused["events"], refused["recovery"]
+        recovering = [it for it in items
+                      if it.occurrence.recovery is not None and (it.partition, it.offset) not in not_counted]
+        if recovering:  # a flush without recovery events writes nothing more
+            await storage.bisect(recovering, token + "/recovery", key, recoveries, refuse("recovery"))
+        for it in items:
+            at, b = (it.partition, it.offset), of_partition[it.partition]
+            if at in not_counted:
                 self._refuse(b, it, "sink-insert", "unstorable",
-                             f"ClickHouse refused the event's counts: {not_counted[it.offset]}")
-            elif it.offset in not_stored:
+                             f"ClickHouse refused the event's counts: {not_counted[at]}")
+            elif at in not_stored:
                 self._refuse(b, it, "sink-insert", "unstorable",
-                             f"counted, but ClickHouse refused the raw event: {not_stored[it.offset]}")
-            elif it.offset in not_recovered:
+                             f"counted, but ClickHouse refused the raw event: {not_stored[at]}")
+            elif at in not_recovered:
                 self._refuse(b, it, "sink-insert", "unstorable",
-                             f"counted, but ClickHouse refused its recovery counts: {not_recovered[it.offset]}")
-        kept = len(stored) - len(not_stored)
+                             f"counted, but ClickHouse refused its recovery counts: {not_recovered[at]}")
+        ours = [it for it in items if of_partition[it.partition].borrowed is None]
+        kept = sum(1 for it in ours if it.row is not None and (it.partition, it.offset) not in not_stored)
         ROWS.labels("error_events").inc(kept)
-        self.stats["events"] += len(b.items) - len(not_counted)
+        self.stats["events"] += sum(1 for it in ours if (it.partition, it.offset) not in not_counted)
         self.stats["stored"] += kept

@@ -69,7 +69,7 @@ async def insert(client: Client, table: str, rows: list[list[Any]], columns: Seq
         await call(lambda: client.insert(table, rows, column_names=list(columns), settings=settings or {}))
 
 
-async def bisect(items: Sequence[T], token: str, key: Callable[[T], int],
+async def bisect(items: Sequence[T], token: str, key: Callable[[T], object],
                  write: Callable[[Sequence[T], str], Awaitable[None]],
                  refuse: Callable[[T, RowError], Awaitable[None]]) -> None:
     """``write(items, token)``; on a ``RowError`` split in halves (tokens ``token/first-last`` by ``key``).
