@@ -33,6 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 
+from errstream_core import heap
 from errstream_core.consumer.logs import quiet_library_logs
 from errstream_core.consumer.outage import Backoff, InfrastructureError, Outage
 from errstream_core.consumer.step import Offsets, Step
@@ -118,6 +119,7 @@ class ConsumerRuntime:
         quiet_library_logs()
         if not await self._start(stop):
             return
+        heap.settle()  # the process is up: what is alive now lives as long as it does
         try:
             await self._loop(stop)
         finally:
