@@ -340,9 +340,8 @@ class ClickHouseSink(Step):
             return
         flush = members_text(self._members(new)) if len(new) > 1 else ""
         rows = [[self.group, b.tp.topic, b.tp.partition, b.first, b.last, flush] for b in new]
-        await storage.call(lambda: self._client.insert(
-            f"{self.settings.clickhouse_database}.sink_batches", rows,
-            column_names=["consumer_group", "topic", "partition", "first_offset", "last_offset", "flush"]))
+        await storage.insert(self._client, f"{self.settings.clickhouse_database}.sink_batches", rows,
+                             ["consumer_group", "topic", "partition", "first_offset", "last_offset", "flush"])
         for b in new:
             b.recorded, b.flush = True, flush
 

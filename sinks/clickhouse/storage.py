@@ -18,11 +18,16 @@ from typing import Any, TypeVar
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DataError, OperationalError
+from prometheus_client import Counter
 from urllib3.exceptions import HTTPError
 
 from errstream_core.consumer.outage import InfrastructureError
 
 T = TypeVar("T")
+
+# ClickHouse's cost of an insert is mostly fixed (a part per table and materialized view): the count of
+# inserts per flush is what tests/e2e/test_broker_budget.py guards, beside the broker's requests.
+INSERTS = Counter("errstream_clickhouse_inserts", "Inserts sent to ClickHouse, by table", ["table"])
 
 # Server error codes that mean "this data", not "this server": CANNOT_PARSE_*, TYPE_MISMATCH,
 # ARGUMENT_OUT_OF_BOUND, CANNOT_CONVERT_TYPE, INCORRECT_DATA, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE,
@@ -66,6 +71,7 @@ async def call(fn: Callable[[], T]) -> T:
 async def insert(client: Client, table: str, rows: list[list[Any]], columns: Sequence[str],
                  settings: dict[str, Any] | None = None) -> None:
     if rows:
+        INSERTS.labels(table.rsplit(".", 1)[-1]).inc()
         await call(lambda: client.insert(table, rows, column_names=list(columns), settings=settings or {}))
 
 

@@ -18,9 +18,8 @@ them on a slow machine, the budget on records leaves none.
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -55,6 +54,7 @@ COMMITS_PER_1000 = 20.0
 # 16 KB held 510 for the same events.
 BYTES_PER_EVENT = 400
 _SAMPLE = re.compile(r'^errstream_kafka_requests_total\{api="([A-Za-z]+)"\} ([0-9.e+]+)$', re.MULTILINE)
+_INSERTS = re.compile(r'^errstream_clickhouse_inserts_total\{table="([a-z_0-9]+)"\} ([0-9.e+]+)$', re.MULTILINE)
 
 
 def _requests(port: int) -> dict[str, float]:
@@ -63,6 +63,18 @@ def _requests(port: int) -> dict[str, float]:
     except httpx.TransportError:  # not listening yet
         return {}
     return {api: float(n) for api, n in _SAMPLE.findall(text)}
+
+
+def _wait_polling(logs: Callable[[], str], *ports: int) -> None:
+    """Until each role polls Kafka (started, schema migrated)."""
+    for port in ports:
+        wait_for(lambda p=port: _requests(p).get("Fetch", 0), lambda n: n > 0, 90, "a role polling Kafka",
+                 diagnostics=logs)
+
+
+def _inserts(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {table: float(n) for table, n in _INSERTS.findall(text)}
 
 
 def _topic_records(settings: Settings) -> dict[str, int]:
@@ -105,11 +117,7 @@ def test_records_and_requests_per_event_stay_within_budget(
 ) -> None:
     worker, worker_port, sink, sink_port = measured
     logs = lambda: worker.output()[-2000:] + sink.output()[-2000:]  # noqa: E731
-    def polling(port: int) -> float:
-        return _requests(port).get("Fetch", 0)
-
-    for port in (worker_port, sink_port):
-        wait_for(functools.partial(polling, port), lambda n: n > 0, 90, "a role polling Kafka", diagnostics=logs)
+    _wait_polling(logs, worker_port, sink_port)
     before = {"worker": _requests(worker_port), "sink": _requests(sink_port)}
     records_before = _topic_records(settings)
     bytes_before = _pipeline_bytes(settings)
@@ -143,6 +151,30 @@ def test_records_and_requests_per_event_stay_within_budget(
     assert per_1000["OffsetCommit"] <= COMMITS_PER_1000, per_1000
     assert per_1000["Fetch"] <= FETCHES_PER_1000, per_1000
     assert bytes_per_event <= BYTES_PER_EVENT, stored
+
+
+def test_the_sink_writes_each_flush_of_all_its_partitions_in_one_insert_per_table(
+    settings: Settings, ch: Client, measured: tuple[Service, int, Service, int]
+) -> None:
+    """ClickHouse's cost of an insert is mostly fixed: one per table and flush, not per partition."""
+    worker, worker_port, sink, sink_port = measured
+    logs = lambda: worker.output()[-2000:] + sink.output()[-2000:]  # noqa: E731
+    _wait_polling(logs, worker_port, sink_port)
+    events = list(synthetic_stream(EVENTS, seed=30))
+    for i in range(0, EVENTS, 1_000):
+        publish(settings, events[i:i + 1_000])
+    db = settings.clickhouse_database
+    wait_for(lambda: ch.query(f"SELECT count() FROM {db}.error_events").result_rows[0][0], lambda n: n >= EVENTS,
+             180, f"{EVENTS} events stored", diagnostics=logs)
+    wait_for(lambda: group_lag(settings, settings.sink_group, [settings.topic_processed]), lambda n: n == 0, 60,
+             "the sink to commit everything", diagnostics=logs)
+    partitions = ch.query(f"SELECT uniqExact(partition) FROM {db}.sink_batches").result_rows[0][0]
+    inserts = _inserts(sink_port)
+    print(f"inserts by table {inserts}; partitions written {partitions}")
+    assert partitions > 1  # the events' fingerprints spread over several partitions
+    flushes = inserts["sink_batches"]
+    assert inserts["error_events"] == flushes  # every flush stored events (the test stores all of them)
+    assert inserts["error_occurrences_in"] == flushes
 
 
 def _pipeline_bytes(settings: Settings) -> dict[str, int]:
