@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -68,8 +69,11 @@ def _requests(port: int) -> dict[str, float]:
 def _wait_polling(logs: Callable[[], str], *ports: int) -> None:
     """Until each role polls Kafka (started, schema migrated)."""
     for port in ports:
-        wait_for(lambda p=port: _requests(p).get("Fetch", 0), lambda n: n > 0, 90, "a role polling Kafka",
-                 diagnostics=logs)
+        wait_for(partial(_fetches, port), lambda n: n > 0, 90, "a role polling Kafka", diagnostics=logs)
+
+
+def _fetches(port: int) -> float:
+    return _requests(port).get("Fetch", 0)
 
 
 def _inserts(port: int) -> dict[str, float]:
