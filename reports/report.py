@@ -249,7 +249,9 @@ class ReportQueries:
             limit=limit)
         if not top:
             return []
-        winners = _ISSUE_COUNTS.replace("{counts} AS e", f"(SELECT * FROM {{counts}} WHERE {MEMBERS_OF}) AS e")
+        winners = _ISSUE_COUNTS.replace(
+            "{counts} AS e", "(SELECT fingerprint, {t}, service, level, events, stored, users FROM {counts}"
+            f" WHERE {{t}} >= {{prev_start:DateTime}} AND {{t}} <= {{end:DateTime}} AND {MEMBERS_OF}) AS e")
         rows = self._rows(
             "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
             " t.users AS users, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,"

@@ -213,8 +213,14 @@ class IssueQueries:
     def summary(self, fingerprint: str) -> IssueSummary | None:
         """The issue's row as the stream shows it (one query, no timelines): for callers that need its type,
         culprit or services only, not the whole issue page."""
+        found = self.header(fingerprint)
+        return found[0] if found else None
+
+    def header(self, fingerprint: str) -> tuple[IssueSummary, int] | None:
+        """The issue's row and how many of its events are stored (one query): for pages that name the issue and
+        its counts, not the whole issue page's dozen queries."""
         rows = self._rows(PAGE_STATE_SQL, fps=[self.primary_of(fingerprint)])
-        return self._summary(rows[0]) if rows else None
+        return (self._summary(rows[0]), int(rows[0]["stored"])) if rows else None
 
     def issue(self, fingerprint: str) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
