@@ -59,7 +59,9 @@ GOAL_MS = 300.0  # issue 26: every page and API call at p95
 LIVE_GOAL_S = 2.0  # issue 26: a new issue reaches an open page within 2 s
 # The tables the app reads, merged as background merges would leave them (those a migration created later
 # than the bench's oldest comparison point are skipped where missing).
-MERGED_TABLES = ("error_groups", "error_counts_1h", "error_tag_counts", "error_latest_events")
+MERGED_TABLES = ("error_groups", "error_counts_1h", "error_tag_counts", "error_latest_events", "error_service_counts_1m",
+                 "error_service_counts_1h", "error_issue_counts_1h", "error_issue_counts_1d", "error_issue_messages",
+                 "error_issue_event_ends")
 
 
 @dataclass

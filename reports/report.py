@@ -16,7 +16,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 from pydantic import BaseModel
 
-from reports.merges import ISSUE_OF, MERGED
+from reports.merges import ISSUE_OF, MEMBERS_OF, MERGED
 from reports.pools import pool
 from reports.recovery import RecoveryQueries, RecoverySummary
 
@@ -162,9 +162,19 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 # The counts table ({counts}) per issue: a merged group's fingerprints under its primary (reports/merges.py).
-_ISSUE_COUNTS = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.level AS level,"
-                 " e.events AS events, e.stored AS stored, e.users AS users"
-                 f" FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+_ISSUE_ROWS = (f"(SELECT {ISSUE_OF} AS fingerprint, e.{{t}} AS {{t}}, e.service AS service, e.level AS level,"
+               " e.events AS events, e.stored AS stored USERS"
+               f" FROM {{counts}} AS e LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint)")
+_ISSUE_COUNTS = _ISSUE_ROWS.replace(" USERS", ", e.users AS users")
+# The same without user states, from the per-issue counts ({issue_counts}: error_issue_counts_1h for hourly
+# windows, error_counts_1m for shorter ones): ranking and counting issues needs no user states.
+_ISSUE_EVENTS = _ISSUE_ROWS.replace(" USERS", "").replace("{counts}", "{issue_counts}")
+
+
+# The issues' rows in the window (a merged group is one issue).
+_ISSUE_COUNTS_IN_WINDOW = (f"(SELECT * FROM {_ISSUE_EVENTS}"
+                           " WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime})")
+_ISSUES_IN_WINDOW = f"SELECT uniqExact(fingerprint) FROM {_ISSUE_COUNTS_IN_WINDOW} AS w WHERE 1"
 
 
 class ReportQueries:
@@ -195,6 +205,8 @@ class ReportQueries:
         hourly = self.hourly if hourly is None else hourly
         sql = (sql.replace("{db}", self.db)
                .replace("{counts}", f"{self.db}.error_counts_1h" if hourly else f"{self.db}.error_counts_1m")
+               .replace("{service_counts}", f"{self.db}.error_service_counts_{'1h' if hourly else '1m'}")
+               .replace("{issue_counts}", f"{self.db}.error_issue_counts_1h" if hourly else f"{self.db}.error_counts_1m")
                .replace("{t}", "hour" if hourly else "minute")
                .replace(":DateTime}", ":DateTime('UTC')}"))
         return list(self.client.query(sql, parameters={**self.params, **extra}).named_results())
@@ -203,15 +215,17 @@ class ReportQueries:
         return f" AND {column} = " + "{service:String}" if self.service else ""
 
     def overview(self) -> Overview:
+        # Totals and users from the per-service counts, the number of issues from the per-issue counts without user
+        # states (migration 0020: neither grows with the events; merging every issue's hourly user states did).
         (r,) = self._rows(
             "SELECT sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             " sumIf(c.stored, {t} >= {start:DateTime}) AS stored,"
-            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            f" ({_ISSUES_IN_WINDOW + self._svc()}) AS issues,"
             " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " uniqExactIf(service, {t} >= {start:DateTime}) AS services,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical,"
             " sumIf(c.events, {t} < {start:DateTime}) AS previous_events"
-            f" FROM {_ISSUE_COUNTS} AS c"  # a merged group is one of the issues
+            " FROM {service_counts} AS c"
             " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc()
         )
         svc = " AND has(services, {service:String})" if self.service else ""
@@ -226,10 +240,18 @@ class ReportQueries:
                         change_pct=change_pct(ints["events"], ints["previous_events"]))
 
     def top_issues(self, limit: int) -> list[IssueRow]:
-        # Rank by a plain sum first; user sets and issue metadata are merged for the winners only.
-        counts = _ISSUE_COUNTS
-        top = (f"SELECT fingerprint FROM {counts} WHERE {{t}} >= {{start:DateTime}} AND {{t}} <= {{end:DateTime}}"
-               + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}")
+        # Rank by a plain sum of the per-issue counts first; user sets and issue metadata are merged for the winners
+        # only, reading only their cells (a filter on the folded fingerprint reached no key: every cell's user
+        # state in the window was read).
+        top = self._rows(
+            f"SELECT fingerprint FROM {_ISSUE_EVENTS} WHERE {{t}} >= {{start:DateTime}} AND {{t}} <= {{end:DateTime}}"
+            + self._svc() + " GROUP BY fingerprint ORDER BY sum(events) DESC, fingerprint LIMIT {limit:UInt32}",
+            limit=limit)
+        if not top:
+            return []
+        winners = _ISSUE_COUNTS.replace(
+            "{counts} AS e", "(SELECT fingerprint, {t}, service, level, events, stored, users FROM {counts}"
+            f" WHERE {{t}} >= {{prev_start:DateTime}} AND {{t}} <= {{end:DateTime}} AND {MEMBERS_OF}) AS e")
         rows = self._rows(
             "SELECT t.fingerprint AS fingerprint, t.events AS events, t.previous_events AS previous_events,"
             " t.users AS users, g.title AS title, g.culprit AS culprit, g.exception_type AS exception_type,"
@@ -238,12 +260,14 @@ class ReportQueries:
             " FROM (SELECT fingerprint, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
             "  sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
             "  uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users"
-            f"  FROM {counts} AS c"
+            f"  FROM {winners} AS c"
             "  WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
-            f"  AND fingerprint IN ({top}) GROUP BY fingerprint) AS t"
-            f" LEFT JOIN (SELECT * FROM {{db}}.v_error_groups WHERE fingerprint IN ({top})) AS g"
+            "  AND fingerprint IN {fps:Array(String)} GROUP BY fingerprint) AS t"
+            # only the columns shown: `*` made the view merge the user states of every issue, for ten rows
+            " LEFT JOIN (SELECT fingerprint, title, culprit, exception_type, worst_level, status, services, first_seen,"
+            " last_seen FROM {db}.v_error_groups WHERE fingerprint IN {fps:Array(String)}) AS g"
             " ON g.fingerprint = t.fingerprint ORDER BY events DESC, fingerprint",
-            limit=limit,
+            fps=[r["fingerprint"] for r in top],
         )
         out = []
         for r in rows:
@@ -260,7 +284,7 @@ class ReportQueries:
         rows = self._rows(
             "SELECT toStartOfInterval({t}, toIntervalSecond({bucket:UInt32})) AS t, sum(c.events) AS events,"
             " sumIf(c.events, level = 'critical') AS critical, sumIf(c.events, level = 'error') AS errors"
-            " FROM {counts} AS c"
+            " FROM {service_counts} AS c"
             " WHERE {t} >= {start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
             " GROUP BY t ORDER BY t",
             hourly=bucket >= 3600, bucket=bucket,
@@ -278,13 +302,14 @@ class ReportQueries:
 
     def by_service(self) -> list[ServiceRow]:
         rows = self._rows(
-            "SELECT service, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
-            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events,"
-            " uniqExactIf(fingerprint, {t} >= {start:DateTime}) AS issues,"
+            "SELECT c.service AS service, sumIf(c.events, {t} >= {start:DateTime}) AS events,"
+            " sumIf(c.events, {t} < {start:DateTime}) AS previous_events, any(i.issues) AS issues,"
             " uniqCombinedMergeIf(12)(c.users, {t} >= {start:DateTime}) AS users,"
             " sumIf(c.events, {t} >= {start:DateTime} AND level = 'critical') AS critical"
-            f" FROM {_ISSUE_COUNTS} AS c"
-            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc() +
+            " FROM {service_counts} AS c"
+            f" LEFT JOIN (SELECT service, uniqExact(fingerprint) AS issues FROM {_ISSUE_COUNTS_IN_WINDOW}"
+            f"   AS w GROUP BY service) AS i ON i.service = c.service"
+            " WHERE {t} >= {prev_start:DateTime} AND {t} <= {end:DateTime}" + self._svc("c.service") +
             " GROUP BY service ORDER BY events DESC, service"
         )
         return [

@@ -239,17 +239,21 @@ def _nav(w: Any, issue: str, ev: Any) -> EventNav:
 def issue_events_page(request: Request, user: ViewerPage, fingerprint: Fingerprint) -> HTMLResponse:
     """Every stored event of the issue, newest first, 50 a page (the issue page shows 15)."""
     w = web(request)
-    issue = w.queries.issue(fingerprint)
-    if issue is None:
-        return render(request, "error.html", *user, status=404, message="No such issue.")
     cursor = request.query_params.get("cursor")
+    # the issue's name and counts (one query, not the issue page's dozen) beside the page of events, at once
+    header_f = pool("page-parts").submit(w.queries.header, fingerprint)
     try:
         page = w.queries.events(fingerprint, cursor, 50)
     except BadQuery as exc:
+        header_f.result()
         return render(request, "error.html", *user, status=400, message=str(exc))
+    found = header_f.result()
+    if found is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    issue, stored = found
     next_url = f"/issues/{fingerprint}/events?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
-    return render(request, "issue_events.html", *user, issue=issue, events=page.events, next_url=next_url,
-                  first=cursor is None)
+    return render(request, "issue_events.html", *user, issue=issue, stored=stored, events=page.events,
+                  next_url=next_url, first=cursor is None)
 
 
 @router.get("/events/{event_id}", response_class=HTMLResponse)

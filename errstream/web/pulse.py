@@ -2,9 +2,9 @@
 
 The issue stream updates itself (counts in place, a "new events" bar): each open stream page would
 otherwise have to poll its own query. Instead the app asks ClickHouse every ``PULSE_SECONDS``, only while
-at least one live stream is open, how many events the last 24 hours hold (the hourly counts table: a few
-thousand rows), and when that changed sends a ``tick`` to every open page; a page then fetches its own
-filtered first page once. Quiet systems cost one small query per interval and no page requests.
+at least one live stream is open, how many events the last 24 hours hold (the hourly counts per service
+and level: a few hundred rows), and when that changed sends a ``tick`` to every open page; a page then
+fetches its own filtered first page once. Quiet systems cost one small query per interval and no page requests.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from errstream.web.live import AlertFeed
 
 log = logging.getLogger("errstream.web")
-PULSE_SECONDS = 1.0
-PULSE_SQL = ("SELECT toUInt64(sum(events)) FROM {db}.error_counts_1h"
+PULSE_SECONDS = 0.5  # half a second of the 2 s a new issue may take to reach an open page (issue 26)
+PULSE_SQL = ("SELECT toUInt64(sum(events)) FROM {db}.error_service_counts_1h"
              " WHERE hour >= toStartOfHour(now()) - INTERVAL 23 HOUR")
 
 

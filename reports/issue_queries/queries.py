@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,7 +71,7 @@ class IssueQueries:
                 f" LEFT JOIN (SELECT {ISSUE_OF} AS issue,"
                 " sumIf(e.events, e.hour >= toStartOfHour(now() - INTERVAL 23 HOUR))"
                 " - sumIf(e.events, e.hour < toStartOfHour(now() - INTERVAL 23 HOUR)) AS trend"
-                " FROM (SELECT fingerprint, hour, events FROM {db}.error_counts_1h"
+                " FROM (SELECT fingerprint, hour, events FROM {db}.error_issue_counts_1h"
                 " WHERE hour >= toStartOfHour(now() - INTERVAL 47 HOUR)) AS e"
                 f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
                 " GROUP BY issue) AS t ON t.issue = i.fingerprint"
@@ -146,10 +147,17 @@ class IssueQueries:
                 "(positionCaseInsensitiveUTF8(i.title, {q:String}) > 0"
                 " OR positionCaseInsensitiveUTF8(i.culprit, {q:String}) > 0"
                 " OR i.fingerprint = lower({q:String}) OR has(i.members, lower({q:String}))"
-                " OR i.fingerprint IN (SELECT DISTINCT fingerprint FROM {db}.error_events"
-                "   WHERE timestamp >= now() - INTERVAL 14 DAY AND positionCaseInsensitiveUTF8(message, {q:String}) > 0))"
+                # messages stored in the last 14 days, from each issue's distinct messages (migration 0021): the
+                # ngram index keeps the granules that can hold the text, and issues whose own first title (the title
+                # the row shows, migration 0015) matches already are left out before any message is read
+                " OR i.fingerprint IN (SELECT DISTINCT fingerprint FROM {db}.error_issue_messages"
+                "   PREWHERE fingerprint NOT IN (SELECT fingerprint FROM {db}.error_groups GROUP BY fingerprint"
+                "     HAVING positionCaseInsensitiveUTF8(argMinMerge(first_title), {q:String}) > 0)"
+                "   WHERE last_at >= now() - INTERVAL 14 DAY"
+                "   AND lowerUTF8(message) LIKE concat('%', lowerUTF8({q_like:String}), '%')))"
             )
             params["q"] = f.q
+            params["q_like"] = re.sub(r"([\\%_])", r"\\\1", f.q)  # LIKE's own characters, literally
         return where, params
 
     @staticmethod
@@ -162,45 +170,57 @@ class IssueQueries:
             events=int(r["events"]), users=int(r["users"]), members=list(r["members"]),
         )
 
-    def _hourly(self, fingerprints: list[str]) -> dict[str, dict[datetime, int]]:
-        """True counts per hour of these issues over the last 14 days (error_counts_1h)."""
-        first_day = self._now().replace(minute=0, second=0, microsecond=0, hour=0) - timedelta(days=13)
+    def _hourly(self, fingerprints: list[str]) -> tuple[dict[str, dict[datetime, int]], dict[str, dict[datetime, int]]]:
+        """True counts of these issues per hour over the last 24 hours and per day over the last 14 days.
+
+        From the per-issue counts kept at insert (migration 0020), each ordered by its time first: the last 24
+        hours of ``error_issue_counts_1h`` and 14 days of ``error_issue_counts_1d`` are at most a row per issue
+        and hour or day, whatever the number of events (14 days of ``error_counts_1h`` grew with them).
+        """
+        now_hour = self._now().replace(minute=0, second=0, microsecond=0)
+        first_day = now_hour.replace(hour=0) - timedelta(days=13)
+        merged = f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint GROUP BY issue, t"
         rows = self.client.query(
-            (f"SELECT {ISSUE_OF} AS issue, e.hour, sum(e.events) FROM (SELECT fingerprint, hour, events"
-             " FROM {db}.error_counts_1h"
-             f" WHERE hour >= {{start:DateTime('UTC')}} AND {MEMBERS_OF}"
-             # the services of these issues let the key (day, service, fingerprint, …) skip other issues' cells
-             f" AND service IN (SELECT arrayJoin(services) FROM {{db}}.error_groups WHERE {MEMBERS_OF})) AS e"
-             f" LEFT JOIN {MERGED} AS m ON m.fingerprint = e.fingerprint"
-             " GROUP BY issue, e.hour").replace("{db}", self.db),
-            parameters={"start": naive(first_day), "fps": fingerprints},
+            (f"SELECT 'h' AS kind, {ISSUE_OF} AS issue, e.hour AS t, sum(e.events) FROM (SELECT fingerprint, hour, events"
+             f" FROM {{db}}.error_issue_counts_1h WHERE hour >= {{start_hour:DateTime('UTC')}} AND {MEMBERS_OF}) AS e"
+             + merged + " UNION ALL "
+             f"SELECT 'd' AS kind, {ISSUE_OF} AS issue, toDateTime(e.day, 'UTC') AS t, sum(e.events) FROM (SELECT"
+             f" fingerprint, day, events FROM {{db}}.error_issue_counts_1d WHERE day >= {{start_day:Date}}"
+             f" AND {MEMBERS_OF}) AS e" + merged).replace("{db}", self.db),
+            parameters={"start_hour": naive(now_hour - timedelta(hours=23)), "start_day": first_day.date(),
+                        "fps": fingerprints},
         ).result_rows
         hourly: dict[str, dict[datetime, int]] = {}
-        for fp, hour, n in rows:
-            hourly.setdefault(fp, {})[ts(hour)] = int(n)
-        return hourly
+        daily: dict[str, dict[datetime, int]] = {}
+        for kind, fp, t, n in rows:
+            (hourly if kind == "h" else daily).setdefault(fp, {})[ts(t)] = int(n)
+        return hourly, daily
 
-    def _fill_counts(self, issues: list[IssueSummary], hourly: dict[str, dict[datetime, int]]) -> None:
+    def _fill_counts(self, issues: list[IssueSummary],
+                     counts: tuple[dict[str, dict[datetime, int]], dict[str, dict[datetime, int]]]) -> None:
+        hourly, daily = counts
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
         for issue in issues:
             cells = hourly.get(issue.fingerprint, {})
             issue.series_24h = [cells.get(now_hour - timedelta(hours=23 - k), 0) for k in range(24)]
-            days = [0] * 14
-            for hour, n in cells.items():
-                d = (hour - first_day).days
-                if 0 <= d < 14:
-                    days[d] += n
-            issue.series_14d = days
+            days = daily.get(issue.fingerprint, {})
+            issue.series_14d = [days.get(first_day + timedelta(days=k), 0) for k in range(14)]
             issue.events_24h = sum(issue.series_24h)
-            issue.events_14d = sum(days)
+            issue.events_14d = sum(issue.series_14d)
 
     # --- one issue ----------------------------------------------------------------------------
     def summary(self, fingerprint: str) -> IssueSummary | None:
         """The issue's row as the stream shows it (one query, no timelines): for callers that need its type,
         culprit or services only, not the whole issue page."""
+        found = self.header(fingerprint)
+        return found[0] if found else None
+
+    def header(self, fingerprint: str) -> tuple[IssueSummary, int] | None:
+        """The issue's row and how many of its events are stored (one query): for pages that name the issue and
+        its counts, not the whole issue page's dozen queries."""
         rows = self._rows(PAGE_STATE_SQL, fps=[self.primary_of(fingerprint)])
-        return self._summary(rows[0]) if rows else None
+        return (self._summary(rows[0]), int(rows[0]["stored"])) if rows else None
 
     def issue(self, fingerprint: str) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
@@ -209,11 +229,13 @@ class IssueQueries:
         pool = _pool()
         state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
         counts = pool.submit(self._hourly, [fingerprint])
+        # first and last release and the latest stored event, from the states kept at insert per issue and day
+        # (migration 0022), not from every stored event of the issue
         ends = pool.submit(
             self._rows,
-            "SELECT argMin(release, timestamp) AS first_release, argMax(release, timestamp) AS last_release,"
-            " toString(argMax(event_id, timestamp)) AS latest FROM {db}.error_events"
-            f" WHERE {OF_ISSUE}", fps=[fingerprint],
+            "SELECT argMinMerge(first_release) AS first_release, argMaxMerge(last_release) AS last_release,"
+            f" toString(argMaxMerge(latest_event)) AS latest FROM {{db}}.error_issue_event_ends WHERE {MEMBERS_OF}",
+            fps=[fingerprint],
         )
         history = pool.submit(self.history, fingerprint)
         merges = pool.submit(self.merges, fingerprint)
@@ -400,10 +422,10 @@ class IssueQueries:
         return (self._now() - since).replace(second=0, microsecond=0) + timedelta(minutes=1)
 
     def service_series(self, since: timedelta = timedelta(hours=1)) -> dict[str, list[tuple[datetime, str, int]]]:
-        """Events per minute per service and level over the last ``since`` (true counts, error_counts_1m)."""
+        """Events per minute per service and level over the last ``since`` (true counts, error_service_counts_1m)."""
         start = self.series_start(since)
         rows = self.client.query(
-            f"SELECT service, minute, toString(level), sum(events) FROM {self.db}.error_counts_1m"
+            f"SELECT service, minute, toString(level), sum(events) FROM {self.db}.error_service_counts_1m"
             " WHERE minute >= {start:DateTime('UTC')} GROUP BY service, minute, level ORDER BY service, minute",
             parameters={"start": naive(start)},
         ).result_rows

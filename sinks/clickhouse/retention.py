@@ -21,9 +21,15 @@ TTL_TABLES: dict[str, tuple[str, int]] = {
     "error_events": ("toDateTime(timestamp)", 1),
     "error_tag_counts": ("day", 1),  # counts of the stored events: they go with them
     "error_latest_events": ("toDateTime(last_at)", 1),  # a stored event's content: it goes with the events
+    "error_issue_messages": ("toDateTime(last_at)", 1),  # stored messages: they go with the events
+    "error_issue_event_ends": ("day", 1),  # the stored events' first and last per day: they go with them
     "error_counts_1m": ("minute", 400),
     "error_counts_1h": ("hour", 400),
     "error_groups": ("toDateTime(last_seen)", 400),
+    "error_service_counts_1m": ("minute", 400),  # the same counts rolled up (migration 0020)
+    "error_service_counts_1h": ("hour", 400),
+    "error_issue_counts_1h": ("hour", 400),
+    "error_issue_counts_1d": ("day", 400),
 }
 _DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)|\bTTL\b.*?INTERVAL\s+(\d+)\s+DAY", re.IGNORECASE | re.DOTALL)
 

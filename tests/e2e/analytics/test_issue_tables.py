@@ -9,7 +9,7 @@ error_tag_counts, which must count what the events hold, including the events st
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,19 @@ def db(settings: Settings) -> Iterator[tuple[Client, str]]:
     yield client, settings.clickhouse_database
     client.command(f"DROP DATABASE IF EXISTS {settings.clickhouse_database}")
     client.close()
+
+
+def _backfill_twice(client: Client, settings: Settings, migration: str, tables: list[str],
+                    check: Callable[[], None]) -> None:
+    """Events stored before the tables existed: the migration fills them once, and a second run adds nothing."""
+    name = settings.clickhouse_database
+    for t in tables:
+        client.command(f"TRUNCATE TABLE {name}.{t}")
+    for _ in range(2):
+        client.command(f"ALTER TABLE {name}.schema_migrations DELETE WHERE name = '{migration}'",
+                       settings={"mutations_sync": 2})
+        migrate(settings)
+        check()
 
 
 def _processed(fingerprint: str, ts: datetime, card: int) -> dict[str, Any]:
@@ -144,9 +157,146 @@ def test_each_issues_latest_event_is_kept_at_insert_for_new_late_and_backfilled_
     latest = {str(f): str(chain) for f, chain in expected}
     assert f'"event {late}"' in latest[ds.processed[late]["fingerprint"]]
     # events stored before the table existed: the migration fills it once
-    client.command(f"TRUNCATE TABLE {name}.error_latest_events")
-    for _ in range(2):
-        client.command(f"ALTER TABLE {name}.schema_migrations DELETE WHERE name = '0018_issue_latest_event.sql'",
-                       settings={"mutations_sync": 2})
-        migrate(settings)
+
+    def check() -> None:
         assert client.query(_LATEST_FROM_TABLE.replace("{db}", name)).result_rows == expected
+
+    _backfill_twice(client, settings, "0018_issue_latest_event.sql", ["error_latest_events"], check)
+
+
+# The counts the web app's windows read (migration 0020), and what they roll up: the per-minute and per-hour counts.
+_ROLLUPS = {
+    "error_service_counts_1m": (
+        "SELECT minute, service, level, sum(events), sum(stored), uniqCombinedMerge(12)(users) FROM {db}.{t}"
+        " GROUP BY minute, service, level ORDER BY minute, service, level", "error_counts_1m"),
+    "error_service_counts_1h": (
+        "SELECT hour, service, level, sum(events), sum(stored), uniqCombinedMerge(12)(users) FROM {db}.{t}"
+        " GROUP BY hour, service, level ORDER BY hour, service, level", "error_counts_1h"),
+    "error_issue_counts_1h": (
+        "SELECT hour, service, fingerprint, level, sum(events), sum(stored) FROM {db}.{t}"
+        " GROUP BY hour, service, fingerprint, level ORDER BY hour, service, fingerprint, level", "error_counts_1h"),
+    "error_issue_counts_1d": (
+        "SELECT toDate(DAY) AS d, fingerprint, sum(events) FROM {db}.{t} GROUP BY d, fingerprint ORDER BY d, fingerprint",
+        "error_counts_1h"),
+}
+
+
+def _rollup(client: Client, db: str, table: str, source: bool) -> list[Any]:
+    sql, scanned = _ROLLUPS[table]
+    day = "hour" if source and table == "error_issue_counts_1d" else "day"
+    return list(client.query(sql.replace("DAY", day).replace("{db}", db).replace("{t}", scanned if source else table)
+                             ).result_rows)
+
+
+def test_window_counts_equal_the_counts_they_roll_up_for_new_late_replayed_and_backfilled_events(
+        db: tuple[Client, str], settings: Settings) -> None:
+    client, name = db
+    ds = build()
+    # the newest events first: the older ones arrive late, in later batches, into cells written before
+    order = sorted(range(len(ds.processed)), key=lambda i: ds.processed[i]["event"]["timestamp"], reverse=True)
+    for k in range(0, len(order), 100):
+        insert_batch(client, name, [ds.processed[i] for i in order[k:k + 100]], f"windows/{k}")
+    insert_batch(client, name, [ds.processed[i] for i in order[:100]], "windows/0")  # a replayed sink batch
+    expected = {t: _rollup(client, name, t, source=True) for t in _ROLLUPS}
+    total = sum(n for *_, n in expected["error_issue_counts_1d"])
+    assert total == len(ds.processed)  # every event counted once, the replay included
+    assert all(any(users for *_, users in expected[t]) for t in ("error_service_counts_1m", "error_service_counts_1h"))
+    for t in _ROLLUPS:
+        assert _rollup(client, name, t, source=False) == expected[t], t
+    # what a page shows from them: the report's totals, users and per-service rows, the stream's sparklines
+    q = IssueQueries(client, name)
+    (a,) = [i for i in q.list_issues(IssueFilter(), "events", None, 25).issues if i.fingerprint == fp("A")]
+    assert a.events_24h == 300 and a.events_14d == 340 and sum(a.series_24h) == 300 and sum(a.series_14d) == 340
+
+    def check() -> None:
+        for t in _ROLLUPS:
+            assert _rollup(client, name, t, source=False) == expected[t], t
+
+    _backfill_twice(client, settings, "0020_window_counts.sql", list(_ROLLUPS), check)
+
+
+# What the stream's text search matched before migration 0021: the issues whose title or culprit hold the text, or
+# that stored an event with it in its message in the last 14 days (every stored message scanned).
+_SEARCH_BY_SCAN = (
+    "SELECT fingerprint FROM {db}.v_error_groups WHERE positionCaseInsensitiveUTF8(title, {q:String}) > 0"
+    " OR positionCaseInsensitiveUTF8(culprit, {q:String}) > 0 OR fingerprint IN (SELECT fingerprint FROM"
+    " {db}.error_events WHERE timestamp >= now() - INTERVAL 14 DAY AND positionCaseInsensitiveUTF8(message, {q:String}) > 0)"
+    " ORDER BY fingerprint")
+_MESSAGES_FROM_EVENTS = ("SELECT fingerprint, message, max(timestamp) FROM {db}.error_events GROUP BY fingerprint, message"
+                         " ORDER BY fingerprint, message")
+_MESSAGES_FROM_TABLE = ("SELECT fingerprint, message, max(last_at) FROM {db}.error_issue_messages"
+                        " GROUP BY fingerprint, message ORDER BY fingerprint, message")
+
+
+def test_text_search_over_kept_messages_finds_what_the_scan_of_stored_events_found(
+        db: tuple[Client, str], settings: Settings) -> None:
+    client, name = db
+    ds = build()
+    for i, p in enumerate(ds.processed):  # messages beside the titles, with LIKE's own characters and non-ASCII text
+        p["event"]["message"] = [f"Order {i} failed: 50% off_CODE", "Ünïcode Straße timeout", p["title"],
+                                 "path C:\\tmp\\x not found"][i % 4]
+    order = sorted(range(len(ds.processed)), key=lambda i: ds.processed[i]["event"]["timestamp"], reverse=True)
+    for k in range(0, len(order), 100):  # the newest first: older events arrive late
+        insert_batch(client, name, [ds.processed[i] for i in order[k:k + 100]], f"messages/{k}")
+    insert_batch(client, name, [ds.processed[i] for i in order[:100]], "messages/0")  # a replayed sink batch
+    expected = client.query(_MESSAGES_FROM_EVENTS.replace("{db}", name)).result_rows
+    assert client.query(_MESSAGES_FROM_TABLE.replace("{db}", name)).result_rows == expected
+    q = IssueQueries(client, name)
+    searches = ["order 16 failed", "FAILED: 50", "50%", "0% off", "off_c", "off_x", "ÜNÏCODE", "ÜNÏCODE STRAẞE", "straße", "c:\\tmp\\x",
+                "database timeout", "KeyError", "load_cart", "no such text"]
+
+    def found() -> dict[str, list[str]]:
+        return {s: sorted(i.fingerprint for i in q.list_issues(IssueFilter(q=s), "last_seen", None, 200).issues)
+                for s in searches}
+
+    by_scan = {s: [r[0] for r in client.query(_SEARCH_BY_SCAN.replace("{db}", name), parameters={"q": s}).result_rows]
+               for s in searches}
+    assert by_scan["FAILED: 50"] and by_scan["ÜNÏCODE"] and by_scan["off_c"] and by_scan["c:\\tmp\\x"] and not by_scan["off_x"]
+    assert found() == by_scan
+
+    def check() -> None:
+        assert client.query(_MESSAGES_FROM_TABLE.replace("{db}", name)).result_rows == expected
+        assert found() == by_scan
+
+    _backfill_twice(client, settings, "0021_issue_messages.sql", ["error_issue_messages"], check)
+
+
+# What the issue page read before migration 0022: the first and last release and the latest event among the stored
+# events of the issue, ties at one time going to the event id.
+_ENDS_FROM_EVENTS = (
+    "SELECT fingerprint, argMin(toString(release), (timestamp, event_id)), argMax(toString(release), (timestamp, event_id)),"
+    " toString(argMax(event_id, (timestamp, event_id))) FROM {db}.error_events GROUP BY fingerprint ORDER BY fingerprint")
+_ENDS_FROM_TABLE = (
+    "SELECT fingerprint, argMinMerge(first_release), argMaxMerge(last_release), toString(argMaxMerge(latest_event))"
+    " FROM {db}.error_issue_event_ends GROUP BY fingerprint ORDER BY fingerprint")
+
+
+def test_each_issues_first_and_last_release_and_latest_event_are_kept_for_new_late_and_backfilled_events(
+        db: tuple[Client, str], settings: Settings) -> None:
+    client, name = db
+    ds = build()
+    latest = max(range(len(ds.processed)), key=lambda i: ds.processed[i]["event"]["timestamp"])
+    earliest = min(range(len(ds.processed)), key=lambda i: ds.processed[i]["event"]["timestamp"])
+    ds.processed[latest]["event"]["release"] = "9.9.9"
+    ds.processed[earliest]["event"]["release"] = "0.0.1"
+    # the latest event arrives first and the earliest last: late events land in cells written before
+    order = [latest, *(i for i in range(len(ds.processed)) if i not in (latest, earliest)), earliest]
+    for k in range(0, len(order), 100):
+        insert_batch(client, name, [ds.processed[i] for i in order[k:k + 100]], f"ends/{k}")
+    insert_batch(client, name, [ds.processed[i] for i in order[:100]], "ends/0")  # a replayed sink batch
+    expected = client.query(_ENDS_FROM_EVENTS.replace("{db}", name)).result_rows
+    assert len(expected) == len({p["fingerprint"] for p in ds.processed})
+    ends = {r[0]: r[1:] for r in expected}
+    assert ends[ds.processed[latest]["fingerprint"]][1:] == ("9.9.9", str(ds.processed[latest]["event"]["event_id"]))
+    assert ends[ds.processed[earliest]["fingerprint"]][0] == "0.0.1"
+
+    def check() -> None:
+        assert client.query(_ENDS_FROM_TABLE.replace("{db}", name)).result_rows == expected
+        q = IssueQueries(client, name)
+        for fingerprint, (first, last, event_id) in ends.items():  # what the issue page shows
+            detail = q.issue(fingerprint)
+            assert detail is not None
+            assert (detail.first_release, detail.last_release, detail.latest_event_id) == (first, last, event_id)
+
+    check()
+    _backfill_twice(client, settings, "0022_issue_event_ends.sql", ["error_issue_event_ends"], check)
