@@ -11,11 +11,8 @@ times its own CPU in faust's stream, acking and one-``send``-per-record produce 
 batches per (topic, partition) — processed events keyed and partitioned by
 fingerprint (so duplicates of an event meet the sink's dedup window on one
 partition), dead letters, and per poll one *signal bundle* per detection partition.
-``poll`` ships them and reports a poll's input offsets done only once every output of
-that poll is acknowledged; the runtime commits them. The acks of up to
-``POLLS_IN_FLIGHT`` polls are awaited while the next poll is processed (the worker
-used to wait about a third of a drain for them), always in order: offsets are reported
-done oldest poll first, and a hand-over or shutdown waits for all of them.
+``poll`` ships them and reports the input offsets done only once every output is
+acknowledged; the runtime commits them.
 
 Any exception while handling one record (decode, validation, scrubbing, grouping,
 detection signals, encoding) dead-letters that record with the stage and reason;
@@ -32,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -60,22 +57,10 @@ OUTPUT_BATCH_BYTES = 512 * 1024
 # zstd level 3 costs about a fifth of aiokafka's lz4 (level 9, fixed) per record and compresses about
 # three times smaller (figures: docs/performance.md, "Compression of internal topics").
 INTERNAL_COMPRESSION = "zstd"
-# Polls whose outputs may still await the broker's acks while the next one is processed: the worker's
-# CPU overlaps the broker's round trips (more would only hold more records uncommitted; a failed ack
-# re-processes every poll from the oldest one in flight).
-POLLS_IN_FLIGHT = 2
-
-
-async def _acknowledged(acks: list[asyncio.Future[Any]]) -> None:
-    """Wait for every ack; raises the first failure (a cancelled wait leaves the acks pending)."""
-    if acks:
-        await asyncio.wait(acks)
-        for ack in acks:
-            ack.result()
 
 
 class _Outputs:
-    """Record batches per (topic, partition), shipped as they fill; ``ship`` hands over their acks."""
+    """Record batches per (topic, partition), shipped as they fill; ``flush`` waits for every ack."""
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
@@ -101,12 +86,14 @@ class _Outputs:
         batch.close()
         self.acks.append(await self.producer.send_batch(batch, slot[0], partition=slot[1]))
 
-    async def ship(self) -> list[asyncio.Future[Any]]:
-        """Ship every open batch; the acks of everything shipped since the last call."""
+    async def flush(self) -> None:
         for slot in list(self.open):
             await self._ship(slot)
-        acks, self.acks = self.acks, []
-        return acks
+        if self.acks:
+            await asyncio.wait(self.acks)  # unlike gather, a cancelled wait leaves the acks pending, not cancelled
+            acks, self.acks = self.acks, []
+            for ack in acks:
+                ack.result()  # raises the first failure
 
     def discard(self) -> None:
         self.open.clear()
@@ -129,8 +116,6 @@ class ProcessingStage(Step):
         self.processed_partitions = 0
         self.signals: dict[int, list[list[Any]]] = defaultdict(list)
         self.taken: dict[TopicPartition, tuple[int, int]] = {}  # first offset not committed, next offset
-        # shipped polls awaiting their acks, oldest first: (acks, what each partition's poll took)
-        self.in_flight: deque[tuple[list[asyncio.Future[Any]], dict[TopicPartition, tuple[int, int]]]] = deque()
         self.interrupted = False  # cancelled mid-way: outputs may be lost, so nothing more is reported done
         self.rules_follower = RulesFollower(settings, self.processor.rules)  # server-side grouping rules
         self.following_rules = False
@@ -225,18 +210,8 @@ class ProcessingStage(Step):
                                        detail=f"the worker failed on this record: {detail}", key=record.key)
 
     def _abandon(self, exc: BaseException) -> InfrastructureError:
-        """Drop what was not acknowledged; the runtime reads the uncommitted records again after a backoff."""
-        rewind: dict[TopicPartition, int] = {}
-        for _, taken in self.in_flight:  # oldest first: each partition rewinds to its oldest poll in flight
-            for tp, (first, _) in taken.items():
-                rewind.setdefault(tp, first)
-        for tp, (first, _) in self.taken.items():
-            rewind.setdefault(tp, first)
-        for acks, _ in self.in_flight:
-            for ack in acks:
-                if not ack.done():
-                    ack.cancel()
-        self.in_flight.clear()
+        """Drop what was not shipped; the runtime reads the uncommitted records again after a backoff."""
+        rewind = {tp: first for tp, (first, _) in self.taken.items()}
         self.taken.clear()
         self.signals.clear()
         if self.outputs is not None:
@@ -246,35 +221,24 @@ class ProcessingStage(Step):
         return InfrastructureError("Kafka", cause, rewind)
 
     async def poll(self, force: bool = False) -> dict[TopicPartition, int]:
-        """Ship this poll's outputs; report done the polls whose acks are all in (``force``: wait for all)."""
-        if self.interrupted or not (self.taken or self.in_flight):
+        if not self.taken or self.interrupted:
             return {}
         outputs = self.outputs
         assert outputs is not None
-        done: dict[TopicPartition, int] = {}
         try:
-            if self.taken:
-                if self.detection_topic is not None:
-                    for partition, bundle in self.signals.items():
-                        await outputs.add(self.detection_topic, partition, None, orjson.dumps(bundle))
-                    self.signals.clear()
-                acks = await outputs.ship()
-                acks += self.dead_letters.acks
-                self.dead_letters.acks = []
-                self.in_flight.append((acks, self.taken))
-                self.taken = {}
-            while self.in_flight:
-                acks, taken = self.in_flight[0]
-                if not (force or len(self.in_flight) > POLLS_IN_FLIGHT or all(a.done() for a in acks)):
-                    break
-                await _acknowledged(acks)
-                self.in_flight.popleft()
-                done.update({tp: end for tp, (_, end) in taken.items()})
+            if self.detection_topic is not None:
+                for partition, bundle in self.signals.items():
+                    await outputs.add(self.detection_topic, partition, None, orjson.dumps(bundle))
+                self.signals.clear()
+            await outputs.flush()
+            await self.dead_letters.flush()
         except asyncio.CancelledError:
             self.interrupted = True
             raise
         except (KafkaError, InfrastructureError) as exc:
             raise self._abandon(exc) from exc
+        done = {tp: end for tp, (_, end) in self.taken.items()}
+        self.taken.clear()
         return done
 
     async def revoke(self, partitions: set[TopicPartition], deadline: float) -> dict[TopicPartition, int]:
@@ -285,5 +249,5 @@ class ProcessingStage(Step):
                         exc)
             return {}
         finally:
-            if self.taken or self.in_flight:  # cancelled by the hand-over budget: forget it, it will be re-processed
+            if self.taken:  # cancelled by the hand-over budget: forget it, it will be re-processed
                 self._abandon(RuntimeError("hand-over"))
