@@ -12,7 +12,9 @@ batches per (topic, partition) — processed events keyed and partitioned by
 fingerprint (so duplicates of an event meet the sink's dedup window on one
 partition), dead letters, and per poll one *signal bundle* per detection partition.
 ``poll`` ships them and reports the input offsets done only once every output is
-acknowledged; the runtime commits them.
+acknowledged; the runtime commits them. That wait is also when detection's faust agents,
+on the same event loop, get their turn: processing the next poll meanwhile starved them
+(alert latency 0.1 s → 6 s under load; docs/performance.md, "One insert per flush").
 
 Any exception while handling one record (decode, validation, scrubbing, grouping,
 detection signals, encoding) dead-letters that record with the stage and reason;
