@@ -32,12 +32,18 @@ setup: $(STAMP) system-deps kafka-jars
 # a file's tests stay on one worker (--dist loadfile), so a module's servers and fixtures start once.
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+# The tests start about 270 Python processes (roles, CLI commands): compiled once here, each one reads our modules'
+# bytecode instead of compiling them again (0.2 s of CPU a start where PYTHONDONTWRITEBYTECODE is set, as on
+# CI machines). compileall only rewrites what changed.
+BYTECODE := $(BIN)/python -m compileall -q -j 0 errstream errstream_core producers stream_processors sinks reports schemas bench
 
 test: setup
+	$(BYTECODE)
 	$(PYTEST)
 
 # The tests that need no server: a minute, for every change.
 unit: $(STAMP)
+	$(BYTECODE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load tests/unit
 
 # The three-broker cluster tests (opt-in: they start three brokers beside the suite's own).

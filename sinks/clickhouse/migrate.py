@@ -15,11 +15,16 @@ A database with no tables yet does not replay the files one by one: it gets ``sc
 they build written out once (``sinks/clickhouse/squash.py`` generates it and says how it is checked),
 and every migration the file covers is recorded as applied; any newer file then runs as usual. Cluster
 mode always replays the files (their statements are translated for the cluster one by one).
+
+The consumers of one process migrate one database one at a time (``notify`` starts six at once): the
+first builds it, the others find it recorded. Run side by side, each of the others saw the first one's
+tables without its record yet and replayed every file over them (five replays per start of `notify`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from importlib import resources
 
 from clickhouse_connect.driver.client import Client
@@ -38,6 +43,16 @@ RENAMED = {
     "0006_request_and_user_details.sql": "0009_request_and_user_details.sql",
     "0050_sink_batches.sql": "0014_sink_batches.sql",
 }
+
+
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # (ClickHouse URL, database) -> held while migrating it
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock(settings: Settings) -> threading.Lock:
+    key = (settings.clickhouse_url, settings.clickhouse_database)
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
 
 
 # The squashed schema (sinks/clickhouse/squash.py writes it): which migrations it covers, on this line.
@@ -107,6 +122,12 @@ def migrate(settings: Settings, client: Client | None = None, *, from_schema_fil
     db = settings.clickhouse_database
     if not _IDENT.match(db):
         raise ValueError(f"invalid database name {db!r}")
+    with _lock(settings):
+        return _migrate(settings, client, from_schema_file=from_schema_file)
+
+
+def _migrate(settings: Settings, client: Client | None, *, from_schema_file: bool) -> list[str]:
+    db = settings.clickhouse_database
     layout = cluster_layout(settings)
     client = client or connect(settings)
     boot = bootstrap_statements(settings)

@@ -35,24 +35,33 @@ _DAYS = re.compile(r"\bTTL\b.*?toIntervalDay\((\d+)\)|\bTTL\b.*?INTERVAL\s+(\d+)
 
 
 def ttl_days_in_force(client: Client, db: str, table: str) -> int | None:
+    return _ttl_days(client, db, [table]).get(table)
+
+
+def _ttl_days(client: Client, db: str, tables: list[str]) -> dict[str, int | None]:
+    """{table: days of its TTL, None without one} of those of ``tables`` that exist: one query for all."""
     rows = client.query(
-        "SELECT create_table_query FROM system.tables WHERE database = {db:String} AND name = {t:String}",
-        parameters={"db": db, "t": table},
+        "SELECT name, create_table_query FROM system.tables WHERE database = {db:String} "
+        "AND name IN {t:Array(String)}",
+        parameters={"db": db, "t": tables},
     ).result_rows
-    if not rows:
-        return None
-    m = _DAYS.search(rows[0][0])
-    return int(m.group(1) or m.group(2)) if m else None
+    out: dict[str, int | None] = {}
+    for name, create in rows:
+        m = _DAYS.search(create)
+        out[name] = int(m.group(1) or m.group(2)) if m else None
+    return out
 
 
 def apply_retention(settings: Settings, client: Client) -> dict[str, int]:
     """Change TTLs that differ from the settings; return {table: new days} for those changed."""
     db = settings.clickhouse_database
     changed: dict[str, int] = {}
+    stored_as = {table: local_table(settings, table) for table in TTL_TABLES}  # cluster mode: T_local
+    in_force = _ttl_days(client, db, list(stored_as.values()))
     for table, (expr, minimum) in TTL_TABLES.items():
         want = max(settings.events_ttl_days, minimum)
-        stored = local_table(settings, table)  # cluster mode: the TTL lives on T_local, on every server
-        have = ttl_days_in_force(client, db, stored)
+        stored = stored_as[table]
+        have = in_force.get(stored)
         if have is not None and have != want:
             on = f" ON CLUSTER {settings.clickhouse_cluster}" if settings.clickhouse_cluster else ""
             client.command(f"ALTER TABLE {db}.{stored}{on} MODIFY TTL {expr} + INTERVAL {want} DAY")

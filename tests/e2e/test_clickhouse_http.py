@@ -110,3 +110,35 @@ def test_body_insert_in_text_formats_like_curl_users_send(clickhouse_url: str, d
     assert client.query(f"SELECT groupArray(s) FROM (SELECT s FROM {name}.j ORDER BY id)").result_rows == [
         (["one", "two", "three"],)
     ]
+
+
+def test_a_requests_database_and_settings_hold_for_that_request_only(
+        clickhouse_url: str, db: tuple[Client, str]) -> None:
+    _, name = db
+    parsed = httpx.URL(clickhouse_url)
+    auth = (parsed.username, parsed.password) if parsed.username else None
+    base = str(parsed.copy_with(username=None, password=None)).rstrip("/") + "/"
+    ask = "SELECT currentDatabase(), getSetting('max_block_size'), getSetting('max_result_rows') FORMAT CSV"
+
+    def answer(**params: str) -> str:
+        r = httpx.get(base, params={"query": ask, **params}, auth=auth)
+        assert r.status_code == 200, r.text
+        return r.text.strip()
+
+    default = answer()
+    db_default, block_default, rows_default = default.split(",")
+    assert db_default == '"default"'
+    # One request at a time on one server: each sees exactly what it asked for, nothing left by the one before.
+    assert answer(database=name, max_block_size="1234") == f'"{name}",1234,{rows_default}'
+    assert answer(database=name, max_block_size="1234", max_result_rows="77") == f'"{name}",1234,77'
+    assert answer(max_result_rows="77") == f'"default",{block_default},77'
+    assert answer() == default
+    failed = httpx.get(base, params={"query": "SELECT nope", "database": name, "max_block_size": "99"}, auth=auth)
+    assert failed.status_code >= 400
+    assert answer() == default
+    # A session's own SET stays with the session; a request's setting does not.
+    session = {"session_id": f"s-{uuid.uuid4().hex[:8]}"}
+    r = httpx.get(base, params={"query": "SET max_result_rows = 55", **session, "max_block_size": "4321"}, auth=auth)
+    assert r.status_code == 200, r.text
+    assert answer(**session) == f'"default",{block_default},55'
+    assert answer() == default

@@ -8,7 +8,9 @@ TTL, settings, a view's query) and every column (type, default, codec, key membe
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -101,3 +103,20 @@ def test_a_database_left_half_built_from_the_file_is_finished_by_replaying_the_m
     for name in want:
         assert got[name] == want[name], name
     ch.command(f"DROP DATABASE {replayed.clickhouse_database}")
+
+
+def test_the_consumers_of_one_process_starting_at_once_build_a_fresh_database_once(
+        settings: Settings, ch: Client) -> None:
+    """`notify` starts six consumers, each migrating the database first. Before: the five that found the
+    first one's tables without its record yet replayed every migration over them, on every start."""
+    names = [name for name, _ in migration_files()]
+    start = threading.Barrier(6)
+
+    def consumer_start() -> list[str]:
+        start.wait()
+        return migrate(settings)
+
+    with ThreadPoolExecutor(6) as pool:
+        applied = list(pool.map(lambda _: consumer_start(), range(6)))
+    assert sorted(applied, key=len) == [[]] * 5 + [names]
+    assert _recorded(ch, settings.clickhouse_database) == sorted(names)
