@@ -66,6 +66,18 @@ def _requests(port: int) -> dict[str, float]:
     return {api: float(n) for api, n in _SAMPLE.findall(text)}
 
 
+def _publish_and_drain(settings: Settings, ch: Client, seed: int, logs: Callable[[], str]) -> None:
+    """``EVENTS`` realistic events in four batches (as a backlog arrives), until stored and all committed."""
+    events = list(synthetic_stream(EVENTS, seed=seed))
+    for i in range(0, EVENTS, 1_000):
+        publish(settings, events[i:i + 1_000])
+    db = settings.clickhouse_database
+    wait_for(lambda: ch.query(f"SELECT count() FROM {db}.error_events").result_rows[0][0], lambda n: n >= EVENTS,
+             180, f"{EVENTS} events stored", diagnostics=logs)
+    wait_for(lambda: worker_lag(settings) + group_lag(settings, settings.sink_group, [settings.topic_processed]),
+             lambda n: n == 0, 60, "worker and sink to commit everything", diagnostics=logs)
+
+
 def _wait_polling(logs: Callable[[], str], *ports: int) -> None:
     """Until each role polls Kafka (started, schema migrated)."""
     for port in ports:
@@ -126,14 +138,7 @@ def test_records_and_requests_per_event_stay_within_budget(
     records_before = _topic_records(settings)
     bytes_before = _pipeline_bytes(settings)
 
-    events = list(synthetic_stream(EVENTS, seed=29))
-    for i in range(0, EVENTS, 1_000):
-        publish(settings, events[i:i + 1_000])
-    db = settings.clickhouse_database
-    wait_for(lambda: ch.query(f"SELECT count() FROM {db}.error_events").result_rows[0][0], lambda n: n >= EVENTS,
-             180, f"{EVENTS} events stored", diagnostics=logs)
-    wait_for(lambda: worker_lag(settings) + group_lag(settings, settings.sink_group, [settings.topic_processed]),
-             lambda n: n == 0, 60, "worker and sink to commit everything", diagnostics=logs)
+    _publish_and_drain(settings, ch, 29, logs)
 
     after = {"worker": _requests(worker_port), "sink": _requests(sink_port)}
     records_after = _topic_records(settings)
@@ -164,14 +169,8 @@ def test_the_sink_writes_each_flush_of_all_its_partitions_in_one_insert_per_tabl
     worker, worker_port, sink, sink_port = measured
     logs = lambda: worker.output()[-2000:] + sink.output()[-2000:]  # noqa: E731
     _wait_polling(logs, worker_port, sink_port)
-    events = list(synthetic_stream(EVENTS, seed=30))
-    for i in range(0, EVENTS, 1_000):
-        publish(settings, events[i:i + 1_000])
+    _publish_and_drain(settings, ch, 30, logs)
     db = settings.clickhouse_database
-    wait_for(lambda: ch.query(f"SELECT count() FROM {db}.error_events").result_rows[0][0], lambda n: n >= EVENTS,
-             180, f"{EVENTS} events stored", diagnostics=logs)
-    wait_for(lambda: group_lag(settings, settings.sink_group, [settings.topic_processed]), lambda n: n == 0, 60,
-             "the sink to commit everything", diagnostics=logs)
     partitions = ch.query(f"SELECT uniqExact(partition) FROM {db}.sink_batches").result_rows[0][0]
     inserts = _inserts(sink_port)
     print(f"inserts by table {inserts}; partitions written {partitions}")
