@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -171,19 +169,13 @@ def _run_until_signal(coro_factory: object) -> None:
     A watchdog bounds the exit even if a call hangs (a ClickHouse request in a thread cannot be
     cancelled): what is not committed by then is replayed idempotently by the next owner.
     """
-    settings = get_settings()
+    from errstream_core.shutdown import exit_after
 
-    def watchdog() -> None:
-        logging.getLogger("errstream").warning("shutdown took longer than %.0f s; exiting, uncommitted work is "
-                                               "replayed by the next owner", settings.shutdown_seconds + 2)
-        logging.shutdown()
-        os._exit(0)
+    settings = get_settings()
 
     def on_signal(stop: asyncio.Event) -> None:
         if not stop.is_set():
-            timer = threading.Timer(settings.shutdown_seconds + 2, watchdog)
-            timer.daemon = True
-            timer.start()
+            exit_after(settings.shutdown_seconds + 2, "errstream")
         stop.set()
 
     async def main() -> None:

@@ -21,6 +21,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode import Service
 
 from errstream_core.settings import Settings
+from errstream_core.shutdown import exit_after
 from stream_processors.detection_agents import install_detection
 from stream_processors.process_stage import INTERNAL_COMPRESSION, ProcessingStage
 
@@ -172,7 +173,12 @@ def create_app(settings: Settings, replication_factor: int = 1) -> faust.App:
 
     @app.on_before_shutdown.connect  # type: ignore[misc,arg-type]
     async def stop_processing(app: faust.App, **kwargs: object) -> None:
-        """SIGTERM: let the stage ship and commit its batch before faust cancels its tasks."""
+        """SIGTERM: let the stage ship and commit its batch before faust cancels its tasks.
+
+        faust's own shutdown may then wait on a broker that is gone: the process ends within the same
+        bound as the other roles' (``errstream_core.shutdown``).
+        """
+        exit_after(settings.shutdown_seconds + 2, "worker")
         stop.set()
         try:
             await asyncio.wait_for(finished.wait(), settings.shutdown_seconds + 1)

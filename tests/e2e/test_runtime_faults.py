@@ -191,6 +191,27 @@ def test_with_the_broker_down_worker_and_sink_log_little_use_little_cpu_and_reco
         ch.close()
 
 
+def test_sigterm_stops_the_worker_within_its_bound_while_the_broker_is_down(
+    settings: Settings, own_kafka: LocalKafka, tmp_path: Path,
+) -> None:
+    """faust's own shutdown waits on a broker that is gone (still alive 30 s after SIGTERM): the bound holds."""
+    s = _isolated(settings, kafka_bootstrap=own_kafka.bootstrap)
+    asyncio.run(ensure_topics(s))
+    worker = Service("worker", s, tmp_path, STORE_EVERYTHING_ENV).start()
+    try:
+        _publish(s, 100, seed=33)
+        read_topic(s, s.topic_processed, expect=100, timeout=120)  # the worker is up and its group formed
+        wait_for(lambda: worker_lag(s), lambda n: n == 0, 120, "the worker to commit what it read",
+                 diagnostics=lambda: worker.output()[-2000:])
+        own_kafka.down()
+        wait_for(lambda: "Connect call failed" in worker.output(), bool, 60, "the worker to notice the broker is gone",
+                 diagnostics=lambda: worker.output()[-2000:])
+        code, seconds = _terminate([worker])["worker"]
+        assert code == 0 and seconds <= s.shutdown_seconds + 4, (code, seconds, worker.output()[-3000:])
+    finally:
+        worker.stop()
+
+
 def test_with_clickhouse_down_the_sink_logs_little_uses_little_cpu_and_recovers_exactly(
     settings: Settings, own_clickhouse: LocalClickHouse, tmp_path: Path,
 ) -> None:
