@@ -47,7 +47,7 @@ from errstream.local.kafka import LocalKafka
 from errstream.local.process import cpu_seconds, free_port, free_port_pair, port_open, wait_for
 from errstream.local.roles import RoleProcess
 from errstream_core.settings import Settings
-from errstream_core.topics import ensure_topics, pipeline_topics
+from errstream_core.topics import ensure_topics, know_topics, pipeline_topics
 from producers.synthetic import synthetic_event
 
 T = TypeVar("T")
@@ -286,6 +286,7 @@ async def end_offsets(settings: Settings, topics: Sequence[str]) -> dict[TopicPa
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
+        await know_topics(consumer, topics)
         return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()

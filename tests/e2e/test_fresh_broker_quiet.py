@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from errstream.local.kafka import LocalKafka
@@ -118,3 +119,25 @@ def test_sink_and_notify_start_on_a_fresh_broker_without_error_lines(
         out = svc.output()
         assert " ERROR " not in out and "Traceback" not in out, out
         assert "CoordinatorNotAvailable" not in out and "NotLeaderForPartition" not in out, out
+
+
+def test_ensure_topics_looks_up_many_new_topics_in_one_metadata_round(
+    kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every test, role start and CLI command ensures its topics: nine new ones took nine metadata refreshes,
+    each after aiokafka's 100 ms retry backoff (1.3 s), though the broker served them all at once."""
+    rounds: list[set[str]] = []  # the topics each metadata request asked about
+    original = AIOKafkaClient._metadata_update
+
+    async def counted(self: AIOKafkaClient, cluster_metadata: object, topics: object) -> object:
+        rounds.append(set(topics or ()))  # type: ignore[call-overload]
+        return await original(self, cluster_metadata, topics)
+
+    monkeypatch.setattr(AIOKafkaClient, "_metadata_update", counted)
+    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_partitions=4)
+    topics = [f"many-{uuid.uuid4().hex[:8]}-{i}" for i in range(9)]
+    asyncio.run(ensure_topics(settings, topics, timeout=60))
+    # the partitions' check asks about all nine in its first round (its bootstrap asks about none); a
+    # topic learnt at a time needed a ninth round. Later rounds (a partition not served yet) may follow.
+    first_with_topics = next(asked for asked in rounds if asked)
+    assert set(topics) <= first_with_topics, rounds
