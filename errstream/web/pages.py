@@ -24,13 +24,13 @@ from errstream.issue_merges import MergeError
 from errstream.web import breadcrumbs, frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from errstream.web.overview import overview as shared_overview
 from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_queries.models import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.pools import pool
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
-from reports.report import build_report
 from reports.short_ids import issues_with_prefix
 from reports.similar_issues import similar_issues
 
@@ -162,9 +162,8 @@ def _overlay(w: Any, issues: list[Any]) -> None:
 def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResponse:
     w = web(request)
     since = since if since in ("1h", "6h", "24h", "7d", "14d") else "24h"
-    report = build_report(w.client, w.settings.clickhouse_database, since)
-    q = w.queries
-    new = q.list_issues(IssueFilter(first_seen_from=report.window_start), "first_seen", None, 10).issues
+    o = shared_overview(w.overview, w.client, w.settings.clickhouse_database, since, None)
+    report, new, q = o.report, o.new_issues, w.queries
     timeline = svg.columns([(p.start, p.events) for p in report.timeline], 1000, 150,
                            "%H:%M" if report.bucket_seconds < 86400 else "%m-%d", "events over time")
     return render(request, "overview.html", *user, report=report, per_minute=q.service_series(),
