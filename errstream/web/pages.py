@@ -211,22 +211,38 @@ def issue_page(request: Request, user: ViewerPage,
             return RedirectResponse(f"/issues/{found[0]}", status_code=303)
         message = "No such issue." if not found else f"{fingerprint} names {len(found)} or more issues; add characters."
         return render(request, "error.html", *user, status=404 if not found else 400, message=message)
+    # The first events need only the fingerprint: they run beside the issue's own queries; the latest event and
+    # its neighbours need the issue, and run at once after it (a pool of their own, since some of them wait on
+    # the query pool themselves). Similar issues are not on the first paint: the page loads them after
+    # (``similar_page``; a link without JavaScript).
+    parts = pool("page-parts")
+    events_f = parts.submit(w.queries.events, fingerprint, None, 15)
     issue = w.queries.issue(fingerprint)
     if issue is None:
+        events_f.result()
         return render(request, "error.html", *user, status=404, message="No such issue.")
     pending = _unrecorded(w, issue)
     _overlay(w, [issue])
-    # The latest event, the first events, the latest event's neighbours and similar issues need only the
-    # issue: they run at once (a pool of their own, since some of them wait on the query pool themselves).
-    parts, db, latest_id = pool("page-parts"), w.settings.clickhouse_database, issue.latest_event_id
+    db, latest_id = w.settings.clickhouse_database, issue.latest_event_id
     latest_f = parts.submit(w.queries.event, latest_id) if latest_id else None
     nav_f = parts.submit(event_nav, w.client, db, issue.fingerprint, latest_id) if latest_id else None
-    events_f = parts.submit(w.queries.events, fingerprint, None, 15)
-    similar_f = parts.submit(similar_issues, w.client, db, issue.fingerprint, issue.exception_type, issue.culprit)
     latest = latest_f.result() if latest_f else None
     nav = nav_f.result() if nav_f and latest else None
     return render(request, "issue.html", *user, issue=issue, event=latest, events=events_f.result().events,
-                  pending=pending, nav=nav, similar=similar_f.result())
+                  pending=pending, nav=nav)
+
+
+@router.get("/issues/{fingerprint}/similar", response_class=HTMLResponse)
+def similar_page(request: Request, user: ViewerPage, fingerprint: Fingerprint, fragment: bool = False) -> HTMLResponse:
+    """Similar issues: the issue page's section, which it loads after its first paint (``fragment=1``: the
+    section alone), or a page of their own (the issue page's link without JavaScript)."""
+    w = web(request)
+    issue = w.queries.summary(fingerprint)  # its type, culprit and title: not the whole issue page's queries
+    if issue is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
+                             issue.culprit)
+    return render(request, "_similar.html" if fragment else "similar.html", *user, issue=issue, similar=similar)
 
 
 
