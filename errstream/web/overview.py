@@ -20,12 +20,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from reports.issue_queries.models import IssueFilter, IssueSummary
 from reports.issue_queries.queries import IssueQueries
 from reports.pools import pool
-from reports.report import Report, build_report
+from reports.report import Report, build_report, report_window
 
 log = logging.getLogger("errstream.web")
 T = TypeVar("T")
@@ -115,10 +116,13 @@ def overview(cache: Fresh[Any], client: Any, database: str, since: str, service:
     """The overview of the window ``since`` (and ``service``), as of at most the cache's refresh interval ago."""
 
     def compute() -> Overview:
-        report = build_report(client, database, since, service)
-        new = IssueQueries(client, database).list_issues(
-            IssueFilter(service=service, first_seen_from=report.window_start), "first_seen", None, 10)
-        return Overview(report, new.issues)
+        now = datetime.now(UTC)
+        start, _ = report_window(since, now)
+        new = pool("overview-new-issues").submit(  # beside the report's queries
+            IssueQueries(client, database).list_issues, IssueFilter(service=service, first_seen_from=start),
+            "first_seen", None, 10)
+        report = build_report(client, database, since, service, now=now)
+        return Overview(report, new.result().issues)
 
     found: Overview = cache.get((since, service), compute)
     return found
