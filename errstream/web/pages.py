@@ -211,25 +211,30 @@ def issue_page(request: Request, user: ViewerPage,
             return RedirectResponse(f"/issues/{found[0]}", status_code=303)
         message = "No such issue." if not found else f"{fingerprint} names {len(found)} or more issues; add characters."
         return render(request, "error.html", *user, status=404 if not found else 400, message=message)
-    # The first events need only the fingerprint: they run beside the issue's own queries; the latest event and
-    # its neighbours need the issue, and run at once after it (a pool of their own, since some of them wait on
-    # the query pool themselves). Similar issues are not on the first paint: the page loads them after
+    # The first events and the latest event's id need only the issue's fingerprint, and the latest event and its
+    # neighbours only that id: they all run beside the issue's own queries (pools of their own, since some of
+    # them wait on other pools' queries). Similar issues are not on the first paint: the page loads them after
     # (``similar_page``; a link without JavaScript).
-    parts = pool("page-parts")
-    events_f = parts.submit(w.queries.events, fingerprint, None, 15)
-    issue = w.queries.issue(fingerprint)
+    q, db = w.queries, w.settings.clickhouse_database
+    primary = q.primary_of(fingerprint)  # a merged fingerprint's page is its group's
+    parts, after = pool("page-parts"), pool("page-parts-after")
+    events_f = parts.submit(q.events, primary, None, 15)
+    ends_f = parts.submit(q.ends, primary)
+
+    def latest_id() -> str | None:
+        found: str | None = ends_f.result().get("latest")
+        return found
+
+    latest_f = after.submit(lambda: q.event(i) if (i := latest_id()) else None)
+    nav_f = after.submit(lambda: event_nav(w.client, db, primary, i) if (i := latest_id()) else None)
+    issue = q.issue(primary, ends=ends_f)
+    latest, nav, events = latest_f.result(), nav_f.result(), events_f.result().events
     if issue is None:
-        events_f.result()
         return render(request, "error.html", *user, status=404, message="No such issue.")
     pending = _unrecorded(w, issue)
     _overlay(w, [issue])
-    db, latest_id = w.settings.clickhouse_database, issue.latest_event_id
-    latest_f = parts.submit(w.queries.event, latest_id) if latest_id else None
-    nav_f = parts.submit(event_nav, w.client, db, issue.fingerprint, latest_id) if latest_id else None
-    latest = latest_f.result() if latest_f else None
-    nav = nav_f.result() if nav_f and latest else None
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events_f.result().events,
-                  pending=pending, nav=nav)
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events, pending=pending,
+                  nav=nav if latest else None)
 
 
 @router.get("/issues/{fingerprint}/similar", response_class=HTMLResponse)
