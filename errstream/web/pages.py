@@ -2,7 +2,8 @@
 
 Pages work without JavaScript: filters are GET forms, actions are POST forms with the
 session's CSRF token that redirect back (303) with a message. ``static/web.js`` only
-adds keyboard shortcuts and live alerts (Server-Sent Events). Jinja2 escapes every value.
+adds keyboard shortcuts, live alerts (Server-Sent Events) and the issue page's similar issues
+after its first paint (a link to their page without it). Jinja2 escapes every value.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def issue_page(request: Request, user: ViewerPage,
     q, db = w.queries, w.settings.clickhouse_database
     primary = q.primary_of(fingerprint)  # a merged fingerprint's page is its group's
     parts, after = pool("page-parts"), pool("page-parts-after")
-    events_f = parts.submit(q.events, primary, None, 15)
+    events_f = parts.submit(q.events, primary, None, 15, resolved=True)
     ends_f = parts.submit(q.ends, primary)
 
     def latest_id() -> str | None:
@@ -227,7 +228,7 @@ def issue_page(request: Request, user: ViewerPage,
 
     latest_f = after.submit(lambda: q.event(i) if (i := latest_id()) else None)
     nav_f = after.submit(lambda: event_nav(w.client, db, primary, i) if (i := latest_id()) else None)
-    issue = q.issue(primary, ends=ends_f)
+    issue = q.issue(primary, ends=ends_f, resolved=True)
     latest, nav, events = latest_f.result(), nav_f.result(), events_f.result().events
     if issue is None:
         return render(request, "error.html", *user, status=404, message="No such issue.")

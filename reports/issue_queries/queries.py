@@ -236,11 +236,14 @@ class IssueQueries:
             e["latest"] = None
         return e
 
-    def issue(self, fingerprint: str, ends: Future[dict[str, Any]] | None = None) -> IssueDetail | None:
+    def issue(self, fingerprint: str, ends: Future[dict[str, Any]] | None = None,
+              resolved: bool = False) -> IssueDetail | None:
         """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
         in parallel, and even a serialised one (embedded chDB) overlaps their round trips. ``ends``: the
-        issue's ``ends`` already under way (the page starts its latest event from it)."""
-        fingerprint = self.primary_of(fingerprint)  # a merged fingerprint's page is its group's
+        issue's ``ends`` already under way (the page starts its latest event from it); ``resolved``: the caller
+        has already resolved ``fingerprint`` with ``primary_of``."""
+        if not resolved:
+            fingerprint = self.primary_of(fingerprint)  # a merged fingerprint's page is its group's
         pool = _pool()
         state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
         counts = pool.submit(self._hourly, [fingerprint])
@@ -321,10 +324,11 @@ class IssueQueries:
             out.setdefault(x["k"], []).append(TagValue(value=x["v"], count=int(x["c"])))
         return out
 
-    def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
+    def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25, resolved: bool = False) -> EventPage:
+        """A page of the issue's stored events, newest first (``resolved``: as in ``issue``)."""
         limit = max(1, min(limit, MAX_LIMIT))
         where = [OF_ISSUE]
-        params: dict[str, Any] = {"fps": [self.primary_of(fingerprint)], "lim": limit + 1}
+        params: dict[str, Any] = {"fps": [fingerprint if resolved else self.primary_of(fingerprint)], "lim": limit + 1}
         if cursor:
             c = decode_cursor(cursor)
             if not isinstance(c.get("t"), int) or not isinstance(c.get("e"), str):
