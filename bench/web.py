@@ -15,7 +15,10 @@ no Kafka needed: the live counts come from ClickHouse) and time, with one client
   issue, its events, similar issues; an event and its neighbours; overview, releases, alerts, chains)
   with a viewer token;
 * every HTML page (overview, stream, a search, an issue, its events, an event, releases, alerts,
-  chains, settings) with a browser session (the login form, as a browser signs in);
+  chains, settings) with a browser session (the login form, as a browser signs in), and the section the
+  issue page loads after its first paint (similar issues);
+* the overview's computation itself, as a request waits for it when the shared overview is too old
+  (``errstream.web.overview``; the API and page serve a recent one), in this process;
 * the live stream: with ``/api/v1/stream`` open (as the stream page keeps it), a new issue's first
   event is written as the sink writes counts, and the clock runs until the page's own refresh (its
   ``data-live-url``, fetched on the ``tick``) lists the new issue: what the page needs to show it.
@@ -185,6 +188,19 @@ def _live_latency(base: str, token: str, ch: Any, db: str, rounds: int, timeout:
     return out
 
 
+def _recompute_overview(ch: Any, db: str, n: int) -> list[float]:
+    """What a request waits for when the shared overview is older than its maximum age (or never computed): its
+    computation, timed in this process through the same ClickHouse endpoint (the API serves a recent one)."""
+    from errstream.web.overview import Fresh, overview
+
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        overview(Fresh(0, 0), ch, db, "24h", None)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
 def _seed(ch: Any, db: str, events: int, raw: int, groups: int, days: int, now: datetime,
           out: Callable[[str], Any]) -> float:
     start = time.perf_counter()
@@ -273,6 +289,7 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
                 ("page: stream /issues", lambda i: "/issues"),
                 ("page: stream, search syntax", lambda i: f"/issues?q={search.format(SERVICES[i % len(SERVICES)])}"),
                 ("page: issue", lambda i: f"/issues/{picks[i]}"),
+                ("page: issue, similar (after)", lambda i: f"/issues/{picks[i]}/similar?fragment=1"),
                 ("page: issue's events", lambda i: f"/issues/{picks[i]}/events"),
                 ("page: event", lambda i: f"/events/{latest[i]}"),
                 ("page: releases", lambda i: "/releases"),
@@ -285,6 +302,7 @@ def run_web_bench(events: int, raw: int, groups: int, requests: int, days: int =
                     client.get(fn(0)).raise_for_status()
             timings = [Timing(name, _time(c, fn, requests)) for name, fn in api]
             timings += [Timing(name, _time(b, fn, requests)) for name, fn in pages]
+            timings.append(Timing("overview: 24 h, recomputed", _recompute_overview(ch, db, requests)))
         live_s = _live_latency(base, token, ch, db, live_rounds)
         load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
         lines = [f"web latency over HTTP ({requests} requests each, one client, loopback; "

@@ -229,6 +229,10 @@ class Settings(BaseSettings):
     # A live stream (Server-Sent Events) ends after this long and the browser reconnects: a connection a page
     # forgot (a frozen tab, a proxy that hides the close) is never held for ever.
     web_stream_seconds: float = 300.0
+    # The overview's report is shared and recomputed at most this often (a background refresh; 0: on every
+    # request), and never served older than web_overview_max_age_seconds (docs/web.md#the-overviews-freshness).
+    web_overview_refresh_seconds: float = Field(default=10.0, ge=0)
+    web_overview_max_age_seconds: float = Field(default=60.0, ge=0)
     # JSON list of {"kind": "path|module|service|tag", "pattern": "...", "owner": "..."}; first match wins
     ownership_rules: list[OwnershipRule] = Field(default_factory=list)
 

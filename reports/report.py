@@ -368,6 +368,16 @@ class ReportQueries:
         return out
 
 
+def report_window(since: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The report's window for ``since`` ending ``now``: its ``window_start`` (a whole minute; a whole hour for
+    windows of ``HOURLY_FROM`` or more) and ``window_end``."""
+    end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    start = (end - parse_since(since)).replace(second=0)
+    if end - start >= HOURLY_FROM:
+        start = start.replace(minute=0)
+    return start, end
+
+
 def build_report(
     client: Client, database: str, since: str, service: str | None = None, top: int = 10,
     now: datetime | None = None,
@@ -376,8 +386,7 @@ def build_report(
     server serves them in parallel, and even a serialised one (embedded chDB) overlaps their round trips and
     the decoding of their results."""
     window = parse_since(since)
-    end = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
-    start = (end - window).replace(second=0)
+    start, end = report_window(since, now)
     q = ReportQueries(client, database, start, end, service)
     bucket = bucket_seconds(window)
     recovery = RecoveryQueries(client, database, q.start, end, service)

@@ -37,6 +37,7 @@ import email.parser
 import email.policy
 import gzip
 import os
+import queue
 import re
 import secrets
 import tempfile
@@ -166,23 +167,31 @@ class EmbeddedClickHouse:
     """Owns the chDB store; runs statements on per-session connections.
 
     A connection runs one statement at a time (it carries per-session state: ``USE``, ``SET``), so each
-    kind has its lock: one for read-write connections (errstream's own inserts and queries), one for
-    read-only ones (the analyst login), one for the guard's ``formatQuery``. chDB runs statements of
-    different connections concurrently, so an analyst's heavy query no longer holds errstream's inserts
-    (it delayed a stored event by 46 s when one lock served all); read-only queries are also bounded in
-    time and memory (``AnalystLimits``).
+    kind has its lock: one for read-write sessions, one for read-only ones (the analyst login), one for the
+    guard's ``formatQuery``. chDB runs statements of different connections concurrently, so an analyst's
+    heavy query no longer holds errstream's inserts (it delayed a stored event by 46 s when one lock served
+    all); read-only queries are also bounded in time and memory (``AnalystLimits``). Read-write statements
+    without a session (all of errstream's own: inserts, the web app's and the report's queries) take one of
+    ``connections`` connections that is free, so independent queries of one request run at once, as on a
+    ClickHouse server (one connection for them all ran the report's 13 queries one at a time).
     """
 
-    def __init__(self, path: Path, spool_dir: Path | None = None, limits: AnalystLimits | None = None) -> None:
+    def __init__(self, path: Path, spool_dir: Path | None = None, limits: AnalystLimits | None = None,
+                 connections: int = 4) -> None:
         self.path = path
         self.limits = limits or AnalystLimits()
         path.mkdir(parents=True, exist_ok=True)
         self.spool_dir = spool_dir or Path(tempfile.mkdtemp(prefix="errstream-chdb-spool-"))
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()  # read-write connections
+        self._lock = threading.Lock()  # read-write sessions
         self._read_lock = threading.Lock()  # read-only connections
         self._format_lock = threading.Lock()  # the guard's own connection
         self._default = chdb.connect(f"file:{path}")
+        # read-write connections without a session: a statement takes a free one (the most recently used first)
+        self._all_free = [self._default, *(chdb.connect(f"file:{path}") for _ in range(max(1, connections) - 1))]
+        self._free: queue.LifoQueue[Any] = queue.LifoQueue()
+        for conn in self._all_free:
+            self._free.put(conn)
         self._formatter = chdb.connect(f"file:{path}")
         self._readonly = self._new_connection(readonly=True)
         self._sessions: OrderedDict[tuple[str, str], Any] = OrderedDict()  # read-write, under _lock
@@ -207,9 +216,10 @@ class EmbeddedClickHouse:
         return conn
 
     def _connection(self, session_id: str | None, user: str, readonly: bool) -> Any:
-        """The connection for a statement; the caller holds the lock of its kind (``_read_lock`` or ``_lock``)."""
+        """The connection of a read-only statement or of a session; the caller holds the lock of its kind
+        (``_read_lock`` or ``_lock``)."""
         if not session_id:
-            return self._readonly if readonly else self._default
+            return self._readonly  # read-write statements without a session take a free connection instead
         sessions = self._read_sessions if readonly else self._sessions
         key = (user, session_id)  # one login cannot reach another's session
         conn = sessions.get(key)
@@ -257,9 +267,16 @@ class EmbeddedClickHouse:
         try:
             if guarded:
                 self._check_rendered(client_sql, readonly)
-            with self._read_lock if readonly else self._lock:
-                conn = self._connection(session_id, user, readonly)
-                result = self._run_with(conn, sql, fmt, params, database or None, settings or {})
+            if readonly or session_id:
+                with self._read_lock if readonly else self._lock:
+                    conn = self._connection(session_id, user, readonly)
+                    result = self._run_with(conn, sql, fmt, params, database or None, settings or {})
+            else:
+                conn = self._free.get()
+                try:
+                    result = self._run_with(conn, sql, fmt, params, database or None, settings or {})
+                finally:
+                    self._free.put(conn)
         except Exception as exc:  # chDB raises its own error types; keep ClickHouse's text
             raise ClickHouseError(str(exc).strip()) from None
         finally:
@@ -368,7 +385,9 @@ class EmbeddedClickHouse:
 
     def close(self) -> None:
         with self._lock, self._read_lock, self._format_lock:
-            for conn in [*self._sessions.values(), *self._read_sessions.values()]:
+            for _ in self._all_free:  # each free again: no statement runs on it
+                self._free.get()
+            for conn in [*self._sessions.values(), *self._read_sessions.values(), *self._all_free[1:]]:
                 conn.close()
             self._sessions.clear()
             self._read_sessions.clear()

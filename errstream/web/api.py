@@ -22,6 +22,7 @@ from errstream.issue_actions import MERGE_ACTIONS, Action, ActionRequest
 from errstream.issue_merges import MergeError
 from errstream.web.auth import Principal, Role
 from errstream.web.deps import api_user, web
+from errstream.web.overview import overview as shared_overview
 from errstream.web.saved_searches import SavedSearch, SearchLimit
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
@@ -37,7 +38,7 @@ from reports.issue_queries.models import (
     IssueSummary,
 )
 from reports.release_health import ReleaseHealth, release_health, release_window
-from reports.report import Report, build_report, parse_since
+from reports.report import Report, parse_since
 from reports.similar_issues import SimilarIssue, similar_issues
 from schemas.issue_merge import IssueMergeChange
 from schemas.issue_status import IssueStatusChange
@@ -204,9 +205,8 @@ def overview(request: Request, who: Viewer, since: str = "24h", service: str | N
         raise _bad(exc) from None
     w = web(request)
     q = w.queries
-    report = build_report(w.client, w.settings.clickhouse_database, since, service)
-    new = q.list_issues(IssueFilter(service=service, first_seen_from=report.window_start), "first_seen", None, 10)
-    return OverviewResponse(report=report, per_minute=q.service_series(), new_issues=new.issues,
+    o = shared_overview(w.overview, w.client, w.settings.clickhouse_database, since, service)
+    return OverviewResponse(report=o.report, per_minute=q.service_series(), new_issues=o.new_issues,
                             alerts=q.alerts(limit=20))
 
 

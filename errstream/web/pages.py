@@ -2,7 +2,8 @@
 
 Pages work without JavaScript: filters are GET forms, actions are POST forms with the
 session's CSRF token that redirect back (303) with a message. ``static/web.js`` only
-adds keyboard shortcuts and live alerts (Server-Sent Events). Jinja2 escapes every value.
+adds keyboard shortcuts, live alerts (Server-Sent Events) and the issue page's similar issues
+after its first paint (a link to their page without it). Jinja2 escapes every value.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from errstream.issue_merges import MergeError
 from errstream.web import breadcrumbs, frames, svg
 from errstream.web.auth import Principal, Session
 from errstream.web.deps import COOKIE, check_form_csrf, page_user, session_of, web
+from errstream.web.overview import overview as shared_overview
 from errstream.web.saved_searches import SavedSearch, SearchLimit, stream_query
 from reports import search_syntax
 from reports.event_nav import EventNav, event_nav
 from reports.issue_queries.models import SORTS, STATUSES, BadQuery, IssueFilter
 from reports.pools import pool
 from reports.release_health import RELEASE_WINDOWS, release_health, release_window
-from reports.report import build_report
 from reports.short_ids import issues_with_prefix
 from reports.similar_issues import similar_issues
 
@@ -162,9 +163,8 @@ def _overlay(w: Any, issues: list[Any]) -> None:
 def overview(request: Request, user: ViewerPage, since: str = "24h") -> HTMLResponse:
     w = web(request)
     since = since if since in ("1h", "6h", "24h", "7d", "14d") else "24h"
-    report = build_report(w.client, w.settings.clickhouse_database, since)
-    q = w.queries
-    new = q.list_issues(IssueFilter(first_seen_from=report.window_start), "first_seen", None, 10).issues
+    o = shared_overview(w.overview, w.client, w.settings.clickhouse_database, since, None)
+    report, new, q = o.report, o.new_issues, w.queries
     timeline = svg.columns([(p.start, p.events) for p in report.timeline], 1000, 150,
                            "%H:%M" if report.bucket_seconds < 86400 else "%m-%d", "events over time")
     return render(request, "overview.html", *user, report=report, per_minute=q.service_series(),
@@ -212,22 +212,43 @@ def issue_page(request: Request, user: ViewerPage,
             return RedirectResponse(f"/issues/{found[0]}", status_code=303)
         message = "No such issue." if not found else f"{fingerprint} names {len(found)} or more issues; add characters."
         return render(request, "error.html", *user, status=404 if not found else 400, message=message)
-    issue = w.queries.issue(fingerprint)
+    # The first events and the latest event's id need only the issue's fingerprint, and the latest event and its
+    # neighbours only that id: they all run beside the issue's own queries (pools of their own, since some of
+    # them wait on other pools' queries). Similar issues are not on the first paint: the page loads them after
+    # (``similar_page``; a link without JavaScript).
+    q, db = w.queries, w.settings.clickhouse_database
+    primary = q.primary_of(fingerprint)  # a merged fingerprint's page is its group's
+    parts, after = pool("page-parts"), pool("page-parts-after")
+    events_f = parts.submit(q.events, primary, None, 15, resolved=True)
+    ends_f = parts.submit(q.ends, primary)
+
+    def latest_id() -> str | None:
+        found: str | None = ends_f.result().get("latest")
+        return found
+
+    latest_f = after.submit(lambda: q.event(i) if (i := latest_id()) else None)
+    nav_f = after.submit(lambda: event_nav(w.client, db, primary, i) if (i := latest_id()) else None)
+    issue = q.issue(primary, ends=ends_f, resolved=True)
+    latest, nav, events = latest_f.result(), nav_f.result(), events_f.result().events
     if issue is None:
         return render(request, "error.html", *user, status=404, message="No such issue.")
     pending = _unrecorded(w, issue)
     _overlay(w, [issue])
-    # The latest event, the first events, the latest event's neighbours and similar issues need only the
-    # issue: they run at once (a pool of their own, since some of them wait on the query pool themselves).
-    parts, db, latest_id = pool("page-parts"), w.settings.clickhouse_database, issue.latest_event_id
-    latest_f = parts.submit(w.queries.event, latest_id) if latest_id else None
-    nav_f = parts.submit(event_nav, w.client, db, issue.fingerprint, latest_id) if latest_id else None
-    events_f = parts.submit(w.queries.events, fingerprint, None, 15)
-    similar_f = parts.submit(similar_issues, w.client, db, issue.fingerprint, issue.exception_type, issue.culprit)
-    latest = latest_f.result() if latest_f else None
-    nav = nav_f.result() if nav_f and latest else None
-    return render(request, "issue.html", *user, issue=issue, event=latest, events=events_f.result().events,
-                  pending=pending, nav=nav, similar=similar_f.result())
+    return render(request, "issue.html", *user, issue=issue, event=latest, events=events, pending=pending,
+                  nav=nav if latest else None)
+
+
+@router.get("/issues/{fingerprint}/similar", response_class=HTMLResponse)
+def similar_page(request: Request, user: ViewerPage, fingerprint: Fingerprint, fragment: bool = False) -> HTMLResponse:
+    """Similar issues: the issue page's section, which it loads after its first paint (``fragment=1``: the
+    section alone), or a page of their own (the issue page's link without JavaScript)."""
+    w = web(request)
+    issue = w.queries.summary(fingerprint)  # its type, culprit and title: not the whole issue page's queries
+    if issue is None:
+        return render(request, "error.html", *user, status=404, message="No such issue.")
+    similar = similar_issues(w.client, w.settings.clickhouse_database, issue.fingerprint, issue.exception_type,
+                             issue.culprit)
+    return render(request, "_similar.html" if fragment else "similar.html", *user, issue=issue, similar=similar)
 
 
 

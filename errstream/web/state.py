@@ -22,6 +22,7 @@ from errstream.issue_actions import ActionRequest, escalating_rule, plan_changes
 from errstream.issue_merges import for_group, plan_merge, plan_unmerge
 from errstream.web.auth import LoginLimiter, Principal, Sessions, TokenStore
 from errstream.web.live import AlertFeed
+from errstream.web.overview import Fresh
 from errstream_core.ownership import IssueFacts, owner_for
 from errstream_core.settings import Settings
 from producers.issue_status import StatusPublisher
@@ -68,6 +69,10 @@ class WebState:
     pulse: Any = None  # errstream.web.pulse.Pulse while the live feed runs
     searches: Any = None  # errstream.web.saved_searches.SavedSearches (per user, beside the tokens file)
     pending: dict[str, tuple[float, IssueStatusChange]] = field(default_factory=dict)
+    overview: Fresh[Any] = field(init=False)  # the overview's report and new issues, shared (errstream.web.overview)
+
+    def __post_init__(self) -> None:
+        self.overview = Fresh(self.settings.web_overview_refresh_seconds, self.settings.web_overview_max_age_seconds)
 
     @property
     def client(self) -> Any:

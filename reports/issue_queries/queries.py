@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -222,21 +222,33 @@ class IssueQueries:
         rows = self._rows(PAGE_STATE_SQL, fps=[self.primary_of(fingerprint)])
         return (self._summary(rows[0]), int(rows[0]["stored"])) if rows else None
 
-    def issue(self, fingerprint: str) -> IssueDetail | None:
-        """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
-        in parallel, and even a serialised one (embedded chDB) overlaps their round trips."""
-        fingerprint = self.primary_of(fingerprint)  # a merged fingerprint's page is its group's
-        pool = _pool()
-        state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
-        counts = pool.submit(self._hourly, [fingerprint])
-        # first and last release and the latest stored event, from the states kept at insert per issue and day
-        # (migration 0022), not from every stored event of the issue
-        ends = pool.submit(
-            self._rows,
+    def ends(self, fingerprint: str) -> dict[str, Any]:
+        """The issue's first and last release and its latest stored event (``latest``, None without one), from
+        the states kept at insert per issue and day (migration 0022), not from every stored event of the issue.
+        ``fingerprint`` is the issue's primary (``primary_of``)."""
+        rows = self._rows(
             "SELECT argMinMerge(first_release) AS first_release, argMaxMerge(last_release) AS last_release,"
             f" toString(argMaxMerge(latest_event)) AS latest FROM {{db}}.error_issue_event_ends WHERE {MEMBERS_OF}",
             fps=[fingerprint],
         )
+        e = dict(rows[0]) if rows else {}
+        if e.get("latest") in ("", "00000000-0000-0000-0000-000000000000"):
+            e["latest"] = None
+        return e
+
+    def issue(self, fingerprint: str, ends: Future[dict[str, Any]] | None = None,
+              resolved: bool = False) -> IssueDetail | None:
+        """The issue page. Its queries are independent, so they run at once: a ClickHouse server serves them
+        in parallel, and even a serialised one (embedded chDB) overlaps their round trips. ``ends``: the
+        issue's ``ends`` already under way (the page starts its latest event from it); ``resolved``: the caller
+        has already resolved ``fingerprint`` with ``primary_of``."""
+        if not resolved:
+            fingerprint = self.primary_of(fingerprint)  # a merged fingerprint's page is its group's
+        pool = _pool()
+        state = pool.submit(self._rows, PAGE_STATE_SQL, fps=[fingerprint])
+        counts = pool.submit(self._hourly, [fingerprint])
+        if ends is None:
+            ends = pool.submit(self.ends, fingerprint)
         history = pool.submit(self.history, fingerprint)
         merges = pool.submit(self.merges, fingerprint)
         tags = pool.submit(self.top_tags, fingerprint)
@@ -251,8 +263,7 @@ class IssueQueries:
         r = rows[0]
         base = self._summary(r)
         self._fill_counts([base], counts.result())
-        e = (ends.result() or [{}])[0]
-        latest = e.get("latest")
+        e = ends.result()
         now_hour = self._now().replace(minute=0, second=0, microsecond=0)
         first_day = now_hour.replace(hour=0) - timedelta(days=13)
         return IssueDetail(
@@ -267,7 +278,7 @@ class IssueQueries:
             timeline_24h=[(now_hour - timedelta(hours=23 - k), n) for k, n in enumerate(base.series_24h)],
             timeline_14d=[(first_day + timedelta(days=k), n) for k, n in enumerate(base.series_14d)],
             alerts=alerts.result(), chains=chains.result(),
-            latest_event_id=latest if latest and latest != "00000000-0000-0000-0000-000000000000" else None,
+            latest_event_id=e.get("latest"),
             recovery=recovery.result(),
         )
 
@@ -313,10 +324,11 @@ class IssueQueries:
             out.setdefault(x["k"], []).append(TagValue(value=x["v"], count=int(x["c"])))
         return out
 
-    def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25) -> EventPage:
+    def events(self, fingerprint: str, cursor: str | None = None, limit: int = 25, resolved: bool = False) -> EventPage:
+        """A page of the issue's stored events, newest first (``resolved``: as in ``issue``)."""
         limit = max(1, min(limit, MAX_LIMIT))
         where = [OF_ISSUE]
-        params: dict[str, Any] = {"fps": [self.primary_of(fingerprint)], "lim": limit + 1}
+        params: dict[str, Any] = {"fps": [fingerprint if resolved else self.primary_of(fingerprint)], "lim": limit + 1}
         if cursor:
             c = decode_cursor(cursor)
             if not isinstance(c.get("t"), int) or not isinstance(c.get("e"), str):

@@ -180,7 +180,25 @@
     });
   }
 
+  // The issue page's similar issues come after its first paint: the section's own HTML from the server
+  // (escaped there, as every page is); without JavaScript its link opens them as a page.
+  function loadSections() {
+    if (!window.fetch) return;
+    Array.prototype.forEach.call(document.querySelectorAll("section[data-src]"), function (section) {
+      fetch(section.getAttribute("data-src") + "?fragment=1", {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          section.innerHTML = html;
+          section.removeAttribute("data-src");
+          section.setAttribute("data-loaded", "1");
+        })
+        .catch(function () { /* the link stays */ });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    loadSections();
     traceOptions();
     rows = Array.prototype.slice.call(document.querySelectorAll("table.stream tr.row"));
     openLive();

@@ -62,11 +62,17 @@ def test_merge_a_similar_issue_with_one_click(web_env: WebEnv, tmp_path: Path) -
     with chromium.chromium(tmp_path / "chrome") as d:
         chromium.log_in(d, web_env.url, web_env.tokens["viewer"])
         d.get(f"{web_env.url}/issues/{fps['S1']}")
+        # loaded after the page's first paint, into the page (it is not reloaded)
+        d.execute_script("document.body.setAttribute('data-marker', '1')")
+        WebDriverWait(d, 30).until(lambda drv: drv.find_elements(By.CSS_SELECTOR, "#similar[data-loaded]"))
         assert "S2" in d.find_element(By.ID, "similar").text and "60 % alike" in d.find_element(By.ID, "similar").text
+        assert d.find_element(By.TAG_NAME, "body").get_attribute("data-marker") == "1"
         assert not d.find_elements(By.CSS_SELECTOR, "button.merge-into")  # a viewer cannot merge
     with chromium.chromium(tmp_path / "chrome-member") as d:
         chromium.log_in(d, web_env.url, web_env.tokens["member"])
         d.get(f"{web_env.url}/issues/{fps['S1']}")
+        WebDriverWait(d, 30).until(lambda drv: drv.find_elements(
+            By.CSS_SELECTOR, f'tr.similar[data-fp="{fps["S2"]}"] button.merge-into'))
         d.find_element(By.CSS_SELECTOR, f'tr.similar[data-fp="{fps["S2"]}"] button.merge-into').click()
         WebDriverWait(d, 30).until(lambda drv: "Issue merged." in drv.page_source)
         assert d.current_url.split("?")[0].endswith(f"/issues/{fps['S1']}")
@@ -74,3 +80,23 @@ def test_merge_a_similar_issue_with_one_click(web_env: WebEnv, tmp_path: Path) -
     members = wait_for(lambda: api(web_env).get(f"/api/v1/issues/{fps['S1']}").json()["members"],
                        lambda m: fps["S2"] in m, 60, "S2 merged into S1", diagnostics=web_env.notify.output)
     assert set(members) == {fps["S1"], fps["S2"]}
+
+
+def test_without_javascript_the_issue_page_links_to_its_similar_issues(web_env: WebEnv) -> None:
+    """The issue page's first paint has no similar issues; its link opens them as a page of their own, and the
+    section alone is what the page's script loads after."""
+    from tests.e2e.web.test_web_api import login
+
+    tag = uuid.uuid4().hex[:4]
+    fps = _issues(web_env, tag)
+    c, _ = login(web_env, "member")
+    issue = c.get(f"/issues/{fps['S1']}").text
+    assert f'href="/issues/{fps["S1"]}/similar"' in issue and "% alike" not in issue
+    page = c.get(f"/issues/{fps['S1']}/similar")
+    assert page.status_code == 200 and "<html" in page.text and "60 % alike" in page.text
+    assert f'data-fp="{fps["S2"]}"' in page.text and f'data-fp="{fps["S3"]}"' not in page.text
+    assert 'class="merge-into"' in page.text  # a member merges from there too
+    section = c.get(f"/issues/{fps['S1']}/similar", params={"fragment": "1"})
+    assert section.status_code == 200 and "<html" not in section.text and "60 % alike" in section.text
+    assert c.get(f"/issues/{'0' * 32}/similar").status_code == 404
+    assert c.get(f"/issues/{fps['S1']}/similar", params={"fragment": "<script>"}).status_code in (400, 422)
