@@ -30,11 +30,11 @@ setup: $(STAMP) system-deps kafka-jars
 
 # Tests run side by side in TEST_WORKERS processes (pytest-xdist) sharing one broker, each with its own ClickHouse;
 # a file's tests stay on one worker (--dist loadfile), so a module's servers and fixtures start once.
-# Four on two cores: much of a test's time is waiting (a role starting, a batch window, a poll), which a fourth
-# process fills (CONTRIBUTING.md has the times). PYTHONDONTWRITEBYTECODE is cleared for pytest alone: with it
-# set (as on some CI machines) every test process rewrites the asserts of all 240 test modules again at each
-# run, 4 s of CPU each; without it pytest keeps the rewritten modules in __pycache__ (ignored by git).
-TEST_WORKERS ?= 4
+# Three on two cores: the suite keeps both busy with three, and a fourth made it no faster (CONTRIBUTING.md has
+# the times). PYTHONDONTWRITEBYTECODE is cleared for pytest alone: with it set (as on some CI machines) every
+# test process rewrites the asserts of all 240 test modules again at each run, 4 s of CPU each; without it
+# pytest keeps the rewritten modules in __pycache__ (ignored by git).
+TEST_WORKERS ?= 3
 PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 # The tests start about 270 Python processes (roles, CLI commands): compiled once here, each one reads our modules'
 # bytecode instead of compiling them again (0.2 s of CPU a start where PYTHONDONTWRITEBYTECODE is set, as on
