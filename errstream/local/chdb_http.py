@@ -188,9 +188,9 @@ class EmbeddedClickHouse:
         self._format_lock = threading.Lock()  # the guard's own connection
         self._default = chdb.connect(f"file:{path}")
         # read-write connections without a session: a statement takes a free one (the most recently used first)
-        self._all_free = [self._default, *(chdb.connect(f"file:{path}") for _ in range(max(1, connections) - 1))]
+        self._pooled = [self._default, *(chdb.connect(f"file:{path}") for _ in range(max(1, connections) - 1))]
         self._free: queue.LifoQueue[Any] = queue.LifoQueue()
-        for conn in self._all_free:
+        for conn in self._pooled:
             self._free.put(conn)
         self._formatter = chdb.connect(f"file:{path}")
         self._readonly = self._new_connection(readonly=True)
@@ -317,7 +317,6 @@ class EmbeddedClickHouse:
                 del current[name]
             for name, value in settings.items():
                 if current.get(name) != value:
-                    current.pop(name, None)
                     conn.query(f"SET {name} = {_sql_literal(value)}")
                     current[name] = value
             result = conn.query(sql, fmt, params=params or None)
@@ -385,9 +384,9 @@ class EmbeddedClickHouse:
 
     def close(self) -> None:
         with self._lock, self._read_lock, self._format_lock:
-            for _ in self._all_free:  # each free again: no statement runs on it
+            for _ in self._pooled:  # each free again: no statement runs on it
                 self._free.get()
-            for conn in [*self._sessions.values(), *self._read_sessions.values(), *self._all_free[1:]]:
+            for conn in [*self._sessions.values(), *self._read_sessions.values(), *self._pooled[1:]]:
                 conn.close()
             self._sessions.clear()
             self._read_sessions.clear()
